@@ -1,0 +1,103 @@
+// RAII handles for libpq, and the few helpers every user of a connection needs.
+#pragma once
+
+#include <libpq-fe.h>
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace cdcsync {
+
+struct PqFinish {
+  void operator()(PGconn* c) const { PQfinish(c); }
+};
+struct PqClear {
+  void operator()(PGresult* r) const { PQclear(r); }
+};
+struct PqFreemem {
+  void operator()(void* p) const { PQfreemem(p); }
+};
+using PgConn = std::unique_ptr<PGconn, PqFinish>;
+using PgResult = std::unique_ptr<PGresult, PqClear>;
+
+// An error from a PostgreSQL server or from libpq. `message` is the primary message only: the DETAIL
+// field may contain row values, so it is never kept.
+class PgError : public std::runtime_error {
+ public:
+  PgError(std::string sqlstate, const std::string& message)
+      : std::runtime_error(message), sqlstate_(std::move(sqlstate)) {}
+  const std::string& sqlstate() const { return sqlstate_; }
+  // Retry on a lost connection, serialization failure, deadlock, admin shutdown and resource exhaustion.
+  bool transient() const {
+    return sqlstate_.empty() || sqlstate_.starts_with("08") || sqlstate_ == "40001" ||
+           sqlstate_ == "40P01" || sqlstate_.starts_with("57P") || sqlstate_.starts_with("53");
+  }
+
+ private:
+  std::string sqlstate_;
+};
+
+// The error of a failed result, without DETAIL. A null result (out of memory, lost connection) reads
+// the connection's message and reports SQLSTATE "" (transient).
+inline PgError pg_error(PGconn* conn, const PGresult* res, std::string_view doing) {
+  std::string state;
+  std::string primary;
+  if (res != nullptr) {
+    if (const char* s = PQresultErrorField(res, PG_DIAG_SQLSTATE)) state = s;
+    if (const char* p = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY)) primary = p;
+  }
+  if (primary.empty() && conn != nullptr) {
+    primary = PQerrorMessage(conn);
+    while (!primary.empty() && (primary.back() == '\n' || primary.back() == ' ')) primary.pop_back();
+  }
+  std::string msg{doing};
+  msg += ": ";
+  msg += primary.empty() ? "unknown error" : primary;
+  if (!state.empty()) msg += " (SQLSTATE " + state + ")";
+  return PgError{state, msg};
+}
+
+// Runs a statement and returns its result; throws PgError unless the status is one of the expected ones.
+inline PgResult pg_exec(PGconn* conn, const char* sql, std::string_view doing,
+                        ExecStatusType expected = PGRES_COMMAND_OK,
+                        ExecStatusType also = PGRES_TUPLES_OK) {
+  PgResult res{PQexec(conn, sql)};
+  const auto st = res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;
+  if (st != expected && st != also) throw pg_error(conn, res.get(), doing);
+  return res;
+}
+
+// Quotes an identifier with libpq's own rules (handles quotes, case and encoding).
+inline std::string pg_quote_ident(PGconn* conn, std::string_view ident) {
+  std::unique_ptr<char, PqFreemem> q{PQescapeIdentifier(conn, ident.data(), ident.size())};
+  if (!q) throw PgError{"", std::string("cannot quote identifier: ") + PQerrorMessage(conn)};
+  return q.get();
+}
+
+// Quotes an identifier without a connection (UTF-8 servers): doubles embedded quotes.
+inline std::string quote_ident(std::string_view ident) {
+  std::string out;
+  out.reserve(ident.size() + 2);
+  out.push_back('"');
+  for (char c : ident) {
+    if (c == '"') out.push_back('"');
+    out.push_back(c);
+  }
+  out.push_back('"');
+  return out;
+}
+
+// Connects with a conninfo string; throws PgError with libpq's message (which never includes the password).
+inline PgConn pg_connect(const std::string& conninfo, std::string_view what) {
+  PgConn conn{PQconnectdb(conninfo.c_str())};
+  if (!conn || PQstatus(conn.get()) != CONNECTION_OK) {
+    std::string msg = conn ? PQerrorMessage(conn.get()) : "out of memory";
+    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+    throw PgError{"08000", std::string("cannot connect to ") + std::string(what) + ": " + msg};
+  }
+  return conn;
+}
+
+}  // namespace cdcsync

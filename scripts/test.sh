@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The README's test command, and what CI runs (.ci/run): installs what is needed, builds, starts real
+# PostgreSQL x2 and Redis through ctest's "servers" fixture, runs every test; then the unit tests again in
+# an AddressSanitizer + UndefinedBehaviorSanitizer build, and a short fuzz run of the protocol decoder.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+start=$(date +%s)
+jobs=$(nproc)
+
+bash scripts/install-deps.sh
+
+echo "== build (RelWithDebInfo)"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j "$jobs"
+
+echo "== build (ASan + UBSan)"
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCDCSYNC_SANITIZE=ON -DCDCSYNC_INTEGRATION=OFF \
+  -DCDCSYNC_BENCH=OFF >/dev/null
+cmake --build build-asan -j "$jobs"
+
+echo "== unit tests under ASan + UBSan"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build-asan -L unit --output-on-failure -j "$jobs"
+
+if [ -x scripts/fuzz.sh ]; then
+  echo "== short fuzz run"
+  bash scripts/fuzz.sh --seconds "${CDCSYNC_FUZZ_SECONDS:-30}"
+fi
+
+echo "== all tests (unit, integration against real servers, end-to-end)"
+ctest --test-dir build --output-on-failure -LE long
+echo "test.sh: finished in $(( $(date +%s) - start )) s"

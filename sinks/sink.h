@@ -1,0 +1,87 @@
+// The seam between the pipeline and a target. A sink receives batches of whole source transactions
+// (or, for a source transaction too large for memory, its chunks) and makes them durable.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "decoders/change.h"
+#include "decoders/lsn.h"
+
+namespace cdcsync {
+
+struct Batch {
+  // In source commit order. Only the first element may be a continuation chunk and only the last one may
+  // be an unfinished chunk of its source transaction.
+  std::vector<Transaction> transactions;
+
+  bool empty() const { return transactions.empty(); }
+  std::size_t changes() const {
+    std::size_t n = 0;
+    for (const auto& t : transactions) n += t.changes.size();
+    return n;
+  }
+  // True when the batch ends with a finished source transaction, i.e. applying it can commit.
+  bool ends_whole() const { return !transactions.empty() && transactions.back().last_chunk; }
+  Lsn end_lsn() const { return transactions.empty() ? Lsn{} : transactions.back().info.end_lsn; }
+};
+
+// The progress row a target keeps in the same transaction as the applied rows: the target, not Redis,
+// is the authority for what has been applied.
+struct Progress {
+  Lsn end_lsn;                       // commit end LSN of the last source transaction applied
+  Xid xid;                           // its xid
+  std::int64_t commit_time_us = 0;   // its commit time (PostgreSQL epoch microseconds)
+  Lsn acked_lsn;                     // highest position ever confirmed to the source as flushed
+};
+
+// Retry the same batch after reconnecting (lost connection, serialization failure, deadlock, shutdown,
+// resource exhaustion).
+class TransientError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Stop: applying cannot succeed without an operator (constraint violation, missing column, permission).
+// Names the table, the source transaction's end LSN and the SQLSTATE; never row values.
+class PermanentError : public std::runtime_error {
+ public:
+  PermanentError(std::string table, Lsn lsn, std::string sqlstate, const std::string& what)
+      : std::runtime_error(what), table_(std::move(table)), lsn_(lsn), sqlstate_(std::move(sqlstate)) {}
+  const std::string& table() const { return table_; }
+  Lsn lsn() const { return lsn_; }
+  const std::string& sqlstate() const { return sqlstate_; }
+
+ private:
+  std::string table_;
+  Lsn lsn_;
+  std::string sqlstate_;
+};
+
+class Sink {
+ public:
+  virtual ~Sink() = default;
+
+  // Applies the batch in one target transaction together with the progress row. Source transactions whose
+  // end LSN is at or below the durable progress are skipped whole. Returns the end LSN now durable, or
+  // nullopt when the batch ended inside a source transaction: the target transaction then stays open and
+  // the next apply continues it. Throws TransientError or PermanentError; after a throw nothing of the
+  // open target transaction is kept.
+  virtual std::optional<Lsn> apply(const Batch& batch) = 0;
+
+  // Rolls back an open target transaction, if any.
+  virtual void abort() = 0;
+
+  // The progress row as committed in the target; nullopt when the pipeline has never applied anything.
+  virtual std::optional<Progress> load_progress() = 0;
+
+  // Records, durably and before it is sent, a position about to be confirmed to the source without a
+  // transaction behind it (an idle keepalive). Never moves acked_lsn backwards.
+  virtual void record_ack(Lsn lsn) = 0;
+};
+
+}  // namespace cdcsync

@@ -1,0 +1,186 @@
+#include "tests/harness/servers.h"
+
+#include <hiredis/hiredis.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <memory>
+#include <stdexcept>
+#include <thread>
+
+namespace cdcsync::test {
+namespace {
+
+struct RedisFree {
+  void operator()(redisContext* c) const { redisFree(c); }
+};
+struct ReplyFree {
+  void operator()(redisReply* r) const { freeReplyObject(r); }
+};
+
+std::string reply_text(const redisReply* r) {
+  switch (r->type) {
+    case REDIS_REPLY_NIL: return "(nil)";
+    case REDIS_REPLY_INTEGER: return std::to_string(r->integer);
+    case REDIS_REPLY_ARRAY: {
+      std::string out;
+      for (size_t i = 0; i < r->elements; ++i) {
+        if (i) out += "\n";
+        out += reply_text(r->element[i]);
+      }
+      return out;
+    }
+    default: return std::string(r->str, r->len);
+  }
+}
+
+}  // namespace
+
+std::string repo_root() { return CDCSYNC_SOURCE_ROOT; }
+
+const TestServers& TestServers::get() {
+  static const TestServers instance = [] {
+    TestServers s;
+    const char* path = std::getenv("CDCSYNC_SERVERS_ENV");
+    if (path == nullptr) {
+      throw std::runtime_error(
+          "CDCSYNC_SERVERS_ENV is not set: run integration tests through ctest, or start servers with "
+          "scripts/servers.sh start DIR and export CDCSYNC_SERVERS_ENV=DIR/env");
+    }
+    std::ifstream in(path);
+    if (!in) throw std::runtime_error(std::string("cannot read servers env file ") + path);
+    std::string line;
+    while (std::getline(in, line)) {
+      const auto eq = line.find('=');
+      if (eq == std::string::npos) continue;
+      std::string value = line.substr(eq + 1);
+      if (value.size() >= 2 && value.front() == '\'' && value.back() == '\'') {
+        value = value.substr(1, value.size() - 2);
+      }
+      s.vars_[line.substr(0, eq)] = value;
+    }
+    s.dir_ = s.env("CDCSYNC_SERVERS_DIR");
+    return s;
+  }();
+  return instance;
+}
+
+std::string TestServers::env(const std::string& key) const {
+  const auto it = vars_.find(key);
+  if (it == vars_.end()) throw std::runtime_error("servers env has no " + key);
+  return it->second;
+}
+
+int TestServers::port(Server s) const {
+  return std::stoi(env(s == Server::Customer ? "CDCSYNC_CUSTOMER_PORT" : "CDCSYNC_ORDER_PORT"));
+}
+int TestServers::redis_port() const { return std::stoi(env("CDCSYNC_REDIS_PORT")); }
+
+std::string TestServers::admin_conninfo(Server s, const std::string& dbname) const {
+  return "host=127.0.0.1 port=" + std::to_string(port(s)) + " dbname=" + dbname + " user=" +
+         env("CDCSYNC_ADMIN_USER") + " passfile=" + passfile();
+}
+std::string TestServers::source_conninfo(const std::string& dbname) const {
+  return "host=127.0.0.1 port=" + std::to_string(port(Server::Customer)) + " dbname=" + dbname +
+         " user=cdcsync_source passfile=" + passfile();
+}
+std::string TestServers::target_conninfo(const std::string& dbname) const {
+  return "host=127.0.0.1 port=" + std::to_string(port(Server::Order)) + " dbname=" + dbname +
+         " user=cdcsync_target passfile=" + passfile();
+}
+
+std::string TestServers::fresh_database(Server s, const std::string& dbname,
+                                        const std::vector<std::string>& sql_files) const {
+  const auto postgres = admin_conninfo(s, "postgres");
+  exec_sql(postgres, "DROP DATABASE IF EXISTS " + quote_ident(dbname) + " WITH (FORCE)");
+  exec_sql(postgres, "CREATE DATABASE " + quote_ident(dbname));
+  const auto conninfo = admin_conninfo(s, dbname);
+  for (const auto& file : sql_files) {
+    std::ifstream in(repo_root() + "/" + file);
+    if (!in) throw std::runtime_error("cannot read " + file);
+    const std::string sql((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    exec_sql(conninfo, sql);
+  }
+  return conninfo;
+}
+
+void TestServers::control(const std::vector<std::string>& args) const {
+  std::vector<std::string> argv = {"bash", repo_root() + "/scripts/servers.sh"};
+  argv.push_back(args.at(0));
+  argv.push_back(dir_);
+  argv.insert(argv.end(), args.begin() + 1, args.end());
+  std::vector<char*> cargv;
+  for (auto& a : argv) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    execvp("bash", cargv.data());
+    _exit(127);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    throw std::runtime_error("scripts/servers.sh " + args.at(0) + " failed");
+  }
+}
+
+void exec_sql(const std::string& conninfo, const std::string& sql) {
+  auto conn = pg_connect(conninfo, "test server");
+  pg_exec(conn.get(), sql.c_str(), "test SQL");
+}
+
+std::vector<std::vector<std::optional<std::string>>> query_rows(const std::string& conninfo,
+                                                                const std::string& sql) {
+  auto conn = pg_connect(conninfo, "test server");
+  auto res = pg_exec(conn.get(), sql.c_str(), "test query", PGRES_TUPLES_OK);
+  std::vector<std::vector<std::optional<std::string>>> rows;
+  for (int r = 0; r < PQntuples(res.get()); ++r) {
+    auto& row = rows.emplace_back();
+    for (int c = 0; c < PQnfields(res.get()); ++c) {
+      if (PQgetisnull(res.get(), r, c)) row.emplace_back(std::nullopt);
+      else row.emplace_back(PQgetvalue(res.get(), r, c));
+    }
+  }
+  return rows;
+}
+
+std::optional<std::string> query_value(const std::string& conninfo, const std::string& sql) {
+  const auto rows = query_rows(conninfo, sql);
+  if (rows.empty() || rows[0].empty()) return std::nullopt;
+  return rows[0][0];
+}
+
+bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout,
+                std::chrono::milliseconds every) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    try {
+      if (condition()) return true;
+    } catch (const std::exception&) {
+      // not yet: a server may be restarting
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return false;
+    std::this_thread::sleep_for(every);
+  }
+}
+
+std::string redis_command(const std::vector<std::string>& argv) {
+  const auto& s = TestServers::get();
+  std::unique_ptr<redisContext, RedisFree> c{redisConnect("127.0.0.1", s.redis_port())};
+  if (!c || c->err) throw std::runtime_error("cannot connect to test Redis");
+  std::vector<const char*> args;
+  std::vector<size_t> lens;
+  for (const auto& a : argv) {
+    args.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  std::unique_ptr<redisReply, ReplyFree> r{static_cast<redisReply*>(
+      redisCommandArgv(c.get(), static_cast<int>(args.size()), args.data(), lens.data()))};
+  if (!r) throw std::runtime_error("Redis command failed");
+  if (r->type == REDIS_REPLY_ERROR) throw std::runtime_error("Redis error: " + reply_text(r.get()));
+  return reply_text(r.get());
+}
+
+}  // namespace cdcsync::test

@@ -1,0 +1,65 @@
+// The test side of scripts/servers.sh: reads the env file of the servers that the ctest fixture started
+// (CDCSYNC_SERVERS_ENV) and offers the few helpers integration tests share.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "decoders/pg.h"
+
+namespace cdcsync::test {
+
+enum class Server { Customer, Order };
+
+class TestServers {
+ public:
+  // Loads the env file; skips nothing: a missing file is a test failure with a message saying how to start them.
+  static const TestServers& get();
+
+  std::string env(const std::string& key) const;
+  const std::string& servers_dir() const { return dir_; }
+  int port(Server s) const;
+  int redis_port() const;
+  std::string redis_url() const { return env("CDCSYNC_REDIS_URL"); }
+  std::string passfile() const { return env("CDCSYNC_PGPASSFILE"); }
+
+  // Admin (superuser) conninfo for a database on one server.
+  std::string admin_conninfo(Server s, const std::string& dbname) const;
+  // Demo-role conninfos (cdcsync_source on customers, cdcsync_target on orders).
+  std::string source_conninfo(const std::string& dbname = "customers") const;
+  std::string target_conninfo(const std::string& dbname = "orders") const;
+
+  // Drops and creates a database, optionally applying deploy/sql files (paths relative to the repo root);
+  // returns its admin conninfo.
+  std::string fresh_database(Server s, const std::string& dbname,
+                             const std::vector<std::string>& sql_files = {}) const;
+
+  // Runs scripts/servers.sh with the given arguments (e.g. {"pg-stop", "customer", "immediate"}).
+  void control(const std::vector<std::string>& args) const;
+
+ private:
+  std::map<std::string, std::string> vars_;
+  std::string dir_;
+};
+
+std::string repo_root();
+
+// Runs SQL as-is on a short-lived connection; throws PgError on failure.
+void exec_sql(const std::string& conninfo, const std::string& sql);
+// First column of the first row, or nullopt when there is no row or it is NULL.
+std::optional<std::string> query_value(const std::string& conninfo, const std::string& sql);
+std::vector<std::vector<std::optional<std::string>>> query_rows(const std::string& conninfo,
+                                                                const std::string& sql);
+
+// Polls `condition` until it holds or the timeout passes; exceptions inside count as "not yet".
+bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout,
+                std::chrono::milliseconds every = std::chrono::milliseconds(50));
+
+// A Redis command through redis-cli-free hiredis; returns the reply as text ("(nil)" for nil).
+std::string redis_command(const std::vector<std::string>& argv);
+
+}  // namespace cdcsync::test
