@@ -1,0 +1,237 @@
+#include "decoders/replication_stream.h"
+
+#include <poll.h>
+
+#include <chrono>
+#include <cstring>
+
+#include "decoders/byte_reader.h"
+#include "decoders/change.h"
+
+namespace cdcsync {
+namespace {
+
+std::int64_t now_pg_micros() {
+  const auto unix_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count();
+  return unix_us - kPgEpochUnixMicros;
+}
+
+void put_u64(std::string& out, std::uint64_t v) {
+  for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>((v >> shift) & 0xff));
+}
+
+std::string escape_literal(PGconn* conn, std::string_view s) {
+  std::unique_ptr<char, PqFreemem> q{PQescapeLiteral(conn, s.data(), s.size())};
+  if (!q) throw PgError{"", std::string("cannot quote literal: ") + PQerrorMessage(conn)};
+  return q.get();
+}
+
+std::string value(const PGresult* res, int row, int col) {
+  return PQgetisnull(res, row, col) ? std::string{} : std::string(PQgetvalue(res, row, col));
+}
+
+Lsn lsn_value(const PGresult* res, int row, int col, std::string_view what) {
+  if (PQgetisnull(res, row, col)) return Lsn{};
+  const auto lsn = Lsn::parse(PQgetvalue(res, row, col));
+  if (!lsn) throw PgError{"XX000", std::string("server sent a malformed LSN for ") + std::string(what)};
+  return *lsn;
+}
+
+}  // namespace
+
+bool valid_slot_name(std::string_view name) {
+  if (name.empty() || name.size() > 63) return false;
+  for (char c : name) {
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_')) return false;
+  }
+  return true;
+}
+
+std::string publication_names_option(const std::vector<std::string>& publications) {
+  std::string out;
+  for (const auto& p : publications) {
+    if (!out.empty()) out += ',';
+    out += quote_ident(p);
+  }
+  return out;
+}
+
+ReplicationStream::ReplicationStream(const std::string& conninfo) {
+  const char* keys[] = {"dbname", "replication", "fallback_application_name", nullptr};
+  const char* values[] = {conninfo.c_str(), "database", "cdcsync", nullptr};
+  conn_.reset(PQconnectdbParams(keys, values, 1));
+  if (!conn_ || PQstatus(conn_.get()) != CONNECTION_OK) {
+    std::string msg = conn_ ? PQerrorMessage(conn_.get()) : "out of memory";
+    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+    throw PgError{"08000", "cannot open a replication connection to the source: " + msg};
+  }
+}
+
+ReplicationStream::~ReplicationStream() = default;
+
+int ReplicationStream::server_version() const { return PQserverVersion(conn_.get()); }
+
+PgResult ReplicationStream::query(const std::string& sql, std::string_view doing) {
+  return pg_exec(conn_.get(), sql.c_str(), doing, PGRES_TUPLES_OK, PGRES_COMMAND_OK);
+}
+
+SystemIdentity ReplicationStream::identify_system() {
+  auto res = query("IDENTIFY_SYSTEM", "IDENTIFY_SYSTEM");
+  if (PQntuples(res.get()) != 1 || PQnfields(res.get()) < 4) {
+    throw PgError{"XX000", "IDENTIFY_SYSTEM: unexpected answer shape"};
+  }
+  SystemIdentity id;
+  id.system_id = value(res.get(), 0, 0);
+  id.timeline = static_cast<std::uint32_t>(std::strtoul(PQgetvalue(res.get(), 0, 1), nullptr, 10));
+  id.wal_position = lsn_value(res.get(), 0, 2, "IDENTIFY_SYSTEM xlogpos");
+  id.dbname = value(res.get(), 0, 3);
+  return id;
+}
+
+CreatedSlot ReplicationStream::create_slot(const std::string& slot, bool temporary, bool export_snapshot,
+                                           bool two_phase) {
+  if (!valid_slot_name(slot)) {
+    throw PgError{"42602", "invalid slot name \"" + slot + "\": use 1 to 63 of [a-z0-9_]"};
+  }
+  std::string sql = "CREATE_REPLICATION_SLOT " + slot + (temporary ? " TEMPORARY" : "") +
+                    " LOGICAL pgoutput (SNAPSHOT '" + (export_snapshot ? "export" : "nothing") + "'";
+  if (two_phase) sql += ", TWO_PHASE true";
+  sql += ")";
+  auto res = query(sql, "CREATE_REPLICATION_SLOT " + slot);
+  CreatedSlot created;
+  created.name = value(res.get(), 0, 0);
+  created.consistent_point = lsn_value(res.get(), 0, 1, "consistent_point");
+  created.snapshot_name = value(res.get(), 0, 2);
+  return created;
+}
+
+std::optional<SlotState> ReplicationStream::slot_state(const std::string& slot) {
+  const std::string sql =
+      "SELECT slot_name, plugin, database, temporary, active, coalesce(active_pid, 0), two_phase, "
+      "restart_lsn, confirmed_flush_lsn, coalesce(wal_status, ''), safe_wal_size "
+      "FROM pg_catalog.pg_replication_slots WHERE slot_name = " +
+      escape_literal(conn_.get(), slot);
+  auto res = query(sql, "reading slot " + slot);
+  if (PQntuples(res.get()) == 0) return std::nullopt;
+  SlotState s;
+  s.name = value(res.get(), 0, 0);
+  s.plugin = value(res.get(), 0, 1);
+  s.database = value(res.get(), 0, 2);
+  s.temporary = value(res.get(), 0, 3) == "t";
+  s.active = value(res.get(), 0, 4) == "t";
+  s.active_pid = std::atoi(PQgetvalue(res.get(), 0, 5));
+  s.two_phase = value(res.get(), 0, 6) == "t";
+  s.restart_lsn = lsn_value(res.get(), 0, 7, "restart_lsn");
+  s.confirmed_flush_lsn = lsn_value(res.get(), 0, 8, "confirmed_flush_lsn");
+  s.wal_status = value(res.get(), 0, 9);
+  if (!PQgetisnull(res.get(), 0, 10)) s.safe_wal_size = std::strtoll(PQgetvalue(res.get(), 0, 10), nullptr, 10);
+  return s;
+}
+
+void ReplicationStream::drop_slot(const std::string& slot) {
+  if (!valid_slot_name(slot)) throw PgError{"42602", "invalid slot name \"" + slot + "\""};
+  query("DROP_REPLICATION_SLOT " + slot + " WAIT", "DROP_REPLICATION_SLOT " + slot);
+}
+
+void ReplicationStream::start(const std::string& slot, Lsn from, const StreamOptions& options) {
+  if (!valid_slot_name(slot)) throw PgError{"42602", "invalid slot name \"" + slot + "\""};
+  std::string sql = "START_REPLICATION SLOT " + slot + " LOGICAL " + from.str() + " (proto_version '" +
+                    std::to_string(options.proto_version) + "', publication_names " +
+                    escape_literal(conn_.get(), publication_names_option(options.publications));
+  if (options.messages) sql += ", messages 'true'";
+  if (options.binary) sql += ", binary 'true'";
+  if (options.streaming) sql += ", streaming 'on'";
+  if (options.two_phase) sql += ", two_phase 'on'";
+  sql += ")";
+  PgResult res{PQexec(conn_.get(), sql.c_str())};
+  if (!res || PQresultStatus(res.get()) != PGRES_COPY_BOTH) {
+    throw pg_error(conn_.get(), res.get(), "START_REPLICATION on slot " + slot);
+  }
+  streaming_ = true;
+}
+
+StreamEvent ReplicationStream::next(std::chrono::milliseconds timeout) {
+  buffer_.reset();
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    char* raw = nullptr;
+    const int n = PQgetCopyData(conn_.get(), &raw, 1);
+    if (n > 0) {
+      buffer_.reset(raw);
+      const std::string_view msg{raw, static_cast<std::size_t>(n)};
+      StreamEvent ev;
+      if (msg[0] == 'w') {
+        ByteReader in{msg.substr(1), "XLogData"};
+        ev.kind = StreamEvent::Kind::Data;
+        ev.wal_start = Lsn{in.u64()};
+        ev.wal_end = Lsn{in.u64()};
+        ev.server_time_us = in.i64();
+        ev.payload = msg.substr(1 + in.offset());
+        if (ev.payload.empty()) in.fail("empty pgoutput message");
+        return ev;
+      }
+      if (msg[0] == 'k') {
+        ByteReader in{msg.substr(1), "PrimaryKeepalive"};
+        ev.kind = StreamEvent::Kind::Keepalive;
+        ev.wal_end = Lsn{in.u64()};
+        ev.server_time_us = in.i64();
+        ev.reply_requested = in.u8() != 0;
+        in.expect_end();
+        return ev;
+      }
+      throw DecodeError("CopyData", 0, std::string("unknown replication message tag 0x") +
+                                           std::to_string(static_cast<unsigned char>(msg[0])));
+    }
+    if (n == -1) {
+      streaming_ = false;
+      PgResult res{PQgetResult(conn_.get())};
+      if (res && PQresultStatus(res.get()) != PGRES_COMMAND_OK && PQresultStatus(res.get()) != PGRES_COPY_OUT) {
+        throw pg_error(conn_.get(), res.get(), "replication stream");
+      }
+      return StreamEvent{.kind = StreamEvent::Kind::Ended};
+    }
+    if (n == -2) throw pg_error(conn_.get(), nullptr, "reading the replication stream");
+
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return StreamEvent{.kind = StreamEvent::Kind::Timeout};
+    pollfd pfd{.fd = PQsocket(conn_.get()), .events = POLLIN, .revents = 0};
+    const int r = poll(&pfd, 1, static_cast<int>(left.count()));
+    if (r < 0 && errno != EINTR) throw PgError{"08006", std::string("poll on the replication socket: ") + std::strerror(errno)};
+    if (r > 0 && PQconsumeInput(conn_.get()) == 0) throw pg_error(conn_.get(), nullptr, "reading the replication stream");
+    if (r == 0) return StreamEvent{.kind = StreamEvent::Kind::Timeout};
+  }
+}
+
+void ReplicationStream::send_status(Lsn written, Lsn flushed, Lsn applied, bool reply_requested) {
+  std::string msg;
+  msg.reserve(34);
+  msg.push_back('r');
+  put_u64(msg, written.value());
+  put_u64(msg, flushed.value());
+  put_u64(msg, applied.value());
+  put_u64(msg, static_cast<std::uint64_t>(now_pg_micros()));
+  msg.push_back(reply_requested ? 1 : 0);
+  if (PQputCopyData(conn_.get(), msg.data(), static_cast<int>(msg.size())) != 1 || PQflush(conn_.get()) != 0) {
+    throw pg_error(conn_.get(), nullptr, "sending a standby status update");
+  }
+}
+
+void ReplicationStream::finish() {
+  if (!streaming_) return;
+  streaming_ = false;
+  if (PQputCopyEnd(conn_.get(), nullptr) != 1) return;
+  PQflush(conn_.get());
+  // Drain what the server still sends until it acknowledges the end of COPY; bounded by the socket.
+  for (int i = 0; i < 100000; ++i) {
+    char* raw = nullptr;
+    const int n = PQgetCopyData(conn_.get(), &raw, 0);
+    if (raw != nullptr) PQfreemem(raw);
+    if (n < 0) break;
+  }
+  while (PgResult res{PQgetResult(conn_.get())}) {
+  }
+}
+
+}  // namespace cdcsync
