@@ -53,7 +53,9 @@ TEST_F(ReplicationStreamTest, StreamsBeginInsertCommitAndAnswersKeepalives) {
     if (ev.kind == StreamEvent::Kind::Data) {
       tags += ev.payload[0];
       // Relation messages carry no WAL position (0/0); every other message does.
-      if (ev.payload[0] != 'R') EXPECT_TRUE(ev.wal_start.valid()) << ev.payload[0];
+      if (ev.payload[0] != 'R') {
+        EXPECT_TRUE(ev.wal_start.valid()) << ev.payload[0];
+      }
     } else if (ev.kind == StreamEvent::Kind::Keepalive) {
       last_end = ev.wal_end;
       if (ev.reply_requested) stream.send_status(ev.wal_end, Lsn{}, Lsn{});
