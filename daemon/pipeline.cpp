@@ -1,0 +1,223 @@
+#include "daemon/pipeline.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <exception>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "daemon/bounded_queue.h"
+#include "daemon/errors.h"
+
+namespace cdcsync {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+std::size_t approximate_bytes(const Transaction& t) {
+  std::size_t n = sizeof(Transaction);
+  for (const auto& c : t.changes) n += sizeof(Change) + c.before.byte_size() + c.after.byte_size();
+  return n;
+}
+
+}  // namespace
+
+Pipeline::Pipeline(ChangeSource& source, Sink& sink, CheckpointStore& store, LeaseToken token,
+                   PipelineOptions options, PipelineStatus& status, BatchObserver observer)
+    : source_(source),
+      sink_(sink),
+      store_(store),
+      token_(std::move(token)),
+      options_(options),
+      status_(status),
+      observer_(std::move(observer)) {}
+
+void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
+  status_.durable_lsn = confirmed_start.value();
+  status_.confirmed_lsn = confirmed_start.value();
+
+  BoundedQueue<Transaction> queue{options_.queue_max_transactions, options_.queue_max_bytes};
+  std::atomic<bool> session_stop{false};
+  std::exception_ptr receiver_error;
+  std::mutex idle_mu;
+  std::optional<std::pair<Lsn, std::uint64_t>> idle_candidate;  // (lsn, items pushed when it was seen)
+
+  // The receiver owns the replication connection: it alone reads from it and reports to it, so that
+  // keepalives are answered even while the applier waits on a slow target.
+  std::thread receiver([&] {
+    std::vector<Transaction> out;
+    auto last_report = Clock::now() - options_.status_interval;
+    auto report = [&](bool force) {
+      if (force || Clock::now() - last_report >= options_.status_interval) {
+        source_.report(Lsn{status_.received_lsn.load()}, Lsn{status_.confirmed_lsn.load()});
+        last_report = Clock::now();
+      }
+    };
+    try {
+      while (!stop && !session_stop) {
+        out.clear();
+        const Polled polled = source_.poll(milliseconds(100), out);
+        if (polled.received.valid()) status_.received_lsn = polled.received.value();
+        for (auto& t : out) {
+          const std::size_t bytes = approximate_bytes(t);
+          while (!queue.push_for(t, bytes, milliseconds(200))) {
+            if (stop || session_stop) return;
+            report(false);  // keep the walsender's timeout at bay while the target applies backpressure
+          }
+          ++pushed_items_;
+          status_.queue_depth = queue.size();
+        }
+        if (polled.idle_lsn) {
+          std::lock_guard lock(idle_mu);
+          idle_candidate = std::make_pair(*polled.idle_lsn, pushed_items_.load());
+        }
+        if (polled.ended) throw std::runtime_error("the source server ended the replication stream");
+        report(polled.reply_requested);
+      }
+    } catch (...) {
+      receiver_error = std::current_exception();
+      session_stop = true;
+      queue.close();
+    }
+  });
+
+  Batch batch;
+  std::size_t batch_rows = 0;
+  auto batch_started = Clock::now();
+  bool in_chunked_txn = false;  // the target transaction is open across batches
+  auto last_activity = Clock::now();
+  auto last_renew = Clock::now();
+  std::optional<Lsn> pending_mirror;
+  auto last_mirror_try = Clock::now();
+
+  auto finish = [&](bool stopping) {
+    session_stop = true;
+    queue.close();
+    receiver.join();
+    if (stopping && in_chunked_txn) sink_.abort();
+  };
+
+  try {
+    while (true) {
+      if (receiver_error) std::rethrow_exception(receiver_error);
+      if (stop) break;
+
+      const auto now = Clock::now();
+      milliseconds wait{100};
+      if (!batch.empty()) {
+        wait = std::max(milliseconds(0), std::chrono::duration_cast<milliseconds>(
+                                             batch_started + options_.batch_max_wait - now));
+      }
+      if (auto item = queue.pop_for(wait)) {
+        status_.queue_depth = queue.size();
+        if (batch.empty()) batch_started = Clock::now();
+        batch_rows += item->changes.size();
+        batch.transactions.push_back(std::move(*item));
+        last_activity = Clock::now();
+      }
+      const bool due = !batch.empty() && (batch_rows >= options_.batch_max_rows ||
+                                          Clock::now() >= batch_started + options_.batch_max_wait ||
+                                          !batch.transactions.back().last_chunk);
+      if (due) {
+        in_chunked_txn = !batch.ends_whole();
+        apply_batch(batch);
+        batch_rows = 0;
+      } else if (batch.empty() && !in_chunked_txn &&
+                 Clock::now() - last_activity >= options_.idle_ack_after) {
+        // Idle: confirm the server's position when every transaction handed out before it is durable.
+        std::optional<std::pair<Lsn, std::uint64_t>> candidate;
+        {
+          std::lock_guard lock(idle_mu);
+          candidate = idle_candidate;
+        }
+        if (candidate && candidate->second == applied_items_.load() &&
+            candidate->first.value() > status_.durable_lsn.load()) {
+          sink_.record_ack(candidate->first);
+          status_.durable_lsn = candidate->first.value();
+          pending_mirror = candidate->first;
+        }
+        last_activity = Clock::now();
+      }
+      if (!batch.empty()) continue;
+
+      if (pending_mirror && Clock::now() - last_mirror_try >= milliseconds(200)) {
+        last_mirror_try = Clock::now();
+        mirror(*pending_mirror);
+        if (status_.confirmed_lsn.load() >= pending_mirror->value()) pending_mirror.reset();
+      }
+      if (!status_.checkpoint_store_ok && status_.durable_lsn > status_.confirmed_lsn &&
+          Clock::now() - last_mirror_try >= milliseconds(1000)) {
+        last_mirror_try = Clock::now();
+        mirror(Lsn{status_.durable_lsn.load()});
+      }
+      if (Clock::now() - last_renew >= options_.lease_renew) {
+        last_renew = Clock::now();
+        try {
+          if (!store_.renew_lease(token_, options_.lease_ttl)) {
+            throw LeaseLost("the pipeline's lease is held by another instance: stepping down");
+          }
+          status_.checkpoint_store_ok = true;
+        } catch (const CheckpointUnavailable& e) {
+          // The target's writer lock still guarantees a single writer; nothing is confirmed meanwhile.
+          if (status_.checkpoint_store_ok.exchange(false)) {
+            spdlog::warn("checkpoint store unreachable, applying without confirming: {}", e.what());
+          }
+        }
+      }
+    }
+    // Graceful stop: a pending whole batch is applied, an open chunked source transaction rolled back.
+    if (!batch.empty() && !in_chunked_txn && batch.ends_whole()) apply_batch(batch);
+    finish(true);
+    if (status_.durable_lsn > status_.confirmed_lsn) mirror(Lsn{status_.durable_lsn.load()});
+    source_.report(Lsn{status_.received_lsn.load()}, Lsn{status_.confirmed_lsn.load()});
+  } catch (...) {
+    finish(false);
+    try {
+      sink_.abort();
+    } catch (...) {
+      // the sink's connection may be gone; the target rolls back on its own
+    }
+    throw;
+  }
+}
+
+void Pipeline::apply_batch(Batch& batch) {
+  const auto t0 = Clock::now();
+  const auto durable = sink_.apply(batch);
+  const auto took = Clock::now() - t0;
+  if (observer_) observer_(batch, took);
+  status_.batches += 1;
+  status_.changes += batch.changes();
+  for (const auto& t : batch.transactions) {
+    if (t.last_chunk) {
+      status_.transactions += 1;
+      status_.last_commit_time_us = t.info.commit_time_us;
+    }
+  }
+  applied_items_ += batch.transactions.size();
+  batch.transactions.clear();
+  if (durable) {
+    status_.durable_lsn = durable->value();
+    mirror(*durable);
+  }
+}
+
+void Pipeline::mirror(Lsn lsn) {
+  try {
+    const Advance result = store_.advance(token_, lsn);
+    if (result == Advance::LeaseLost) {
+      throw LeaseLost("the pipeline's lease is held by another instance: stepping down");
+    }
+    if (!status_.checkpoint_store_ok.exchange(true)) spdlog::info("checkpoint store reachable again");
+    if (lsn.value() > status_.confirmed_lsn.load()) status_.confirmed_lsn = lsn.value();
+  } catch (const CheckpointUnavailable& e) {
+    if (status_.checkpoint_store_ok.exchange(false)) {
+      spdlog::warn("checkpoint store unreachable, applying without confirming: {}", e.what());
+    }
+  }
+}
+
+}  // namespace cdcsync

@@ -1,0 +1,77 @@
+// One streaming session of a pipeline: a receiver thread reads whole source transactions from the
+// ChangeSource onto a bounded queue; the applier (the calling thread) groups them into batches, applies each
+// batch to the Sink in one target transaction, mirrors the durable LSN to the CheckpointStore under the
+// lease, and only then lets the receiver confirm it to the source.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "checkpoints/checkpoint_store.h"
+#include "daemon/change_source.h"
+#include "decoders/lsn.h"
+#include "sinks/sink.h"
+
+namespace cdcsync {
+
+struct PipelineOptions {
+  std::size_t batch_max_rows = 5000;
+  std::chrono::milliseconds batch_max_wait{50};
+  std::size_t queue_max_transactions = 4096;
+  std::size_t queue_max_bytes = 64u << 20;
+  std::chrono::milliseconds status_interval{1000};
+  std::chrono::milliseconds lease_ttl{10000};
+  std::chrono::milliseconds lease_renew{3000};
+  // How long the pipeline must be idle before it confirms a keepalive position without a transaction.
+  std::chrono::milliseconds idle_ack_after{1000};
+};
+
+// What the session observed; read by the probe (metrics) and by tests. All fields are atomics so the
+// metrics endpoint reads them without locks.
+struct PipelineStatus {
+  std::atomic<std::uint64_t> received_lsn{0};   // server WAL end last seen
+  std::atomic<std::uint64_t> durable_lsn{0};    // committed in the target
+  std::atomic<std::uint64_t> confirmed_lsn{0};  // mirrored to the checkpoint store and reported to the source
+  std::atomic<std::uint64_t> transactions{0};
+  std::atomic<std::uint64_t> changes{0};
+  std::atomic<std::uint64_t> batches{0};
+  std::atomic<std::int64_t> last_commit_time_us{0};  // PostgreSQL epoch, of the last applied source txn
+  std::atomic<bool> checkpoint_store_ok{true};
+  std::atomic<std::size_t> queue_depth{0};
+};
+
+// Called after each applied batch (for metrics: rows per table and op, apply time, latency).
+using BatchObserver = std::function<void(const Batch&, std::chrono::steady_clock::duration apply_time)>;
+
+class Pipeline {
+ public:
+  Pipeline(ChangeSource& source, Sink& sink, CheckpointStore& store, LeaseToken token, PipelineOptions options,
+           PipelineStatus& status, BatchObserver observer = {});
+
+  // Runs until `stop` becomes true (returns normally after applying or rolling back the open batch and a
+  // final status update) or an error: FatalError, LeaseLost, PermanentError, or anything transient.
+  // `confirmed_start` is the position already confirmed (the durable progress at session start).
+  void run(const std::atomic<bool>& stop, Lsn confirmed_start);
+
+ private:
+  void apply_batch(Batch& batch);
+  void mirror(Lsn lsn);
+
+  ChangeSource& source_;
+  Sink& sink_;
+  CheckpointStore& store_;
+  LeaseToken token_;
+  PipelineOptions options_;
+  PipelineStatus& status_;
+  BatchObserver observer_;
+
+  // Shared between receiver and applier.
+  std::atomic<std::uint64_t> pushed_items_{0};
+  std::atomic<std::uint64_t> applied_items_{0};
+};
+
+}  // namespace cdcsync
