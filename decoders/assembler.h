@@ -1,0 +1,131 @@
+// TransactionAssembler: pgoutput messages -> whole committed Transactions (or ordered chunks of one).
+//
+// Rules it enforces and relies on:
+// - Begin .. Commit: one transaction; Commit.commit_lsn must equal Begin.final_lsn. Nested Begin, Commit
+//   without Begin, a data message outside a transaction: ProtocolError naming the LSN.
+// - Bounded memory: a transaction never holds more than max_changes_per_chunk changes; beyond that the
+//   full chunk is emitted (first_chunk/last_chunk) before the next change is added, and the last chunk
+//   (the only one with end_lsn) comes at Commit.
+// - Streamed transactions (protocol >= 2, streaming on): Stream Start(xid) .. Stream Stop blocks of several
+//   xids interleave. Their raw messages (Relation and Type included) go to one spool file per xid, tagged
+//   with the subtransaction xid and the WAL position. Stream Abort(xid, subxid) drops the subtransaction's
+//   changes (or the whole xid when subxid == xid); Stream Commit replays the spool in order through a
+//   private RelationCache seeded from the cache as it was at the first segment, so a Relation message
+//   inside a stream applies to that transaction's later changes only.
+// - Two-phase (protocol >= 3): Begin Prepare .. Prepare(gid) and Stream Prepare are held in a spool until
+//   Commit Prepared(gid) emits them, or Rollback Prepared(gid) drops them (an unknown gid is ignored
+//   there; Commit Prepared of an unknown gid is a ProtocolError).
+// - Logical decoding messages: transactional ones are Change{op = Message} in their transaction. A
+//   non-transactional one is emitted at once as a transaction of its own: xid 0, final_lsn = end_lsn =
+//   the message's LSN, commit_time_us 0.
+// - Origin sets info.origin of the transaction it appears in.
+// - Empty transactions are emitted too (no changes, last chunk): their end_lsn is progress.
+// Spool files are removed at commit, abort and destruction; the constructor removes stale ones left in
+// spool_dir by an earlier process.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "decoders/change.h"
+#include "decoders/lsn.h"
+#include "decoders/pgoutput.h"
+#include "decoders/relation_cache.h"
+#include "decoders/spool.h"
+
+namespace cdcsync {
+
+struct AssemblerOptions {
+  ProtocolOptions protocol;
+  std::size_t max_changes_per_chunk = 10000;
+  // Where streamed and prepared transactions wait for their commit; owned by this assembler. Empty: the
+  // system's temporary directory (without the stale-file cleanup).
+  std::filesystem::path spool_dir;
+};
+
+class TransactionAssembler {
+ public:
+  // Receives each transaction or chunk as soon as it is complete, in commit order; may block (a bounded
+  // queue), which is how memory stays bounded while a large transaction is replayed.
+  using Emit = std::function<void(Transaction&&)>;
+
+  TransactionAssembler(AssemblerOptions options, Emit emit);
+  ~TransactionAssembler();
+  TransactionAssembler(const TransactionAssembler&) = delete;
+  TransactionAssembler& operator=(const TransactionAssembler&) = delete;
+
+  // One message, as carried by an XLogData whose wal_start is `wal_start` (it becomes Change.lsn).
+  // Calls emit zero or more times. Throws DecodeError, ProtocolError or SpoolError; after any of these
+  // the assembler is unusable (reconnect and build a new one).
+  void feed(std::string_view message, Lsn wal_start);
+
+  const RelationCache& relations() const { return relations_; }
+  // The earliest WAL position of anything still held (the open transaction, streamed or prepared ones);
+  // nullopt when nothing is. The slot must not be confirmed past it, or a restart would not resend it.
+  std::optional<Lsn> oldest_held_lsn() const;
+  bool in_transaction() const { return state_ != State::Idle || stream_ != nullptr; }
+  std::size_t streamed_in_progress() const { return streams_.size(); }
+  std::size_t prepared_held() const { return prepared_.size(); }
+
+ private:
+  // A transaction waiting in a spool file for its commit.
+  struct Held {
+    TransactionInfo info;
+    Lsn first_lsn;
+    PgOutputDecoder::Block block = PgOutputDecoder::Block::Transaction;
+    RelationCache relations;  // as it was when the transaction started
+    std::vector<std::uint32_t> aborted_subxids;
+    std::unique_ptr<SpoolFile> spool;
+  };
+  enum class State : std::uint8_t { Idle, Transaction, Preparing };
+
+  void on(pgoutput::Begin& m, Lsn at, std::string_view raw);
+  void on(pgoutput::Commit& m, Lsn at, std::string_view raw);
+  void on(pgoutput::Origin& m, Lsn at, std::string_view raw);
+  void on(pgoutput::Relation& m, Lsn at, std::string_view raw);
+  void on(pgoutput::Type& m, Lsn at, std::string_view raw);
+  void on(pgoutput::DataChange& m, Lsn at, std::string_view raw);
+  void on(pgoutput::StreamStart& m, Lsn at, std::string_view raw);
+  void on(pgoutput::StreamStop& m, Lsn at, std::string_view raw);
+  void on(pgoutput::StreamCommit& m, Lsn at, std::string_view raw);
+  void on(pgoutput::StreamAbort& m, Lsn at, std::string_view raw);
+  void on(pgoutput::BeginPrepare& m, Lsn at, std::string_view raw);
+  void on(pgoutput::Prepare& m, Lsn at, std::string_view raw);
+  void on(pgoutput::CommitPrepared& m, Lsn at, std::string_view raw);
+  void on(pgoutput::RollbackPrepared& m, Lsn at, std::string_view raw);
+
+  void feed_stream(std::string_view raw, Lsn at);
+  std::unique_ptr<Held> hold(Xid xid, Lsn at, PgOutputDecoder::Block block);
+  void replay(Held& held, TransactionInfo info);
+  void add_change(Transaction& chunk, Change&& change);
+  void emit_last(Transaction& chunk, Lsn end_lsn);
+  void emit_single_message(Change&& change, Lsn message_lsn);
+
+  AssemblerOptions options_;
+  Emit emit_;
+  PgOutputDecoder decoder_;
+  RelationCache relations_;
+  Change scratch_;
+  std::filesystem::path spool_dir_;
+  std::uint64_t spool_seq_ = 0;
+
+  State state_ = State::Idle;
+  Lsn open_first_lsn_;
+  Transaction open_;                 // State::Transaction: the chunk being filled
+  std::unique_ptr<Held> preparing_;  // State::Preparing
+
+  Held* stream_ = nullptr;  // inside Stream Start .. Stream Stop: the transaction it belongs to
+  std::unordered_map<std::uint32_t, std::unique_ptr<Held>> streams_;  // by top-level xid
+  std::map<std::string, std::unique_ptr<Held>> prepared_;             // by gid
+};
+
+}  // namespace cdcsync
