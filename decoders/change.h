@@ -154,6 +154,7 @@ struct TransactionInfo {
   Lsn end_lsn;                     // end of the commit record: what is checkpointed and confirmed
   std::int64_t commit_time_us = 0;  // PostgreSQL epoch microseconds
   std::string origin;               // replication origin name, when an Origin message came
+  bool snapshot = false;            // rows read by an initial snapshot or resync (Debezium op "r")
 };
 
 // A whole committed source transaction, or one chunk of a source transaction too large to hold in memory.
