@@ -1,0 +1,204 @@
+// Settings: every config key, declared once with type, unit, default, bounds and help.
+//
+// The loader (config.cpp), `cdcsync config-help` and docs/configuration.md are generated from the tables at
+// the bottom of this file; a key that is not declared here is an unknown key and is refused.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <tuple>
+
+#include "daemon/config.h"
+
+namespace cdcsync::config {
+
+using std::chrono::milliseconds;
+using namespace std::chrono_literals;
+
+enum class Need { optional, required };
+
+template <class T>
+struct Bounds {
+  std::optional<T> min;
+  std::optional<T> max;
+};
+
+// A per-value check beyond type and bounds; returns what is wrong, or empty when the value is fine.
+template <class T>
+using Check = std::string (*)(const T&);
+
+template <class T>
+struct Setting {
+  std::string_view key;  // dotted; "tables[]." for per-table keys, "<column>" for a column name
+  T default_value;
+  Bounds<T> bounds;
+  std::string_view help;
+  std::string_view unit = {};
+  Need need = Need::optional;
+  Check<T> check = nullptr;
+};
+
+// A setting and where its value lives (Access: Owner& -> T&).
+template <class T, class Access>
+struct Bound {
+  Setting<T> setting;
+  Access access;
+};
+template <class T, class Access>
+Bound(Setting<T>, Access) -> Bound<T, Access>;
+
+// A key whose value is structured (array or table) and parsed by hand; documented here all the same.
+struct StructuredKey {
+  std::string_view key;
+  std::string_view type;
+  std::string_view help;
+  Need need = Need::optional;
+};
+
+// Value checks shared by several keys (defined in config.cpp).
+std::string check_pipeline_name(const std::string& v);
+std::string check_slot_name(const std::string& v);
+std::string check_publication_name(const std::string& v);
+std::string check_column_name(const std::string& v);
+std::string check_not_empty(const std::string& v);
+std::string check_mask_char(const std::string& v);
+
+// clang-format off
+inline const auto kGlobalSettings = std::tuple{
+  Bound{Setting<std::string>{"pipeline", "", {}, "Name of this pipeline ([a-z0-9_-], 1..63 bytes); labels metrics, logs and Redis keys.", {}, Need::required, check_pipeline_name},
+        [](Config& c) -> auto& { return c.pipeline; }},
+
+  Bound{Setting<std::string>{"source.conninfo", "", {}, "libpq connection string for the customer DB; no password (see password_file). Checked with PQconninfoParse.", {}, Need::required},
+        [](Config& c) -> auto& { return c.source.conninfo; }},
+  Bound{Setting<SecretFile>{"source.password_file", {}, {}, "File holding the source password (mode 0600/0640), or credential:NAME for $CREDENTIALS_DIRECTORY/NAME. Unset: ~/.pgpass or PGPASSFILE."},
+        [](Config& c) -> auto& { return c.source.password_file; }},
+  Bound{Setting<std::string>{"source.publication", "", {}, "Publication to stream (created by the DBA, never FOR ALL TABLES); 1..63 bytes, no quotes or commas.", {}, Need::required, check_publication_name},
+        [](Config& c) -> auto& { return c.source.publication; }},
+  Bound{Setting<std::string>{"source.slot", "", {}, "Logical replication slot name, [a-z0-9_]{1,63}.", {}, Need::required, check_slot_name},
+        [](Config& c) -> auto& { return c.source.slot; }},
+  Bound{Setting<bool>{"source.create_slot", false, {}, "Create the slot (pgoutput) when it does not exist; otherwise a missing slot stops the daemon."},
+        [](Config& c) -> auto& { return c.source.create_slot; }},
+  Bound{Setting<bool>{"source.temporary_slot", false, {}, "Use a temporary slot, dropped when the session ends (tests and one-off copies only; needs create_slot)."},
+        [](Config& c) -> auto& { return c.source.temporary_slot; }},
+  Bound{Setting<std::int64_t>{"source.proto_version", 1, {.min = 1, .max = 4}, "pgoutput protocol version; 1 is all a non-streaming client needs, streaming = \"on\" needs 2 or more (PG15 supports up to 3)."},
+        [](Config& c) -> auto& { return c.source.proto_version; }},
+  Bound{Setting<StreamingMode>{"source.streaming", StreamingMode::off, {}, "Stream large in-progress transactions (pgoutput streaming) instead of waiting for their commit."},
+        [](Config& c) -> auto& { return c.source.streaming; }},
+  Bound{Setting<milliseconds>{"source.status_interval_ms", 1000ms, {.min = 100ms, .max = 60000ms}, "Interval between standby status updates to the source (must stay below its wal_sender_timeout).", "ms"},
+        [](Config& c) -> auto& { return c.source.status_interval; }},
+  Bound{Setting<milliseconds>{"source.receive_timeout_ms", 30000ms, {.min = 1000ms, .max = 3600000ms}, "Silence from the source after which the connection is treated as dead and reopened.", "ms"},
+        [](Config& c) -> auto& { return c.source.receive_timeout; }},
+  Bound{Setting<milliseconds>{"source.heartbeat_interval_ms", 0ms, {.min = 0ms, .max = 3600000ms}, "Interval of pg_logical_emit_message heartbeats that let an idle slot advance; 0 = off.", "ms"},
+        [](Config& c) -> auto& { return c.source.heartbeat_interval; }},
+  Bound{Setting<milliseconds>{"source.reconnect_min_ms", 500ms, {.min = 10ms, .max = 60000ms}, "First delay before reconnecting to the source; doubles up to reconnect_max_ms.", "ms"},
+        [](Config& c) -> auto& { return c.source.reconnect_min; }},
+  Bound{Setting<milliseconds>{"source.reconnect_max_ms", 30000ms, {.min = 100ms, .max = 3600000ms}, "Longest delay between reconnect attempts.", "ms"},
+        [](Config& c) -> auto& { return c.source.reconnect_max; }},
+  Bound{Setting<bool>{"source.allow_insecure_tls", false, {}, "Allow sslmode disable/allow/prefer/require to a non-loopback source host (no server verification)."},
+        [](Config& c) -> auto& { return c.source.allow_insecure_tls; }},
+
+  Bound{Setting<std::string>{"target.conninfo", "", {}, "libpq connection string for the order DB; no password (see password_file).", {}, Need::required},
+        [](Config& c) -> auto& { return c.target.conninfo; }},
+  Bound{Setting<SecretFile>{"target.password_file", {}, {}, "File holding the target password (mode 0600/0640), or credential:NAME. Unset: ~/.pgpass or PGPASSFILE."},
+        [](Config& c) -> auto& { return c.target.password_file; }},
+  Bound{Setting<QualifiedName>{"target.progress_table", {"ref", "cdc_progress"}, {}, "Table holding the applied LSN per pipeline, written in the same transaction as each batch."},
+        [](Config& c) -> auto& { return c.target.progress_table; }},
+  Bound{Setting<milliseconds>{"target.statement_timeout_ms", 30000ms, {.min = 100ms, .max = 3600000ms}, "statement_timeout for the target session; a batch that takes longer is retried.", "ms"},
+        [](Config& c) -> auto& { return c.target.statement_timeout; }},
+  Bound{Setting<bool>{"target.allow_insecure_tls", false, {}, "Allow sslmode disable/allow/prefer/require to a non-loopback target host (no server verification)."},
+        [](Config& c) -> auto& { return c.target.allow_insecure_tls; }},
+
+  Bound{Setting<std::int64_t>{"batch.max_rows", 5000, {.min = 1, .max = 1000000}, "Most rows in one batch (whole transactions are never split across batches).", "rows"},
+        [](Config& c) -> auto& { return c.batch.max_rows; }},
+  Bound{Setting<milliseconds>{"batch.max_wait_ms", 50ms, {.min = 1ms, .max = 60000ms}, "Longest a batch waits for more work.", "ms"},
+        [](Config& c) -> auto& { return c.batch.max_wait; }},
+  Bound{Setting<std::int64_t>{"batch.max_txn_chunk_rows", 10000, {.min = 1, .max = 10000000}, "A larger source transaction is applied in chunks of this many rows inside one target transaction.", "rows"},
+        [](Config& c) -> auto& { return c.batch.max_txn_chunk_rows; }},
+  Bound{Setting<std::int64_t>{"batch.queue_max_transactions", 1000, {.min = 1, .max = 1000000}, "Most transactions queued between receiver and applier; a full queue stops reading.", "transactions"},
+        [](Config& c) -> auto& { return c.batch.queue_max_transactions; }},
+  Bound{Setting<std::int64_t>{"batch.queue_max_bytes", 64 * 1024 * 1024, {.min = 1024 * 1024, .max = 16LL * 1024 * 1024 * 1024}, "Most decoded bytes queued between receiver and applier.", "bytes"},
+        [](Config& c) -> auto& { return c.batch.queue_max_bytes; }},
+
+  Bound{Setting<std::string>{"checkpoint.redis", "", {}, "Redis for the checkpoint mirror: redis://[user@]host[:port][/db] or unix:///path[?db=N]; no password in the URL.", {}, Need::required},
+        [](Config& c) -> auto& { return c.checkpoint.redis; }},
+  Bound{Setting<SecretFile>{"checkpoint.password_file", {}, {}, "File holding the Redis password (mode 0600/0640), or credential:NAME. Unset: no AUTH."},
+        [](Config& c) -> auto& { return c.checkpoint.password_file; }},
+  Bound{Setting<milliseconds>{"checkpoint.lease_ttl_ms", 10000ms, {.min = 1000ms, .max = 600000ms}, "Lifetime of the single-writer lease in Redis; another daemon may take over after it lapses.", "ms"},
+        [](Config& c) -> auto& { return c.checkpoint.lease_ttl; }},
+  Bound{Setting<milliseconds>{"checkpoint.renew_ms", 3000ms, {.min = 100ms, .max = 300000ms}, "Interval of lease renewals; at most half of lease_ttl_ms.", "ms"},
+        [](Config& c) -> auto& { return c.checkpoint.renew; }},
+  Bound{Setting<bool>{"checkpoint.required", false, {}, "Refuse to start while Redis is unreachable (otherwise run on the target's progress row and catch up)."},
+        [](Config& c) -> auto& { return c.checkpoint.required; }},
+
+  Bound{Setting<SnapshotMode>{"snapshot.mode", SnapshotMode::initial, {}, "initial: copy the existing rows when the slot is created; never: stream changes only."},
+        [](Config& c) -> auto& { return c.snapshot.mode; }},
+  Bound{Setting<std::int64_t>{"snapshot.parallel", 1, {.min = 1, .max = 8}, "Tables copied at once during the initial snapshot.", "tables"},
+        [](Config& c) -> auto& { return c.snapshot.parallel; }},
+
+  Bound{Setting<bool>{"archive.enabled", false, {}, "Append every applied transaction's events to a Redis Stream."},
+        [](Config& c) -> auto& { return c.archive.enabled; }},
+  Bound{Setting<std::int64_t>{"archive.stream_maxlen", 1000000, {.min = 1000, .max = 1000000000}, "Approximate length cap of the archive stream (XADD MAXLEN ~).", "entries"},
+        [](Config& c) -> auto& { return c.archive.stream_maxlen; }},
+
+  Bound{Setting<bool>{"dead_letter.enabled", false, {}, "Park a transaction that fails permanently in Redis and go on, instead of stopping."},
+        [](Config& c) -> auto& { return c.dead_letter.enabled; }},
+
+  Bound{Setting<std::string>{"metrics.listen", "127.0.0.1:9187", {}, "host:port (or [v6]:port) of the /metrics endpoint; loopback unless allow_remote."},
+        [](Config& c) -> auto& { return c.metrics.listen; }},
+  Bound{Setting<bool>{"metrics.allow_remote", false, {}, "Allow metrics.listen on a non-loopback address."},
+        [](Config& c) -> auto& { return c.metrics.allow_remote; }},
+
+  Bound{Setting<LogLevel>{"log.level", LogLevel::info, {}, "Least severe level written."},
+        [](Config& c) -> auto& { return c.log.level; }},
+  Bound{Setting<LogFormat>{"log.format", LogFormat::text, {}, "Log line format: text for people, json for collectors."},
+        [](Config& c) -> auto& { return c.log.format; }},
+};
+
+inline const auto kTableSettings = std::tuple{
+  Bound{Setting<QualifiedName>{"tables[].source", {}, {}, "Source table, schema.table (quote mixed case: \"Sales\".\"Customer\").", {}, Need::required},
+        [](TableMapping& t) -> auto& { return t.source; }},
+  Bound{Setting<QualifiedName>{"tables[].target", {}, {}, "Target table in the order DB, schema.table; each target appears once.", {}, Need::required},
+        [](TableMapping& t) -> auto& { return t.target; }},
+  Bound{Setting<DeletePolicy>{"tables[].deletes", DeletePolicy::hard, {}, "hard: delete the row; soft: set tombstone_column; ignore: keep the row."},
+        [](TableMapping& t) -> auto& { return t.deletes; }},
+  Bound{Setting<TruncatePolicy>{"tables[].truncate", TruncatePolicy::fail, {}, "On a source TRUNCATE: apply it, ignore it, or fail (stop; the safe default for reference data)."},
+        [](TableMapping& t) -> auto& { return t.truncate; }},
+  Bound{Setting<std::string>{"tables[].lsn_column", "_cdc_lsn", {}, "Target column (pg_lsn) holding the LSN of the row's last change; guards against going backwards.", {}, Need::optional, check_column_name},
+        [](TableMapping& t) -> auto& { return t.lsn_column; }},
+  Bound{Setting<std::string>{"tables[].tombstone_column", "_cdc_deleted", {}, "Target column (boolean) set by deletes = \"soft\".", {}, Need::optional, check_column_name},
+        [](TableMapping& t) -> auto& { return t.tombstone_column; }},
+};
+
+inline const StructuredKey kTableStructuredKeys[] = {
+  {"tables[].key", "array of strings", "Source key columns (the replica identity); each must be mapped in columns.", Need::required},
+  {"tables[].columns", "inline table", "Source column = target column; only these columns reach the order DB, in file order.", Need::required},
+  {"tables[].transforms", "inline table", "Per mapped source column, one transform: hmac_sha256, mask or constant (keys below)."},
+};
+
+inline const auto kHmacSettings = std::tuple{
+  Bound{Setting<SecretFile>{"tables[].transforms.<column>.hmac_sha256.key_file", {}, {}, "Key file (mode 0600/0640, or credential:NAME); the value becomes hex HMAC-SHA-256.", {}, Need::required},
+        [](HmacSha256& h) -> auto& { return h.key_file; }},
+};
+
+inline const auto kMaskSettings = std::tuple{
+  Bound{Setting<std::int64_t>{"tables[].transforms.<column>.mask.keep_last", 4, {.min = 0, .max = 64}, "Characters kept at the end; the rest become char.", "characters"},
+        [](Mask& m) -> auto& { return m.keep_last; }},
+  Bound{Setting<std::string>{"tables[].transforms.<column>.mask.char", "*", {}, "The masking character (one character).", {}, Need::optional, check_mask_char},
+        [](Mask& m) -> auto& { return m.mask_char; }},
+};
+
+inline const auto kConstantSettings = std::tuple{
+  Bound{Setting<std::string>{"tables[].transforms.<column>.constant", "", {}, "Replace the value with this string.", {}, Need::required},
+        [](Constant& k) -> auto& { return k.value; }},
+};
+// clang-format on
+
+template <class Tuple, class F>
+void for_each_bound(const Tuple& tuple, F&& f) {
+  std::apply([&](const auto&... b) { (f(b), ...); }, tuple);
+}
+
+}  // namespace cdcsync::config
