@@ -1,0 +1,329 @@
+#include "decoders/assembler.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "tests/unit/decoders/pgoutput_test_support.h"
+
+namespace cdcsync {
+namespace {
+
+using testing::begin_message;
+using testing::commit_message;
+using testing::insert_message;
+using testing::MessageBuilder;
+using testing::relation_message;
+
+std::string with_xid(std::string_view message, std::uint32_t xid) {
+  return std::string(1, message[0]) + MessageBuilder('x').u32(xid).bytes().substr(1) +
+         std::string(message.substr(1));
+}
+
+class AssemblerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    spool_dir =
+        std::filesystem::temp_directory_path() /
+        ("cdcsync-assembler-test-" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) + "-" +
+         ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(spool_dir);
+  }
+  void TearDown() override { std::filesystem::remove_all(spool_dir); }
+
+  TransactionAssembler& make(int version = 3, std::size_t chunk = 10000) {
+    assembler = std::make_unique<TransactionAssembler>(
+        AssemblerOptions{.protocol = {.version = version,
+                                      .streaming = version >= 2 ? StreamingMode::On : StreamingMode::Off},
+                         .max_changes_per_chunk = chunk,
+                         .spool_dir = spool_dir},
+        [this](Transaction&& t) { emitted.push_back(std::move(t)); });
+    return *assembler;
+  }
+  void feed(std::string_view message, std::uint64_t lsn) { assembler->feed(message, Lsn{lsn}); }
+  std::size_t spool_files() const {
+    if (!std::filesystem::exists(spool_dir)) return 0;
+    std::size_t n = 0;
+    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(spool_dir)) ++n;
+    return n;
+  }
+
+  std::filesystem::path spool_dir;
+  std::unique_ptr<TransactionAssembler> assembler;
+  std::vector<Transaction> emitted;
+};
+
+TEST_F(AssemblerTest, EmitsOneWholeTransactionPerBeginAndCommitWithItsInfoAndChangeLsns) {
+  make(1);
+  feed(begin_message(0x200, 42, 1000), 0x100);
+  feed(relation_message(1), 0x100);
+  feed(insert_message(1, "1", "a"), 0x110);
+  feed(insert_message(1, "2", "b"), 0x120);
+  EXPECT_TRUE(emitted.empty());
+  EXPECT_EQ(assembler->oldest_held_lsn(), Lsn{0x100});
+  feed(commit_message(0x200, 0x230, 1000), 0x200);
+  ASSERT_EQ(emitted.size(), 1u);
+  const Transaction& t = emitted[0];
+  EXPECT_TRUE(t.whole());
+  EXPECT_EQ(t.info.xid.value, 42u);
+  EXPECT_EQ(t.info.final_lsn, Lsn{0x200});
+  EXPECT_EQ(t.info.end_lsn, Lsn{0x230});
+  EXPECT_EQ(t.info.commit_time_us, 1000);
+  ASSERT_EQ(t.changes.size(), 2u);
+  EXPECT_EQ(t.changes[0].lsn, Lsn{0x110});
+  EXPECT_EQ(t.changes[1].lsn, Lsn{0x120});
+  EXPECT_EQ(t.changes[1].after.value(1), "b");
+  EXPECT_FALSE(assembler->oldest_held_lsn().has_value());
+}
+
+TEST_F(AssemblerTest, RejectsCommitWithoutBeginNestedBeginAndACommitLsnThatDiffersFromTheBegin) {
+  make(1);
+  EXPECT_THROW(feed(commit_message(0x200, 0x230), 0x200), ProtocolError);
+  make(1);
+  feed(begin_message(0x200, 1), 0x100);
+  EXPECT_THROW(feed(begin_message(0x300, 2), 0x150), ProtocolError);
+  make(1);
+  feed(begin_message(0x200, 1), 0x100);
+  try {
+    feed(commit_message(0x201, 0x230), 0x201);
+    FAIL();
+  } catch (const ProtocolError& e) {
+    EXPECT_EQ(e.lsn(), Lsn{0x201});
+    EXPECT_NE(std::string(e.what()).find("0/200"), std::string::npos) << e.what();
+  }
+  make(1);
+  feed(relation_message(1), 0x10);
+  EXPECT_THROW(feed(insert_message(1, "1", "a"), 0x20), ProtocolError);
+}
+
+TEST_F(AssemblerTest, SplitsALargeTransactionIntoChunksAndSetsEndLsnOnTheLastOnly) {
+  make(1, 3);
+  feed(begin_message(0x900, 5), 0x100);
+  feed(relation_message(1), 0x100);
+  for (int i = 0; i < 7; ++i) {
+    feed(insert_message(1, std::to_string(i), "x"), 0x100 + i);
+    EXPECT_LE(emitted.size(), static_cast<std::size_t>(i / 3 + (i % 3 == 0 ? 0 : 1)));
+  }
+  ASSERT_EQ(emitted.size(), 2u) << "a full chunk leaves when the next change comes";
+  feed(commit_message(0x900, 0x990), 0x900);
+  ASSERT_EQ(emitted.size(), 3u);
+  EXPECT_TRUE(emitted[0].first_chunk);
+  EXPECT_FALSE(emitted[0].last_chunk);
+  EXPECT_FALSE(emitted[1].first_chunk);
+  EXPECT_FALSE(emitted[1].last_chunk);
+  EXPECT_FALSE(emitted[2].first_chunk);
+  EXPECT_TRUE(emitted[2].last_chunk);
+  EXPECT_EQ(emitted[0].changes.size(), 3u);
+  EXPECT_EQ(emitted[1].changes.size(), 3u);
+  EXPECT_EQ(emitted[2].changes.size(), 1u);
+  EXPECT_FALSE(emitted[0].info.end_lsn.valid());
+  EXPECT_EQ(emitted[2].info.end_lsn, Lsn{0x990});
+  EXPECT_EQ(emitted[1].info.xid.value, 5u);
+  EXPECT_EQ(emitted[2].changes[0].after.value(0), "6");
+}
+
+TEST_F(AssemblerTest, EndsATransactionOfExactlyOneChunkWithThatChunkNotAnEmptyOne) {
+  make(1, 2);
+  feed(begin_message(0x900, 5), 0x100);
+  feed(relation_message(1), 0x100);
+  feed(insert_message(1, "1", "x"), 0x101);
+  feed(insert_message(1, "2", "x"), 0x102);
+  feed(commit_message(0x900, 0x990), 0x900);
+  ASSERT_EQ(emitted.size(), 1u);
+  EXPECT_TRUE(emitted[0].whole());
+  EXPECT_EQ(emitted[0].changes.size(), 2u);
+}
+
+TEST_F(AssemblerTest, EmitsANonTransactionalMessageAsItsOwnTransactionWithXidZero) {
+  make(1);
+  feed(MessageBuilder('M').u8(0).u64(0x777).str("cdcsync").i32(2).raw("hi"), 0x777);
+  ASSERT_EQ(emitted.size(), 1u);
+  EXPECT_EQ(emitted[0].info.xid.value, 0u);
+  EXPECT_EQ(emitted[0].info.final_lsn, Lsn{0x777});
+  EXPECT_EQ(emitted[0].info.end_lsn, Lsn{0x777});
+  ASSERT_EQ(emitted[0].changes.size(), 1u);
+  EXPECT_EQ(emitted[0].changes[0].op, ChangeOp::Message);
+  EXPECT_EQ(emitted[0].changes[0].message_content, "hi");
+}
+
+TEST_F(AssemblerTest, KeepsTransactionalMessagesAndOriginInTheirTransaction) {
+  make(1);
+  feed(begin_message(0x200, 3), 0x100);
+  feed(MessageBuilder('O').u64(0xABC).str("upstream"), 0x100);
+  feed(MessageBuilder('M').u8(1).u64(0x150).str("p").i32(1).raw("x"), 0x150);
+  feed(commit_message(0x200, 0x210), 0x200);
+  ASSERT_EQ(emitted.size(), 1u);
+  EXPECT_EQ(emitted[0].info.origin, "upstream");
+  ASSERT_EQ(emitted[0].changes.size(), 1u);
+  EXPECT_TRUE(emitted[0].changes[0].message_transactional);
+}
+
+TEST_F(AssemblerTest, ReleasesInterleavedStreamsAtTheirCommitsWithoutAbortedSubtransactions) {
+  make(2);
+  feed(relation_message(1), 0x10);
+  feed(MessageBuilder('S').u32(100).u8(1), 0x100);
+  feed(with_xid(relation_message(1), 100), 0x100);
+  feed(with_xid(insert_message(1, "1", "a"), 100), 0x101);
+  feed(MessageBuilder('E'), 0x101);
+  feed(MessageBuilder('S').u32(200).u8(1), 0x102);
+  feed(with_xid(relation_message(1), 200), 0x102);
+  feed(with_xid(insert_message(1, "2", "b"), 200), 0x103);
+  feed(MessageBuilder('E'), 0x103);
+  feed(MessageBuilder('S').u32(100).u8(0), 0x104);
+  feed(with_xid(insert_message(1, "3", "sub"), 101), 0x105);
+  feed(with_xid(insert_message(1, "4", "a"), 100), 0x106);
+  feed(MessageBuilder('E'), 0x106);
+  EXPECT_EQ(spool_files(), 2u);
+  EXPECT_EQ(assembler->streamed_in_progress(), 2u);
+  EXPECT_EQ(assembler->oldest_held_lsn(), Lsn{0x100});
+  feed(MessageBuilder('A').u32(100).u32(101), 0x107);
+  feed(MessageBuilder('c').u32(200).u8(0).u64(0x108).u64(0x109).u64(9), 0x108);
+  ASSERT_EQ(emitted.size(), 1u);
+  EXPECT_EQ(emitted[0].info.xid.value, 200u);
+  EXPECT_EQ(emitted[0].info.final_lsn, Lsn{0x108});
+  EXPECT_EQ(emitted[0].info.end_lsn, Lsn{0x109});
+  ASSERT_EQ(emitted[0].changes.size(), 1u);
+  EXPECT_EQ(emitted[0].changes[0].after.value(0), "2");
+  EXPECT_EQ(emitted[0].changes[0].lsn, Lsn{0x103});
+  feed(MessageBuilder('c').u32(100).u8(0).u64(0x10a).u64(0x10b).u64(9), 0x10a);
+  ASSERT_EQ(emitted.size(), 2u);
+  ASSERT_EQ(emitted[1].changes.size(), 2u);
+  EXPECT_EQ(emitted[1].changes[0].after.value(0), "1");
+  EXPECT_EQ(emitted[1].changes[1].after.value(0), "4");
+  EXPECT_EQ(emitted[1].changes[1].lsn, Lsn{0x106});
+  EXPECT_EQ(spool_files(), 0u);
+}
+
+TEST_F(AssemblerTest, DropsAWholeStreamedTransactionAndItsSpoolOnAbortOfItsXid) {
+  make(2);
+  feed(MessageBuilder('S').u32(100).u8(1), 0x100);
+  feed(with_xid(relation_message(1), 100), 0x100);
+  feed(with_xid(insert_message(1, "1", "a"), 100), 0x101);
+  feed(MessageBuilder('E'), 0x101);
+  EXPECT_EQ(spool_files(), 1u);
+  feed(MessageBuilder('A').u32(100).u32(100), 0x102);
+  EXPECT_EQ(spool_files(), 0u);
+  EXPECT_TRUE(emitted.empty());
+  EXPECT_THROW(feed(MessageBuilder('c').u32(100).u8(0).u64(1).u64(2).u64(3), 0x103), ProtocolError);
+}
+
+// A Relation message inside a stream is the streamed transaction's own: a transaction committed in
+// between still decodes with the schema it was sent with.
+TEST_F(AssemblerTest, AppliesARelationMessageInsideAStreamOnlyToThatTransaction) {
+  make(2);
+  feed(begin_message(0x50, 1), 0x40);
+  feed(relation_message(1, 2), 0x40);
+  feed(insert_message(1, "1", "a"), 0x41);
+  feed(commit_message(0x50, 0x51), 0x50);
+  feed(MessageBuilder('S').u32(100).u8(1), 0x100);
+  feed(with_xid(relation_message(1, 3), 100), 0x100);
+  feed(with_xid(MessageBuilder('I').u32(1).byte('N').i16(3).text("2").text("b").text("c").bytes(), 100),
+       0x101);
+  feed(MessageBuilder('E'), 0x101);
+  feed(begin_message(0x150, 2), 0x140);
+  feed(insert_message(1, "3", "two columns still"), 0x141);
+  feed(commit_message(0x150, 0x151), 0x150);
+  ASSERT_EQ(emitted.size(), 2u);
+  EXPECT_EQ(emitted[1].changes[0].relation->columns.size(), 2u);
+  EXPECT_EQ(assembler->relations().find(RelationId{1})->columns.size(), 2u);
+  feed(MessageBuilder('c').u32(100).u8(0).u64(0x160).u64(0x161).u64(9), 0x160);
+  ASSERT_EQ(emitted.size(), 3u);
+  EXPECT_EQ(emitted[2].changes[0].relation->columns.size(), 3u);
+  EXPECT_EQ(emitted[2].changes[0].after.value(2), "c");
+}
+
+TEST_F(AssemblerTest, RejectsMessagesThatDoNotBelongInsideAStreamBlock) {
+  make(2);
+  feed(MessageBuilder('S').u32(100).u8(1), 0x100);
+  EXPECT_THROW(feed(begin_message(0x200, 1), 0x101), ProtocolError);
+  make(2);
+  EXPECT_THROW(feed(MessageBuilder('S').u32(100).u8(0), 0x100), ProtocolError);
+  make(2);
+  feed(begin_message(0x200, 1), 0x100);
+  EXPECT_THROW(feed(MessageBuilder('S').u32(100).u8(1), 0x101), ProtocolError);
+}
+
+TEST_F(AssemblerTest, HoldsAPreparedTransactionUntilCommitPreparedAndDropsARolledBackOne) {
+  make(3);
+  feed(MessageBuilder('b').u64(0x200).u64(0x210).u64(5).u32(7).str("g1"), 0x100);
+  feed(relation_message(1), 0x100);
+  feed(insert_message(1, "1", "a"), 0x110);
+  feed(MessageBuilder('P').u8(0).u64(0x200).u64(0x210).u64(5).u32(7).str("g1"), 0x200);
+  feed(MessageBuilder('b').u64(0x300).u64(0x310).u64(5).u32(8).str("g2"), 0x250);
+  feed(insert_message(1, "2", "b"), 0x260);
+  feed(MessageBuilder('P').u8(0).u64(0x300).u64(0x310).u64(5).u32(8).str("g2"), 0x300);
+  EXPECT_TRUE(emitted.empty());
+  EXPECT_EQ(assembler->prepared_held(), 2u);
+  EXPECT_EQ(assembler->oldest_held_lsn(), Lsn{0x100});
+  // A transaction committed meanwhile goes first.
+  feed(begin_message(0x350, 9), 0x340);
+  feed(insert_message(1, "3", "c"), 0x341);
+  feed(commit_message(0x350, 0x351), 0x350);
+  feed(MessageBuilder('r').u8(0).u64(0x310).u64(0x360).u64(5).u64(6).u32(8).str("g2"), 0x360);
+  feed(MessageBuilder('K').u8(0).u64(0x400).u64(0x410).u64(11).u32(7).str("g1"), 0x400);
+  ASSERT_EQ(emitted.size(), 2u);
+  EXPECT_EQ(emitted[0].info.xid.value, 9u);
+  const Transaction& t = emitted[1];
+  EXPECT_EQ(t.info.xid.value, 7u);
+  EXPECT_EQ(t.info.final_lsn, Lsn{0x400});
+  EXPECT_EQ(t.info.end_lsn, Lsn{0x410});
+  EXPECT_EQ(t.info.commit_time_us, 11);
+  ASSERT_EQ(t.changes.size(), 1u);
+  EXPECT_EQ(t.changes[0].after.value(1), "a");
+  EXPECT_EQ(t.changes[0].lsn, Lsn{0x110});
+  EXPECT_EQ(spool_files(), 0u);
+  EXPECT_THROW(feed(MessageBuilder('K').u8(0).u64(0x500).u64(0x510).u64(1).u32(7).str("g1"), 0x500),
+               ProtocolError);
+}
+
+TEST_F(AssemblerTest, ReleasesAStreamPreparedTransactionAtCommitPrepared) {
+  make(3);
+  feed(MessageBuilder('S').u32(100).u8(1), 0x100);
+  feed(with_xid(relation_message(1), 100), 0x100);
+  feed(with_xid(insert_message(1, "1", "a"), 100), 0x101);
+  feed(MessageBuilder('E'), 0x101);
+  feed(MessageBuilder('p').u8(0).u64(0x200).u64(0x210).u64(5).u32(100).str("g"), 0x200);
+  EXPECT_EQ(assembler->streamed_in_progress(), 0u);
+  EXPECT_EQ(assembler->prepared_held(), 1u);
+  feed(MessageBuilder('K').u8(0).u64(0x300).u64(0x310).u64(6).u32(100).str("g"), 0x300);
+  ASSERT_EQ(emitted.size(), 1u);
+  EXPECT_EQ(emitted[0].changes.size(), 1u);
+  EXPECT_EQ(emitted[0].info.end_lsn, Lsn{0x310});
+}
+
+TEST_F(AssemblerTest, ReplaysASpooledTransactionInChunks) {
+  make(2, 4);
+  feed(MessageBuilder('S').u32(100).u8(1), 0x100);
+  feed(with_xid(relation_message(1), 100), 0x100);
+  for (int i = 0; i < 10; ++i) feed(with_xid(insert_message(1, std::to_string(i), "a"), 100), 0x101 + i);
+  feed(MessageBuilder('E'), 0x120);
+  feed(MessageBuilder('c').u32(100).u8(0).u64(0x130).u64(0x131).u64(9), 0x130);
+  ASSERT_EQ(emitted.size(), 3u);
+  EXPECT_EQ(emitted[0].changes.size(), 4u);
+  EXPECT_EQ(emitted[2].changes.size(), 2u);
+  EXPECT_TRUE(emitted[0].first_chunk && !emitted[0].last_chunk);
+  EXPECT_TRUE(!emitted[2].first_chunk && emitted[2].last_chunk);
+  EXPECT_FALSE(emitted[1].info.end_lsn.valid());
+  EXPECT_EQ(emitted[2].info.end_lsn, Lsn{0x131});
+  EXPECT_EQ(emitted[2].info.final_lsn, Lsn{0x130});
+}
+
+TEST_F(AssemblerTest, RemovesSpoolFilesOnDestructionAndStaleOnesAtStart) {
+  make(2);
+  feed(MessageBuilder('S').u32(100).u8(1), 0x100);
+  feed(with_xid(insert_message(1, "1", "a"), 100), 0x101);
+  EXPECT_EQ(spool_files(), 1u);
+  assembler.reset();
+  EXPECT_EQ(spool_files(), 0u);
+  std::filesystem::create_directories(spool_dir);
+  { std::ofstream stale(spool_dir / "cdcsync-spool-1-1-xid-5"); }
+  { std::ofstream other(spool_dir / "not-ours"); }
+  make(2);
+  EXPECT_EQ(spool_files(), 1u);
+  EXPECT_TRUE(std::filesystem::exists(spool_dir / "not-ours"));
+}
+
+}  // namespace
+}  // namespace cdcsync
