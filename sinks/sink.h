@@ -33,10 +33,10 @@ struct Batch {
 // The progress row a target keeps in the same transaction as the applied rows: the target, not Redis,
 // is the authority for what has been applied.
 struct Progress {
-  Lsn end_lsn;                       // commit end LSN of the last source transaction applied
-  Xid xid;                           // its xid
-  std::int64_t commit_time_us = 0;   // its commit time (PostgreSQL epoch microseconds)
-  Lsn acked_lsn;                     // highest position ever confirmed to the source as flushed
+  Lsn end_lsn;                      // commit end LSN of the last source transaction applied
+  Xid xid;                          // its xid
+  std::int64_t commit_time_us = 0;  // its commit time (PostgreSQL epoch microseconds)
+  Lsn acked_lsn;                    // highest position ever confirmed to the source as flushed
 };
 
 // Retry the same batch after reconnecting (lost connection, serialization failure, deadlock, shutdown,

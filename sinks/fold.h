@@ -1,0 +1,86 @@
+// Folds the changes of one target table within a batch to one final action per key, so a batch costs one
+// set-based statement per table instead of one statement per change.
+//
+// Why folding gives the same rows as applying in order (every write is guarded by `_cdc_lsn < lsn`, and
+// for one key LSNs increase in commit order):
+//   upsert(v1,l1) then upsert(v2,l2)  == upsert(v2,l2), except that columns v2 leaves unchanged (TOAST)
+//                                         keep v1's value when v1 had one;
+//   upsert then hard delete(l2)       == delete(l2);      hard delete then upsert(v2,l2) == upsert(v2,l2);
+//   upsert(v1) then soft delete(l2)   == upsert(v1 values, tombstone, l2);
+//   ignored deletes vanish.
+// An update that changes the key is a delete of the old key plus an upsert of the new one at the same LSN.
+// Ordering between different keys is not preserved (deletes run first, then upserts by LSN); when that
+// trips a secondary unique constraint the sink replays the batch change by change (see postgres_sink.h).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "decoders/change.h"
+#include "sinks/mapping.h"
+
+namespace cdcsync {
+
+enum class ValueState : std::uint8_t { Value, Null, Absent };  // Absent: unchanged TOAST, not known
+
+enum class RowAction : std::uint8_t { Upsert, Delete };
+
+struct FoldedRow {
+  Lsn lsn;
+  RowAction action = RowAction::Upsert;
+  bool tombstone = false;       // Upsert of a soft-deleted row
+  bool has_absent = false;      // some column is Absent
+  std::size_t first_value = 0;  // index into values(); the row's mapped columns follow in order
+};
+
+class TableFold {
+ public:
+  struct Value {
+    ValueState state = ValueState::Null;
+    std::size_t offset = 0;
+    std::size_t length = 0;
+  };
+
+  TableFold() = default;
+  explicit TableFold(const TableMapping& mapping);
+
+  // Folds one Insert/Update/Delete of a bound relation of this table. Throws PermanentError (table,
+  // `txn_lsn`) when the key cannot be read (no old tuple on a delete, NULL key, binary values).
+  void add(const BoundTable& bound, const Change& change, Lsn txn_lsn);
+
+  bool empty() const { return rows_.empty(); }
+  std::size_t size() const { return rows_.size(); }
+  void clear();
+
+  const std::vector<FoldedRow>& rows() const { return rows_; }
+  std::size_t columns() const { return columns_; }
+  const Value& value(const FoldedRow& row, std::size_t column) const {
+    return values_[row.first_value + column];
+  }
+  std::string_view text(const Value& v) const { return std::string_view{arena_}.substr(v.offset, v.length); }
+
+  // Row indexes: deletes first, then upserts in LSN order (what the set-based statements apply).
+  std::vector<std::size_t> apply_order() const;
+
+ private:
+  void upsert(const BoundTable& bound, const Tuple& tuple, Lsn lsn, Lsn txn_lsn);
+  void remove(const BoundTable& bound, const Tuple& tuple, Lsn lsn, Lsn txn_lsn);
+  // Transformed key of `tuple` into key_scratch_; throws PermanentError when a key column is NULL/absent.
+  void encode_key(const BoundTable& bound, const Tuple& tuple, Lsn txn_lsn);
+  std::size_t find_or_add_row();
+  void store(std::size_t slot, const BoundTable& bound, std::size_t column, const Tuple& tuple, Lsn txn_lsn);
+
+  const TableMapping* mapping_ = nullptr;
+  std::size_t columns_ = 0;
+  std::vector<FoldedRow> rows_;
+  std::vector<Value> values_;
+  std::string arena_;
+  std::unordered_map<std::string, std::size_t> index_;
+  std::string key_scratch_;
+};
+
+}  // namespace cdcsync

@@ -1,0 +1,669 @@
+#include "sinks/postgres_sink.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <stdexcept>
+
+namespace cdcsync {
+namespace {
+
+constexpr const char* kSavepoint = "SAVEPOINT cdcsync_apply";
+constexpr std::size_t kPipelineDepth = 1000;  // statements between syncs: keeps both socket buffers small
+
+// The error of a failed result without DETAIL, with the constraint's name when the server gave one.
+PgError sink_error(PGconn* conn, const PGresult* res, std::string_view doing) {
+  PgError e = pg_error(conn, res, doing);
+  std::string msg = e.what();
+  if (res != nullptr) {
+    const char* constraint = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
+    if (constraint != nullptr) msg += std::string(" [constraint ") + constraint + "]";
+  }
+  return PgError{e.sqlstate(), msg};
+}
+
+std::string default_applied_by() {
+  char host[256] = {};
+  if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
+  return std::string("cdcsync@") + host + ":" + std::to_string(getpid());
+}
+
+void append_copy_text(std::string& out, std::string_view v) {
+  for (char c : v) {
+    switch (c) {
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
+      default:
+        out.push_back(c);
+    }
+  }
+}
+
+std::string join(const std::vector<std::string>& parts, std::string_view sep, std::string_view prefix = "") {
+  std::string out;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    if (i) out += sep;
+    out += prefix;
+    out += parts[i];
+  }
+  return out;
+}
+
+}  // namespace
+
+struct PostgresSink::TableState {
+  std::size_t index = 0;
+  const TableMapping* mapping = nullptr;
+  std::string target;             // quoted schema.table
+  std::string stage;              // pg_temp."cdcsync_stage_N"
+  std::vector<std::string> cols;  // quoted target columns, mapping order
+  std::vector<std::size_t> key;   // indexes into cols
+  std::string lsn_col;            // quoted
+  std::string tomb_col;           // quoted; empty unless deletes = soft
+  TableFold fold;
+  bool stage_used = false;         // rows copied into the stage in the open transaction
+  std::set<std::string> prepared;  // prepared statement names on this connection
+  std::string mask_scratch;
+  std::vector<std::size_t> offsets;  // parameter offsets into params_ (SIZE_MAX: NULL)
+
+  std::string row_columns() const {
+    std::string s = join(cols, ", ");
+    s += ", " + lsn_col;
+    if (!tomb_col.empty()) s += ", " + tomb_col;
+    return s;
+  }
+  std::string key_columns() const {
+    std::vector<std::string> k;
+    for (std::size_t i : key) k.push_back(cols[i]);
+    return join(k, ", ");
+  }
+  // SET list of an upsert writing the columns marked '1' in `mask` (empty mask: all).
+  std::string set_list(const std::string& mask) const {
+    std::string s;
+    for (std::size_t c = 0; c < cols.size(); ++c) {
+      if (std::find(key.begin(), key.end(), c) != key.end()) continue;
+      if (!mask.empty() && mask[c] != '1') continue;
+      s += cols[c] + " = EXCLUDED." + cols[c] + ", ";
+    }
+    s += lsn_col + " = EXCLUDED." + lsn_col;
+    if (!tomb_col.empty()) s += ", " + tomb_col + " = EXCLUDED." + tomb_col;
+    return s;
+  }
+  std::string conflict_clause(const std::string& mask) const {
+    return " ON CONFLICT (" + key_columns() + ") DO UPDATE SET " + set_list(mask) + " WHERE t." + lsn_col +
+           " < EXCLUDED." + lsn_col;
+  }
+};
+
+PostgresSink::PostgresSink(Mapping mapping, PostgresSinkOptions options)
+    : mapping_(std::move(mapping)), options_(std::move(options)), binder_(mapping_) {
+  if (options_.pipeline.empty()) throw std::invalid_argument("the sink needs a pipeline name");
+  if (options_.applied_by.empty()) options_.applied_by = default_applied_by();
+  for (std::size_t i = 0; i < mapping_.tables().size(); ++i) {
+    const TableMapping& m = mapping_.tables()[i];
+    auto t = std::make_unique<TableState>();
+    t->index = i;
+    t->mapping = &m;
+    t->target = m.target.quoted();
+    t->stage = "pg_temp." + quote_ident("cdcsync_stage_" + std::to_string(i));
+    for (const auto& c : m.columns) t->cols.push_back(quote_ident(c.target));
+    t->key = m.key_indexes();
+    t->lsn_col = quote_ident(m.lsn_column);
+    if (m.deletes == DeletePolicy::Soft) t->tomb_col = quote_ident(m.tombstone_column);
+    t->fold = TableFold(m);
+    tables_.push_back(std::move(t));
+  }
+}
+
+PostgresSink::~PostgresSink() = default;
+
+void PostgresSink::drop_connection() {
+  conn_.reset();
+  in_txn_ = false;
+  skipping_chunks_ = false;
+  pending_.clear();
+  for (auto& t : tables_) {
+    t->prepared.clear();
+    t->stage_used = false;
+    t->fold.clear();
+  }
+}
+
+PgResult PostgresSink::exec(const std::string& sql, const char* doing, int n, const char* const* values) {
+  PgResult res{n == 0 ? PQexec(conn_.get(), sql.c_str())
+                      : PQexecParams(conn_.get(), sql.c_str(), n, nullptr, values, nullptr, nullptr, 0)};
+  const auto st = res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) throw sink_error(conn_.get(), res.get(), doing);
+  return res;
+}
+
+void PostgresSink::raise(const PgError& e) {
+  if (e.transient()) {
+    drop_connection();
+    throw TransientError(e.what());
+  }
+  rollback_quietly();
+  throw PermanentError(error_table_, error_lsn_, e.sqlstate(), e.what());
+}
+
+void PostgresSink::connect() {
+  drop_connection();
+  const char* keywords[] = {"dbname", "options", "application_name", nullptr};
+  const char* values[] = {options_.conninfo.c_str(), "-csearch_path=", "cdcsync", nullptr};
+  PgConn conn{PQconnectdbParams(keywords, values, 1)};
+  if (!conn || PQstatus(conn.get()) != CONNECTION_OK) {
+    std::string msg = conn ? PQerrorMessage(conn.get()) : "out of memory";
+    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+    throw TransientError("cannot connect to the order database: " + msg);
+  }
+  conn_ = std::move(conn);
+  error_lsn_ = Lsn{};
+  try {
+    error_table_ = options_.progress_table.str();
+    const std::string lock_name = "cdcsync:" + options_.pipeline;
+    const char* lock_params[] = {lock_name.c_str()};
+    auto lock = exec("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", "taking the writer lock", 1,
+                     lock_params);
+    if (std::string_view(PQgetvalue(lock.get(), 0, 0)) != "t") {
+      drop_connection();
+      throw WriterLockHeld("another cdcsync session holds the writer lock of pipeline " + options_.pipeline);
+    }
+    load_progress();
+    for (auto& t : tables_) {
+      error_table_ = t->mapping->target.str();
+      std::string sql = "CREATE TEMP TABLE IF NOT EXISTS " + t->stage + " ON COMMIT DELETE ROWS AS SELECT " +
+                        join(t->cols, ", ", "t.") + ", t." + t->lsn_col;
+      if (!t->tomb_col.empty()) sql += ", t." + t->tomb_col;
+      sql += ", NULL::\"char\" AS _cdc_stage_op, NULL::integer AS _cdc_stage_mask FROM " + t->target +
+             " AS t WITH NO DATA";
+      exec(sql, "creating the staging table");
+    }
+  } catch (const PgError& e) {
+    raise(e);
+  }
+  spdlog::info("order database connected; pipeline {} at {}", options_.pipeline,
+               progress_ ? progress_->end_lsn.str() : std::string("(no progress yet)"));
+}
+
+void PostgresSink::ensure_connected() {
+  if (conn_ && PQstatus(conn_.get()) != CONNECTION_OK) {
+    drop_connection();
+  }
+  if (!conn_) {
+    connect();
+    ++stats_.reconnects;
+  }
+}
+
+void PostgresSink::rollback_quietly() {
+  if (!conn_) return;
+  if (PQpipelineStatus(conn_.get()) != PQ_PIPELINE_OFF ||
+      PQtransactionStatus(conn_.get()) == PQTRANS_ACTIVE) {
+    drop_connection();
+    return;
+  }
+  PgResult res{PQexec(conn_.get(), "ROLLBACK")};
+  if (!res || PQresultStatus(res.get()) != PGRES_COMMAND_OK) {
+    drop_connection();
+    return;
+  }
+  in_txn_ = false;
+  skipping_chunks_ = false;
+  for (auto& t : tables_) {
+    t->stage_used = false;
+    t->fold.clear();
+  }
+}
+
+void PostgresSink::abort() {
+  rollback_quietly();
+}
+
+std::optional<Progress> PostgresSink::load_progress() {
+  if (in_txn_) return progress_;
+  if (!conn_) {
+    ensure_connected();
+    return progress_;
+  }
+  try {
+    error_table_ = options_.progress_table.str();
+    const char* params[] = {options_.pipeline.c_str()};
+    auto res = exec(
+        "SELECT end_lsn::text, xid::text, (extract(epoch FROM commit_time - "
+        "'2000-01-01 00:00:00+00'::timestamptz) * 1000000)::bigint::text, acked_lsn::text FROM " +
+            options_.progress_table.quoted() + " WHERE pipeline = $1",
+        "reading the progress row", 1, params);
+    if (PQntuples(res.get()) == 0) {
+      progress_.reset();
+      return progress_;
+    }
+    Progress p;
+    p.end_lsn = Lsn::parse(PQgetvalue(res.get(), 0, 0)).value_or(Lsn{});
+    p.xid = Xid{static_cast<std::uint32_t>(std::stoull(PQgetvalue(res.get(), 0, 1)))};
+    if (!PQgetisnull(res.get(), 0, 2)) p.commit_time_us = std::stoll(PQgetvalue(res.get(), 0, 2));
+    p.acked_lsn = Lsn::parse(PQgetvalue(res.get(), 0, 3)).value_or(Lsn{});
+    progress_ = p;
+    return progress_;
+  } catch (const PgError& e) {
+    raise(e);
+  }
+}
+
+void PostgresSink::record_ack(Lsn lsn) {
+  if (in_txn_) throw std::logic_error("record_ack inside an open source transaction");
+  ensure_connected();
+  try {
+    error_table_ = options_.progress_table.str();
+    error_lsn_ = lsn;
+    const std::string lsn_text = lsn.str();
+    const char* params[] = {options_.pipeline.c_str(), lsn_text.c_str(), options_.applied_by.c_str()};
+    exec("INSERT INTO " + options_.progress_table.quoted() +
+             " AS p (pipeline, end_lsn, xid, acked_lsn, applied_by) VALUES ($1, '0/0', 0, $2::pg_lsn, $3) "
+             "ON CONFLICT (pipeline) DO UPDATE SET acked_lsn = greatest(p.acked_lsn, EXCLUDED.acked_lsn), "
+             "updated_at = now()",
+         "recording the acknowledged position", 3, params);
+    if (progress_) {
+      progress_->acked_lsn = std::max(progress_->acked_lsn, lsn);
+    } else {
+      progress_ = Progress{.acked_lsn = lsn};
+    }
+  } catch (const PgError& e) {
+    raise(e);
+  }
+}
+
+bool PostgresSink::already_applied(const TransactionInfo& info) const {
+  if (!progress_ || !progress_->end_lsn.valid()) return false;
+  if (info.end_lsn.valid()) return info.end_lsn <= progress_->end_lsn;
+  // A first chunk knows its commit record's position only: it committed before the progress point.
+  return info.final_lsn.valid() && info.final_lsn < progress_->end_lsn;
+}
+
+std::optional<Lsn> PostgresSink::apply(const Batch& batch) {
+  try {
+    return apply_inner(batch);
+  } catch (const PgError& e) {
+    raise(e);
+  } catch (const PermanentError&) {
+    rollback_quietly();
+    throw;
+  } catch (const TransientError&) {
+    drop_connection();
+    throw;
+  } catch (const WriterLockHeld&) {
+    throw;
+  } catch (...) {
+    rollback_quietly();
+    throw;
+  }
+}
+
+std::optional<Lsn> PostgresSink::apply_inner(const Batch& batch) {
+  ensure_connected();
+  if (!batch.empty() && !batch.transactions.front().first_chunk && !in_txn_ && !skipping_chunks_) {
+    throw PermanentError("", batch.transactions.front().info.final_lsn, "",
+                         "a continuation chunk arrived without the start of its source transaction");
+  }
+  std::vector<const Transaction*> todo;
+  const TransactionInfo* last_whole = nullptr;
+  for (const auto& t : batch.transactions) {
+    bool skip;
+    if (t.first_chunk) {
+      skip = already_applied(t.info);
+      skipping_chunks_ = skip && !t.last_chunk;
+    } else {
+      skip = skipping_chunks_;
+      if (t.last_chunk) skipping_chunks_ = false;
+    }
+    if (skip) {
+      if (t.last_chunk) ++stats_.transactions_skipped;
+      continue;
+    }
+    todo.push_back(&t);
+    if (t.last_chunk) last_whole = &t.info;
+  }
+
+  if (!todo.empty()) {
+    error_lsn_ = Lsn{};
+    error_table_.clear();
+    exec(in_txn_ ? std::string(kSavepoint) : std::string("BEGIN; ") + kSavepoint, "opening the transaction");
+    in_txn_ = true;
+    if (options_.method == ApplyMethod::Copy) {
+      try {
+        apply_set_based(todo);
+      } catch (const PgError& e) {
+        if (e.transient()) throw;
+        // The folded order tripped a constraint (or two texts of one key value met): replay change by
+        // change in source order, which also names the exact source transaction if it fails again.
+        spdlog::warn("set-based apply failed on {} (SQLSTATE {}); replaying the batch in source order",
+                     error_table_, e.sqlstate());
+        exec("ROLLBACK TO SAVEPOINT cdcsync_apply", "rolling back to the savepoint");
+        for (auto& t : tables_) {
+          t->fold.clear();
+          t->stage_used = false;
+        }
+        ++stats_.replays_in_order;
+        apply_in_order(todo);
+      }
+    } else {
+      apply_in_order(todo);
+    }
+    for (const auto* t : todo) {
+      stats_.changes_applied += t->changes.size();
+      if (t->last_chunk) ++stats_.transactions_applied;
+    }
+  }
+
+  if (!batch.ends_whole()) return std::nullopt;
+  if (in_txn_) {
+    if (last_whole == nullptr)
+      throw std::logic_error("open transaction without a finished source transaction");
+    write_progress(*last_whole);
+    error_table_ = options_.progress_table.str();
+    exec("COMMIT", "committing");
+    in_txn_ = false;
+    for (auto& t : tables_) t->stage_used = false;
+    const Lsn acked = progress_ ? std::max(progress_->acked_lsn, last_whole->end_lsn) : last_whole->end_lsn;
+    progress_ = Progress{last_whole->end_lsn, last_whole->xid, last_whole->commit_time_us, acked};
+  }
+  return progress_ ? progress_->end_lsn : Lsn{};
+}
+
+void PostgresSink::write_progress(const TransactionInfo& info) {
+  error_table_ = options_.progress_table.str();
+  error_lsn_ = info.end_lsn;
+  const std::string lsn = info.end_lsn.str();
+  const std::string xid = std::to_string(info.xid.value);
+  const std::string commit_time = std::to_string(info.commit_time_us);
+  const char* params[] = {options_.pipeline.c_str(), lsn.c_str(), xid.c_str(), commit_time.c_str(),
+                          options_.applied_by.c_str()};
+  exec("INSERT INTO " + options_.progress_table.quoted() +
+           " AS p (pipeline, end_lsn, xid, commit_time, acked_lsn, applied_by, updated_at) VALUES ($1, "
+           "$2::pg_lsn, $3::bigint, '2000-01-01 00:00:00+00'::timestamptz + $4::bigint * interval '1 "
+           "microsecond', $2::pg_lsn, $5, now()) ON CONFLICT (pipeline) DO UPDATE SET end_lsn = "
+           "EXCLUDED.end_lsn, xid = EXCLUDED.xid, commit_time = EXCLUDED.commit_time, acked_lsn = "
+           "greatest(p.acked_lsn, EXCLUDED.end_lsn), applied_by = EXCLUDED.applied_by, updated_at = now()",
+       "writing the progress row", 5, params);
+}
+
+const BoundTable* PostgresSink::bind(const RelationPtr& relation, Lsn txn_lsn) {
+  const BoundTable* b = binder_.bind(relation, txn_lsn);
+  for (const auto& d : binder_.take_new_drift()) {
+    spdlog::warn("source table {} has column {} that is not mapped: it is not forwarded", d.table, d.column);
+  }
+  return b;
+}
+
+void PostgresSink::apply_set_based(const std::vector<const Transaction*>& txns) {
+  for (const Transaction* txn : txns) {
+    const Lsn lsn = txn->info.end_lsn.valid() ? txn->info.end_lsn : txn->info.final_lsn;
+    error_lsn_ = lsn;
+    for (const Change& c : txn->changes) {
+      switch (c.op) {
+        case ChangeOp::Insert:
+        case ChangeOp::Update:
+        case ChangeOp::Delete:
+          if (const BoundTable* b = bind(c.relation, lsn)) tables_[b->table]->fold.add(*b, c, lsn);
+          break;
+        case ChangeOp::Truncate:
+          flush_all();
+          apply_truncate(c, lsn, false);
+          break;
+        case ChangeOp::Message:
+          break;
+      }
+    }
+  }
+  error_lsn_ = Lsn{};
+  flush_all();
+}
+
+void PostgresSink::flush_all() {
+  for (std::size_t i = 0; i < tables_.size(); ++i) flush_table(i);
+}
+
+void PostgresSink::flush_table(std::size_t index) {
+  TableState& t = *tables_[index];
+  if (t.fold.empty()) return;
+  error_table_ = t.mapping->target.str();
+  if (t.stage_used) exec("TRUNCATE " + t.stage, "emptying the staging table");
+
+  // Masks of rows with unchanged-TOAST columns get their own statement (their SET lists differ).
+  std::map<std::string, int> masks;
+  bool any_delete = false;
+  bool any_upsert = false;
+  copy_buffer_.clear();
+  const std::size_t ncols = t.fold.columns();
+  for (std::size_t r : t.fold.apply_order()) {
+    const FoldedRow& row = t.fold.rows()[r];
+    int mask_id = 0;
+    if (row.action == RowAction::Upsert && row.has_absent) {
+      t.mask_scratch.assign(ncols, '1');
+      for (std::size_t c = 0; c < ncols; ++c) {
+        if (t.fold.value(row, c).state == ValueState::Absent) t.mask_scratch[c] = '0';
+      }
+      mask_id = masks.try_emplace(t.mask_scratch, static_cast<int>(masks.size()) + 1).first->second;
+    }
+    for (std::size_t c = 0; c < ncols; ++c) {
+      const auto& v = t.fold.value(row, c);
+      if (v.state == ValueState::Value)
+        append_copy_text(copy_buffer_, t.fold.text(v));
+      else
+        copy_buffer_ += "\\N";
+      copy_buffer_.push_back('\t');
+    }
+    copy_buffer_ += row.lsn.str();
+    if (!t.tomb_col.empty()) copy_buffer_ += row.tombstone ? "\tt" : "\tf";
+    copy_buffer_ += row.action == RowAction::Delete ? "\td\t" : "\tu\t";
+    copy_buffer_ += std::to_string(mask_id);
+    copy_buffer_.push_back('\n');
+    any_delete = any_delete || row.action == RowAction::Delete;
+    any_upsert = any_upsert || row.action == RowAction::Upsert;
+  }
+
+  const std::string copy_sql =
+      "COPY " + t.stage + " (" + t.row_columns() + ", _cdc_stage_op, _cdc_stage_mask) FROM STDIN";
+  PgResult res{PQexec(conn_.get(), copy_sql.c_str())};
+  if (!res || PQresultStatus(res.get()) != PGRES_COPY_IN)
+    throw sink_error(conn_.get(), res.get(), "staging rows");
+  if (PQputCopyData(conn_.get(), copy_buffer_.data(), static_cast<int>(copy_buffer_.size())) != 1 ||
+      PQputCopyEnd(conn_.get(), nullptr) != 1) {
+    throw sink_error(conn_.get(), nullptr, "staging rows");
+  }
+  res.reset(PQgetResult(conn_.get()));
+  if (!res || PQresultStatus(res.get()) != PGRES_COMMAND_OK)
+    throw sink_error(conn_.get(), res.get(), "staging rows");
+  while (PgResult extra{PQgetResult(conn_.get())}) {
+  }
+  t.stage_used = true;
+
+  std::string sql;
+  if (any_delete) {
+    sql += "DELETE FROM " + t.target + " AS t USING " + t.stage + " AS s WHERE s._cdc_stage_op = 'd'";
+    for (std::size_t k : t.key) sql += " AND t." + t.cols[k] + " = s." + t.cols[k];
+    sql += " AND t." + t.lsn_col + " < s." + t.lsn_col + "; ";
+  }
+  if (any_upsert) {
+    sql += "INSERT INTO " + t.target + " AS t (" + t.row_columns() + ") SELECT " + t.row_columns() +
+           " FROM " + t.stage + " WHERE _cdc_stage_op = 'u' AND _cdc_stage_mask = 0 ORDER BY " + t.lsn_col +
+           t.conflict_clause("");
+  }
+  exec(sql, "applying rows");
+  for (const auto& [mask, id] : masks) {
+    std::string counted =
+        "WITH w AS (INSERT INTO " + t.target + " AS t (" + t.row_columns() + ") SELECT " + t.row_columns() +
+        " FROM " + t.stage + " WHERE _cdc_stage_op = 'u' AND _cdc_stage_mask = " + std::to_string(id) +
+        " ORDER BY " + t.lsn_col + t.conflict_clause(mask) + " RETURNING (t.xmax = 0) AS ins" +
+        (t.tomb_col.empty() ? std::string(", false AS tomb") : ", t." + t.tomb_col + " AS tomb") +
+        ") SELECT count(*) FILTER (WHERE ins AND NOT tomb) FROM w";
+    auto r = exec(counted, "applying rows with unchanged TOAST columns");
+    stats_.inserted_without_toast += std::stoull(PQgetvalue(r.get(), 0, 0));
+  }
+  stats_.rows_written += t.fold.size();
+  t.fold.clear();
+}
+
+void PostgresSink::apply_truncate(const Change& change, Lsn txn_lsn, bool pipelined) {
+  for (const auto& rel : change.truncated) {
+    const BoundTable* b = bind(rel, txn_lsn);
+    if (b == nullptr) continue;
+    const TableMapping& m = *b->mapping;
+    TableState& t = *tables_[b->table];
+    error_table_ = m.target.str();
+    error_lsn_ = txn_lsn;
+    if (m.truncates == TruncatePolicy::Ignore) continue;
+    if (m.truncates == TruncatePolicy::Fail) {
+      throw PermanentError(m.source.str(), txn_lsn, "",
+                           "TRUNCATE of source table " + m.source.str() + " (truncate = fail)");
+    }
+    // DELETE, not TRUNCATE: the target role has no TRUNCATE privilege. Guarded like every write.
+    const std::string sql = t.tomb_col.empty()
+                                ? "DELETE FROM " + t.target + " AS t WHERE t." + t.lsn_col + " < $1::pg_lsn"
+                                : "UPDATE " + t.target + " AS t SET " + t.tomb_col + " = true, " + t.lsn_col +
+                                      " = $1::pg_lsn WHERE t." + t.lsn_col + " < $1::pg_lsn";
+    const std::string lsn = change.lsn.str();
+    const char* params[] = {lsn.c_str()};
+    if (pipelined) {
+      if (PQsendQueryParams(conn_.get(), sql.c_str(), 1, nullptr, params, nullptr, nullptr, 0) != 1) {
+        throw sink_error(conn_.get(), nullptr, "sending a truncate");
+      }
+      pending_.push_back({b->table, txn_lsn});
+    } else {
+      exec(sql, "applying a truncate", 1, params);
+    }
+    ++stats_.truncates_applied;
+  }
+}
+
+void PostgresSink::send_row(TableState& t, const FoldedRow& row, Lsn txn_lsn) {
+  const std::size_t ncols = t.fold.columns();
+  params_.clear();
+  t.offsets.clear();
+  auto add_param = [&](std::optional<std::string_view> v) {
+    if (!v) {
+      t.offsets.push_back(SIZE_MAX);
+      return;
+    }
+    t.offsets.push_back(params_.size());
+    params_.append(*v);
+    params_.push_back('\0');
+  };
+  std::string name = "cdcsync_" + std::to_string(t.index);
+  if (row.action == RowAction::Delete) {
+    name += "_d";
+    for (std::size_t k : t.key) add_param(t.fold.text(t.fold.value(row, k)));
+  } else {
+    t.mask_scratch.assign(ncols, '1');
+    for (std::size_t c = 0; c < ncols; ++c) {
+      const auto& v = t.fold.value(row, c);
+      if (v.state == ValueState::Absent) t.mask_scratch[c] = '0';
+      add_param(v.state == ValueState::Value ? std::optional<std::string_view>(t.fold.text(v))
+                                             : std::nullopt);
+    }
+    name += "_u";
+    if (row.has_absent) name += "_" + t.mask_scratch;
+  }
+  const std::string lsn = row.lsn.str();
+  add_param(lsn);
+  if (row.action == RowAction::Upsert && !t.tomb_col.empty()) add_param(row.tombstone ? "t" : "f");
+  const int n = static_cast<int>(t.offsets.size());
+
+  if (!t.prepared.contains(name)) {
+    std::string sql;
+    if (row.action == RowAction::Delete) {
+      sql = "DELETE FROM " + t.target + " AS t WHERE ";
+      int i = 1;
+      for (std::size_t k : t.key) sql += "t." + t.cols[k] + " = $" + std::to_string(i++) + " AND ";
+      sql += "t." + t.lsn_col + " < $" + std::to_string(i);
+    } else {
+      sql = "INSERT INTO " + t.target + " AS t (" + t.row_columns() + ") VALUES (";
+      for (int i = 1; i <= n; ++i) sql += (i > 1 ? ", $" : "$") + std::to_string(i);
+      sql += ")" + t.conflict_clause(row.has_absent ? t.mask_scratch : std::string());
+    }
+    if (PQsendPrepare(conn_.get(), name.c_str(), sql.c_str(), n, nullptr) != 1) {
+      throw sink_error(conn_.get(), nullptr, "preparing a statement");
+    }
+    pending_.push_back({t.index, txn_lsn});
+    t.prepared.insert(name);
+  }
+  param_ptrs_.clear();
+  for (std::size_t off : t.offsets) param_ptrs_.push_back(off == SIZE_MAX ? nullptr : params_.data() + off);
+  if (PQsendQueryPrepared(conn_.get(), name.c_str(), n, param_ptrs_.data(), nullptr, nullptr, 0) != 1) {
+    throw sink_error(conn_.get(), nullptr, "sending a row");
+  }
+  pending_.push_back({t.index, txn_lsn});
+  if (pending_.size() >= kPipelineDepth) sync_and_drain();
+}
+
+void PostgresSink::sync_and_drain() {
+  if (pending_.empty()) return;
+  if (PQpipelineSync(conn_.get()) != 1) throw sink_error(conn_.get(), nullptr, "syncing the pipeline");
+  std::optional<PgError> first;
+  for (const Pending& p : pending_) {
+    PgResult r{PQgetResult(conn_.get())};
+    if (!r) throw sink_error(conn_.get(), nullptr, "reading pipelined results");
+    if (PQresultStatus(r.get()) == PGRES_FATAL_ERROR && !first) {
+      error_table_ = tables_[p.table]->mapping->target.str();
+      error_lsn_ = p.lsn;
+      first = sink_error(conn_.get(), r.get(), "applying a change to " + error_table_);
+    }
+    PgResult end{PQgetResult(conn_.get())};  // each queued query's results end with a null
+  }
+  PgResult sync{PQgetResult(conn_.get())};
+  if (!sync || PQresultStatus(sync.get()) != PGRES_PIPELINE_SYNC) {
+    throw sink_error(conn_.get(), sync.get(), "reading the pipeline sync");
+  }
+  pending_.clear();
+  if (first) {
+    if (first->transient()) throw *first;
+    // Leave pipeline mode (the connection is idle now) so the caller can roll back.
+    PQexitPipelineMode(conn_.get());
+    throw *first;
+  }
+}
+
+void PostgresSink::apply_in_order(const std::vector<const Transaction*>& txns) {
+  if (PQenterPipelineMode(conn_.get()) != 1) throw sink_error(conn_.get(), nullptr, "entering pipeline mode");
+  for (const Transaction* txn : txns) {
+    const Lsn lsn = txn->info.end_lsn.valid() ? txn->info.end_lsn : txn->info.final_lsn;
+    for (const Change& c : txn->changes) {
+      switch (c.op) {
+        case ChangeOp::Insert:
+        case ChangeOp::Update:
+        case ChangeOp::Delete: {
+          const BoundTable* b = bind(c.relation, lsn);
+          if (b == nullptr) break;
+          TableState& t = *tables_[b->table];
+          t.fold.clear();
+          t.fold.add(*b, c, lsn);
+          for (std::size_t r : t.fold.apply_order()) send_row(t, t.fold.rows()[r], lsn);
+          stats_.rows_written += t.fold.size();
+          t.fold.clear();
+          break;
+        }
+        case ChangeOp::Truncate:
+          apply_truncate(c, lsn, true);
+          if (pending_.size() >= kPipelineDepth) sync_and_drain();
+          break;
+        case ChangeOp::Message:
+          break;
+      }
+    }
+  }
+  sync_and_drain();
+  if (PQexitPipelineMode(conn_.get()) != 1) throw sink_error(conn_.get(), nullptr, "leaving pipeline mode");
+}
+
+}  // namespace cdcsync

@@ -1,0 +1,140 @@
+// The order-DB sink: LSN-guarded upserts of mapped columns plus the progress row, one target transaction
+// per batch (or per source transaction, when it arrives in chunks).
+//
+// Connection: the conninfo plus `options=-csearch_path=` (every identifier is schema-qualified and quoted;
+// values travel only as parameters or COPY data). At connect the sink takes a session advisory lock
+// (`pg_try_advisory_lock(hashtextextended('cdcsync:' || pipeline, 0))`): a second writer gets
+// WriterLockHeld. It then reads the progress row, creates one TEMP staging table per mapped table and
+// keeps the progress in memory after each commit.
+//
+// Apply: BEGIN; SAVEPOINT; for every source transaction above the durable progress, fold its changes per
+// table and key (sinks/fold.h); per table COPY the folded rows into the staging table, then one
+// `DELETE … USING staging` and one `INSERT … SELECT … ORDER BY lsn ON CONFLICT (key) DO UPDATE … WHERE
+// t._cdc_lsn < EXCLUDED._cdc_lsn`; upsert the progress row; COMMIT. When the set-based statements fail
+// with a non-transient error (a secondary unique constraint tripped by the folded order, two texts of the
+// same key value), the sink rolls back to the savepoint and replays the same changes one by one in source
+// order (pipelined prepared statements): that is the ground truth, and its error names the exact source
+// transaction.
+//
+// Errors: transient (PgError::transient) → the connection is dropped and TransientError thrown; the next
+// call reconnects and rereads the progress row, which also resolves an in-doubt COMMIT. Anything else →
+// ROLLBACK and PermanentError{table, source transaction end LSN (final LSN while chunked), SQLSTATE,
+// primary message + constraint name}; never DETAIL (it holds key values).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "decoders/pg.h"
+#include "sinks/fold.h"
+#include "sinks/mapping.h"
+#include "sinks/sink.h"
+
+namespace cdcsync {
+
+// Another session holds the pipeline's writer lock: stand by, do not write.
+class WriterLockHeld : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+enum class ApplyMethod : std::uint8_t {
+  Copy,      // fold per key, COPY into staging, set-based statements (default, fastest)
+  Pipeline,  // one prepared statement per change, libpq pipeline mode (also the fallback path)
+};
+
+struct PostgresSinkOptions {
+  std::string conninfo;  // libpq conninfo or URI; never logged
+  std::string pipeline;  // the progress row's key, also the writer lock's name
+  QualifiedName progress_table{"ref", "cdc_progress"};
+  std::string applied_by;  // audit value for the progress row; default "cdcsync@<host>:<pid>"
+  ApplyMethod method = ApplyMethod::Copy;
+};
+
+struct PostgresSinkStats {
+  std::uint64_t transactions_applied = 0;
+  std::uint64_t transactions_skipped = 0;  // at or below the durable progress
+  std::uint64_t changes_applied = 0;
+  std::uint64_t rows_written = 0;            // folded rows sent to the target
+  std::uint64_t inserted_without_toast = 0;  // rows inserted with an unchanged-TOAST column left NULL
+  std::uint64_t replays_in_order = 0;        // set-based apply fell back to change-by-change
+  std::uint64_t truncates_applied = 0;
+  std::uint64_t reconnects = 0;
+};
+
+class PostgresSink final : public Sink {
+ public:
+  // Does not connect; the first call that needs the target does. Throws std::invalid_argument when the
+  // pipeline name is empty.
+  PostgresSink(Mapping mapping, PostgresSinkOptions options);
+  ~PostgresSink() override;
+  PostgresSink(const PostgresSink&) = delete;
+  PostgresSink& operator=(const PostgresSink&) = delete;
+
+  // Connects now (lock, progress, staging tables). Throws WriterLockHeld, TransientError, PermanentError.
+  void connect();
+  bool connected() const { return conn_ != nullptr; }
+
+  std::optional<Lsn> apply(const Batch& batch) override;
+  void abort() override;
+  // The committed row, re-read from the target when no transaction is open; a row written only by
+  // record_ack (end_lsn 0/0) is returned too, so the caller sees acked_lsn.
+  std::optional<Progress> load_progress() override;
+  // Autocommit upsert: acked_lsn = greatest(acked_lsn, lsn); inserts the row (end_lsn 0/0) if missing.
+  // Throws std::logic_error inside an open chunked transaction.
+  void record_ack(Lsn lsn) override;
+
+  const PostgresSinkStats& stats() const { return stats_; }
+  // Distinct unmapped source columns (schema drift) per source table: never forwarded; the sink logs each
+  // new one once (names only).
+  std::map<std::string, std::uint64_t> drift_counts() const { return binder_.drift_counts(); }
+
+ private:
+  struct TableState;
+  struct Pending {
+    std::size_t table;
+    Lsn lsn;
+  };
+
+  std::optional<Lsn> apply_inner(const Batch& batch);
+  void apply_set_based(const std::vector<const Transaction*>& txns);
+  void apply_in_order(const std::vector<const Transaction*>& txns);
+  void flush_table(std::size_t table);
+  void flush_all();
+  void apply_truncate(const Change& change, Lsn txn_lsn, bool pipelined);
+  const BoundTable* bind(const RelationPtr& relation, Lsn txn_lsn);
+  void send_row(TableState& t, const FoldedRow& row, Lsn txn_lsn);
+  void sync_and_drain();
+  void write_progress(const TransactionInfo& info);
+  bool already_applied(const TransactionInfo& info) const;
+  void ensure_connected();
+  void drop_connection();
+  void rollback_quietly();
+  [[noreturn]] void raise(const PgError& e);
+  PgResult exec(const std::string& sql, const char* doing, int n = 0, const char* const* values = nullptr);
+
+  Mapping mapping_;
+  PostgresSinkOptions options_;
+  RelationBinder binder_;
+  PgConn conn_;
+  std::optional<Progress> progress_;
+  std::vector<std::unique_ptr<TableState>> tables_;
+  PostgresSinkStats stats_;
+
+  bool in_txn_ = false;           // a target transaction is open
+  bool skipping_chunks_ = false;  // the open source transaction was applied before: drop its chunks
+  // Where the last error happened, for PermanentError.
+  std::string error_table_;
+  Lsn error_lsn_;
+  std::string copy_buffer_;
+  std::string params_;
+  std::vector<const char*> param_ptrs_;
+  std::vector<Pending> pending_;
+};
+
+}  // namespace cdcsync

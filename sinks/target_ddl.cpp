@@ -1,0 +1,259 @@
+#include "sinks/target_ddl.h"
+
+#include <algorithm>
+#include <set>
+#include <stdexcept>
+
+#include "decoders/pg.h"
+
+namespace cdcsync {
+namespace {
+
+std::string quote_literal(std::string_view s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') out.push_back('\'');
+    out.push_back(c);
+  }
+  out.push_back('\'');
+  return out;
+}
+
+// A text[] literal of `items` for a parameter.
+std::string text_array(const std::vector<std::string>& items) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (i) out.push_back(',');
+    out.push_back('"');
+    for (char c : items[i]) {
+      if (c == '"' || c == '\\') out.push_back('\\');
+      out.push_back(c);
+    }
+    out.push_back('"');
+  }
+  out.push_back('}');
+  return out;
+}
+
+std::vector<std::string> sorted_key_targets(const TableMapping& t) {
+  std::vector<std::string> keys;
+  for (std::size_t k : t.key_indexes()) keys.push_back(t.columns[k].target);
+  std::sort(keys.begin(), keys.end());
+  return keys;
+}
+
+// Unique, non-partial, plain-column index on exactly the key columns (what ON CONFLICT (key) needs).
+constexpr const char* kKeyIndexQuery =
+    "SELECT count(*) FROM pg_catalog.pg_index i WHERE i.indrelid = $1::regclass AND i.indisunique AND "
+    "i.indpred IS NULL AND i.indexprs IS NULL AND (SELECT array_agg(a.attname::text ORDER BY a.attname) "
+    "FROM pg_catalog.pg_attribute a WHERE a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)) = "
+    "$2::text[]";
+
+PgResult query(PGconn* conn, const std::string& sql, const std::vector<std::string>& params,
+               std::string_view doing) {
+  std::vector<const char*> values;
+  for (const auto& p : params) values.push_back(p.c_str());
+  PgResult res{PQexecParams(conn, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
+                            nullptr, nullptr, 0)};
+  if (!res || PQresultStatus(res.get()) != PGRES_TUPLES_OK) throw pg_error(conn, res.get(), doing);
+  return res;
+}
+
+}  // namespace
+
+std::string target_type(const ColumnMapping& c, const ColumnTypes& types) {
+  if (c.transform.yields_text()) return "text";
+  const auto it = types.find(c.source);
+  if (it == types.end()) throw std::invalid_argument("no source type for column " + c.source);
+  return it->second;
+}
+
+std::string table_ddl(const TableMapping& t, const ColumnTypes& types) {
+  const std::string table = t.target.quoted();
+  const auto keys = t.key_indexes();
+  std::string out = "CREATE SCHEMA IF NOT EXISTS " + quote_ident(t.target.schema) + ";\n";
+  out += "CREATE TABLE IF NOT EXISTS " + table + " (\n";
+  for (std::size_t i = 0; i < t.columns.size(); ++i) {
+    const bool is_key = std::find(keys.begin(), keys.end(), i) != keys.end();
+    out += "    " + quote_ident(t.columns[i].target) + " " + target_type(t.columns[i], types) +
+           (is_key ? " NOT NULL" : "") + ",\n";
+  }
+  out += "    " + quote_ident(t.lsn_column) + " pg_lsn NOT NULL,\n";
+  if (t.deletes == DeletePolicy::Soft) {
+    out += "    " + quote_ident(t.tombstone_column) + " boolean NOT NULL DEFAULT false,\n";
+  }
+  out += "    PRIMARY KEY (";
+  for (std::size_t i = 0; i < keys.size(); ++i)
+    out += (i ? ", " : "") + quote_ident(t.columns[keys[i]].target);
+  out += ")\n);\n";
+  for (const auto& c : t.columns) {
+    out += "ALTER TABLE " + table + " ADD COLUMN IF NOT EXISTS " + quote_ident(c.target) + " " +
+           target_type(c, types) + ";\n";
+  }
+  // Rows that predate the guard column get 0/0: any change overwrites them.
+  out += "ALTER TABLE " + table + " ADD COLUMN IF NOT EXISTS " + quote_ident(t.lsn_column) +
+         " pg_lsn NOT NULL DEFAULT '0/0';\n";
+  if (t.deletes == DeletePolicy::Soft) {
+    out += "ALTER TABLE " + table + " ADD COLUMN IF NOT EXISTS " + quote_ident(t.tombstone_column) +
+           " boolean NOT NULL DEFAULT false;\n";
+  }
+  // A table prepared by hand may lack a unique index on the key: add one only then.
+  const std::string key_index = quote_ident(t.target.name + "_cdc_key");
+  std::string cols;
+  for (std::size_t i = 0; i < keys.size(); ++i)
+    cols += (i ? ", " : "") + quote_ident(t.columns[keys[i]].target);
+  std::string check = kKeyIndexQuery;
+  const auto replace = [&](std::string_view from, const std::string& to) {
+    check.replace(check.find(from), from.size(), to);
+  };
+  replace("$1", quote_literal(table));
+  replace("$2", quote_literal(text_array(sorted_key_targets(t))));
+  out +=
+      "DO $cdcsync$ BEGIN IF (" + check + ") = 0 THEN EXECUTE " +
+      quote_literal("CREATE UNIQUE INDEX IF NOT EXISTS " + key_index + " ON " + table + " (" + cols + ")") +
+      "; END IF; END $cdcsync$;\n";
+  return out;
+}
+
+std::string progress_table_ddl(const QualifiedName& p) {
+  return "CREATE SCHEMA IF NOT EXISTS " + quote_ident(p.schema) + ";\nCREATE TABLE IF NOT EXISTS " +
+         p.quoted() +
+         " (\n"
+         "    pipeline     text        PRIMARY KEY,\n"
+         "    end_lsn      pg_lsn      NOT NULL,\n"
+         "    xid          bigint      NOT NULL,\n"
+         "    commit_time  timestamptz,\n"
+         "    acked_lsn    pg_lsn      NOT NULL,\n"
+         "    applied_by   text,\n"
+         "    updated_at   timestamptz NOT NULL DEFAULT now()\n"
+         ");\n";
+}
+
+std::string target_ddl(const Mapping& mapping, const SourceTypes& types,
+                       const QualifiedName& progress_table) {
+  std::string out =
+      "-- generated by cdcsync target-ddl; safe to run again\n" + progress_table_ddl(progress_table);
+  for (const auto& t : mapping.tables()) {
+    const auto it = types.find(t.source);
+    if (it == types.end()) throw std::invalid_argument("no source types for table " + t.source.str());
+    out += "\n" + table_ddl(t, it->second);
+  }
+  return out;
+}
+
+ColumnTypes read_source_types(PGconn* source, const QualifiedName& table) {
+  auto res = query(source,
+                   "SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod) FROM "
+                   "pg_catalog.pg_attribute a WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT "
+                   "a.attisdropped",
+                   {table.quoted()}, "reading source column types");
+  ColumnTypes out;
+  for (int r = 0; r < PQntuples(res.get()); ++r)
+    out[PQgetvalue(res.get(), r, 0)] = PQgetvalue(res.get(), r, 1);
+  return out;
+}
+
+std::vector<TargetProblem> check_target(PGconn* conn, const Mapping& mapping,
+                                        const QualifiedName& progress_table, const SourceTypes* types) {
+  std::vector<TargetProblem> problems;
+  const auto user_res = query(conn, "SELECT current_user::text", {}, "reading the current user");
+  const std::string user = PQgetvalue(user_res.get(), 0, 0);
+  const auto exists = [&](const QualifiedName& t) {
+    auto r = query(conn, "SELECT pg_catalog.to_regclass($1) IS NOT NULL", {t.quoted()}, "looking up a table");
+    return std::string_view(PQgetvalue(r.get(), 0, 0)) == "t";
+  };
+  const auto columns_of = [&](const QualifiedName& t) {
+    auto r = query(conn,
+                   "SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod) FROM "
+                   "pg_catalog.pg_attribute a WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT "
+                   "a.attisdropped",
+                   {t.quoted()}, "reading target columns");
+    ColumnTypes out;
+    for (int i = 0; i < PQntuples(r.get()); ++i) out[PQgetvalue(r.get(), i, 0)] = PQgetvalue(r.get(), i, 1);
+    return out;
+  };
+  const auto privileges = [&](const QualifiedName& t, const std::vector<std::string>& wanted) {
+    for (const auto& p : wanted) {
+      auto r = query(conn, "SELECT pg_catalog.has_table_privilege($1, $2)", {t.quoted(), p},
+                     "checking privileges");
+      if (std::string_view(PQgetvalue(r.get(), 0, 0)) != "t") {
+        problems.push_back({t.str(), "role " + user + " lacks " + p + " on the table",
+                            "GRANT " + p + " ON " + t.quoted() + " TO " + quote_ident(user) + ";"});
+      }
+    }
+  };
+
+  if (!exists(progress_table)) {
+    problems.push_back({progress_table.str(), "progress table missing", progress_table_ddl(progress_table)});
+  } else {
+    privileges(progress_table, {"SELECT", "INSERT", "UPDATE"});
+  }
+  {
+    auto r = query(conn, "SELECT pg_catalog.has_database_privilege(current_database(), 'TEMP')", {},
+                   "checking the TEMP privilege");
+    if (std::string_view(PQgetvalue(r.get(), 0, 0)) != "t") {
+      problems.push_back({"(database)", "role " + user + " cannot create temporary (staging) tables",
+                          "GRANT TEMP ON DATABASE <this database> TO " + quote_ident(user) + ";"});
+    }
+  }
+
+  for (const auto& t : mapping.tables()) {
+    const ColumnTypes* source = nullptr;
+    if (types != nullptr) {
+      if (auto it = types->find(t.source); it != types->end()) source = &it->second;
+    }
+    if (!exists(t.target)) {
+      problems.push_back({t.target.str(), "table missing",
+                          source ? table_ddl(t, *source) : "run `cdcsync target-ddl` and apply its output"});
+      continue;
+    }
+    const ColumnTypes actual = columns_of(t.target);
+    for (const auto& c : t.columns) {
+      const std::string expected = source ? target_type(c, *source) : std::string("<type>");
+      const auto it = actual.find(c.target);
+      if (it == actual.end()) {
+        problems.push_back({t.target.str(), "column " + c.target + " missing",
+                            "ALTER TABLE " + t.target.quoted() + " ADD COLUMN " + quote_ident(c.target) +
+                                " " + expected + ";"});
+      } else if (source && it->second != expected && it->second != "text") {
+        problems.push_back(
+            {t.target.str(),
+             "column " + c.target + " has type " + it->second + ", the source gives " + expected,
+             "ALTER TABLE " + t.target.quoted() + " ALTER COLUMN " + quote_ident(c.target) + " TYPE " +
+                 expected + ";"});
+      }
+    }
+    const auto guard = actual.find(t.lsn_column);
+    if (guard == actual.end() || guard->second != "pg_lsn") {
+      problems.push_back(
+          {t.target.str(),
+           "LSN guard column " + t.lsn_column + (guard == actual.end() ? " missing" : " is not pg_lsn"),
+           "ALTER TABLE " + t.target.quoted() + " ADD COLUMN IF NOT EXISTS " + quote_ident(t.lsn_column) +
+               " pg_lsn NOT NULL DEFAULT '0/0';"});
+    }
+    if (t.deletes == DeletePolicy::Soft) {
+      const auto tomb = actual.find(t.tombstone_column);
+      if (tomb == actual.end() || tomb->second != "boolean") {
+        problems.push_back({t.target.str(),
+                            "tombstone column " + t.tombstone_column +
+                                (tomb == actual.end() ? " missing" : " is not boolean"),
+                            "ALTER TABLE " + t.target.quoted() + " ADD COLUMN IF NOT EXISTS " +
+                                quote_ident(t.tombstone_column) + " boolean NOT NULL DEFAULT false;"});
+      }
+    }
+    auto idx = query(conn, kKeyIndexQuery, {t.target.quoted(), text_array(sorted_key_targets(t))},
+                     "looking for the key's unique index");
+    if (std::string_view(PQgetvalue(idx.get(), 0, 0)) == "0") {
+      std::string cols;
+      for (std::size_t k : t.key_indexes())
+        cols += (cols.empty() ? "" : ", ") + quote_ident(t.columns[k].target);
+      problems.push_back({t.target.str(),
+                          "no unique index on exactly the key columns (ON CONFLICT needs one)",
+                          "CREATE UNIQUE INDEX ON " + t.target.quoted() + " (" + cols + ");"});
+    }
+    privileges(t.target, {"SELECT", "INSERT", "UPDATE", "DELETE"});
+  }
+  return problems;
+}
+
+}  // namespace cdcsync

@@ -1,0 +1,182 @@
+// Folding a batch's changes to one action per key gives what applying them in order would give.
+#include "sinks/fold.h"
+
+#include <gtest/gtest.h>
+
+#include "sinks/sink.h"
+#include "tests/unit/sinks/change_builder.h"
+
+namespace cdcsync {
+namespace {
+
+using test::insert;
+using test::remove;
+using test::tuple;
+using test::update;
+
+class FoldTest : public ::testing::Test {
+ protected:
+  void SetUp() override { use(DeletePolicy::Hard); }
+  void use(DeletePolicy deletes) {
+    TableMapping t;
+    t.source = {"public", "customers"};
+    t.target = {"ref", "customer"};
+    t.key = {"id"};
+    t.columns = {{"id", "customer_id", Transform::copy()},
+                 {"name", "display_name", Transform::copy()},
+                 {"bio", "bio", Transform::copy()}};
+    t.deletes = deletes;
+    mapping_ = std::make_unique<Mapping>(std::vector<TableMapping>{t});
+    binder_ = std::make_unique<RelationBinder>(*mapping_);
+    bound_ = binder_->bind(rel_, Lsn{1});
+    fold_ = TableFold(mapping_->tables()[0]);
+  }
+  void add(const Change& c) { fold_.add(*bound_, c, Lsn{0x1000}); }
+  std::string cell(std::size_t row, std::size_t col) const {
+    const auto& v = fold_.value(fold_.rows()[row], col);
+    switch (v.state) {
+      case ValueState::Null:
+        return "<null>";
+      case ValueState::Absent:
+        return "<absent>";
+      case ValueState::Value:
+        return std::string(fold_.text(v));
+    }
+    return "?";
+  }
+
+  RelationPtr rel_ = test::relation("public", "customers", {"id", "name", "bio", "email"});
+  std::unique_ptr<Mapping> mapping_;
+  std::unique_ptr<RelationBinder> binder_;
+  const BoundTable* bound_ = nullptr;
+  TableFold fold_;
+};
+
+TEST_F(FoldTest, KeepsTheLastVersionOfEachKey) {
+  add(insert(rel_, 10, tuple({"1", "a", "x", "secret"})));
+  add(update(rel_, 20, tuple({"1", "b", "y", "secret"})));
+  add(insert(rel_, 30, tuple({"2", "c", std::nullopt, "secret"})));
+  ASSERT_EQ(fold_.size(), 2u);
+  EXPECT_EQ(fold_.rows()[0].lsn, Lsn{20});
+  EXPECT_EQ(cell(0, 1), "b");
+  EXPECT_EQ(cell(0, 2), "y");
+  EXPECT_EQ(cell(1, 2), "<null>");
+  EXPECT_EQ(fold_.columns(), 3u);  // the unmapped email never enters the fold
+}
+
+TEST_F(FoldTest, UnchangedToastKeepsTheEarlierValueFromTheSameBatch) {
+  add(insert(rel_, 10, tuple({"1", "a", "big", "e"})));
+  add(update(rel_, 20, tuple({"1", "b", "<toast>", "e"})));
+  ASSERT_EQ(fold_.size(), 1u);
+  EXPECT_EQ(cell(0, 2), "big");
+  EXPECT_FALSE(fold_.rows()[0].has_absent);
+}
+
+TEST_F(FoldTest, UnchangedToastWithoutAnEarlierValueStaysAbsent) {
+  add(update(rel_, 20, tuple({"1", "b", "<toast>", "e"})));
+  EXPECT_EQ(cell(0, 2), "<absent>");
+  EXPECT_TRUE(fold_.rows()[0].has_absent);
+}
+
+TEST_F(FoldTest, HardDeleteAfterUpsertLeavesADeleteAndReinsertLeavesAnUpsert) {
+  add(insert(rel_, 10, tuple({"1", "a", "x", "e"})));
+  add(remove(rel_, 20, tuple({"1", std::nullopt, std::nullopt, std::nullopt})));
+  ASSERT_EQ(fold_.size(), 1u);
+  EXPECT_EQ(fold_.rows()[0].action, RowAction::Delete);
+  EXPECT_EQ(fold_.rows()[0].lsn, Lsn{20});
+  EXPECT_EQ(cell(0, 0), "1");
+  add(insert(rel_, 30, tuple({"1", "n", "<toast>", "e"})));
+  EXPECT_EQ(fold_.rows()[0].action, RowAction::Upsert);
+  EXPECT_EQ(cell(0, 1), "n");
+  EXPECT_EQ(cell(0, 2), "<absent>");
+}
+
+TEST_F(FoldTest, SoftDeleteTombstonesTheBatchImageOrJustTheKey) {
+  use(DeletePolicy::Soft);
+  add(insert(rel_, 10, tuple({"1", "a", "x", "e"})));
+  add(remove(rel_, 20, tuple({"1", std::nullopt, std::nullopt, std::nullopt})));
+  add(remove(rel_, 30, tuple({"2", std::nullopt, std::nullopt, std::nullopt})));
+  ASSERT_EQ(fold_.size(), 2u);
+  EXPECT_TRUE(fold_.rows()[0].tombstone);
+  EXPECT_EQ(fold_.rows()[0].action, RowAction::Upsert);
+  EXPECT_EQ(cell(0, 1), "a");
+  EXPECT_TRUE(fold_.rows()[1].tombstone);
+  EXPECT_EQ(cell(1, 0), "2");
+  EXPECT_EQ(cell(1, 1), "<absent>");
+  add(insert(rel_, 40, tuple({"2", "back", "x", "e"})));
+  EXPECT_FALSE(fold_.rows()[1].tombstone);
+}
+
+TEST_F(FoldTest, IgnoredDeletesVanish) {
+  use(DeletePolicy::Ignore);
+  add(insert(rel_, 10, tuple({"1", "a", "x", "e"})));
+  add(remove(rel_, 20, tuple({"1", std::nullopt, std::nullopt, std::nullopt})));
+  add(remove(rel_, 30, tuple({"2", std::nullopt, std::nullopt, std::nullopt})));
+  ASSERT_EQ(fold_.size(), 1u);
+  EXPECT_EQ(fold_.rows()[0].action, RowAction::Upsert);
+  EXPECT_EQ(fold_.rows()[0].lsn, Lsn{10});
+}
+
+TEST_F(FoldTest, KeyChangeDeletesTheOldKeyAndUpsertsTheNewOne) {
+  add(insert(rel_, 10, tuple({"1", "a", "x", "e"})));
+  add(update(rel_, 20, tuple({"2", "a", "x", "e"}), tuple({"1", std::nullopt, std::nullopt, std::nullopt})));
+  ASSERT_EQ(fold_.size(), 2u);
+  const auto order = fold_.apply_order();
+  EXPECT_EQ(fold_.rows()[order[0]].action, RowAction::Delete);
+  EXPECT_EQ(cell(order[0], 0), "1");
+  EXPECT_EQ(fold_.rows()[order[1]].action, RowAction::Upsert);
+  EXPECT_EQ(cell(order[1], 0), "2");
+}
+
+TEST_F(FoldTest, UpdateWithAnUnchangedKeyInTheOldTupleIsAPlainUpsert) {
+  add(update(rel_, 20, tuple({"1", "b", "x", "e"}), tuple({"1", std::nullopt, std::nullopt, std::nullopt})));
+  ASSERT_EQ(fold_.size(), 1u);
+  EXPECT_EQ(fold_.rows()[0].action, RowAction::Upsert);
+}
+
+TEST_F(FoldTest, AppliesDeletesFirstThenUpsertsInLsnOrder) {
+  add(insert(rel_, 50, tuple({"1", "a", "x", "e"})));
+  add(insert(rel_, 30, tuple({"2", "a", "x", "e"})));
+  add(remove(rel_, 40, tuple({"3", std::nullopt, std::nullopt, std::nullopt})));
+  const auto order = fold_.apply_order();
+  EXPECT_EQ(order, (std::vector<std::size_t>{2, 1, 0}));
+}
+
+TEST_F(FoldTest, DeleteWithoutAnOldKeyIsAPermanentErrorNamingTheTable) {
+  Change c = remove(rel_, 20, Tuple{}, 0);
+  try {
+    add(c);
+    FAIL() << "expected PermanentError";
+  } catch (const PermanentError& e) {
+    EXPECT_EQ(e.table(), "public.customers");
+    EXPECT_EQ(e.lsn(), Lsn{0x1000});
+  }
+}
+
+TEST_F(FoldTest, NullKeyIsAPermanentErrorWithoutTheValues) {
+  try {
+    add(insert(rel_, 10, tuple({std::nullopt, "private name", "x", "e"})));
+    FAIL() << "expected PermanentError";
+  } catch (const PermanentError& e) {
+    EXPECT_EQ(std::string(e.what()).find("private name"), std::string::npos);
+  }
+}
+
+TEST_F(FoldTest, TransformsRunBeforeValuesEnterTheFold) {
+  TableMapping t;
+  t.source = {"public", "customers"};
+  t.target = {"ref", "customer"};
+  t.key = {"id"};
+  t.columns = {{"id", "customer_id", Transform::hmac_sha256("k")}, {"name", "name", Transform::mask(1)}};
+  Mapping m({t});
+  RelationBinder binder(m);
+  TableFold fold(m.tables()[0]);
+  fold.add(*binder.bind(rel_, Lsn{1}), insert(rel_, 10, tuple({"1", "abc", "x", "e"})), Lsn{1});
+  fold.add(*binder.bind(rel_, Lsn{1}), update(rel_, 20, tuple({"1", "xyz", "x", "e"})), Lsn{1});
+  ASSERT_EQ(fold.size(), 1u);
+  EXPECT_EQ(fold.text(fold.value(fold.rows()[0], 0)).size(), 64u);
+  EXPECT_EQ(fold.text(fold.value(fold.rows()[0], 1)), "**z");
+}
+
+}  // namespace
+}  // namespace cdcsync
