@@ -818,7 +818,7 @@ class Loader {
         add(pos, column_key,
             fmt::format("duplicate target column \"{}\" (already mapped from \"{}\")", target->get(),
                         it->second));
-        continue;
+        // still recorded below, so transforms of this column are checked too (the file is refused anyway)
       }
       mapping.columns.push_back(ColumnMapping{source, target->get(), std::nullopt});
     }
