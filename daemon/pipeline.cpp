@@ -104,6 +104,7 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
     while (true) {
       if (receiver_error) std::rethrow_exception(receiver_error);
       if (stop) break;
+      if (tick_) tick_();
 
       const auto now = Clock::now();
       milliseconds wait{100};
@@ -156,7 +157,8 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
       if (Clock::now() - last_renew >= options_.lease_renew) {
         last_renew = Clock::now();
         try {
-          if (!store_.renew_lease(token_, options_.lease_ttl)) {
+          // Renew, or take it when nobody holds it (it lapsed while the store was unreachable).
+          if (!store_.renew_lease(token_, options_.lease_ttl) && !store_.acquire_lease(token_, options_.lease_ttl)) {
             throw LeaseLost("the pipeline's lease is held by another instance: stepping down");
           }
           status_.checkpoint_store_ok = true;

@@ -57,6 +57,9 @@ class Pipeline {
   // `confirmed_start` is the position already confirmed (the durable progress at session start).
   void run(const std::atomic<bool>& stop, Lsn confirmed_start);
 
+  // Called on every turn of the apply loop (systemd's watchdog is fed from here, not from a side thread).
+  void set_tick(std::function<void()> tick) { tick_ = std::move(tick); }
+
  private:
   void apply_batch(Batch& batch);
   void mirror(Lsn lsn);
@@ -68,6 +71,7 @@ class Pipeline {
   PipelineOptions options_;
   PipelineStatus& status_;
   BatchObserver observer_;
+  std::function<void()> tick_;
 
   // Shared between receiver and applier.
   std::atomic<std::uint64_t> pushed_items_{0};

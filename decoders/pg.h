@@ -89,6 +89,33 @@ inline std::string quote_ident(std::string_view ident) {
   return out;
 }
 
+// The conninfo (keyword/value or URI) rebuilt as keyword/value with `password` added. The result is a
+// secret: keep it in memory only, never log it.
+inline std::string conninfo_with_password(const std::string& conninfo, const std::string& password) {
+  char* err = nullptr;
+  PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
+  if (opts == nullptr) {
+    std::string msg = err ? err : "out of memory";
+    if (err) PQfreemem(err);
+    throw PgError{"08000", "invalid conninfo: " + msg};
+  }
+  auto quote = [](const char* v) {
+    std::string q = "'";
+    for (const char* c = v; *c; ++c) {
+      if (*c == '\\' || *c == '\'') q.push_back('\\');
+      q.push_back(*c);
+    }
+    return q + "'";
+  };
+  std::string out;
+  for (PQconninfoOption* o = opts; o->keyword != nullptr; ++o) {
+    if (o->val == nullptr || std::string_view(o->keyword) == "password") continue;
+    out += std::string(o->keyword) + "=" + quote(o->val) + " ";
+  }
+  PQconninfoFree(opts);
+  return out + "password=" + quote(password.c_str());
+}
+
 // Connects with a conninfo string; throws PgError with libpq's message (which never includes the password).
 inline PgConn pg_connect(const std::string& conninfo, std::string_view what) {
   PgConn conn{PQconnectdb(conninfo.c_str())};

@@ -1,0 +1,32 @@
+// Subcommands: one file each; each adds its CLI11 subcommand and what runs when it is chosen.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <atomic>
+#include <functional>
+#include <map>
+
+namespace cdcsync::commands {
+
+// Runs the chosen subcommand. `stop` becomes true on SIGINT/SIGTERM.
+using Action = std::function<int(const std::atomic<bool>& stop)>;
+
+class Registry {
+ public:
+  void add(CLI::App* sub, Action action) { actions_[sub] = std::move(action); }
+  // `set_quiet` silences the signal log line (for commands whose stdout/stderr is data, like tail).
+  int run(CLI::App& app, const std::atomic<bool>& stop, const std::function<void(bool)>& set_quiet);
+  void mark_quiet(CLI::App* sub) { quiet_[sub] = true; }
+
+ private:
+  std::map<CLI::App*, Action> actions_;
+  std::map<CLI::App*, bool> quiet_;
+};
+
+void add_all(CLI::App& app, Registry& registry);
+
+void add_run(CLI::App& app, Registry& registry);
+void add_config(CLI::App& app, Registry& registry);
+
+}  // namespace cdcsync::commands

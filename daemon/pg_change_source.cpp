@@ -1,0 +1,57 @@
+#include "daemon/pg_change_source.h"
+
+#include <algorithm>
+
+namespace cdcsync {
+
+PgChangeSource::PgChangeSource(ReplicationStream& stream, AssemblerOptions options, std::size_t max_changes_per_poll)
+    : stream_(stream),
+      assembler_(std::move(options),
+                 [this](Transaction&& t) {
+                   out_changes_ += t.changes.size();
+                   out_->push_back(std::move(t));
+                 }),
+      max_changes_per_poll_(max_changes_per_poll) {}
+
+Polled PgChangeSource::poll(std::chrono::milliseconds timeout, std::vector<Transaction>& out) {
+  Polled polled;
+  out_ = &out;
+  out_changes_ = 0;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    // Once something is ready, drain only what has already arrived, then hand it out.
+    auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (!out.empty() || wait.count() < 0) wait = std::chrono::milliseconds(0);
+    const StreamEvent ev = stream_.next(wait);
+    if (ev.kind == StreamEvent::Kind::Timeout) break;
+    if (ev.kind == StreamEvent::Kind::Ended) {
+      polled.ended = true;
+      break;
+    }
+    received_ = std::max(received_, ev.wal_end);
+    if (ev.kind == StreamEvent::Kind::Keepalive) {
+      polled.reply_requested = polled.reply_requested || ev.reply_requested;
+      // Everything before a keepalive's position has been sent and read: with nothing held, every
+      // transaction committing later comes after it.
+      if (!assembler_.in_transaction() && assembler_.streamed_in_progress() == 0 &&
+          assembler_.prepared_held() == 0) {
+        polled.idle_lsn = ev.wal_end;
+      } else {
+        polled.idle_lsn.reset();
+      }
+      continue;
+    }
+    ++messages_;
+    bytes_ += ev.payload.size();
+    assembler_.feed(ev.payload, ev.wal_start);
+    polled.idle_lsn.reset();
+    if (out_changes_ >= max_changes_per_poll_) break;
+  }
+  polled.received = received_;
+  out_ = nullptr;
+  return polled;
+}
+
+void PgChangeSource::report(Lsn written, Lsn flushed) { stream_.send_status(written, flushed, flushed); }
+
+}  // namespace cdcsync

@@ -1,0 +1,38 @@
+// The production ChangeSource: the customer DB's replication stream, decoded and assembled into whole
+// transactions (or chunks of a large one).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <vector>
+
+#include "daemon/change_source.h"
+#include "decoders/assembler.h"
+#include "decoders/replication_stream.h"
+
+namespace cdcsync {
+
+class PgChangeSource : public ChangeSource {
+ public:
+  // `stream` must already be started (START_REPLICATION). At most `max_changes_per_poll` changes are
+  // handed out per poll (bounded memory between polls).
+  PgChangeSource(ReplicationStream& stream, AssemblerOptions options, std::size_t max_changes_per_poll = 20000);
+
+  Polled poll(std::chrono::milliseconds timeout, std::vector<Transaction>& out) override;
+  void report(Lsn written, Lsn flushed) override;
+
+  std::uint64_t messages() const { return messages_; }
+  std::uint64_t bytes() const { return bytes_; }
+
+ private:
+  ReplicationStream& stream_;
+  std::vector<Transaction>* out_ = nullptr;
+  std::size_t out_changes_ = 0;
+  TransactionAssembler assembler_;
+  std::size_t max_changes_per_poll_;
+  Lsn received_;
+  std::uint64_t messages_ = 0;
+  std::uint64_t bytes_ = 0;
+};
+
+}  // namespace cdcsync

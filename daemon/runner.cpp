@@ -1,0 +1,359 @@
+#include "daemon/runner.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <random>
+#include <thread>
+
+#include "checkpoints/redis_store.h"
+#include "daemon/errors.h"
+#include "daemon/exit_codes.h"
+#include "daemon/pg_change_source.h"
+#include "daemon/reconcile.h"
+#include "daemon/snapshot.h"
+#include "decoders/byte_reader.h"
+#include "decoders/pgoutput.h"
+#include "decoders/replication_stream.h"
+#include "sinks/postgres_sink.h"
+
+namespace cdcsync {
+namespace {
+
+using std::chrono::milliseconds;
+
+std::string with_password(const std::string& conninfo, const config::SecretFile& file) {
+  if (!file.configured()) return conninfo;
+  return conninfo_with_password(conninfo, config::read_secret(file));
+}
+
+// Which server a transient failure came from, for the reconnect log line and the errors metric.
+std::string component_of(const std::exception& e) {
+  if (dynamic_cast<const TransientError*>(&e) != nullptr) return "target";
+  if (dynamic_cast<const CheckpointUnavailable*>(&e) != nullptr) return "checkpoint";
+  if (dynamic_cast<const DecodeError*>(&e) != nullptr || dynamic_cast<const ProtocolError*>(&e) != nullptr) {
+    return "decoder";
+  }
+  return "source";
+}
+
+std::string kind_of(const std::exception& e) {
+  if (const auto* pg = dynamic_cast<const PgError*>(&e)) return pg->sqlstate().empty() ? "connection" : pg->sqlstate();
+  if (dynamic_cast<const DecodeError*>(&e) != nullptr) return "malformed_message";
+  if (dynamic_cast<const ProtocolError*>(&e) != nullptr) return "protocol_violation";
+  if (dynamic_cast<const TransientError*>(&e) != nullptr) return "transient";
+  if (dynamic_cast<const CheckpointUnavailable*>(&e) != nullptr) return "unavailable";
+  return "other";
+}
+
+std::filesystem::path spool_dir(const config::Config& c) {
+  const char* state = std::getenv("STATE_DIRECTORY");  // systemd StateDirectory=
+  std::filesystem::path base = state != nullptr ? std::filesystem::path(state) : std::filesystem::temp_directory_path();
+  return base / ("cdcsync-spool-" + c.pipeline);
+}
+
+}  // namespace
+
+std::string_view name_of(RunnerState s) {
+  switch (s) {
+    case RunnerState::Starting: return "starting";
+    case RunnerState::Standby: return "standby";
+    case RunnerState::Snapshot: return "snapshot";
+    case RunnerState::Streaming: return "streaming";
+    case RunnerState::Backoff: return "backoff";
+    case RunnerState::Stopped: return "stopped";
+  }
+  return "unknown";
+}
+
+Mapping mapping_from_config(const config::Config& c) {
+  std::vector<TableMapping> tables;
+  for (const auto& t : c.tables) {
+    TableMapping m;
+    m.source = QualifiedName{t.source.schema, t.source.name};
+    m.target = QualifiedName{t.target.schema, t.target.name};
+    m.key = t.key;
+    for (const auto& col : t.columns) {
+      ColumnMapping cm{col.source, col.target, Transform::copy()};
+      if (col.transform) {
+        std::visit(
+            [&](const auto& tr) {
+              using T = std::decay_t<decltype(tr)>;
+              if constexpr (std::is_same_v<T, config::HmacSha256>) {
+                cm.transform = Transform::hmac_sha256(config::read_secret(tr.key_file));
+              } else if constexpr (std::is_same_v<T, config::Mask>) {
+                cm.transform = Transform::mask(static_cast<std::size_t>(tr.keep_last));
+              } else {
+                cm.transform = Transform::constant(tr.value);
+              }
+            },
+            *col.transform);
+      }
+      m.columns.push_back(std::move(cm));
+    }
+    m.deletes = t.deletes == config::DeletePolicy::hard   ? DeletePolicy::Hard
+                : t.deletes == config::DeletePolicy::soft ? DeletePolicy::Soft
+                                                          : DeletePolicy::Ignore;
+    m.truncates = t.truncate == config::TruncatePolicy::apply    ? TruncatePolicy::Apply
+                  : t.truncate == config::TruncatePolicy::ignore ? TruncatePolicy::Ignore
+                                                                 : TruncatePolicy::Fail;
+    m.lsn_column = t.lsn_column;
+    m.tombstone_column = t.tombstone_column;
+    tables.push_back(std::move(m));
+  }
+  return Mapping{std::move(tables)};
+}
+
+std::string source_conninfo(const config::Config& c) {
+  // row_security=off: a row-level security policy on a published table stops the copy loudly instead of
+  // filtering rows silently.
+  return with_password(c.source.conninfo, c.source.password_file);
+}
+
+std::string target_conninfo(const config::Config& c) { return with_password(c.target.conninfo, c.target.password_file); }
+
+LeaseToken make_lease_token() {
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  std::random_device rd;
+  const auto r = (static_cast<std::uint64_t>(rd()) << 32) | rd();
+  return LeaseToken{fmt::format("{}:{}:{:016x}", host, getpid(), r)};
+}
+
+Runner::Runner(const config::Config& config, PipelineStatus& status, RunnerHooks hooks)
+    : config_(config), status_(status), hooks_(std::move(hooks)), mapping_(mapping_from_config(config)),
+      token_(make_lease_token()) {}
+
+void Runner::set_state(RunnerState s) {
+  if (state_.exchange(s) != s) {
+    spdlog::info("state: {}", name_of(s));
+    if (hooks_.state_changed) hooks_.state_changed(s);
+  }
+}
+
+void Runner::sleep_for(milliseconds d, const std::atomic<bool>& stop) {
+  const auto until = std::chrono::steady_clock::now() + d;
+  while (!stop && std::chrono::steady_clock::now() < until) {
+    if (hooks_.heartbeat) hooks_.heartbeat();
+    std::this_thread::sleep_for(std::min(milliseconds(100), d));
+  }
+}
+
+int Runner::run(const std::atomic<bool>& stop) {
+  std::mt19937_64 rng{std::random_device{}()};
+  milliseconds backoff = config_.source.reconnect_min;
+  std::string last_standby_reason;
+  while (!stop) {
+    try {
+      session(stop);
+      break;  // stopped on request
+    } catch (const FatalError& e) {
+      spdlog::critical("stopping: {} ({})", e.what(), e.reason());
+      if (hooks_.fatal) hooks_.fatal(e.reason());
+      set_state(RunnerState::Stopped);
+      return e.exit_code();
+    } catch (const PermanentError& e) {
+      spdlog::critical("stopping: the target refused source transaction {} on {} (SQLSTATE {}): {}. Nothing past it "
+                       "was confirmed; fix the target, or skip the transaction, and start again",
+                       e.lsn().str(), e.table(), e.sqlstate(), e.what());
+      if (hooks_.fatal) hooks_.fatal("apply_failed");
+      set_state(RunnerState::Stopped);
+      return exit_code::kApplyFailed;
+    } catch (const CheckpointFatal& e) {
+      spdlog::critical("stopping: checkpoint store refused us ({}): {}", e.code(), e.what());
+      if (hooks_.fatal) hooks_.fatal("checkpoint_store");
+      set_state(RunnerState::Stopped);
+      return exit_code::kError;
+    } catch (const std::invalid_argument& e) {
+      spdlog::critical("stopping: {}", e.what());
+      if (hooks_.fatal) hooks_.fatal("config");
+      set_state(RunnerState::Stopped);
+      return exit_code::kError;
+    } catch (const LeaseLost& e) {
+      lease_held_ = false;
+      if (last_standby_reason != e.what()) spdlog::info("standing by: {}", e.what());
+      last_standby_reason = e.what();
+      set_state(RunnerState::Standby);
+      sleep_for(config_.checkpoint.renew, stop);
+      continue;
+    } catch (const WriterLockHeld& e) {
+      lease_held_ = false;
+      if (last_standby_reason != e.what()) spdlog::info("standing by: {}", e.what());
+      last_standby_reason = e.what();
+      set_state(RunnerState::Standby);
+      sleep_for(config_.checkpoint.renew, stop);
+      continue;
+    } catch (const std::exception& e) {
+      lease_held_ = false;
+      const std::string component = component_of(e);
+      if (hooks_.error) hooks_.error(component, kind_of(e));
+      if (state_.load() == RunnerState::Streaming) backoff = config_.source.reconnect_min;
+      std::uniform_int_distribution<long> jitter(backoff.count() / 2, backoff.count());
+      const milliseconds wait{jitter(rng)};
+      spdlog::warn("{} failed, reconnecting in {} ms: {}", component, wait.count(), e.what());
+      set_state(RunnerState::Backoff);
+      sleep_for(wait, stop);
+      backoff = std::min(config_.source.reconnect_max, backoff * 2);
+    }
+  }
+  set_state(RunnerState::Stopped);
+  return exit_code::kOk;
+}
+
+void Runner::session(const std::atomic<bool>& stop) {
+  set_state(RunnerState::Starting);
+  RedisStoreOptions store_options;
+  store_options.url = RedisUrl::parse(config_.checkpoint.redis);
+  if (config_.checkpoint.password_file.configured()) {
+    store_options.url.password = config::read_secret(config_.checkpoint.password_file);
+  }
+  store_options.pipeline = config_.pipeline;
+  RedisCheckpointStore store{store_options};
+
+  // 1. The lease (Redis), then the writer lock (target): two instances never write at once.
+  bool checkpoint_known = true;
+  try {
+    if (!store.acquire_lease(token_, config_.checkpoint.lease_ttl)) {
+      const auto holder = store.lease_holder();
+      throw LeaseLost("the pipeline's lease is held by " + holder.value_or("another instance"));
+    }
+  } catch (const CheckpointUnavailable& e) {
+    if (config_.checkpoint.required) throw;
+    checkpoint_known = false;
+    spdlog::warn("checkpoint store unreachable at start ({}): the target's writer lock alone keeps a single "
+                 "writer, and nothing is confirmed to the source until the store is back",
+                 e.what());
+  }
+  struct Release {
+    CheckpointStore& store;
+    const LeaseToken& token;
+    ~Release() {
+      try {
+        store.release_lease(token);
+      } catch (...) {
+        // the lease lapses by itself
+      }
+    }
+  } release{store, token_};
+
+  PostgresSinkOptions sink_options;
+  sink_options.conninfo = target_conninfo(config_);
+  sink_options.pipeline = config_.pipeline;
+  sink_options.progress_table = QualifiedName{config_.target.progress_table.schema, config_.target.progress_table.name};
+  PostgresSink sink{mapping_, sink_options};
+  sink.connect();
+  lease_held_ = true;
+
+  // 2. The source, and the three positions.
+  const std::string source = source_conninfo(config_);
+  ReplicationStream stream{source};
+  const SystemIdentity identity = stream.identify_system();
+  StartupFacts facts;
+  facts.slot_name = config_.source.slot;
+  facts.slot = stream.slot_state(config_.source.slot);
+  facts.progress = sink.load_progress();
+  facts.create_slot = config_.source.create_slot;
+  facts.snapshot = config_.snapshot.mode == config::SnapshotMode::initial ? SnapshotMode::Initial : SnapshotMode::Never;
+  facts.checkpoint_known = checkpoint_known;
+  if (checkpoint_known) {
+    try {
+      facts.checkpoint = store.load();
+    } catch (const CheckpointUnavailable&) {
+      facts.checkpoint_known = false;
+    }
+  }
+  if (facts.slot && facts.slot->active) {
+    throw LeaseLost("replication slot \"" + config_.source.slot + "\" is in use by PID " +
+                    std::to_string(facts.slot->active_pid));
+  }
+  StartPlan plan = reconcile(facts);
+  for (const auto& w : plan.warnings) spdlog::warn("{}", w);
+  spdlog::info("source system {} timeline {} at {}; slot {}; target progress {}; checkpoint {}", identity.system_id,
+               identity.timeline, identity.wal_position.str(),
+               facts.slot ? facts.slot->confirmed_flush_lsn.str() : std::string("(none)"),
+               facts.progress ? facts.progress->end_lsn.str() : std::string("(none)"),
+               facts.checkpoint ? facts.checkpoint->lsn.str() : std::string(checkpoint_known ? "(none)" : "(unknown)"));
+
+  if (plan.action != StartAction::Stream) {
+    if (plan.action == StartAction::RecreateSlot) {
+      stream.drop_slot(config_.source.slot);
+      spdlog::warn("dropped slot {} to start the initial snapshot over", config_.source.slot);
+    }
+    const bool copy = facts.snapshot == SnapshotMode::Initial;
+    const CreatedSlot created =
+        stream.create_slot(config_.source.slot, config_.source.temporary_slot, copy, /*two_phase=*/false);
+    spdlog::info("created slot {} at {}", created.name, created.consistent_point.str());
+    if (copy) {
+      set_state(RunnerState::Snapshot);
+      std::vector<SnapshotTable> tables;
+      for (const auto& t : mapping_.tables()) {
+        SnapshotTable st{t.source.schema, t.source.name, {}, t.key};
+        for (const auto& c : t.columns) st.columns.push_back(c.source);
+        tables.push_back(std::move(st));
+      }
+      const auto started = std::chrono::steady_clock::now();
+      const auto rows = copy_snapshot(
+          source, created.snapshot_name, created.consistent_point, tables,
+          static_cast<std::size_t>(config_.batch.max_txn_chunk_rows),
+          [&](Transaction&& t) {
+            Batch b;
+            b.transactions.push_back(std::move(t));
+            sink.apply(b);
+            if (hooks_.heartbeat) hooks_.heartbeat();
+          },
+          [&](const std::string& table, std::uint64_t n) {
+            const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+            spdlog::info("snapshot: {} rows of {} copied ({:.0f} rows/s)", n, table, secs > 0 ? n / secs : 0.0);
+          });
+      spdlog::info("snapshot complete: {} rows at {}", rows, created.consistent_point.str());
+    } else {
+      sink.record_ack(created.consistent_point);
+    }
+    plan.start_lsn = created.consistent_point;
+    plan.confirmed = created.consistent_point;
+    plan.repair_checkpoint = created.consistent_point;
+  }
+  if (plan.repair_checkpoint && checkpoint_known) {
+    try {
+      store.advance(token_, *plan.repair_checkpoint);
+    } catch (const CheckpointUnavailable& e) {
+      spdlog::warn("could not repair the checkpoint yet: {}", e.what());
+    }
+  }
+
+  // 3. Stream.
+  StreamOptions so;
+  so.proto_version = static_cast<int>(config_.source.proto_version);
+  so.publications = {config_.source.publication};
+  so.streaming = config_.source.streaming == config::StreamingMode::on;
+  so.messages = true;
+  stream.start(config_.source.slot, plan.start_lsn, so);
+  spdlog::info("streaming slot {} from {}", config_.source.slot, plan.start_lsn.str());
+
+  AssemblerOptions ao;
+  ao.protocol.version = so.proto_version;
+  ao.protocol.streaming = so.streaming ? StreamingMode::On : StreamingMode::Off;
+  ao.max_changes_per_chunk = static_cast<std::size_t>(config_.batch.max_txn_chunk_rows);
+  ao.spool_dir = spool_dir(config_);
+  PgChangeSource changes{stream, ao};
+
+  PipelineOptions po;
+  po.batch_max_rows = static_cast<std::size_t>(config_.batch.max_rows);
+  po.batch_max_wait = config_.batch.max_wait;
+  po.queue_max_transactions = static_cast<std::size_t>(config_.batch.queue_max_transactions);
+  po.queue_max_bytes = static_cast<std::size_t>(config_.batch.queue_max_bytes);
+  po.status_interval = config_.source.status_interval;
+  po.lease_ttl = config_.checkpoint.lease_ttl;
+  po.lease_renew = config_.checkpoint.renew;
+  Pipeline pipeline{changes, sink, store, token_, po, status_, hooks_.batch_applied};
+  pipeline.set_tick(hooks_.heartbeat);
+  status_.checkpoint_store_ok = checkpoint_known;
+  set_state(RunnerState::Streaming);
+  pipeline.run(stop, plan.confirmed);
+  stream.finish();
+  spdlog::info("stopped at {} (confirmed to the source)", Lsn{status_.confirmed_lsn.load()}.str());
+}
+
+}  // namespace cdcsync

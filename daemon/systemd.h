@@ -1,0 +1,27 @@
+// sd_notify: READY=1 once streaming, STATUS= with position and lag, WATCHDOG=1 from the apply loop,
+// STOPPING=1 on shutdown. Every call is a no-op when not started by systemd (no NOTIFY_SOCKET).
+#pragma once
+
+#include <chrono>
+#include <string>
+
+namespace cdcsync {
+
+class SystemdNotifier {
+ public:
+  SystemdNotifier();
+  bool enabled() const { return enabled_; }
+  void ready();
+  void stopping();
+  void status(const std::string& text);
+  // Sends WATCHDOG=1 at most every half of the watchdog interval.
+  void watchdog();
+
+ private:
+  bool enabled_ = false;
+  bool ready_sent_ = false;
+  std::chrono::microseconds watchdog_every_{0};
+  std::chrono::steady_clock::time_point last_watchdog_{};
+};
+
+}  // namespace cdcsync
