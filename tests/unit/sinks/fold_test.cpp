@@ -14,7 +14,7 @@ using test::remove;
 using test::tuple;
 using test::update;
 
-class FoldTest : public ::testing::Test {
+class SinkFold : public ::testing::Test {
  protected:
   void SetUp() override { use(DeletePolicy::Hard); }
   void use(DeletePolicy deletes) {
@@ -52,7 +52,7 @@ class FoldTest : public ::testing::Test {
   TableFold fold_;
 };
 
-TEST_F(FoldTest, KeepsTheLastVersionOfEachKey) {
+TEST_F(SinkFold, KeepsTheLastVersionOfEachKey) {
   add(insert(rel_, 10, tuple({"1", "a", "x", "secret"})));
   add(update(rel_, 20, tuple({"1", "b", "y", "secret"})));
   add(insert(rel_, 30, tuple({"2", "c", std::nullopt, "secret"})));
@@ -64,7 +64,7 @@ TEST_F(FoldTest, KeepsTheLastVersionOfEachKey) {
   EXPECT_EQ(fold_.columns(), 3u);  // the unmapped email never enters the fold
 }
 
-TEST_F(FoldTest, UnchangedToastKeepsTheEarlierValueFromTheSameBatch) {
+TEST_F(SinkFold, UnchangedToastKeepsTheEarlierValueFromTheSameBatch) {
   add(insert(rel_, 10, tuple({"1", "a", "big", "e"})));
   add(update(rel_, 20, tuple({"1", "b", "<toast>", "e"})));
   ASSERT_EQ(fold_.size(), 1u);
@@ -72,13 +72,13 @@ TEST_F(FoldTest, UnchangedToastKeepsTheEarlierValueFromTheSameBatch) {
   EXPECT_FALSE(fold_.rows()[0].has_absent);
 }
 
-TEST_F(FoldTest, UnchangedToastWithoutAnEarlierValueStaysAbsent) {
+TEST_F(SinkFold, UnchangedToastWithoutAnEarlierValueStaysAbsent) {
   add(update(rel_, 20, tuple({"1", "b", "<toast>", "e"})));
   EXPECT_EQ(cell(0, 2), "<absent>");
   EXPECT_TRUE(fold_.rows()[0].has_absent);
 }
 
-TEST_F(FoldTest, HardDeleteAfterUpsertLeavesADeleteAndReinsertLeavesAnUpsert) {
+TEST_F(SinkFold, HardDeleteAfterUpsertLeavesADeleteAndReinsertLeavesAnUpsert) {
   add(insert(rel_, 10, tuple({"1", "a", "x", "e"})));
   add(remove(rel_, 20, tuple({"1", std::nullopt, std::nullopt, std::nullopt})));
   ASSERT_EQ(fold_.size(), 1u);
@@ -91,7 +91,7 @@ TEST_F(FoldTest, HardDeleteAfterUpsertLeavesADeleteAndReinsertLeavesAnUpsert) {
   EXPECT_EQ(cell(0, 2), "<absent>");
 }
 
-TEST_F(FoldTest, SoftDeleteTombstonesTheBatchImageOrJustTheKey) {
+TEST_F(SinkFold, SoftDeleteTombstonesTheBatchImageOrJustTheKey) {
   use(DeletePolicy::Soft);
   add(insert(rel_, 10, tuple({"1", "a", "x", "e"})));
   add(remove(rel_, 20, tuple({"1", std::nullopt, std::nullopt, std::nullopt})));
@@ -107,7 +107,7 @@ TEST_F(FoldTest, SoftDeleteTombstonesTheBatchImageOrJustTheKey) {
   EXPECT_FALSE(fold_.rows()[1].tombstone);
 }
 
-TEST_F(FoldTest, IgnoredDeletesVanish) {
+TEST_F(SinkFold, IgnoredDeletesVanish) {
   use(DeletePolicy::Ignore);
   add(insert(rel_, 10, tuple({"1", "a", "x", "e"})));
   add(remove(rel_, 20, tuple({"1", std::nullopt, std::nullopt, std::nullopt})));
@@ -117,7 +117,7 @@ TEST_F(FoldTest, IgnoredDeletesVanish) {
   EXPECT_EQ(fold_.rows()[0].lsn, Lsn{10});
 }
 
-TEST_F(FoldTest, KeyChangeDeletesTheOldKeyAndUpsertsTheNewOne) {
+TEST_F(SinkFold, KeyChangeDeletesTheOldKeyAndUpsertsTheNewOne) {
   add(insert(rel_, 10, tuple({"1", "a", "x", "e"})));
   add(update(rel_, 20, tuple({"2", "a", "x", "e"}), tuple({"1", std::nullopt, std::nullopt, std::nullopt})));
   ASSERT_EQ(fold_.size(), 2u);
@@ -128,13 +128,13 @@ TEST_F(FoldTest, KeyChangeDeletesTheOldKeyAndUpsertsTheNewOne) {
   EXPECT_EQ(cell(order[1], 0), "2");
 }
 
-TEST_F(FoldTest, UpdateWithAnUnchangedKeyInTheOldTupleIsAPlainUpsert) {
+TEST_F(SinkFold, UpdateWithAnUnchangedKeyInTheOldTupleIsAPlainUpsert) {
   add(update(rel_, 20, tuple({"1", "b", "x", "e"}), tuple({"1", std::nullopt, std::nullopt, std::nullopt})));
   ASSERT_EQ(fold_.size(), 1u);
   EXPECT_EQ(fold_.rows()[0].action, RowAction::Upsert);
 }
 
-TEST_F(FoldTest, AppliesDeletesFirstThenUpsertsInLsnOrder) {
+TEST_F(SinkFold, AppliesDeletesFirstThenUpsertsInLsnOrder) {
   add(insert(rel_, 50, tuple({"1", "a", "x", "e"})));
   add(insert(rel_, 30, tuple({"2", "a", "x", "e"})));
   add(remove(rel_, 40, tuple({"3", std::nullopt, std::nullopt, std::nullopt})));
@@ -142,7 +142,7 @@ TEST_F(FoldTest, AppliesDeletesFirstThenUpsertsInLsnOrder) {
   EXPECT_EQ(order, (std::vector<std::size_t>{2, 1, 0}));
 }
 
-TEST_F(FoldTest, DeleteWithoutAnOldKeyIsAPermanentErrorNamingTheTable) {
+TEST_F(SinkFold, DeleteWithoutAnOldKeyIsAPermanentErrorNamingTheTable) {
   Change c = remove(rel_, 20, Tuple{}, 0);
   try {
     add(c);
@@ -153,7 +153,7 @@ TEST_F(FoldTest, DeleteWithoutAnOldKeyIsAPermanentErrorNamingTheTable) {
   }
 }
 
-TEST_F(FoldTest, NullKeyIsAPermanentErrorWithoutTheValues) {
+TEST_F(SinkFold, NullKeyIsAPermanentErrorWithoutTheValues) {
   try {
     add(insert(rel_, 10, tuple({std::nullopt, "private name", "x", "e"})));
     FAIL() << "expected PermanentError";
@@ -162,7 +162,7 @@ TEST_F(FoldTest, NullKeyIsAPermanentErrorWithoutTheValues) {
   }
 }
 
-TEST_F(FoldTest, TransformsRunBeforeValuesEnterTheFold) {
+TEST_F(SinkFold, TransformsRunBeforeValuesEnterTheFold) {
   TableMapping t;
   t.source = {"public", "customers"};
   t.target = {"ref", "customer"};

@@ -28,32 +28,32 @@ std::string run(const Transform& t, std::optional<std::string_view> in) {
   return t.apply(in, out) ? out : "<null>";
 }
 
-TEST(QualifiedName, ParsesPlainAndQuotedParts) {
+TEST(MappingName, ParsesPlainAndQuotedParts) {
   EXPECT_EQ(QualifiedName::parse("ref.customer"), (QualifiedName{"ref", "customer"}));
   EXPECT_EQ(QualifiedName::parse("\"odd.schema\".\"My \"\"T\"\"\""),
             (QualifiedName{"odd.schema", "My \"T\""}));
   EXPECT_EQ(QualifiedName::parse("Ref.Customer"), (QualifiedName{"Ref", "Customer"}));
 }
 
-TEST(QualifiedName, RejectsMissingSchemaAndTrailingText) {
+TEST(MappingName, RejectsMissingSchemaAndTrailingText) {
   EXPECT_THROW(QualifiedName::parse("customer"), std::invalid_argument);
   EXPECT_THROW(QualifiedName::parse("a.b.c"), std::invalid_argument);
   EXPECT_THROW(QualifiedName::parse(".b"), std::invalid_argument);
   EXPECT_THROW(QualifiedName::parse("\"a.b"), std::invalid_argument);
 }
 
-TEST(QualifiedName, QuotesBothPartsForSql) {
+TEST(MappingName, QuotesBothPartsForSql) {
   EXPECT_EQ((QualifiedName{"my schema", "Ta\"ble"}).quoted(), "\"my schema\".\"Ta\"\"ble\"");
 }
 
-TEST(Transform, HmacSha256MatchesTheRfc4231TestVector) {
+TEST(MappingTransform, HmacSha256MatchesTheRfc4231TestVector) {
   // RFC 4231 test case 2.
   EXPECT_EQ(run(Transform::hmac_sha256("Jefe"), "what do ya want for nothing?"),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
   EXPECT_EQ(run(Transform::hmac_sha256("Jefe"), std::nullopt), "<null>");
 }
 
-TEST(Transform, HmacKeyFileLosesItsTrailingNewlineAndEmptyFilesAreRefused) {
+TEST(MappingTransform, HmacKeyFileLosesItsTrailingNewlineAndEmptyFilesAreRefused) {
   const std::string path = ::testing::TempDir() + "/hmac.key";
   std::ofstream(path) << "Jefe\n";
   EXPECT_EQ(run(Transform::hmac_sha256_from_file(path), "what do ya want for nothing?"),
@@ -64,7 +64,7 @@ TEST(Transform, HmacKeyFileLosesItsTrailingNewlineAndEmptyFilesAreRefused) {
   std::remove(path.c_str());
 }
 
-TEST(Transform, MaskKeepsTheLastCharactersCountingCodePoints) {
+TEST(MappingTransform, MaskKeepsTheLastCharactersCountingCodePoints) {
   EXPECT_EQ(run(Transform::mask(4), "4111111111111111"), "************1111");
   EXPECT_EQ(run(Transform::mask(2), "äöüß"), "**üß");
   EXPECT_EQ(run(Transform::mask(10), "abc"), "abc");
@@ -72,14 +72,14 @@ TEST(Transform, MaskKeepsTheLastCharactersCountingCodePoints) {
   EXPECT_EQ(run(Transform::mask(2), std::nullopt), "<null>");
 }
 
-TEST(Transform, ConstantAndNullIgnoreTheValue) {
+TEST(MappingTransform, ConstantAndNullIgnoreTheValue) {
   EXPECT_EQ(run(Transform::constant("redacted"), "secret"), "redacted");
   EXPECT_EQ(run(Transform::constant("redacted"), std::nullopt), "redacted");
   EXPECT_EQ(run(Transform::null(), "secret"), "<null>");
   EXPECT_EQ(run(Transform::copy(), "x"), "x");
 }
 
-TEST(Policies, ParseTheirNamesAndRefuseOthers) {
+TEST(MappingPolicies, ParseTheirNamesAndRefuseOthers) {
   EXPECT_EQ(parse_delete_policy("soft"), DeletePolicy::Soft);
   EXPECT_EQ(parse_truncate_policy("fail"), TruncatePolicy::Fail);
   EXPECT_THROW(parse_delete_policy("Soft"), std::invalid_argument);
@@ -127,7 +127,7 @@ TEST(Mapping, FindsTablesBySourceNameAndRefusesDuplicates) {
   EXPECT_THROW(Mapping({customers(), other}), std::invalid_argument);
 }
 
-TEST(RelationBinder, ResolvesMappedColumnsByNameNotPosition) {
+TEST(MappingBinder, ResolvesMappedColumnsByNameNotPosition) {
   Mapping m({customers()});
   RelationBinder binder(m);
   const auto rel = test::relation("public", "customers", {"email", "status", "id", "full_name"});
@@ -138,7 +138,7 @@ TEST(RelationBinder, ResolvesMappedColumnsByNameNotPosition) {
   EXPECT_EQ(binder.bind(rel, Lsn{1}), b);
 }
 
-TEST(RelationBinder, CountsUnmappedColumnsOnceAndNeverBindsThem) {
+TEST(MappingBinder, CountsUnmappedColumnsOnceAndNeverBindsThem) {
   Mapping m({customers()});
   RelationBinder binder(m);
   binder.bind(test::relation("public", "customers", {"id", "full_name", "status", "email"}), Lsn{1});
@@ -154,7 +154,7 @@ TEST(RelationBinder, CountsUnmappedColumnsOnceAndNeverBindsThem) {
   EXPECT_EQ(binder.drift_counts().at("public.customers"), 2u);
 }
 
-TEST(RelationBinder, NamesTableAndColumnWhenAMappedColumnDisappears) {
+TEST(MappingBinder, NamesTableAndColumnWhenAMappedColumnDisappears) {
   Mapping m({customers()});
   RelationBinder binder(m);
   try {
@@ -167,7 +167,7 @@ TEST(RelationBinder, NamesTableAndColumnWhenAMappedColumnDisappears) {
   }
 }
 
-TEST(RelationBinder, LeavesUnmappedTablesOutAndRemembersThem) {
+TEST(MappingBinder, LeavesUnmappedTablesOutAndRemembersThem) {
   Mapping m({customers()});
   RelationBinder binder(m);
   EXPECT_EQ(binder.bind(test::relation("public", "payment_methods", {"id", "card"}), Lsn{1}), nullptr);

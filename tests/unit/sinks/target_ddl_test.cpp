@@ -25,7 +25,7 @@ bool contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
 }
 
-TEST(TargetDdl, CreatesTheTableWithKeyGuardAndTombstone) {
+TEST(SinkTargetDdl, CreatesTheTableWithKeyGuardAndTombstone) {
   const auto ddl = table_ddl(customers(), kTypes);
   EXPECT_TRUE(contains(ddl, "CREATE SCHEMA IF NOT EXISTS \"ref\";"));
   EXPECT_TRUE(contains(ddl, "CREATE TABLE IF NOT EXISTS \"ref\".\"customer\" ("));
@@ -37,18 +37,18 @@ TEST(TargetDdl, CreatesTheTableWithKeyGuardAndTombstone) {
   EXPECT_FALSE(contains(ddl, "email"));
 }
 
-TEST(TargetDdl, CompletesPartlyPreparedTables) {
+TEST(SinkTargetDdl, CompletesPartlyPreparedTables) {
   const auto ddl = table_ddl(customers(), kTypes);
   EXPECT_TRUE(contains(ddl, "ALTER TABLE \"ref\".\"customer\" ADD COLUMN IF NOT EXISTS \"status\" text;"));
   EXPECT_TRUE(contains(ddl, "ADD COLUMN IF NOT EXISTS \"_cdc_lsn\" pg_lsn NOT NULL DEFAULT '0/0';"));
   EXPECT_TRUE(contains(ddl, "CREATE UNIQUE INDEX IF NOT EXISTS"));
 }
 
-TEST(TargetDdl, HardDeletesNeedNoTombstone) {
+TEST(SinkTargetDdl, HardDeletesNeedNoTombstone) {
   EXPECT_FALSE(contains(table_ddl(customers(DeletePolicy::Hard), kTypes), "_cdc_deleted"));
 }
 
-TEST(TargetDdl, QuotesHostileIdentifiers) {
+TEST(SinkTargetDdl, QuotesHostileIdentifiers) {
   auto t = customers();
   t.target = {"Odd \"Schema\"", "select"};
   t.columns[2].target = "Status; DROP TABLE x";
@@ -57,13 +57,13 @@ TEST(TargetDdl, QuotesHostileIdentifiers) {
   EXPECT_TRUE(contains(ddl, "\"Status; DROP TABLE x\" text"));
 }
 
-TEST(TargetDdl, RefusesUnknownSourceColumnTypes) {
+TEST(SinkTargetDdl, RefusesUnknownSourceColumnTypes) {
   EXPECT_THROW(table_ddl(customers(), {{"id", "bigint"}}), std::invalid_argument);
   Mapping m({customers()});
   EXPECT_THROW(target_ddl(m, {}), std::invalid_argument);
 }
 
-TEST(TargetDdl, IncludesTheProgressTableInItsConfiguredSchema) {
+TEST(SinkTargetDdl, IncludesTheProgressTableInItsConfiguredSchema) {
   Mapping m({customers()});
   const auto ddl = target_ddl(m, {{QualifiedName{"public", "customers"}, kTypes}}, {"cdc", "progress"});
   EXPECT_TRUE(contains(ddl, "CREATE TABLE IF NOT EXISTS \"cdc\".\"progress\" ("));

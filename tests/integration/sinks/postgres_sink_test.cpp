@@ -1,0 +1,429 @@
+// PostgresSink against a real order database: what a user sees in the reference tables and the progress
+// row. Every behaviour runs with both apply methods (set-based COPY and in-order pipeline).
+#include "sinks/postgres_sink.h"
+
+#include <gtest/gtest.h>
+
+#include "tests/integration/sinks/sink_fixture.h"
+
+namespace cdcsync::test {
+namespace {
+
+constexpr std::uint64_t kBase = 0x1'0000'0000;
+
+class PostgresSinkTest : public ::testing::TestWithParam<ApplyMethod> {
+ protected:
+  std::string db_name(const std::string& stem) const {
+    return "sink_" + stem + (GetParam() == ApplyMethod::Copy ? "_copy" : "_pipe");
+  }
+  std::unique_ptr<PostgresSink> make_sink(const SinkDatabase& db, std::vector<TableMapping> tables,
+                                          const std::string& pipeline = "test") const {
+    PostgresSinkOptions o;
+    o.conninfo = db.target();
+    o.pipeline = pipeline;
+    o.applied_by = "sink-test";
+    o.method = GetParam();
+    return std::make_unique<PostgresSink>(Mapping(std::move(tables)), o);
+  }
+  static std::string customer(const SinkDatabase& db, int id) {
+    const auto rows =
+        query_rows(db.admin(),
+                   "SELECT coalesce(display_name, '<null>') || '|' || coalesce(status, '<null>') || '|' "
+                   "|| coalesce(tier, '<null>') || '|' || _cdc_lsn::text || '|' || _cdc_deleted::text "
+                   "FROM ref.customer WHERE customer_id = " +
+                       std::to_string(id));
+    return rows.empty() ? "<none>" : rows[0][0].value_or("?");
+  }
+  static Tuple row(int id, std::optional<std::string> name, std::optional<std::string> status = "active",
+                   std::optional<std::string> tier = "gold") {
+    return tuple(
+        {std::to_string(id), std::move(name), std::move(status), std::move(tier), "pii@example.com"});
+  }
+  static Tuple key(int id) {
+    return tuple({std::to_string(id), std::nullopt, std::nullopt, std::nullopt, std::nullopt});
+  }
+
+  RelationPtr rel_ = customers_relation();
+};
+
+TEST_P(PostgresSinkTest, UpsertsRowsAndWritesTheProgressRowInTheSameTransaction) {
+  SinkDatabase db(db_name("upsert"));
+  auto sink = make_sink(db, {customer_mapping()});
+  EXPECT_EQ(sink->load_progress(), std::nullopt);
+  auto t1 = txn(701, kBase + 0x100,
+                {insert(rel_, kBase + 0x10, row(1, "Ann")), insert(rel_, kBase + 0x20, row(2, "Bob"))});
+  auto t2 = txn(702, kBase + 0x200, {update(rel_, kBase + 0x110, row(1, "Anne", "vip"))});
+  t2.info.commit_time_us = 123'456'789;
+  EXPECT_EQ(sink->apply(batch_of({t1, t2})), Lsn{kBase + 0x200});
+  EXPECT_EQ(customer(db, 1), "Anne|vip|gold|1/110|false");
+  EXPECT_EQ(customer(db, 2), "Bob|active|gold|1/20|false");
+  EXPECT_EQ(db.value("SELECT count(*) FROM ref.customer"), "2");
+  EXPECT_EQ(
+      db.value(
+          "SELECT end_lsn::text || ' ' || xid || ' ' || acked_lsn::text || ' ' || applied_by || ' ' || "
+          "(commit_time = '2000-01-01 00:00:00+00'::timestamptz + interval '123456789 microseconds')::text "
+          "FROM ref.cdc_progress WHERE pipeline = 'test'"),
+      "1/200 702 1/200 sink-test true");
+  const auto p = sink->load_progress();
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->end_lsn, Lsn{kBase + 0x200});
+  EXPECT_EQ(p->xid, Xid{702});
+  EXPECT_EQ(p->commit_time_us, 123'456'789);
+  // Unmapped source columns never reach the target.
+  EXPECT_EQ(db.value("SELECT count(*) FROM information_schema.columns WHERE table_name = 'customer' AND "
+                     "column_name = 'email'"),
+            "0");
+}
+
+TEST_P(PostgresSinkTest, HardDeletesRemoveTheRow) {
+  SinkDatabase db(db_name("hard_delete"));
+  auto sink = make_sink(db, {customer_mapping(DeletePolicy::Hard)});
+  sink->apply(batch_of(
+      {txn(1, kBase + 0x100,
+           {insert(rel_, kBase + 0x10, row(1, "Ann")), insert(rel_, kBase + 0x20, row(2, "Bob"))})}));
+  sink->apply(batch_of({txn(2, kBase + 0x200, {remove(rel_, kBase + 0x110, key(1))})}));
+  EXPECT_EQ(customer(db, 1), "<none>");
+  EXPECT_EQ(customer(db, 2), "Bob|active|gold|1/20|false");
+}
+
+TEST_P(PostgresSinkTest, SoftDeletesTombstoneTheRowAndKeepTheLsn) {
+  SinkDatabase db(db_name("soft_delete"));
+  auto sink = make_sink(db, {customer_mapping(DeletePolicy::Soft)});
+  sink->apply(batch_of({txn(1, kBase + 0x100, {insert(rel_, kBase + 0x10, row(1, "Ann"))})}));
+  sink->apply(batch_of(
+      {txn(2, kBase + 0x200, {remove(rel_, kBase + 0x110, key(1)), remove(rel_, kBase + 0x120, key(9))})}));
+  EXPECT_EQ(customer(db, 1), "Ann|active|gold|1/110|true");
+  EXPECT_EQ(customer(db, 9), "<null>|<null>|<null>|1/120|true");
+  sink->apply(batch_of({txn(3, kBase + 0x300, {insert(rel_, kBase + 0x210, row(1, "Ann again"))})}));
+  EXPECT_EQ(customer(db, 1), "Ann again|active|gold|1/210|false");
+}
+
+TEST_P(PostgresSinkTest, IgnoredDeletesKeepTheRow) {
+  SinkDatabase db(db_name("ignore_delete"));
+  auto sink = make_sink(db, {customer_mapping(DeletePolicy::Ignore)});
+  sink->apply(batch_of({txn(
+      1, kBase + 0x100, {insert(rel_, kBase + 0x10, row(1, "Ann")), remove(rel_, kBase + 0x20, key(1))})}));
+  EXPECT_EQ(customer(db, 1), "Ann|active|gold|1/10|false");
+}
+
+TEST_P(PostgresSinkTest, AnOlderChangeNeverOverwritesANewerRow) {
+  SinkDatabase db(db_name("guard"));
+  exec_sql(db.admin(), "INSERT INTO ref.customer VALUES (1, 'Newer', 'active', 'gold', '2/0', false)");
+  auto sink = make_sink(db, {customer_mapping(DeletePolicy::Hard)});
+  sink->apply(batch_of({txn(1, kBase + 0x100, {update(rel_, kBase + 0x10, row(1, "Older"))})}));
+  sink->apply(batch_of({txn(2, kBase + 0x200, {remove(rel_, kBase + 0x110, key(1))})}));
+  EXPECT_EQ(customer(db, 1), "Newer|active|gold|2/0|false");
+}
+
+TEST_P(PostgresSinkTest, ReplayingABatchUnderAnotherPipelineChangesNothing) {
+  SinkDatabase db(db_name("replay"));
+  const auto b =
+      batch_of({txn(1, kBase + 0x100,
+                    {insert(rel_, kBase + 0x10, row(1, "Ann")), update(rel_, kBase + 0x20, row(1, "Anne"))}),
+                txn(2, kBase + 0x200, {insert(rel_, kBase + 0x110, row(2, "Bob"))}),
+                txn(3, kBase + 0x300, {update(rel_, kBase + 0x210, row(1, "Annie"))})});
+  make_sink(db, {customer_mapping()}, "first")->apply(b);
+  const auto before = db.value("SELECT string_agg(t::text, ';' ORDER BY customer_id) FROM ref.customer t");
+  // A different progress row: nothing is skipped, only the LSN guard protects the rows.
+  make_sink(db, {customer_mapping()}, "second")->apply(batch_of({b.transactions[0], b.transactions[1]}));
+  EXPECT_EQ(db.value("SELECT string_agg(t::text, ';' ORDER BY customer_id) FROM ref.customer t"), before);
+  EXPECT_EQ(customer(db, 1), "Annie|active|gold|1/210|false");
+}
+
+TEST_P(PostgresSinkTest, SkipsWholeTransactionsAtOrBelowTheDurableProgress) {
+  SinkDatabase db(db_name("skip"));
+  auto sink = make_sink(db, {customer_mapping()});
+  sink->apply(batch_of({txn(1, kBase + 0x100, {insert(rel_, kBase + 0x10, row(1, "Ann"))}),
+                        txn(2, kBase + 0x200, {insert(rel_, kBase + 0x110, row(2, "Bob"))})}));
+  // A resent transaction 2 (with a different value, to make re-application visible) and a new one.
+  auto resent = txn(2, kBase + 0x200, {insert(rel_, kBase + 0x110, row(2, "Changed"))});
+  EXPECT_EQ(
+      sink->apply(batch_of({resent, txn(3, kBase + 0x300, {insert(rel_, kBase + 0x210, row(3, "Cy"))})})),
+      Lsn{kBase + 0x300});
+  EXPECT_EQ(customer(db, 2), "Bob|active|gold|1/110|false");
+  EXPECT_EQ(customer(db, 3), "Cy|active|gold|1/210|false");
+  EXPECT_EQ(sink->stats().transactions_skipped, 1u);
+  // A fresh sink reads the progress at connect and skips too.
+  sink.reset();
+  auto again = make_sink(db, {customer_mapping()});
+  EXPECT_EQ(again->apply(batch_of({resent})), Lsn{kBase + 0x300});
+  EXPECT_EQ(customer(db, 2), "Bob|active|gold|1/110|false");
+}
+
+TEST_P(PostgresSinkTest, AChunkedTransactionStaysInvisibleUntilItsLastChunk) {
+  SinkDatabase db(db_name("chunks"));
+  auto sink = make_sink(db, {customer_mapping()});
+  auto first = txn(5, kBase + 0x300, {insert(rel_, kBase + 0x10, row(1, "Ann"))});
+  first.last_chunk = false;
+  first.info.end_lsn = Lsn{};
+  auto middle = txn(5, kBase + 0x300, {insert(rel_, kBase + 0x20, row(2, "Bob"))});
+  middle.first_chunk = middle.last_chunk = false;
+  middle.info.end_lsn = Lsn{};
+  auto last = txn(5, kBase + 0x300, {update(rel_, kBase + 0x30, row(1, "Anne"))});
+  last.first_chunk = false;
+  EXPECT_EQ(sink->apply(batch_of({first})), std::nullopt);
+  EXPECT_EQ(sink->apply(batch_of({middle})), std::nullopt);
+  EXPECT_EQ(db.value("SELECT count(*) FROM ref.customer"), "0");
+  EXPECT_EQ(db.value("SELECT count(*) FROM ref.cdc_progress"), "0");
+  EXPECT_EQ(sink->apply(batch_of({last, txn(6, kBase + 0x400, {insert(rel_, kBase + 0x310, row(3, "Cy"))})})),
+            Lsn{kBase + 0x400});
+  EXPECT_EQ(db.value("SELECT count(*) FROM ref.customer"), "3");
+  EXPECT_EQ(customer(db, 1), "Anne|active|gold|1/30|false");
+}
+
+TEST_P(PostgresSinkTest, KillingTheConnectionMidTransactionLeavesNothingVisible) {
+  SinkDatabase db(db_name("kill"));
+  auto sink = make_sink(db, {customer_mapping()});
+  auto first = txn(5, kBase + 0x300, {insert(rel_, kBase + 0x10, row(1, "Ann"))});
+  first.last_chunk = false;
+  first.info.end_lsn = Lsn{};
+  auto last = txn(5, kBase + 0x300, {insert(rel_, kBase + 0x20, row(2, "Bob"))});
+  last.first_chunk = false;
+  EXPECT_EQ(sink->apply(batch_of({first})), std::nullopt);
+  exec_sql(db.admin(), "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '" +
+                           db_name("kill") + "' AND application_name = 'cdcsync'");
+  EXPECT_THROW(sink->apply(batch_of({last})), TransientError);
+  EXPECT_EQ(db.value("SELECT count(*) FROM ref.customer"), "0");
+  EXPECT_EQ(db.value("SELECT count(*) FROM ref.cdc_progress"), "0");
+  // The pipeline resends the whole source transaction; the sink reconnects.
+  EXPECT_EQ(sink->apply(batch_of({first})), std::nullopt);
+  EXPECT_EQ(sink->apply(batch_of({last})), Lsn{kBase + 0x300});
+  EXPECT_EQ(db.value("SELECT count(*) FROM ref.customer"), "2");
+  EXPECT_GE(sink->stats().reconnects, 2u);
+}
+
+TEST_P(PostgresSinkTest, AnUnchangedToastColumnIsPreserved) {
+  SinkDatabase db(db_name("toast"));
+  auto sink = make_sink(db, {customer_mapping()});
+  sink->apply(batch_of({txn(1, kBase + 0x100, {insert(rel_, kBase + 0x10, row(1, "Big value"))})}));
+  sink->apply(batch_of(
+      {txn(2, kBase + 0x200, {update(rel_, kBase + 0x110, row(1, "<toast>", "blocked"))}),
+       txn(3, kBase + 0x300, {update(rel_, kBase + 0x210, row(1, "<toast>", "blocked", "silver"))})}));
+  EXPECT_EQ(customer(db, 1), "Big value|blocked|silver|1/210|false");
+  // No row yet: the value cannot be known; it is left NULL and counted.
+  sink->apply(batch_of({txn(4, kBase + 0x400, {update(rel_, kBase + 0x310, row(2, "<toast>"))})}));
+  EXPECT_EQ(customer(db, 2), "<null>|active|gold|1/310|false");
+  if (GetParam() == ApplyMethod::Copy) {
+    EXPECT_EQ(sink->stats().inserted_without_toast, 1u);
+  }
+}
+
+TEST_P(PostgresSinkTest, AKeyChangeMovesTheRow) {
+  SinkDatabase db(db_name("key_change"));
+  auto sink = make_sink(db, {customer_mapping(DeletePolicy::Hard)});
+  sink->apply(batch_of({txn(1, kBase + 0x100, {insert(rel_, kBase + 0x10, row(1, "Ann"))})}));
+  sink->apply(batch_of({txn(2, kBase + 0x200, {update(rel_, kBase + 0x110, row(10, "Ann"), key(1))})}));
+  EXPECT_EQ(customer(db, 1), "<none>");
+  EXPECT_EQ(customer(db, 10), "Ann|active|gold|1/110|false");
+}
+
+TEST_P(PostgresSinkTest, TruncateApplyDeletesTheRows) {
+  SinkDatabase db(db_name("truncate_apply"));
+  auto sink = make_sink(db, {customer_mapping(DeletePolicy::Hard, TruncatePolicy::Apply)});
+  sink->apply(batch_of({txn(1, kBase + 0x100, {insert(rel_, kBase + 0x10, row(1, "Ann"))}),
+                        txn(2, kBase + 0x200,
+                            {truncate({rel_}, kBase + 0x110), insert(rel_, kBase + 0x120, row(2, "Bob"))})}));
+  EXPECT_EQ(db.value("SELECT string_agg(customer_id::text, ',') FROM ref.customer"), "2");
+  EXPECT_EQ(sink->stats().truncates_applied, 1u);
+}
+
+TEST_P(PostgresSinkTest, TruncateIgnoreKeepsTheRowsAndTruncateFailStops) {
+  SinkDatabase db(db_name("truncate_other"));
+  auto ignoring = make_sink(db, {customer_mapping(DeletePolicy::Hard, TruncatePolicy::Ignore)});
+  ignoring->apply(batch_of(
+      {txn(1, kBase + 0x100, {insert(rel_, kBase + 0x10, row(1, "Ann")), truncate({rel_}, kBase + 0x20)})}));
+  EXPECT_EQ(db.value("SELECT count(*) FROM ref.customer"), "1");
+  ignoring.reset();
+  auto failing = make_sink(db, {customer_mapping(DeletePolicy::Hard, TruncatePolicy::Fail)});
+  try {
+    failing->apply(batch_of({txn(
+        2, kBase + 0x200, {insert(rel_, kBase + 0x110, row(2, "Bob")), truncate({rel_}, kBase + 0x120)})}));
+    FAIL() << "expected PermanentError";
+  } catch (const PermanentError& e) {
+    EXPECT_EQ(e.table(), "public.customers");
+    EXPECT_EQ(e.lsn(), Lsn{kBase + 0x200});
+  }
+  EXPECT_EQ(db.value("SELECT count(*) FROM ref.customer"), "1");
+  EXPECT_EQ(db.value("SELECT end_lsn::text FROM ref.cdc_progress"), "1/100");
+}
+
+const char* kAccountSql =
+    "CREATE TABLE ref.account (id bigint PRIMARY KEY, email text CONSTRAINT account_email_key UNIQUE, "
+    "_cdc_lsn pg_lsn NOT NULL)";
+
+TableMapping account_mapping() {
+  TableMapping t;
+  t.source = {"public", "accounts"};
+  t.target = {"ref", "account"};
+  t.key = {"id"};
+  t.columns = {{"id", "id", Transform::copy()}, {"email", "email", Transform::copy()}};
+  t.deletes = DeletePolicy::Hard;
+  return t;
+}
+
+TEST_P(PostgresSinkTest, ASecondaryUniqueKeySwapAcrossTransactionsAppliesInOneBatch) {
+  SinkDatabase db(db_name("swap"), {kAccountSql});
+  auto acc = relation("public", "accounts", {"id", "email"}, 20000);
+  auto sink = make_sink(db, {account_mapping()});
+  sink->apply(batch_of({txn(1, kBase + 0x100,
+                            {insert(acc, kBase + 0x10, tuple({"1", "x@example.com"})),
+                             insert(acc, kBase + 0x20, tuple({"2", "y@example.com"}))})}));
+  // A: x -> tmp; B: y -> x; A: tmp -> y. Folded per key, B's x would collide with A's x still in place.
+  EXPECT_EQ(sink->apply(batch_of(
+                {txn(2, kBase + 0x200, {update(acc, kBase + 0x110, tuple({"1", "tmp@example.com"}))}),
+                 txn(3, kBase + 0x300, {update(acc, kBase + 0x210, tuple({"2", "x@example.com"}))}),
+                 txn(4, kBase + 0x400, {update(acc, kBase + 0x310, tuple({"1", "y@example.com"}))})})),
+            Lsn{kBase + 0x400});
+  EXPECT_EQ(db.value("SELECT string_agg(id || '=' || email, ',' ORDER BY id) FROM ref.account"),
+            "1=y@example.com,2=x@example.com");
+}
+
+TEST_P(PostgresSinkTest, AConstraintViolationStopsWithTableLsnSqlstateAndNoValue) {
+  SinkDatabase db(db_name("violation"),
+                  {kAccountSql, "INSERT INTO ref.account VALUES (99, 'taken@secret.example', '0/1')"});
+  auto acc = relation("public", "accounts", {"id", "email"}, 20000);
+  auto sink = make_sink(db, {account_mapping()});
+  sink->apply(batch_of({txn(1, kBase + 0x100, {insert(acc, kBase + 0x10, tuple({"1", "a@example.com"}))})}));
+  try {
+    sink->apply(
+        batch_of({txn(2, kBase + 0x200, {insert(acc, kBase + 0x110, tuple({"2", "b@example.com"}))}),
+                  txn(3, kBase + 0x300, {insert(acc, kBase + 0x210, tuple({"3", "taken@secret.example"}))}),
+                  txn(4, kBase + 0x400, {insert(acc, kBase + 0x310, tuple({"4", "c@example.com"}))})}));
+    FAIL() << "expected PermanentError";
+  } catch (const PermanentError& e) {
+    EXPECT_EQ(e.table(), "ref.account");
+    EXPECT_EQ(e.lsn(), Lsn{kBase + 0x300});
+    EXPECT_EQ(e.sqlstate(), "23505");
+    const std::string what = e.what();
+    EXPECT_NE(what.find("account_email_key"), std::string::npos) << what;
+    EXPECT_EQ(what.find("taken@secret"), std::string::npos) << what;
+  }
+  EXPECT_EQ(db.value("SELECT string_agg(id::text, ',' ORDER BY id) FROM ref.account"), "1,99");
+  EXPECT_EQ(db.value("SELECT end_lsn::text FROM ref.cdc_progress"), "1/100");
+}
+
+TEST_P(PostgresSinkTest, AMissingPrivilegeStopsWithPermissionDenied) {
+  SinkDatabase db(db_name("privilege"));
+  exec_sql(db.admin(), "REVOKE INSERT, UPDATE ON ref.customer FROM cdcsync_target");
+  auto sink = make_sink(db, {customer_mapping()});
+  try {
+    sink->apply(batch_of({txn(1, kBase + 0x100, {insert(rel_, kBase + 0x10, row(1, "Ann"))})}));
+    FAIL() << "expected PermanentError";
+  } catch (const PermanentError& e) {
+    EXPECT_EQ(e.sqlstate(), "42501");
+    EXPECT_EQ(e.table(), "ref.customer");
+  }
+  EXPECT_EQ(db.value("SELECT count(*) FROM ref.cdc_progress"), "0");
+}
+
+TEST_P(PostgresSinkTest, ASecondWriterFindsTheLockHeld) {
+  SinkDatabase db(db_name("lock"));
+  auto first = make_sink(db, {customer_mapping()});
+  first->connect();
+  auto second = make_sink(db, {customer_mapping()});
+  EXPECT_THROW(second->connect(), WriterLockHeld);
+  EXPECT_THROW(second->apply(batch_of({txn(1, kBase + 0x100, {insert(rel_, kBase + 0x10, row(1, "Ann"))})})),
+               WriterLockHeld);
+  EXPECT_EQ(db.value("SELECT count(*) FROM ref.customer"), "0");
+  // Another pipeline has its own lock.
+  EXPECT_NO_THROW(make_sink(db, {customer_mapping()}, "other")->connect());
+  first.reset();
+  EXPECT_TRUE(eventually(
+      [&] {
+        second->connect();
+        return true;
+      },
+      std::chrono::seconds(10)));
+}
+
+TEST_P(PostgresSinkTest, RecordAckCreatesTheRowAndNeverMovesBackwards) {
+  SinkDatabase db(db_name("ack"));
+  auto sink = make_sink(db, {customer_mapping()});
+  sink->record_ack(Lsn{kBase + 0x500});
+  sink->record_ack(Lsn{kBase + 0x400});
+  EXPECT_EQ(db.value("SELECT end_lsn::text || ' ' || acked_lsn::text FROM ref.cdc_progress"), "0/0 1/500");
+  sink->apply(batch_of({txn(1, kBase + 0x300, {insert(rel_, kBase + 0x10, row(1, "Ann"))})}));
+  EXPECT_EQ(db.value("SELECT end_lsn::text || ' ' || acked_lsn::text FROM ref.cdc_progress"), "1/300 1/500");
+  auto fresh = make_sink(db, {customer_mapping()}, "test");
+  sink.reset();
+  const auto p = fresh->load_progress();
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->acked_lsn, Lsn{kBase + 0x500});
+}
+
+TEST_P(PostgresSinkTest, HostileIdentifiersAndValuesRoundTrip) {
+  TableMapping t;
+  t.source = {"public", "Weird Table"};
+  t.target = {"Odd \"Schema\"", "select"};
+  t.key = {"Key Col"};
+  t.columns = {{"Key Col", "Key \"Col\"", Transform::copy()},
+               {"v", "Value; DROP TABLE x;--", Transform::copy()}};
+  t.lsn_column = "LSN guard";
+  t.deletes = DeletePolicy::Hard;
+  SinkDatabase db(
+      db_name("hostile"),
+      {"CREATE SCHEMA \"Odd \"\"Schema\"\"\"",
+       "CREATE TABLE \"Odd \"\"Schema\"\"\".\"select\" (\"Key \"\"Col\"\"\" text PRIMARY KEY, "
+       "\"Value; DROP TABLE x;--\" text, \"LSN guard\" pg_lsn NOT NULL)",
+       "GRANT USAGE ON SCHEMA \"Odd \"\"Schema\"\"\" TO cdcsync_target",
+       "GRANT SELECT, INSERT, UPDATE, DELETE ON \"Odd \"\"Schema\"\"\".\"select\" TO cdcsync_target"});
+  auto rel = relation("public", "Weird Table", {"Key Col", "v"}, 30000);
+  const std::vector<std::string> values = {
+      "it's",         "a;b", "O'Brien\"; DROP TABLE ref.customer; --", "tab\there\nnewline\\back\r",
+      "Grüße 🚀 日本", "\\N"};
+  std::vector<Change> changes;
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    changes.push_back(insert(rel, kBase + 0x10 + i, tuple({values[i], values[i]})));
+  }
+  auto sink = make_sink(db, {t});
+  sink->apply(batch_of({txn(1, kBase + 0x100, changes)}));
+  for (const auto& v : values) {
+    SCOPED_TRACE(v);
+    const auto rows =
+        query_rows(db.admin(), "SELECT \"Value; DROP TABLE x;--\" FROM \"Odd \"\"Schema\"\"\".\"select\"");
+    bool found = false;
+    for (const auto& r : rows) found = found || r[0] == v;
+    EXPECT_TRUE(found);
+  }
+  EXPECT_EQ(db.value("SELECT count(*) FROM \"Odd \"\"Schema\"\"\".\"select\" WHERE \"Key \"\"Col\"\"\" = "
+                     "\"Value; DROP TABLE x;--\""),
+            std::to_string(values.size()));
+  EXPECT_EQ(db.value("SELECT count(*) FROM ref.customer"), "0");
+  sink->apply(
+      batch_of({txn(2, kBase + 0x200, {remove(rel, kBase + 0x110, tuple({values[2], std::nullopt}))})}));
+  EXPECT_EQ(db.value("SELECT count(*) FROM \"Odd \"\"Schema\"\"\".\"select\""),
+            std::to_string(values.size() - 1));
+}
+
+TEST_P(PostgresSinkTest, AMappedColumnDroppedAtTheSourceStopsWithItsName) {
+  SinkDatabase db(db_name("dropped_column"));
+  auto sink = make_sink(db, {customer_mapping()});
+  auto shrunk = relation("public", "customers", {"id", "full_name", "status", "email"});
+  try {
+    sink->apply(batch_of(
+        {txn(1, kBase + 0x100, {insert(shrunk, kBase + 0x10, tuple({"1", "Ann", "active", "e"}))})}));
+    FAIL() << "expected PermanentError";
+  } catch (const PermanentError& e) {
+    EXPECT_NE(std::string(e.what()).find("tier"), std::string::npos);
+    EXPECT_EQ(e.table(), "public.customers");
+  }
+  EXPECT_EQ(db.value("SELECT count(*) FROM ref.customer"), "0");
+}
+
+TEST_P(PostgresSinkTest, ANewUnmappedSourceColumnIsCountedAndNeverForwarded) {
+  SinkDatabase db(db_name("drift"));
+  auto sink = make_sink(db, {customer_mapping()});
+  auto grown = relation("public", "customers", {"id", "full_name", "status", "tier", "email", "ssn"});
+  sink->apply(batch_of({txn(
+      1, kBase + 0x100, {insert(grown, kBase + 0x10, tuple({"1", "Ann", "a", "g", "e", "123-45-6789"}))})}));
+  EXPECT_EQ(sink->drift_counts().at("public.customers"), 2u);
+  EXPECT_EQ(db.value("SELECT count(*) FROM ref.customer t WHERE t::text LIKE '%123-45%'"), "0");
+}
+
+INSTANTIATE_TEST_SUITE_P(BothMethods, PostgresSinkTest,
+                         ::testing::Values(ApplyMethod::Copy, ApplyMethod::Pipeline), [](const auto& info) {
+                           return info.param == ApplyMethod::Copy ? "Copy" : "Pipeline";
+                         });
+
+}  // namespace
+}  // namespace cdcsync::test
