@@ -90,7 +90,6 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
   bool in_chunked_txn = false;  // the target transaction is open across batches
   auto last_activity = Clock::now();
   auto last_renew = Clock::now();
-  std::optional<Lsn> pending_mirror;
   auto last_mirror_try = Clock::now();
 
   auto finish = [&](bool stopping) {
@@ -138,19 +137,14 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
             candidate->first.value() > status_.durable_lsn.load()) {
           sink_.record_ack(candidate->first);
           status_.durable_lsn = candidate->first.value();
-          pending_mirror = candidate->first;
+          mirror(candidate->first);
         }
         last_activity = Clock::now();
       }
       if (!batch.empty()) continue;
 
-      if (pending_mirror && Clock::now() - last_mirror_try >= milliseconds(200)) {
-        last_mirror_try = Clock::now();
-        mirror(*pending_mirror);
-        if (status_.confirmed_lsn.load() >= pending_mirror->value()) pending_mirror.reset();
-      }
-      if (!status_.checkpoint_store_ok && status_.durable_lsn > status_.confirmed_lsn &&
-          Clock::now() - last_mirror_try >= milliseconds(1000)) {
+      // A durable position the checkpoint store did not take yet (it was unreachable): retry.
+      if (status_.durable_lsn > status_.confirmed_lsn && Clock::now() - last_mirror_try >= milliseconds(200)) {
         last_mirror_try = Clock::now();
         mirror(Lsn{status_.durable_lsn.load()});
       }

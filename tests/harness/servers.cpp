@@ -152,20 +152,6 @@ std::optional<std::string> query_value(const std::string& conninfo, const std::s
   return rows[0][0];
 }
 
-bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout,
-                std::chrono::milliseconds every) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (true) {
-    try {
-      if (condition()) return true;
-    } catch (const std::exception&) {
-      // not yet: a server may be restarting
-    }
-    if (std::chrono::steady_clock::now() >= deadline) return false;
-    std::this_thread::sleep_for(every);
-  }
-}
-
 std::string redis_command(const std::vector<std::string>& argv) {
   const auto& s = TestServers::get();
   std::unique_ptr<redisContext, RedisFree> c{redisConnect("127.0.0.1", s.redis_port())};

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "decoders/pg.h"
+#include "tests/harness/eventually.h"
 
 namespace cdcsync::test {
 
@@ -54,10 +55,6 @@ void exec_sql(const std::string& conninfo, const std::string& sql);
 std::optional<std::string> query_value(const std::string& conninfo, const std::string& sql);
 std::vector<std::vector<std::optional<std::string>>> query_rows(const std::string& conninfo,
                                                                 const std::string& sql);
-
-// Polls `condition` until it holds or the timeout passes; exceptions inside count as "not yet".
-bool eventually(const std::function<bool()>& condition, std::chrono::milliseconds timeout,
-                std::chrono::milliseconds every = std::chrono::milliseconds(50));
 
 // A Redis command through redis-cli-free hiredis; returns the reply as text ("(nil)" for nil).
 std::string redis_command(const std::vector<std::string>& argv);
