@@ -51,6 +51,23 @@ void append_copy_text(std::string& out, std::string_view v) {
   }
 }
 
+// Lsn::str() without the allocation: "H/L" in uppercase hex.
+void append_lsn(std::string& out, Lsn lsn) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  const auto hex = [&](std::uint32_t v) {
+    char buf[8];
+    int n = 0;
+    do {
+      buf[n++] = kHex[v & 0xF];
+      v >>= 4;
+    } while (v != 0);
+    while (n > 0) out.push_back(buf[--n]);
+  };
+  hex(static_cast<std::uint32_t>(lsn.value() >> 32));
+  out.push_back('/');
+  hex(static_cast<std::uint32_t>(lsn.value()));
+}
+
 std::string join(const std::vector<std::string>& parts, std::string_view sep, std::string_view prefix = "") {
   std::string out;
   for (std::size_t i = 0; i < parts.size(); ++i) {
@@ -360,6 +377,8 @@ std::optional<Lsn> PostgresSink::apply_inner(const Batch& batch) {
     } else {
       apply_in_order(todo);
     }
+    // Inside a chunked source transaction, merge this call's savepoint into the transaction.
+    if (!batch.ends_whole()) exec("RELEASE SAVEPOINT cdcsync_apply", "releasing the savepoint");
     for (const auto* t : todo) {
       stats_.changes_applied += t->changes.size();
       if (t->last_chunk) ++stats_.transactions_applied;
@@ -464,7 +483,7 @@ void PostgresSink::flush_table(std::size_t index) {
         copy_buffer_ += "\\N";
       copy_buffer_.push_back('\t');
     }
-    copy_buffer_ += row.lsn.str();
+    append_lsn(copy_buffer_, row.lsn);
     if (!t.tomb_col.empty()) copy_buffer_ += row.tombstone ? "\tt" : "\tf";
     copy_buffer_ += row.action == RowAction::Delete ? "\td\t" : "\tu\t";
     copy_buffer_ += std::to_string(mask_id);

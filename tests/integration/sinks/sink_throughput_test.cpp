@@ -2,6 +2,8 @@
 // CDCSYNC_SINK_BENCH_CHANGES (default 200000) and CDCSYNC_SINK_BENCH_BATCH (default 5000) size the run.
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
+
 #include <chrono>
 #include <cstdlib>
 
@@ -13,6 +15,12 @@ namespace {
 std::size_t env_size(const char* name, std::size_t fallback) {
   const char* v = std::getenv(name);
   return v ? std::strtoull(v, nullptr, 10) : fallback;
+}
+
+double cpu_seconds() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_utime.tv_sec + u.ru_stime.tv_sec + (u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
 }
 
 double run(ApplyMethod method, std::size_t total, std::size_t per_batch) {
@@ -50,8 +58,11 @@ double run(ApplyMethod method, std::size_t total, std::size_t per_batch) {
     batches.push_back(std::move(b));
   }
   const auto start = std::chrono::steady_clock::now();
+  const double cpu_start = cpu_seconds();
   for (const auto& b : batches) sink.apply(b);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("sink throughput: %s: %.2f s wall, %.2f s CPU in the sink's process\n",
+              method == ApplyMethod::Copy ? "copy" : "pipeline", seconds, cpu_seconds() - cpu_start);
   EXPECT_EQ(db.value("SELECT count(*) FROM ref.customer"), std::to_string(next_id - 1));
   return total / seconds;
 }
