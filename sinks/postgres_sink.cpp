@@ -130,6 +130,11 @@ PostgresSink::PostgresSink(Mapping mapping, PostgresSinkOptions options)
   if (options_.applied_by.empty()) options_.applied_by = default_applied_by();
   for (std::size_t i = 0; i < mapping_.tables().size(); ++i) {
     const TableMapping& m = mapping_.tables()[i];
+    for (const auto& c : m.columns) {
+      if (c.target == "_cdc_stage_op" || c.target == "_cdc_stage_mask") {
+        throw std::invalid_argument("target column name " + c.target + " is reserved for the sink's staging");
+      }
+    }
     auto t = std::make_unique<TableState>();
     t->index = i;
     t->mapping = &m;
@@ -231,10 +236,12 @@ void PostgresSink::rollback_quietly() {
     drop_connection();
     return;
   }
-  PgResult res{PQexec(conn_.get(), "ROLLBACK")};
-  if (!res || PQresultStatus(res.get()) != PGRES_COMMAND_OK) {
-    drop_connection();
-    return;
+  if (PQtransactionStatus(conn_.get()) != PQTRANS_IDLE) {
+    PgResult res{PQexec(conn_.get(), "ROLLBACK")};
+    if (!res || PQresultStatus(res.get()) != PGRES_COMMAND_OK) {
+      drop_connection();
+      return;
+    }
   }
   in_txn_ = false;
   skipping_chunks_ = false;

@@ -148,6 +148,19 @@ TEST_P(PostgresSinkTest, SkipsWholeTransactionsAtOrBelowTheDurableProgress) {
   auto again = make_sink(db, {customer_mapping()});
   EXPECT_EQ(again->apply(batch_of({resent})), Lsn{kBase + 0x300});
   EXPECT_EQ(customer(db, 2), "Bob|active|gold|1/110|false");
+  // Resent in chunks: the first chunk knows only its commit LSN, which is below the progress.
+  auto first = txn(3, kBase + 0x300, {insert(rel_, kBase + 0x210, row(3, "Changed"))});
+  first.last_chunk = false;
+  first.info.end_lsn = Lsn{};
+  auto last = txn(3, kBase + 0x300, {insert(rel_, kBase + 0x220, row(4, "Dee"))});
+  last.first_chunk = false;
+  EXPECT_EQ(again->apply(batch_of({first})), std::nullopt);
+  EXPECT_EQ(
+      again->apply(batch_of({last, txn(4, kBase + 0x400, {insert(rel_, kBase + 0x310, row(5, "Eve"))})})),
+      Lsn{kBase + 0x400});
+  EXPECT_EQ(customer(db, 3), "Cy|active|gold|1/210|false");
+  EXPECT_EQ(customer(db, 4), "<none>");
+  EXPECT_EQ(customer(db, 5), "Eve|active|gold|1/310|false");
 }
 
 TEST_P(PostgresSinkTest, AChunkedTransactionStaysInvisibleUntilItsLastChunk) {
