@@ -17,6 +17,9 @@ int Registry::run(CLI::App& app, const std::atomic<bool>& stop, const std::funct
 void add_all(CLI::App& app, Registry& registry) {
   add_run(app, registry);
   add_config(app, registry);
+  add_check(app, registry);
+  add_target_ddl(app, registry);
+  add_tail(app, registry);
 }
 
 }  // namespace cdcsync::commands
