@@ -1,0 +1,152 @@
+#include "daemon/metrics/http_server.h"
+
+#include <gtest/gtest.h>
+#include <httplib.h>
+
+#include <atomic>
+
+#include "daemon/metrics/text_format.h"
+
+namespace cdcsync::metrics {
+namespace {
+
+class MetricsHttpServer : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    BuildCounter()
+        .Name("demo_requests_total")
+        .Help("Requests.")
+        .Register(*registry_)
+        .Add({{"op", "c"}})
+        .Increment(7);
+    server_ = std::make_unique<MetricsServer>(
+        MetricsServerOptions{.listen = "127.0.0.1:0"},
+        std::vector<std::shared_ptr<const Collectable>>{registry_},
+        [] { return HealthStatus{.ok = true, .reason = "receiving"}; },
+        [this] {
+          return HealthStatus{.ok = ready_.load(), .reason = ready_ ? "caught up" : "replaying backlog"};
+        });
+    server_->start();
+    client_ = std::make_unique<httplib::Client>("127.0.0.1", server_->port());
+    client_->set_read_timeout(5, 0);
+  }
+
+  std::shared_ptr<Registry> registry_ = std::make_shared<Registry>();
+  std::atomic<bool> ready_{false};
+  std::unique_ptr<MetricsServer> server_;
+  std::unique_ptr<httplib::Client> client_;
+};
+
+TEST_F(MetricsHttpServer, ServesMetricsInTheTextFormat) {
+  ASSERT_GT(server_->port(), 0);
+  const auto res = client_->Get("/metrics");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(res->get_header_value("Content-Type"), kTextContentType);
+  EXPECT_NE(res->body.find("demo_requests_total{op=\"c\"} 7\n"), std::string::npos);
+}
+
+TEST_F(MetricsHttpServer, AnswersHealthAndReadinessFromTheCallbacks) {
+  auto health = client_->Get("/healthz");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+  EXPECT_EQ(health->body, "ok: receiving\n");
+  auto ready = client_->Get("/readyz");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 503);
+  EXPECT_EQ(ready->body, "not ok: replaying backlog\n");
+  ready_ = true;
+  ready = client_->Get("/readyz");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 200);
+  EXPECT_EQ(ready->body, "ok: caught up\n");
+}
+
+TEST_F(MetricsHttpServer, UnknownPathIs404) {
+  const auto res = client_->Get("/debug/pprof");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 404);
+}
+
+TEST_F(MetricsHttpServer, NonGetIs405) {
+  const auto post = client_->Post("/metrics", "x", "text/plain");
+  ASSERT_TRUE(post);
+  EXPECT_EQ(post->status, 405);
+  EXPECT_EQ(post->get_header_value("Allow"), "GET, HEAD");
+  const auto del = client_->Delete("/healthz");
+  ASSERT_TRUE(del);
+  EXPECT_EQ(del->status, 405);
+  const auto put = client_->Put("/anything", "x", "text/plain");
+  ASSERT_TRUE(put);
+  EXPECT_EQ(put->status, 405);
+}
+
+TEST_F(MetricsHttpServer, StopsAndRefusesConnectionsAfterwards) {
+  const int port = server_->port();
+  server_->stop();
+  server_->stop();  // idempotent
+  httplib::Client late("127.0.0.1", port);
+  late.set_connection_timeout(1, 0);
+  EXPECT_FALSE(late.Get("/metrics"));
+}
+
+TEST(MetricsHttpServerHealth, DefaultsToHealthyButNotReady) {
+  MetricsServer server(MetricsServerOptions{.listen = "127.0.0.1:0"}, {});
+  server.start();
+  httplib::Client client("127.0.0.1", server.port());
+  const auto health = client.Get("/healthz");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 200);
+  const auto ready = client.Get("/readyz");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->status, 503);
+}
+
+TEST(MetricsHttpServerHealth, AThrowingCheckIsNotOkWithoutDetails) {
+  MetricsServer server(MetricsServerOptions{.listen = "127.0.0.1:0"}, {},
+                       []() -> HealthStatus { throw std::runtime_error("password=hunter2"); });
+  server.start();
+  httplib::Client client("127.0.0.1", server.port());
+  const auto health = client.Get("/healthz");
+  ASSERT_TRUE(health);
+  EXPECT_EQ(health->status, 503);
+  EXPECT_EQ(health->body.find("hunter2"), std::string::npos);
+}
+
+TEST(MetricsHttpServerAddress, RefusesNonLoopbackUnlessAllowed) {
+  EXPECT_THROW(MetricsServer(MetricsServerOptions{.listen = "0.0.0.0:9187"}, {}), MetricsServerError);
+  EXPECT_THROW(parse_listen_address("192.168.1.10:9187", false), MetricsServerError);
+  EXPECT_THROW(parse_listen_address("[::]:9187", false), MetricsServerError);
+  EXPECT_NO_THROW(parse_listen_address("0.0.0.0:9187", true));
+  EXPECT_NO_THROW(parse_listen_address("127.0.0.2:9187", false));
+  const auto v6 = parse_listen_address("[::1]:9187", false);
+  EXPECT_EQ(v6.host, "::1");
+  EXPECT_EQ(v6.port, 9187);
+  EXPECT_EQ(parse_listen_address("localhost:9187", false).host, "127.0.0.1");
+}
+
+TEST(MetricsHttpServerAddress, NamesTheBadPart) {
+  const auto error = [](std::string_view text) {
+    try {
+      parse_listen_address(text, false);
+    } catch (const MetricsServerError& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  EXPECT_NE(error("127.0.0.1").find("expected host:port"), std::string::npos);
+  EXPECT_NE(error("127.0.0.1:http").find("bad port 'http'"), std::string::npos);
+  EXPECT_NE(error("127.0.0.1:70000").find("bad port '70000'"), std::string::npos);
+  EXPECT_NE(error("metrics.example.com:9187").find("not an IP address"), std::string::npos);
+  EXPECT_NE(error("[::1:9187").find("expected [ipv6]:port"), std::string::npos);
+}
+
+TEST(MetricsHttpServerAddress, PortInUseIsAClearError) {
+  MetricsServer first(MetricsServerOptions{.listen = "127.0.0.1:0"}, {});
+  first.start();
+  MetricsServer second(MetricsServerOptions{.listen = "127.0.0.1:" + std::to_string(first.port())}, {});
+  EXPECT_THROW(second.start(), MetricsServerError);
+}
+
+}  // namespace
+}  // namespace cdcsync::metrics
