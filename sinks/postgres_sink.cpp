@@ -317,7 +317,7 @@ bool PostgresSink::already_applied(const TransactionInfo& info) const {
 
 std::optional<Lsn> PostgresSink::apply(const Batch& batch) {
   try {
-    return apply_inner(batch);
+    return apply_inner(batch, false);
   } catch (const PgError& e) {
     raise(e);
   } catch (const PermanentError&) {
@@ -334,7 +334,7 @@ std::optional<Lsn> PostgresSink::apply(const Batch& batch) {
   }
 }
 
-std::optional<Lsn> PostgresSink::apply_inner(const Batch& batch) {
+std::optional<Lsn> PostgresSink::apply_inner(const Batch& batch, bool reconnected) {
   ensure_connected();
   if (!batch.empty() && !batch.transactions.front().first_chunk && !in_txn_ && !skipping_chunks_) {
     throw PermanentError("", batch.transactions.front().info.final_lsn, "",
@@ -362,7 +362,20 @@ std::optional<Lsn> PostgresSink::apply_inner(const Batch& batch) {
   if (!todo.empty()) {
     error_lsn_ = Lsn{};
     error_table_.clear();
-    exec(in_txn_ ? std::string(kSavepoint) : std::string("BEGIN; ") + kSavepoint, "opening the transaction");
+    if (in_txn_) {
+      exec(kSavepoint, "opening a savepoint");
+    } else {
+      try {
+        exec(std::string("BEGIN; ") + kSavepoint, "opening the transaction");
+      } catch (const PgError& e) {
+        // The session died while idle (target restart, idle timeout): nothing was open, so reconnect
+        // once, reread the progress and start over.
+        if (!e.transient() || reconnected || !batch.transactions.front().first_chunk) throw;
+        spdlog::info("order database session lost while idle; reconnecting");
+        drop_connection();
+        return apply_inner(batch, true);
+      }
+    }
     in_txn_ = true;
     if (options_.method == ApplyMethod::Copy) {
       try {

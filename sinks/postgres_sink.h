@@ -101,7 +101,7 @@ class PostgresSink final : public Sink {
     Lsn lsn;
   };
 
-  std::optional<Lsn> apply_inner(const Batch& batch);
+  std::optional<Lsn> apply_inner(const Batch& batch, bool reconnected);
   void apply_set_based(const std::vector<const Transaction*>& txns);
   void apply_in_order(const std::vector<const Transaction*>& txns);
   void flush_table(std::size_t table);

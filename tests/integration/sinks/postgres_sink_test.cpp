@@ -205,6 +205,20 @@ TEST_P(PostgresSinkTest, KillingTheConnectionMidTransactionLeavesNothingVisible)
   EXPECT_GE(sink->stats().reconnects, 2u);
 }
 
+TEST_P(PostgresSinkTest, ASessionLostWhileIdleIsReplacedWithoutAnError) {
+  SinkDatabase db(db_name("idle_kill"));
+  auto sink = make_sink(db, {customer_mapping()});
+  sink->apply(batch_of({txn(1, kBase + 0x100, {insert(rel_, kBase + 0x10, row(1, "Ann"))})}));
+  exec_sql(db.admin(), "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '" +
+                           db_name("idle_kill") + "' AND application_name = 'cdcsync'");
+  EXPECT_EQ(sink->apply(batch_of({txn(1, kBase + 0x100, {insert(rel_, kBase + 0x10, row(1, "Changed"))}),
+                                  txn(2, kBase + 0x200, {insert(rel_, kBase + 0x110, row(2, "Bob"))})})),
+            Lsn{kBase + 0x200});
+  EXPECT_EQ(customer(db, 1), "Ann|active|gold|1/10|false");
+  EXPECT_EQ(customer(db, 2), "Bob|active|gold|1/110|false");
+  EXPECT_EQ(sink->stats().reconnects, 2u);
+}
+
 TEST_P(PostgresSinkTest, AnUnchangedToastColumnIsPreserved) {
   SinkDatabase db(db_name("toast"));
   auto sink = make_sink(db, {customer_mapping()});
