@@ -1,0 +1,67 @@
+// Prometheus' own linter accepts what /metrics serves (Debian: the prometheus package's /usr/bin/promtool).
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "daemon/metrics/metrics.h"
+#include "daemon/metrics/process_collector.h"
+#include "daemon/metrics/text_format.h"
+
+namespace cdcsync::metrics {
+namespace {
+
+struct PromtoolResult {
+  int exit_code = -1;
+  std::string output;
+};
+
+PromtoolResult promtool_check(const std::string& exposition) {
+  const auto path = std::filesystem::temp_directory_path() / ("cdcsync-metrics-" + std::to_string(getpid()));
+  std::ofstream(path, std::ios::binary) << exposition;
+  const std::string command = "promtool check metrics < '" + path.string() + "' 2>&1";
+  PromtoolResult result;
+  if (FILE* pipe = popen(command.c_str(), "r")) {
+    char buf[512];
+    while (fgets(buf, sizeof buf, pipe) != nullptr) result.output += buf;
+    const int status = pclose(pipe);
+    result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+  std::filesystem::remove(path);
+  return result;
+}
+
+TEST(MetricsPromtool, AcceptsTheExpositionOfEveryMetricKind) {
+  if (std::system("command -v promtool >/dev/null 2>&1") != 0) GTEST_SKIP() << "promtool is not installed";
+  auto registry = std::make_shared<Registry>();
+  AddBuildInfo(*registry, "0.1.0");
+  auto& rows = BuildCounter().Name("cdcsync_demo_rows_total").Help("Rows applied.").Register(*registry);
+  rows.Add({{"table", "public.customers"}, {"op", "c"}}).Increment(3);
+  rows.Add({{"table", "public.\"odd\\name\""}, {"op", "u"}}).Increment();
+  BuildGauge()
+      .Name("cdcsync_demo_lag_bytes")
+      .Help("Bytes behind,\nwith a newline.")
+      .Labels({{"slot", "cdcsync"}})
+      .Register(*registry)
+      .Add({})
+      .Set(4096);
+  auto& h = BuildHistogram()
+                .Name("cdcsync_demo_apply_seconds")
+                .Help("Apply time.")
+                .Register(*registry)
+                .Add({{"sink", "pg"}}, Histogram::ExponentialBuckets(0.001, 4, 6));
+  for (double v : {0.0005, 0.01, 0.3, 5.0}) h.Observe(v);
+
+  std::vector<MetricFamily> families = registry->Collect();
+  const auto process = ProcessCollector().Collect();
+  families.insert(families.end(), process.begin(), process.end());
+  const auto text = SerializeText(families);
+  const auto result = promtool_check(text);
+  EXPECT_EQ(result.exit_code, 0) << result.output << "\n--- exposition ---\n" << text;
+  EXPECT_EQ(result.output, "") << text;  // no lint warnings either
+}
+
+}  // namespace
+}  // namespace cdcsync::metrics
