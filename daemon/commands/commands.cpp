@@ -19,6 +19,7 @@ void add_all(CLI::App& app, Registry& registry) {
   add_config(app, registry);
   add_check(app, registry);
   add_target_ddl(app, registry);
+  add_tail(app, registry);
 }
 
 }  // namespace cdcsync::commands

@@ -30,5 +30,6 @@ void add_run(CLI::App& app, Registry& registry);
 void add_config(CLI::App& app, Registry& registry);
 void add_check(CLI::App& app, Registry& registry);
 void add_target_ddl(CLI::App& app, Registry& registry);
+void add_tail(CLI::App& app, Registry& registry);
 
 }  // namespace cdcsync::commands
