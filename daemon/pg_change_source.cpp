@@ -4,14 +4,16 @@
 
 namespace cdcsync {
 
-PgChangeSource::PgChangeSource(ReplicationStream& stream, AssemblerOptions options, std::size_t max_changes_per_poll)
+PgChangeSource::PgChangeSource(ReplicationStream& stream, AssemblerOptions options,
+                               std::chrono::milliseconds receive_timeout, std::size_t max_changes_per_poll)
     : stream_(stream),
       assembler_(std::move(options),
                  [this](Transaction&& t) {
                    out_changes_ += t.changes.size();
                    out_->push_back(std::move(t));
                  }),
-      max_changes_per_poll_(max_changes_per_poll) {}
+      max_changes_per_poll_(max_changes_per_poll),
+      receive_timeout_(receive_timeout) {}
 
 Polled PgChangeSource::poll(std::chrono::milliseconds timeout, std::vector<Transaction>& out) {
   Polled polled;
@@ -23,7 +25,20 @@ Polled PgChangeSource::poll(std::chrono::milliseconds timeout, std::vector<Trans
     auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (!out.empty() || wait.count() < 0) wait = std::chrono::milliseconds(0);
     const StreamEvent ev = stream_.next(wait);
-    if (ev.kind == StreamEvent::Kind::Timeout) break;
+    const auto now = std::chrono::steady_clock::now();
+    if (ev.kind == StreamEvent::Kind::Timeout) {
+      if (now - last_heard_ > receive_timeout_) {
+        throw PgError("08006", "nothing heard from the source for " + std::to_string(receive_timeout_.count()) +
+                                   " ms (source.receive_timeout_ms): taking the connection for dead");
+      }
+      if (!pinged_ && now - last_heard_ > receive_timeout_ / 2) {
+        stream_.send_status(reported_written_, reported_flushed_, reported_flushed_, /*reply_requested=*/true);
+        pinged_ = true;
+      }
+      break;
+    }
+    last_heard_ = now;
+    pinged_ = false;
     if (ev.kind == StreamEvent::Kind::Ended) {
       polled.ended = true;
       break;
@@ -52,6 +67,10 @@ Polled PgChangeSource::poll(std::chrono::milliseconds timeout, std::vector<Trans
   return polled;
 }
 
-void PgChangeSource::report(Lsn written, Lsn flushed) { stream_.send_status(written, flushed, flushed); }
+void PgChangeSource::report(Lsn written, Lsn flushed) {
+  stream_.send_status(written, flushed, flushed);
+  reported_written_ = written;
+  reported_flushed_ = flushed;
+}
 
 }  // namespace cdcsync

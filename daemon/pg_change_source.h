@@ -16,7 +16,11 @@ class PgChangeSource : public ChangeSource {
  public:
   // `stream` must already be started (START_REPLICATION). At most `max_changes_per_poll` changes are
   // handed out per poll (bounded memory between polls).
-  PgChangeSource(ReplicationStream& stream, AssemblerOptions options, std::size_t max_changes_per_poll = 20000);
+  // With nothing heard from the server for half of `receive_timeout` it is asked for a keepalive; with
+  // nothing for the whole of it the connection is taken for dead (a half-open TCP connection sends nothing).
+  PgChangeSource(ReplicationStream& stream, AssemblerOptions options,
+                 std::chrono::milliseconds receive_timeout = std::chrono::milliseconds(30000),
+                 std::size_t max_changes_per_poll = 20000);
 
   Polled poll(std::chrono::milliseconds timeout, std::vector<Transaction>& out) override;
   void report(Lsn written, Lsn flushed) override;
@@ -31,6 +35,11 @@ class PgChangeSource : public ChangeSource {
   TransactionAssembler assembler_;
   std::size_t max_changes_per_poll_;
   Lsn received_;
+  Lsn reported_written_;
+  Lsn reported_flushed_;
+  std::chrono::milliseconds receive_timeout_;
+  std::chrono::steady_clock::time_point last_heard_ = std::chrono::steady_clock::now();
+  bool pinged_ = false;
   std::uint64_t messages_ = 0;
   std::uint64_t bytes_ = 0;
 };

@@ -337,7 +337,7 @@ void Runner::session(const std::atomic<bool>& stop) {
   ao.protocol.streaming = so.streaming ? StreamingMode::On : StreamingMode::Off;
   ao.max_changes_per_chunk = static_cast<std::size_t>(config_.batch.max_txn_chunk_rows);
   ao.spool_dir = spool_dir(config_);
-  PgChangeSource changes{stream, ao};
+  PgChangeSource changes{stream, ao, config_.source.receive_timeout};
 
   PipelineOptions po;
   po.batch_max_rows = static_cast<std::size_t>(config_.batch.max_rows);

@@ -15,6 +15,11 @@ void add_config(CLI::App& app, Registry& registry) {
     std::cout << config::render_config_help();
     return exit_code::kOk;
   });
+  auto* help_alias = app.add_subcommand("config-help", "Same as `config help`");
+  registry.add(help_alias, [](const std::atomic<bool>&) {
+    std::cout << config::render_config_help();
+    return exit_code::kOk;
+  });
   auto* show = config->add_subcommand("show", "Validate a config file and print it as loaded (secrets never shown)");
   auto file = std::make_shared<std::string>();
   show->add_option("--config", *file, "TOML config file")->required();
