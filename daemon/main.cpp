@@ -12,6 +12,7 @@
 #include "daemon/commands/commands.h"
 #include "daemon/config.h"
 #include "daemon/exit_codes.h"
+#include "daemon/logging.h"
 
 namespace cdcsync {
 namespace {
@@ -49,10 +50,8 @@ class SignalWatcher {
 };
 
 void setup_logging(const std::string& level) {
-  auto logger = spdlog::stderr_color_mt("cdcsync");
-  spdlog::set_default_logger(logger);
-  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v");
-  spdlog::set_level(spdlog::level::from_str(level));
+  // Text on stderr until a command reads its config (`run` switches to log.format and log.level).
+  logging::setup(level);
 }
 
 }  // namespace

@@ -1,38 +1,102 @@
-// cdcsync run --config FILE: the daemon.
+// cdcsync run --config FILE: the daemon. Wires the runner to its observers: the probe (every metric, and
+// /metrics, /healthz, /readyz on [metrics] listen) and systemd (READY=1, STATUS=, WATCHDOG=1).
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <memory>
+#include <thread>
 
 #include "daemon/commands/commands.h"
 #include "daemon/config.h"
 #include "daemon/exit_codes.h"
+#include "daemon/logging.h"
+#include "daemon/metrics/http_server.h"
+#include "daemon/probe.h"
 #include "daemon/runner.h"
 #include "daemon/systemd.h"
 
 namespace cdcsync::commands {
+namespace {
+
+using namespace std::chrono_literals;
+
+// How long a daemon under systemd keeps /metrics up after a fatal stop (longer than a usual scrape interval).
+constexpr std::chrono::seconds kFatalLinger{20};
+
+// systemd's STATUS= line: what `systemctl status` shows. No secrets, no row values.
+std::string status_line(const Probe& probe, const PipelineStatus& status) {
+  const auto lag_bytes = probe.replication_lag_bytes();
+  return fmt::format("{}; confirmed {}; lag {} bytes, {:.0f} s", name_of(probe.state()),
+                     Lsn{status.confirmed_lsn.load()}.str(),
+                     lag_bytes ? std::to_string(*lag_bytes) : std::string("unknown"),
+                     probe.replication_lag_seconds());
+}
+
+int run_daemon(const std::string& file, const std::atomic<bool>& stop) {
+  const config::Config cfg = config::load_config(file);
+  logging::set_format(cfg.log.format == config::LogFormat::json ? logging::Format::Json
+                                                                : logging::Format::Text);
+  logging::set_level(config::name_of(cfg.log.level));
+
+  PipelineStatus status;
+  ProbeOptions probe_options;
+  probe_options.pipeline = cfg.pipeline;
+  probe_options.version = CDCSYNC_VERSION;
+  probe_options.slot = cfg.source.slot;
+  auto probe = std::make_shared<Probe>(probe_options, status);
+
+  metrics::MetricsServerOptions server_options;
+  server_options.listen = cfg.metrics.listen;
+  server_options.allow_remote = cfg.metrics.allow_remote;
+  metrics::MetricsServer server{
+      server_options, {probe}, [probe] { return probe->liveness(); }, [probe] { return probe->readiness(); }};
+  server.start();
+  spdlog::info("metrics on http://{}:{}/metrics", server.address().host, server.port());
+
+  SystemdNotifier systemd;
+  auto last_status = std::chrono::steady_clock::now();
+  auto send_status = [&] {
+    systemd.status(status_line(*probe, status));
+    last_status = std::chrono::steady_clock::now();
+  };
+  RunnerHooks hooks = probe->hooks(
+      [&](RunnerState s) {
+        if (s == RunnerState::Streaming || s == RunnerState::Standby) systemd.ready();
+        send_status();
+      },
+      [&] {
+        systemd.watchdog();
+        if (systemd.enabled() && std::chrono::steady_clock::now() - last_status >= std::chrono::seconds(5)) {
+          send_status();
+        }
+      });
+  Runner runner{cfg, status, hooks};
+  probe->set_lease_view([&runner] { return runner.lease_held(); });
+  probe->start_polling(source_conninfo(cfg));
+  spdlog::info("pipeline {}: {} table(s), source slot {}, publication {}", cfg.pipeline, cfg.tables.size(),
+               cfg.source.slot, cfg.source.publication);
+  const int code = runner.run(stop);
+  systemd.stopping();
+  if (systemd.enabled() && (code == exit_code::kDataLossRisk || code == exit_code::kApplyFailed)) {
+    // systemd will not restart us (RestartPreventExitStatus=): stay scrapeable a little longer so
+    // Prometheus records cdcsync_fatal{reason} before the target goes down.
+    spdlog::info("serving /metrics for {} s more so the fatal reason is scraped", kFatalLinger.count());
+    const auto until = std::chrono::steady_clock::now() + kFatalLinger;
+    while (!stop && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(100ms);
+  }
+  probe->stop_polling();
+  server.stop();
+  probe->set_lease_view({});
+  return code;
+}
+
+}  // namespace
 
 void add_run(CLI::App& app, Registry& registry) {
   auto* run = app.add_subcommand("run", "Run the sync daemon until SIGTERM");
   auto file = std::make_shared<std::string>();
   run->add_option("--config", *file, "TOML config file (see `cdcsync config help`)")->required();
-  registry.add(run, [file](const std::atomic<bool>& stop) {
-    const config::Config cfg = config::load_config(*file);
-    spdlog::set_level(static_cast<spdlog::level::level_enum>(static_cast<int>(cfg.log.level)));
-    SystemdNotifier systemd;
-    PipelineStatus status;
-    RunnerHooks hooks;
-    hooks.state_changed = [&](RunnerState s) {
-      if (s == RunnerState::Streaming || s == RunnerState::Standby) systemd.ready();
-      systemd.status(std::string(name_of(s)));
-    };
-    hooks.heartbeat = [&] { systemd.watchdog(); };
-    Runner runner{cfg, status, hooks};
-    spdlog::info("pipeline {}: {} table(s), source slot {}, publication {}", cfg.pipeline, cfg.tables.size(),
-                 cfg.source.slot, cfg.source.publication);
-    const int code = runner.run(stop);
-    systemd.stopping();
-    return code;
-  });
+  registry.add(run, [file](const std::atomic<bool>& stop) { return run_daemon(*file, stop); });
 }
 
 }  // namespace cdcsync::commands

@@ -1,0 +1,424 @@
+// The probe turns what the pipeline observes into metrics: fed batches, polls and hooks by hand, with a fake
+// clock, and read back through Collect() as a scrape would.
+#include "daemon/probe.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cmath>
+
+#include "daemon/metrics/text_format.h"
+
+#include "tests/unit/probe/alloc_counter.h"
+
+namespace cdcsync {
+namespace {
+
+using namespace std::chrono_literals;
+using metrics::MetricFamily;
+using Clock = std::chrono::system_clock;
+
+RelationPtr relation(std::string schema, std::string name, std::uint32_t oid) {
+  auto r = std::make_shared<RelationDef>();
+  r->id = RelationId{oid};
+  r->schema = std::move(schema);
+  r->name = std::move(name);
+  r->columns.push_back(ColumnDef{"id", 20, -1, true});
+  return r;
+}
+
+Change change(ChangeOp op, const RelationPtr& r) {
+  Change c;
+  c.op = op;
+  c.relation = r;
+  return c;
+}
+
+// PostgreSQL-epoch microseconds of a wall-clock time.
+std::int64_t pg_time(Clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count() -
+         kPgEpochUnixMicros;
+}
+
+Transaction txn(std::vector<Change> changes, Clock::time_point commit, bool last_chunk = true) {
+  Transaction t;
+  t.info.commit_time_us = pg_time(commit);
+  t.changes = std::move(changes);
+  t.last_chunk = last_chunk;
+  return t;
+}
+
+class ProbeTest : public ::testing::Test {
+ protected:
+  ProbeTest() : probe_(options(), status_) {}
+
+  ProbeOptions options() {
+    ProbeOptions o;
+    o.pipeline = "customers-to-orders";
+    o.version = "9.9.9";
+    o.slot = "slot1";
+    o.now = [this] { return now_; };
+    return o;
+  }
+
+  // The value of one series: family `name` whose labels include every pair of `labels`.
+  std::optional<double> value(const std::string& name, const metrics::Labels& labels = {}) const {
+    for (const MetricFamily& f : probe_.Collect()) {
+      if (f.name != name) continue;
+      for (const auto& m : f.metrics) {
+        bool match = true;
+        for (const auto& [k, v] : labels) {
+          auto it = m.labels.find(k);
+          if (it == m.labels.end() || it->second != v) match = false;
+        }
+        if (match) return f.type == metrics::MetricType::Histogram ? static_cast<double>(m.count) : m.value;
+      }
+    }
+    return std::nullopt;
+  }
+  std::optional<metrics::ClientMetric> histogram(const std::string& name) const {
+    for (const MetricFamily& f : probe_.Collect()) {
+      if (f.name == name && !f.metrics.empty()) return f.metrics.front();
+    }
+    return std::nullopt;
+  }
+  // Cumulative count of the bucket with upper bound `le`.
+  static std::uint64_t bucket(const metrics::ClientMetric& m, double le) {
+    for (const auto& b : m.buckets) {
+      if (b.upper_bound == le) return b.cumulative_count;
+    }
+    ADD_FAILURE() << "no bucket le=" << le;
+    return 0;
+  }
+
+  Clock::time_point now_ = Clock::time_point{} + std::chrono::hours(24 * 365 * 54);
+  PipelineStatus status_;
+  Probe probe_;
+};
+
+TEST_F(ProbeTest, CountsAppliedChangesPerTableAndOp) {
+  auto customers = relation("public", "customers", 16400);
+  auto loyalty = relation("public", "loyalty_accounts", 16410);
+  Batch b;
+  b.transactions.push_back(txn({change(ChangeOp::Insert, customers), change(ChangeOp::Insert, customers),
+                                change(ChangeOp::Update, customers), change(ChangeOp::Delete, loyalty)},
+                               now_));
+  probe_.batch_applied(b, 2ms);
+  probe_.batch_applied(b, 2ms);
+
+  EXPECT_EQ(value("cdcsync_change_events_total", {{"table", "public.customers"}, {"op", "insert"}}), 4);
+  EXPECT_EQ(value("cdcsync_change_events_total", {{"table", "public.customers"}, {"op", "update"}}), 2);
+  EXPECT_EQ(value("cdcsync_change_events_total", {{"table", "public.loyalty_accounts"}, {"op", "delete"}}),
+            2);
+  EXPECT_FALSE(
+      value("cdcsync_change_events_total", {{"table", "public.loyalty_accounts"}, {"op", "insert"}}));
+  EXPECT_EQ(value("cdcsync_transactions_total"), 2);
+  EXPECT_EQ(value("cdcsync_batches_total"), 2);
+}
+
+TEST_F(ProbeTest, CountsEveryTruncatedTableAndLogicalMessagesWithoutATable) {
+  auto a = relation("public", "a", 1);
+  auto b = relation("public", "b", 2);
+  Change truncate;
+  truncate.op = ChangeOp::Truncate;
+  truncate.truncated = {a, b};
+  Change message;
+  message.op = ChangeOp::Message;
+  message.message_prefix = "heartbeat";
+  Batch batch;
+  batch.transactions.push_back(txn({truncate, message}, now_));
+  probe_.batch_applied(batch, 1ms);
+
+  EXPECT_EQ(value("cdcsync_change_events_total", {{"table", "public.a"}, {"op", "truncate"}}), 1);
+  EXPECT_EQ(value("cdcsync_change_events_total", {{"table", "public.b"}, {"op", "truncate"}}), 1);
+  EXPECT_EQ(value("cdcsync_change_events_total", {{"table", "(none)"}, {"op", "message"}}), 1);
+}
+
+TEST_F(ProbeTest, ARenamedTableCountsUnderItsNewName) {
+  auto before = relation("public", "clients", 42);
+  auto after = relation("public", "customers", 42);
+  Batch b1;
+  b1.transactions.push_back(txn({change(ChangeOp::Insert, before)}, now_));
+  Batch b2;
+  b2.transactions.push_back(txn({change(ChangeOp::Insert, after)}, now_));
+  probe_.batch_applied(b1, 1ms);
+  probe_.batch_applied(b2, 1ms);
+  EXPECT_EQ(value("cdcsync_change_events_total", {{"table", "public.clients"}, {"op", "insert"}}), 1);
+  EXPECT_EQ(value("cdcsync_change_events_total", {{"table", "public.customers"}, {"op", "insert"}}), 1);
+}
+
+TEST_F(ProbeTest, CountsATransactionOnceWhenItArrivesInChunks) {
+  auto r = relation("public", "customers", 7);
+  Batch first;
+  first.transactions.push_back(txn({change(ChangeOp::Insert, r), change(ChangeOp::Insert, r)}, now_, false));
+  Batch last;
+  last.transactions.push_back(txn({change(ChangeOp::Insert, r)}, now_, true));
+  last.transactions.back().first_chunk = false;
+  probe_.batch_applied(first, 1ms);
+  probe_.batch_applied(last, 1ms);
+  EXPECT_EQ(value("cdcsync_transactions_total"), 1);
+  EXPECT_EQ(value("cdcsync_change_events_total", {{"op", "insert"}}), 3);
+  EXPECT_EQ(value("cdcsync_end_to_end_latency_seconds"), 1);  // observed once, for the whole transaction
+}
+
+TEST_F(ProbeTest, ObservesBatchSizeApplyTimeAndEndToEndLatencyInTheRightBuckets) {
+  auto r = relation("public", "customers", 7);
+  std::vector<Change> rows(120, change(ChangeOp::Update, r));
+  Batch b;
+  b.transactions.push_back(txn(rows, now_ - 3s));  // committed 3 s before it was applied
+  probe_.batch_applied(b, 20ms);
+
+  const auto size = histogram("cdcsync_batch_rows");
+  ASSERT_TRUE(size);
+  EXPECT_EQ(size->count, 1u);
+  EXPECT_EQ(size->sum, 120);
+  EXPECT_EQ(bucket(*size, 100), 0u);
+  EXPECT_EQ(bucket(*size, 500), 1u);
+
+  const auto apply = histogram("cdcsync_apply_duration_seconds");
+  ASSERT_TRUE(apply);
+  EXPECT_NEAR(apply->sum, 0.020, 1e-9);
+  EXPECT_EQ(bucket(*apply, 0.016), 0u);
+  EXPECT_EQ(bucket(*apply, 0.032), 1u);
+
+  const auto latency = histogram("cdcsync_end_to_end_latency_seconds");
+  ASSERT_TRUE(latency);
+  EXPECT_NEAR(latency->sum, 3.0, 1e-6);
+  EXPECT_EQ(bucket(*latency, 2.048), 0u);
+  EXPECT_EQ(bucket(*latency, 4.096), 1u);
+}
+
+TEST_F(ProbeTest, TheBatchHotPathAllocatesNothingOnceEveryTableAndOpWasSeen) {
+  auto customers = relation("public", "customers", 16400);
+  auto loyalty = relation("public", "loyalty_accounts", 16410);
+  Batch b;
+  b.transactions.push_back(txn({change(ChangeOp::Insert, customers), change(ChangeOp::Update, customers),
+                                change(ChangeOp::Delete, loyalty)},
+                               now_ - 10ms));
+  probe_.batch_applied(b, 1ms);  // warms the cache
+  // A fresh RelationDef for the same table (a Relation message after a reconnect) hits the cache as well.
+  Batch again = b;
+  again.transactions[0].changes[0].relation = relation("public", "customers", 16400);
+  test::AllocationCounter counter;
+  for (int i = 0; i < 100; ++i) probe_.batch_applied(again, 1ms);
+  EXPECT_EQ(counter.count(), 0u);
+  EXPECT_EQ(value("cdcsync_change_events_total", {{"table", "public.customers"}, {"op", "insert"}}), 101);
+}
+
+TEST_F(ProbeTest, ForecastsSlotInvalidationFromSafeWalSizeAndTheWalRate) {
+  SlotPoll p;
+  p.slot_exists = true;
+  p.wal_status = "reserved";
+  p.current_wal_lsn = 1'000'000'000;
+  p.confirmed_flush_lsn = 999'000'000;
+  p.restart_lsn = 990'000'000;
+  p.safe_wal_size = 3'600'000'000;
+  probe_.record_poll(p);
+  now_ += 10s;
+  p.current_wal_lsn += 10'000'000;  // 1 MB/s
+  probe_.record_poll(p);
+
+  EXPECT_EQ(value("cdcsync_source_wal_rate_bytes_per_second"), 1'000'000);
+  EXPECT_EQ(value("cdcsync_slot_invalidation_forecast_seconds"), 3600);
+  EXPECT_EQ(value("cdcsync_slot_safe_wal_size_bytes"), 3'600'000'000);
+  EXPECT_EQ(value("cdcsync_replication_lag_bytes"), 11'000'000);
+  EXPECT_EQ(value("cdcsync_slot_retained_wal_bytes"), 20'000'000);
+  EXPECT_EQ(value("cdcsync_slot_wal_status", {{"status", "reserved"}}), 1);
+  EXPECT_EQ(value("cdcsync_slot_wal_status", {{"status", "lost"}}), 0);
+  EXPECT_EQ(value("cdcsync_source_probe_up"), 1);
+}
+
+TEST_F(ProbeTest, TheWalRateForgetsSamplesOlderThanItsWindow) {
+  SlotPoll p;
+  p.slot_exists = true;
+  p.wal_status = "reserved";
+  p.current_wal_lsn = 0;
+  probe_.record_poll(p);
+  now_ += 60s;
+  p.current_wal_lsn = 600'000'000;  // a burst: 10 MB/s for a minute
+  probe_.record_poll(p);
+  for (int i = 0; i < 10; ++i) {  // then 1 MB/s for ten minutes
+    now_ += 60s;
+    p.current_wal_lsn += 60'000'000;
+    probe_.record_poll(p);
+  }
+  EXPECT_NEAR(*value("cdcsync_source_wal_rate_bytes_per_second"), 1'000'000, 1);
+}
+
+TEST_F(ProbeTest, ForecastIsInfiniteWhenTheSlotIsUnlimitedOrTheSourceIdleAndZeroWhenLost) {
+  SlotPoll p;
+  p.slot_exists = true;
+  p.wal_status = "reserved";
+  p.current_wal_lsn = 5000;
+  p.confirmed_flush_lsn = 5000;
+  p.restart_lsn = 4000;
+  probe_.record_poll(p);  // safe_wal_size null: max_slot_wal_keep_size = -1
+  EXPECT_TRUE(std::isinf(*value("cdcsync_slot_invalidation_forecast_seconds")));
+  EXPECT_TRUE(std::isinf(*value("cdcsync_slot_safe_wal_size_bytes")));
+  EXPECT_EQ(value("cdcsync_replication_lag_bytes"), 0);
+
+  p.safe_wal_size = 1000;
+  now_ += 5s;
+  probe_.record_poll(p);  // limited, but no WAL written
+  EXPECT_TRUE(std::isinf(*value("cdcsync_slot_invalidation_forecast_seconds")));
+
+  p.wal_status = "lost";
+  p.safe_wal_size.reset();
+  probe_.record_poll(p);
+  EXPECT_EQ(value("cdcsync_slot_invalidation_forecast_seconds"), 0);
+  EXPECT_EQ(value("cdcsync_slot_wal_status", {{"status", "lost"}}), 1);
+  EXPECT_EQ(value("cdcsync_slot_wal_status", {{"status", "reserved"}}), 0);
+}
+
+TEST_F(ProbeTest, AMissingSlotAndAFailedPollAreVisible) {
+  SlotPoll p;
+  p.current_wal_lsn = 100;
+  probe_.record_poll(p);
+  EXPECT_EQ(value("cdcsync_slot_wal_status", {{"status", "missing"}}), 1);
+  probe_.record_poll_failure();
+  EXPECT_EQ(value("cdcsync_source_probe_up"), 0);
+}
+
+TEST_F(ProbeTest, LagSecondsIsZeroWhenCaughtUpAndCountsFromTheLastAppliedCommitWhileWorkWaits) {
+  probe_.state_changed(RunnerState::Streaming);
+  status_.last_commit_time_us = pg_time(now_ - 90s);
+  EXPECT_EQ(value("cdcsync_replication_lag_seconds"), 0);  // idle: nothing queued
+  status_.queue_depth = 3;
+  EXPECT_NEAR(*value("cdcsync_replication_lag_seconds"), 90, 1e-6);
+  status_.queue_depth = 0;
+  EXPECT_EQ(value("cdcsync_replication_lag_seconds"), 0);
+}
+
+TEST_F(ProbeTest, WhileReconnectingASlotBehindTheSourceCountsAsLag) {
+  status_.last_commit_time_us = pg_time(now_ - 30s);
+  SlotPoll p;
+  p.slot_exists = true;
+  p.wal_status = "reserved";
+  p.current_wal_lsn = 2000;
+  p.confirmed_flush_lsn = 1000;
+  probe_.record_poll(p);
+  probe_.state_changed(RunnerState::Backoff);
+  EXPECT_NEAR(*value("cdcsync_replication_lag_seconds"), 30, 1e-6);
+  probe_.state_changed(RunnerState::Standby);  // another instance applies
+  EXPECT_EQ(value("cdcsync_replication_lag_seconds"), 0);
+}
+
+TEST_F(ProbeTest, CheckpointAgeGrowsWhileWorkWaitsAndTheConfirmedLsnStandsStill) {
+  probe_.state_changed(RunnerState::Streaming);
+  status_.confirmed_lsn = 100;
+  EXPECT_EQ(value("cdcsync_checkpoint_age_seconds"), 0);
+  status_.queue_depth = 5;
+  EXPECT_EQ(value("cdcsync_checkpoint_age_seconds"), 0);
+  now_ += 40s;
+  EXPECT_EQ(value("cdcsync_checkpoint_age_seconds"), 40);
+  status_.confirmed_lsn = 200;  // moved
+  EXPECT_EQ(value("cdcsync_checkpoint_age_seconds"), 0);
+  now_ += 10s;
+  EXPECT_EQ(value("cdcsync_checkpoint_age_seconds"), 10);
+  status_.queue_depth = 0;  // caught up
+  EXPECT_EQ(value("cdcsync_checkpoint_age_seconds"), 0);
+  EXPECT_EQ(value("cdcsync_checkpoint_lsn"), 200);
+  EXPECT_EQ(value("cdcsync_confirmed_lsn"), 200);
+}
+
+TEST_F(ProbeTest, PositionsQueueAndCheckpointStoreComeFromThePipelineStatus) {
+  status_.received_lsn = 0x16B374D848;
+  status_.durable_lsn = 0x16B374D000;
+  status_.queue_depth = 7;
+  status_.checkpoint_store_ok = false;
+  EXPECT_EQ(value("cdcsync_received_lsn"), static_cast<double>(0x16B374D848));
+  EXPECT_EQ(value("cdcsync_durable_lsn"), static_cast<double>(0x16B374D000));
+  EXPECT_EQ(value("cdcsync_queue_depth"), 7);
+  EXPECT_EQ(value("cdcsync_checkpoint_store_up"), 0);
+}
+
+TEST_F(ProbeTest, StateIsOneHotAndTheLeaseComesFromTheRunner) {
+  EXPECT_EQ(value("cdcsync_state", {{"state", "starting"}}), 1);
+  probe_.state_changed(RunnerState::Streaming);
+  EXPECT_EQ(value("cdcsync_state", {{"state", "starting"}}), 0);
+  EXPECT_EQ(value("cdcsync_state", {{"state", "streaming"}}), 1);
+  double sum = 0;
+  for (const auto& f : probe_.Collect()) {
+    if (f.name == "cdcsync_state") {
+      for (const auto& m : f.metrics) sum += m.value;
+    }
+  }
+  EXPECT_EQ(sum, 1);
+  bool held = false;
+  probe_.set_lease_view([&] { return held; });
+  EXPECT_EQ(value("cdcsync_lease_held"), 0);
+  held = true;
+  EXPECT_EQ(value("cdcsync_lease_held"), 1);
+}
+
+TEST_F(ProbeTest, ErrorsReconnectsAndFatalCarryTheirComponentKindAndReason) {
+  auto hooks = probe_.hooks();
+  hooks.error("source", "connection");
+  hooks.error("source", "connection");
+  hooks.error("target", "40001");
+  hooks.fatal("slot_lost");
+  EXPECT_EQ(value("cdcsync_errors_total", {{"component", "source"}, {"kind", "connection"}}), 2);
+  EXPECT_EQ(value("cdcsync_reconnects_total", {{"component", "target"}, {"kind", "40001"}}), 1);
+  EXPECT_EQ(value("cdcsync_fatal", {{"reason", "slot_lost"}}), 1);
+  EXPECT_EQ(value("cdcsync_errors_total", {{"component", "runner"}, {"kind", "slot_lost"}}), 1);
+  EXPECT_EQ(value("cdcsync_dead_lettered_transactions_total"), 0);
+}
+
+TEST_F(ProbeTest, HooksPassStateChangesOnAfterRecordingThem) {
+  RunnerState seen = RunnerState::Starting;
+  auto hooks = probe_.hooks([&](RunnerState s) {
+    seen = s;
+    EXPECT_EQ(probe_.state(), s);
+  });
+  hooks.state_changed(RunnerState::Snapshot);
+  EXPECT_EQ(seen, RunnerState::Snapshot);
+}
+
+TEST_F(ProbeTest, EverySeriesCarriesThePipelineLabelAndTheBuildInfoItsVersion) {
+  auto r = relation("public", "customers", 7);
+  Batch b;
+  b.transactions.push_back(txn({change(ChangeOp::Insert, r)}, now_));
+  probe_.batch_applied(b, 1ms);
+  probe_.error("source", "connection");
+  std::size_t series = 0;
+  bool process_seen = false;
+  for (const auto& f : probe_.Collect()) {
+    if (f.name.rfind("process_", 0) == 0) process_seen = true;
+    for (const auto& m : f.metrics) {
+      ++series;
+      ASSERT_EQ(m.labels.count("pipeline"), 1u) << f.name;
+      EXPECT_EQ(m.labels.at("pipeline"), "customers-to-orders") << f.name;
+    }
+  }
+  EXPECT_GT(series, 30u);
+  EXPECT_TRUE(process_seen);
+  EXPECT_EQ(value("cdcsync_build_info", {{"version", "9.9.9"}}), 1);
+  const std::string text = metrics::SerializeText(probe_.Collect());
+  EXPECT_NE(text.find("cdcsync_change_events_total{op=\"insert\",pipeline=\"customers-to-orders\",table="
+                      "\"public.customers\"} 1"),
+            std::string::npos)
+      << text;
+}
+
+TEST_F(ProbeTest, ReadyOnlyWhenStreamingWithTheLeaseKnownAndLagUnderTheBoundOrStandingBy) {
+  EXPECT_FALSE(probe_.readiness().ok);
+  EXPECT_EQ(probe_.readiness().reason, "state starting");
+  probe_.state_changed(RunnerState::Streaming);
+  EXPECT_TRUE(probe_.readiness().ok);
+  status_.checkpoint_store_ok = false;
+  EXPECT_FALSE(probe_.readiness().ok);
+  EXPECT_NE(probe_.readiness().reason.find("lease state unknown"), std::string::npos);
+  status_.checkpoint_store_ok = true;
+  status_.queue_depth = 10;
+  status_.last_commit_time_us = pg_time(now_ - 600s);
+  EXPECT_FALSE(probe_.readiness().ok);
+  EXPECT_EQ(probe_.readiness().reason, "replication lag 600 s over 300 s");
+  probe_.state_changed(RunnerState::Standby);
+  EXPECT_TRUE(probe_.readiness().ok);
+  probe_.state_changed(RunnerState::Backoff);
+  EXPECT_FALSE(probe_.readiness().ok);
+  EXPECT_TRUE(probe_.liveness().ok);
+}
+
+}  // namespace
+}  // namespace cdcsync
