@@ -62,6 +62,21 @@ StartPlan reconcile(const StartupFacts& f) {
     return plan;
   }
 
+  auto target_behind_checkpoint = [&](const Checkpoint& checkpoint) {
+    return FatalError("target_behind_checkpoint", exit_code::kDataLossRisk,
+                      "the order DB has applied up to " + ours.str() + " but the checkpoint says " +
+                          checkpoint.lsn.str() +
+                          ": the order DB went back in time (restored from a backup?). Replay the archived "
+                          "changes: cdcsync replay --config FILE --from-lsn " +
+                          ours.str());
+  };
+  // A restored target is behind the slot too, which alone would read as a gap; a checkpoint at or past the
+  // slot says the slot is ours and the target is what went back.
+  if (f.checkpoint_known && f.checkpoint && f.checkpoint->lsn > ours &&
+      slot.confirmed_flush_lsn <= f.checkpoint->lsn) {
+    throw target_behind_checkpoint(*f.checkpoint);
+  }
+
   if (slot.confirmed_flush_lsn > ours) {
     throw FatalError("gap_detected", exit_code::kDataLossRisk,
                      "replication slot \"" + f.slot_name + "\" was confirmed up to " +
@@ -81,12 +96,7 @@ StartPlan reconcile(const StartupFacts& f) {
       plan.warnings.push_back("no checkpoint in Redis for this pipeline: restoring it from the target's progress (" +
                               plan.confirmed.str() + ")");
     } else if (f.checkpoint->lsn > plan.confirmed) {
-      throw FatalError("target_behind_checkpoint", exit_code::kDataLossRisk,
-                       "the order DB has applied up to " + plan.confirmed.str() + " but the checkpoint says " +
-                           f.checkpoint->lsn.str() +
-                           ": the order DB went back in time (restored from a backup?). Replay the archived "
-                           "changes: cdcsync replay --config FILE --from-lsn " +
-                           plan.confirmed.str());
+      throw target_behind_checkpoint(*f.checkpoint);
     } else if (f.checkpoint->lsn < plan.confirmed) {
       plan.repair_checkpoint = plan.confirmed;
       plan.warnings.push_back("the checkpoint in Redis (" + f.checkpoint->lsn.str() + ") is behind the target (" +
