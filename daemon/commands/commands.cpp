@@ -20,6 +20,10 @@ void add_all(CLI::App& app, Registry& registry) {
   add_check(app, registry);
   add_target_ddl(app, registry);
   add_tail(app, registry);
+  add_verify(app, registry);
+  add_checkpoint(app, registry);
+  add_slot(app, registry);
+  add_resync(app, registry);
 }
 
 }  // namespace cdcsync::commands

@@ -31,5 +31,9 @@ void add_config(CLI::App& app, Registry& registry);
 void add_check(CLI::App& app, Registry& registry);
 void add_target_ddl(CLI::App& app, Registry& registry);
 void add_tail(CLI::App& app, Registry& registry);
+void add_verify(CLI::App& app, Registry& registry);
+void add_checkpoint(CLI::App& app, Registry& registry);
+void add_slot(CLI::App& app, Registry& registry);
+void add_resync(CLI::App& app, Registry& registry);
 
 }  // namespace cdcsync::commands
