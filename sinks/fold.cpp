@@ -19,7 +19,7 @@ void TableFold::clear() {
 void TableFold::add(const BoundTable& bound, const Change& change, Lsn txn_lsn) {
   switch (change.op) {
     case ChangeOp::Insert:
-      upsert(bound, change.after, change.lsn, txn_lsn);
+      upsert(bound, change.after, txn_lsn, txn_lsn);
       return;
     case ChangeOp::Update: {
       if (change.before_kind != 0 && !change.before.empty()) {
@@ -31,10 +31,10 @@ void TableFold::add(const BoundTable& bound, const Change& change, Lsn txn_lsn) 
         }
         if (!key_absent) {
           encode_key(bound, change.after, txn_lsn);
-          if (old_key != key_scratch_) remove(bound, change.before, change.lsn, txn_lsn);
+          if (old_key != key_scratch_) remove(bound, change.before, txn_lsn, txn_lsn);
         }
       }
-      upsert(bound, change.after, change.lsn, txn_lsn);
+      upsert(bound, change.after, txn_lsn, txn_lsn);
       return;
     }
     case ChangeOp::Delete:
@@ -43,7 +43,7 @@ void TableFold::add(const BoundTable& bound, const Change& change, Lsn txn_lsn) 
             mapping_->source.str(), txn_lsn, "",
             "delete on " + mapping_->source.str() + " carries no old key (REPLICA IDENTITY NOTHING?)");
       }
-      remove(bound, change.before, change.lsn, txn_lsn);
+      remove(bound, change.before, txn_lsn, txn_lsn);
       return;
     default:
       return;

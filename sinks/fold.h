@@ -1,8 +1,12 @@
 // Folds the changes of one target table within a batch to one final action per key, so a batch costs one
 // set-based statement per table instead of one statement per change.
 //
-// Why folding gives the same rows as applying in order (every write is guarded by `_cdc_lsn < lsn`, and
-// for one key LSNs increase in commit order):
+// Every row carries the commit LSN of the source transaction that wrote it last (`_cdc_lsn`); every write is
+// guarded by `_cdc_lsn <= lsn`, so changes of one transaction apply in order, a replay changes nothing and
+// an older transaction never overwrites a newer one. Commit LSNs (not the changes' own record LSNs) because
+// a transaction that began before a snapshot point and committed after it has record LSNs below the point:
+// only the commit order is the order in which rows became visible.
+// Why folding gives the same rows as applying in order:
 //   upsert(v1,l1) then upsert(v2,l2)  == upsert(v2,l2), except that columns v2 leaves unchanged (TOAST)
 //                                         keep v1's value when v1 had one;
 //   upsert then hard delete(l2)       == delete(l2);      hard delete then upsert(v2,l2) == upsert(v2,l2);
@@ -48,8 +52,9 @@ class TableFold {
   TableFold() = default;
   explicit TableFold(const TableMapping& mapping);
 
-  // Folds one Insert/Update/Delete of a bound relation of this table. Throws PermanentError (table,
-  // `txn_lsn`) when the key cannot be read (no old tuple on a delete, NULL key, binary values).
+  // Folds one Insert/Update/Delete of a bound relation of this table; `txn_lsn` is the source transaction's
+  // commit LSN, the row's version. Throws PermanentError (table, `txn_lsn`) when the key cannot be read (no
+  // old tuple on a delete, NULL key, binary values).
   void add(const BoundTable& bound, const Change& change, Lsn txn_lsn);
 
   bool empty() const { return rows_.empty(); }

@@ -120,7 +120,7 @@ struct PostgresSink::TableState {
   }
   std::string conflict_clause(const std::string& mask) const {
     return " ON CONFLICT (" + key_columns() + ") DO UPDATE SET " + set_list(mask) + " WHERE t." + lsn_col +
-           " < EXCLUDED." + lsn_col;
+           " <= EXCLUDED." + lsn_col;
   }
 };
 
@@ -447,7 +447,8 @@ const BoundTable* PostgresSink::bind(const RelationPtr& relation, Lsn txn_lsn) {
 
 void PostgresSink::apply_set_based(const std::vector<const Transaction*>& txns) {
   for (const Transaction* txn : txns) {
-    const Lsn lsn = txn->info.end_lsn.valid() ? txn->info.end_lsn : txn->info.final_lsn;
+    // The commit LSN: the rows' version, and what names the source transaction in errors.
+    const Lsn lsn = txn->info.final_lsn;
     error_lsn_ = lsn;
     for (const Change& c : txn->changes) {
       switch (c.op) {
@@ -532,7 +533,7 @@ void PostgresSink::flush_table(std::size_t index) {
   if (any_delete) {
     sql += "DELETE FROM " + t.target + " AS t USING " + t.stage + " AS s WHERE s._cdc_stage_op = 'd'";
     for (std::size_t k : t.key) sql += " AND t." + t.cols[k] + " = s." + t.cols[k];
-    sql += " AND t." + t.lsn_col + " < s." + t.lsn_col + "; ";
+    sql += " AND t." + t.lsn_col + " <= s." + t.lsn_col + "; ";
   }
   if (any_upsert) {
     sql += "INSERT INTO " + t.target + " AS t (" + t.row_columns() + ") SELECT " + t.row_columns() +
@@ -569,10 +570,10 @@ void PostgresSink::apply_truncate(const Change& change, Lsn txn_lsn, bool pipeli
     }
     // DELETE, not TRUNCATE: the target role has no TRUNCATE privilege. Guarded like every write.
     const std::string sql = t.tomb_col.empty()
-                                ? "DELETE FROM " + t.target + " AS t WHERE t." + t.lsn_col + " < $1::pg_lsn"
+                                ? "DELETE FROM " + t.target + " AS t WHERE t." + t.lsn_col + " <= $1::pg_lsn"
                                 : "UPDATE " + t.target + " AS t SET " + t.tomb_col + " = true, " + t.lsn_col +
-                                      " = $1::pg_lsn WHERE t." + t.lsn_col + " < $1::pg_lsn";
-    const std::string lsn = change.lsn.str();
+                                      " = $1::pg_lsn WHERE t." + t.lsn_col + " <= $1::pg_lsn";
+    const std::string lsn = txn_lsn.str();
     const char* params[] = {lsn.c_str()};
     if (pipelined) {
       if (PQsendQueryParams(conn_.get(), sql.c_str(), 1, nullptr, params, nullptr, nullptr, 0) != 1) {
@@ -625,7 +626,7 @@ void PostgresSink::send_row(TableState& t, const FoldedRow& row, Lsn txn_lsn) {
       sql = "DELETE FROM " + t.target + " AS t WHERE ";
       int i = 1;
       for (std::size_t k : t.key) sql += "t." + t.cols[k] + " = $" + std::to_string(i++) + " AND ";
-      sql += "t." + t.lsn_col + " < $" + std::to_string(i);
+      sql += "t." + t.lsn_col + " <= $" + std::to_string(i);
     } else {
       sql = "INSERT INTO " + t.target + " AS t (" + t.row_columns() + ") VALUES (";
       for (int i = 1; i <= n; ++i) sql += (i > 1 ? ", $" : "$") + std::to_string(i);
@@ -676,7 +677,8 @@ void PostgresSink::sync_and_drain() {
 void PostgresSink::apply_in_order(const std::vector<const Transaction*>& txns) {
   if (PQenterPipelineMode(conn_.get()) != 1) throw sink_error(conn_.get(), nullptr, "entering pipeline mode");
   for (const Transaction* txn : txns) {
-    const Lsn lsn = txn->info.end_lsn.valid() ? txn->info.end_lsn : txn->info.final_lsn;
+    // The commit LSN: the rows' version, and what names the source transaction in errors.
+    const Lsn lsn = txn->info.final_lsn;
     for (const Change& c : txn->changes) {
       switch (c.op) {
         case ChangeOp::Insert:

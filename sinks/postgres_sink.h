@@ -10,7 +10,7 @@
 // Apply: BEGIN; SAVEPOINT; for every source transaction above the durable progress, fold its changes per
 // table and key (sinks/fold.h); per table COPY the folded rows into the staging table, then one
 // `DELETE … USING staging` and one `INSERT … SELECT … ORDER BY lsn ON CONFLICT (key) DO UPDATE … WHERE
-// t._cdc_lsn < EXCLUDED._cdc_lsn`; upsert the progress row; COMMIT. When the set-based statements fail
+// t._cdc_lsn <= EXCLUDED._cdc_lsn`; upsert the progress row; COMMIT. When the set-based statements fail
 // with a non-transient error (a secondary unique constraint tripped by the folded order, two texts of the
 // same key value), the sink rolls back to the savepoint and replays the same changes one by one in source
 // order (pipelined prepared statements): that is the ground truth, and its error names the exact source

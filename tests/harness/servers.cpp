@@ -40,6 +40,13 @@ std::string reply_text(const redisReply* r) {
 
 std::string repo_root() { return CDCSYNC_SOURCE_ROOT; }
 
+// The cdcsync binary under test, for every test that links the harness: CDCSYNC_BINARY from the
+// environment wins, else the one this build made.
+[[maybe_unused]] const bool kBinaryEnvironment = [] {
+  setenv("CDCSYNC_BINARY", CDCSYNC_BINARY_PATH, /*overwrite=*/0);
+  return true;
+}();
+
 const TestServers& TestServers::get() {
   static const TestServers instance = [] {
     TestServers s;

@@ -133,3 +133,16 @@ TEST(Reconcile, SlotOfAnotherPluginIsRefused) {
 
 }  // namespace
 }  // namespace cdcsync
+
+namespace cdcsync {
+namespace {
+
+TEST(Reconcile, ARestoredTargetIsReportedAsBehindTheCheckpointNotAsAGap) {
+  // The slot and Redis agree; only the target went back: replay, not resync.
+  StartupFacts f{.slot_name = "s", .slot = slot_at("0/500"), .progress = progress_at("0/1", "0/1"),
+                 .checkpoint = Checkpoint{L("0/500"), 0, "x"}};
+  EXPECT_EQ(fatal_reason(f), "target_behind_checkpoint");
+}
+
+}  // namespace
+}  // namespace cdcsync

@@ -31,7 +31,8 @@ class SinkFold : public ::testing::Test {
     bound_ = binder_->bind(rel_, Lsn{1});
     fold_ = TableFold(mapping_->tables()[0]);
   }
-  void add(const Change& c) { fold_.add(*bound_, c, Lsn{0x1000}); }
+  // Each change here stands for a source transaction of its own, committed at the change's LSN.
+  void add(const Change& c) { fold_.add(*bound_, c, c.lsn); }
   std::string cell(std::size_t row, std::size_t col) const {
     const auto& v = fold_.value(fold_.rows()[row], col);
     switch (v.state) {
@@ -149,7 +150,7 @@ TEST_F(SinkFold, DeleteWithoutAnOldKeyIsAPermanentErrorNamingTheTable) {
     FAIL() << "expected PermanentError";
   } catch (const PermanentError& e) {
     EXPECT_EQ(e.table(), "public.customers");
-    EXPECT_EQ(e.lsn(), Lsn{0x1000});
+    EXPECT_EQ(e.lsn(), Lsn{20});
   }
 }
 
