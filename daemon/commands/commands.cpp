@@ -5,13 +5,17 @@
 namespace cdcsync::commands {
 
 int Registry::run(CLI::App& app, const std::atomic<bool>& stop, const std::function<void(bool)>& set_quiet) {
-  for (CLI::App* sub : app.get_subcommands()) {
-    const auto it = actions_.find(sub);
-    if (it == actions_.end()) continue;
-    set_quiet(quiet_.contains(sub));
-    return it->second(stop);
+  // The deepest chosen subcommand with an action wins (`cdcsync config show` runs "show", not "config").
+  CLI::App* chosen = nullptr;
+  for (CLI::App* level = &app;;) {
+    const auto subs = level->get_subcommands();
+    if (subs.empty()) break;
+    level = subs.front();
+    if (actions_.contains(level)) chosen = level;
   }
-  return exit_code::kUsage;
+  if (chosen == nullptr) return exit_code::kUsage;
+  set_quiet(quiet_.contains(chosen));
+  return actions_.at(chosen)(stop);
 }
 
 void add_all(CLI::App& app, Registry& registry) {
