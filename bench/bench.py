@@ -416,7 +416,7 @@ def scrape_metrics(port):
         return None
 
 
-def histogram_quantiles(text, name, qs=(0.5, 0.99)):
+def histogram_quantiles(text, name, qs=(0.5, 0.99), scale=1000, unit="ms"):
     """Quantiles from a Prometheus histogram's cumulative buckets (linear inside a bucket)."""
     if not text:
         return None
@@ -443,7 +443,7 @@ def histogram_quantiles(text, name, qs=(0.5, 0.99)):
                     res[q] = prev_le + (le - prev_le) * ((rank - prev_c) / max(c - prev_c, 1e-9))
                 break
             prev_le, prev_c = le, c
-    return {f"p{int(q * 100)}_ms": round(v * 1000, 1) for q, v in res.items()} | {"count": int(total)}
+    return {f"p{int(q * 100)}_{unit}": round(v * scale, 1) for q, v in res.items()} | {"count": int(total)}
 
 
 def wait_marker(poll_target, sampler, discover, timeout, alive=None, marker_id=-1, table=None):
@@ -472,7 +472,7 @@ def drain_cdcsync(s, w, tag, out, batch, changes, timeout, profile=False):
     sampler = Sampler()
     perf_procs = []
     load0 = loadavg()
-    t_start = time.monotonic()
+    wal0 = sql(s.orders, "SELECT pg_current_wal_lsn()")
     p = subprocess.Popen([CDCSYNC, "run", "--config", cfg], stdout=logf, stderr=subprocess.STDOUT,
                          start_new_session=True, env=dict(os.environ, PGPASSFILE=s.passfile))
     CHILDREN.append(p)
@@ -493,6 +493,7 @@ def drain_cdcsync(s, w, tag, out, batch, changes, timeout, profile=False):
 
     try:
         secs = wait_marker(tgt_poll, sampler, discover, timeout, alive=lambda: p.poll() is None, table=w)
+        wal_mb = target_wal_mb(s.orders, wal0)
         metrics = scrape_metrics(port)
     finally:
         for pp in perf_procs:
@@ -510,10 +511,11 @@ def drain_cdcsync(s, w, tag, out, batch, changes, timeout, profile=False):
     res["cdcsync_cpu_s_at_exit"] = round(ru.ru_utime + ru.ru_stime, 3) if ru else None
     res["cdcsync_exit"] = p.returncode
     res["batch"] = batch
+    res["target_wal_mb"] = wal_mb
     if metrics:
         with open(os.path.join(out, f"metrics-{w}-{tag}.txt"), "w") as f:
             f.write(metrics)
-        res["batch_rows_hist"] = histogram_quantiles(metrics, "cdcsync_batch_rows")
+        res["batch_rows_hist"] = histogram_quantiles(metrics, "cdcsync_batch_rows", scale=1, unit="rows")
         res["apply_seconds_hist"] = histogram_quantiles(metrics, "cdcsync_apply_duration_seconds")
     return res
 
@@ -522,6 +524,7 @@ def drain_native(s, w, tag, out, changes, timeout):
     src_poll, tgt_poll = Session(s.src), Session(s.native)
     sampler = Sampler()
     load0 = loadavg()
+    wal0 = sql(s.native, "SELECT pg_current_wal_lsn()")
     sql(s.native, f"ALTER SUBSCRIPTION native_{w}_{tag} ENABLE")
 
     def discover():
@@ -534,13 +537,16 @@ def drain_native(s, w, tag, out, changes, timeout):
 
     try:
         secs = wait_marker(tgt_poll, sampler, discover, timeout, table=w)
+        wal_mb = target_wal_mb(s.native, wal0)
     finally:
         sql(s.native, f"ALTER SUBSCRIPTION native_{w}_{tag} DISABLE")
         src_poll.close()
         tgt_poll.close()
     if secs is None:
         raise RuntimeError(f"native logical replication did not reach the marker of {w}")
-    return result_row(w, "native", tag, secs, changes, sampler, None, load0)
+    res = result_row(w, "native", tag, secs, changes, sampler, None, load0)
+    res["target_wal_mb"] = wal_mb
+    return res
 
 
 def drain_recvlogical(s, w, tag, out, changes, marker_lsn, timeout):
@@ -580,6 +586,11 @@ def drain_recvlogical(s, w, tag, out, changes, marker_lsn, timeout):
     res = result_row(w, "pg_recvlogical", tag, secs, changes, sampler, None, load0)
     res["consumer_cpu_s"] = round(ru.ru_utime + ru.ru_stime, 3)
     return res
+
+
+def target_wal_mb(conn, wal0):
+    """WAL the order cluster wrote during the drain (both targets live on it; one consumer runs at a time)."""
+    return round(float(sql(conn, f"SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '{wal0}')")) / 2**20, 1)
 
 
 def result_row(w, consumer, tag, secs, changes, sampler, own, load0):
@@ -748,8 +759,8 @@ def lag_test(s, tag, sz, out, batch, results, consumers):
 def summary(results, out, header):
     lines = [header, "",
              "| workload | run | consumer | changes | seconds | changes/s | vs native | walsender CPU share | "
-             "consumer CPU s | target backend CPU s | CPU s per 1M changes | peak RSS MB | load avg |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "consumer CPU s | target backend CPU s | CPU s per 1M changes | target WAL MB | peak RSS MB | load avg |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     native = {(r["workload"], r["run"]): r for r in results if r.get("consumer") == "native" and "changes_per_s" in r}
     for r in results:
         if "changes_per_s" not in r:
@@ -758,7 +769,7 @@ def summary(results, out, header):
         ratio = f"{r['changes_per_s'] / n['changes_per_s']:.2f}×" if n else ""
         lines.append(f"| {r['workload']} | {r['run']} | {r['consumer']} | {r['changes']:,} | {r['seconds']} | "
                      f"{r['changes_per_s']:,} | {ratio} | {r['walsender_cpu_share']} | {r.get('consumer_cpu_s')} | "
-                     f"{r.get('target_backend_cpu_s') or ''} | {r.get('cpu_s_per_million', '')} | "
+                     f"{r.get('target_backend_cpu_s') or ''} | {r.get('cpu_s_per_million', '')} | {r.get('target_wal_mb', '')} | "
                      f"{r.get('cdcsync_vmhwm_mb', '')} | {r['loadavg_before']} |")
     lines += ["", "| lag | run | consumer | rate tx/s (achieved) | rows | p50 ms | p99 ms | max ms | metrics histogram | load avg |",
               "|---|---|---|---|---|---|---|---|---|---|"]
@@ -802,6 +813,9 @@ def main():
     setup_once(s)
     sz = sizes(a.quick)
     results = []
+    # Names (slots, pipelines, subscriptions) unique per invocation: progress rows and Redis checkpoints of an
+    # earlier invocation on the same servers never meet a new slot.
+    run_id = format(int(time.time()) % 46656, "x")
     workloads = a.workloads.split(",")
     consumers = a.consumers.split(",")
     try:
@@ -810,9 +824,9 @@ def main():
             order = consumers if run % 2 == 1 else list(reversed(consumers))
             for w in workloads:
                 if w == "lag":
-                    lag_test(s, f"r{run}", sz, a.out, batch, results, order)
+                    lag_test(s, f"r{run}_{run_id}", sz, a.out, batch, results, order)
                 else:
-                    one_workload(s, w, f"r{run}", sz, a.out, order, batch, results, a.profile)
+                    one_workload(s, w, f"r{run}_{run_id}", sz, a.out, order, batch, results, a.profile)
     finally:
         for p in list(CHILDREN):
             if p.poll() is None:

@@ -13,6 +13,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$(pwd)
+args="$*"
 
 quick=0 runs="" build=1 out="" pass=()
 while [ $# -gt 0 ]; do
@@ -30,7 +31,7 @@ done
 [ -n "$runs" ] || { if [ "$quick" = 1 ]; then runs=1; else runs=2; fi; }
 # The settings the results in bench/README.md were measured with (override with --batch).
 if ! printf '%s\n' "${pass[@]+"${pass[@]}"}" | grep -qx -- --batch; then
-  pass+=(--batch "${CDCSYNC_BENCH_BATCH:-max_rows=20000,max_wait_ms=20,max_txn_chunk_rows=20000}")
+  pass+=(--batch "${CDCSYNC_BENCH_BATCH:-max_rows=20000,max_wait_ms=20,max_txn_chunk_rows=10000,queue_max_bytes=16777216}")
 fi
 
 for tool in pgbench pg_recvlogical psql redis-server python3; do
@@ -66,7 +67,7 @@ trap 'exit 130' INT TERM
 
 {
   echo "date: $(date -Is)"
-  echo "command: bash bench/run.sh $*"
+  echo "command: bash bench/run.sh $args (batch: ${pass[*]})"
   echo "git: $(git rev-parse --short HEAD) ($(git status --porcelain -- daemon sinks decoders checkpoints | wc -l) files changed in daemon/sinks/decoders/checkpoints)"
   echo "cpus: $(nproc); memory: $(free -m | awk '/Mem:/ {print $2 " MB"}')"
   echo "uptime at start: $(uptime)"
