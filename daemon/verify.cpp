@@ -1,5 +1,7 @@
 #include "daemon/verify.h"
 
+#include "sinks/copy_text.h"
+
 #include <openssl/evp.h>
 #include <unistd.h>
 
@@ -74,27 +76,10 @@ std::string bucket_list(const std::set<std::uint32_t>& only) {
 
 // One COPY text field (tab, newline, carriage return and backslash escaped; NULL as \N).
 void append_copy_field(std::string& out, const std::optional<std::string>& v) {
-  if (!v) {
+  if (v) {
+    append_copy_text(out, *v);
+  } else {
     out += "\\N";
-    return;
-  }
-  for (char c : *v) {
-    switch (c) {
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      default:
-        out += c;
-    }
   }
 }
 

@@ -1,5 +1,7 @@
 #include "sinks/postgres_sink.h"
 
+#include "sinks/copy_text.h"
+
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -28,27 +30,6 @@ std::string default_applied_by() {
   char host[256] = {};
   if (gethostname(host, sizeof host - 1) != 0) host[0] = '\0';
   return std::string("cdcsync@") + host + ":" + std::to_string(getpid());
-}
-
-void append_copy_text(std::string& out, std::string_view v) {
-  for (char c : v) {
-    switch (c) {
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        out.push_back(c);
-    }
-  }
 }
 
 // Lsn::str() without the allocation: "H/L" in uppercase hex.
