@@ -1115,6 +1115,20 @@ class Loader {
           fmt::format("streaming = \"on\" needs source.proto_version >= 2 (it is {})",
                       c.source.proto_version));
     }
+    // Keys reserved for features this version does not have: refused rather than silently ignored.
+    if (c.archive.enabled) {
+      add(where("archive.enabled"), "archive.enabled",
+          "the event archive is not available in this version; remove the key or set it to false");
+    }
+    if (c.dead_letter.enabled) {
+      add(where("dead_letter.enabled"), "dead_letter.enabled",
+          "dead-lettering is not available in this version: a transaction the target refuses stops the "
+          "daemon (exit code 4); remove the key or set it to false");
+    }
+    if (c.snapshot.parallel > 1) {
+      add(where("snapshot.parallel"), "snapshot.parallel",
+          "the initial snapshot copies one table at a time in this version; set it to 1");
+    }
     if (c.source.temporary_slot && !c.source.create_slot) {
       add(where("source.temporary_slot"), "source.temporary_slot",
           "a temporary slot is created for each session; set source.create_slot = true");

@@ -4,6 +4,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -29,13 +30,20 @@ class SignalWatcher {
     std::signal(SIGPIPE, SIG_IGN);
     thread_ = std::thread([this, &stop] {
       int sig = 0;
+      std::chrono::steady_clock::time_point first_signal{};
       while (sigwait(&set_, &sig) == 0) {
         if (sig == SIGINT || sig == SIGTERM) {
-          if (stop.exchange(true)) {
+          // A second signal forces the exit, but not one arriving with the first (a signal sent to both
+          // the process and its group, as `timeout` does, arrives twice).
+          const auto now = std::chrono::steady_clock::now();
+          if (stop.exchange(true) && now - first_signal > std::chrono::seconds(2)) {
             std::fputs("cdcsync: second signal, exiting now\n", stderr);
             std::_Exit(exit_code::kError);
           }
-          if (!quiet_) spdlog::info("signal {}: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+          if (first_signal == std::chrono::steady_clock::time_point{}) {
+            first_signal = now;
+            if (!quiet_) spdlog::info("signal {}: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+          }
         }
       }
     });

@@ -3,7 +3,10 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <condition_variable>
 #include <cstdlib>
+#include <mutex>
+#include <stop_token>
 #include <filesystem>
 #include <random>
 #include <thread>
@@ -53,6 +56,41 @@ std::filesystem::path spool_dir(const config::Config& c) {
   std::filesystem::path base = state != nullptr ? std::filesystem::path(state) : std::filesystem::temp_directory_path();
   return base / ("cdcsync-spool-" + c.pipeline);
 }
+
+// Emits a non-transactional logical message on an ordinary source connection every `every`: when the
+// published tables are quiet while other WAL grows (other tables, other databases), the message travels
+// through the slot and lets the pipeline confirm past it, so the slot never pins WAL.
+class Heartbeat {
+ public:
+  Heartbeat(std::string conninfo, milliseconds every) {
+    if (every.count() <= 0) return;
+    thread_ = std::jthread([conninfo = std::move(conninfo), every](std::stop_token stop) {
+      std::mutex mu;
+      std::condition_variable_any cv;
+      PgConn conn;
+      bool warned = false;
+      while (true) {
+        {
+          std::unique_lock lock(mu);
+          if (cv.wait_for(lock, stop, every, [] { return false; }) || stop.stop_requested()) return;
+        }
+        try {
+          if (!conn || PQstatus(conn.get()) != CONNECTION_OK) conn = pg_connect(conninfo, "the source (heartbeat)");
+          pg_exec(conn.get(), "SELECT pg_catalog.pg_logical_emit_message(false, 'cdcsync_heartbeat', '')",
+                  "emitting a heartbeat", PGRES_TUPLES_OK);
+          warned = false;
+        } catch (const std::exception& e) {
+          conn.reset();
+          if (!warned) spdlog::warn("heartbeat failed (retrying every {} ms): {}", every.count(), e.what());
+          warned = true;
+        }
+      }
+    });
+  }
+
+ private:
+  std::jthread thread_;
+};
 
 }  // namespace
 
@@ -242,6 +280,7 @@ void Runner::session(const std::atomic<bool>& stop) {
   sink_options.conninfo = target_conninfo(config_);
   sink_options.pipeline = config_.pipeline;
   sink_options.progress_table = QualifiedName{config_.target.progress_table.schema, config_.target.progress_table.name};
+  sink_options.statement_timeout = config_.target.statement_timeout;
   PostgresSink sink{mapping_, sink_options};
   sink.connect();
   lease_held_ = true;
@@ -350,6 +389,7 @@ void Runner::session(const std::atomic<bool>& stop) {
   Pipeline pipeline{changes, sink, store, token_, po, status_, hooks_.batch_applied};
   pipeline.set_tick(hooks_.heartbeat);
   status_.checkpoint_store_ok = checkpoint_known;
+  Heartbeat heartbeat{source, config_.source.heartbeat_interval};
   set_state(RunnerState::Streaming);
   pipeline.run(stop, plan.confirmed);
   stream.finish();

@@ -135,15 +135,15 @@ inline const auto kGlobalSettings = std::tuple{
 
   Bound{Setting<SnapshotMode>{"snapshot.mode", SnapshotMode::initial, {}, "initial: copy the existing rows when the slot is created; never: stream changes only."},
         [](Config& c) -> auto& { return c.snapshot.mode; }},
-  Bound{Setting<std::int64_t>{"snapshot.parallel", 1, {.min = 1, .max = 8}, "Tables copied at once during the initial snapshot.", "tables"},
+  Bound{Setting<std::int64_t>{"snapshot.parallel", 1, {.min = 1, .max = 8}, "Tables copied at once during the initial snapshot; this version copies one at a time (must be 1).", "tables"},
         [](Config& c) -> auto& { return c.snapshot.parallel; }},
 
-  Bound{Setting<bool>{"archive.enabled", false, {}, "Append every applied transaction's events to a Redis Stream."},
+  Bound{Setting<bool>{"archive.enabled", false, {}, "Reserved: the event archive (Redis Streams) is not available in this version; must be false."},
         [](Config& c) -> auto& { return c.archive.enabled; }},
   Bound{Setting<std::int64_t>{"archive.stream_maxlen", 1000000, {.min = 1000, .max = 1000000000}, "Approximate length cap of the archive stream (XADD MAXLEN ~).", "entries"},
         [](Config& c) -> auto& { return c.archive.stream_maxlen; }},
 
-  Bound{Setting<bool>{"dead_letter.enabled", false, {}, "Park a transaction that fails permanently in Redis and go on, instead of stopping."},
+  Bound{Setting<bool>{"dead_letter.enabled", false, {}, "Reserved: dead-lettering is not available in this version (a refused transaction stops the daemon, exit 4); must be false."},
         [](Config& c) -> auto& { return c.dead_letter.enabled; }},
 
   Bound{Setting<std::string>{"metrics.listen", "127.0.0.1:9187", {}, "host:port (or [v6]:port) of the /metrics endpoint; loopback unless allow_remote."},

@@ -29,9 +29,10 @@ class PgError : public std::runtime_error {
   PgError(std::string sqlstate, const std::string& message)
       : std::runtime_error(message), sqlstate_(std::move(sqlstate)) {}
   const std::string& sqlstate() const { return sqlstate_; }
-  // Retry on a lost connection, serialization failure, deadlock, admin shutdown and resource exhaustion.
+  // Retry on a lost connection, serialization failure, deadlock, statement timeout, admin shutdown and
+  // resource exhaustion.
   bool transient() const {
-    return sqlstate_.empty() || sqlstate_.starts_with("08") || sqlstate_ == "40001" ||
+    return sqlstate_.empty() || sqlstate_.starts_with("08") || sqlstate_ == "40001" || sqlstate_ == "57014" ||
            sqlstate_ == "40P01" || sqlstate_.starts_with("57P") || sqlstate_.starts_with("53");
   }
 

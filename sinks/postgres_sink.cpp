@@ -163,8 +163,12 @@ void PostgresSink::raise(const PgError& e) {
 
 void PostgresSink::connect() {
   drop_connection();
+  std::string session_options = "-csearch_path=";
+  if (options_.statement_timeout.count() > 0) {
+    session_options += " -cstatement_timeout=" + std::to_string(options_.statement_timeout.count());
+  }
   const char* keywords[] = {"dbname", "options", "application_name", nullptr};
-  const char* values[] = {options_.conninfo.c_str(), "-csearch_path=", "cdcsync", nullptr};
+  const char* values[] = {options_.conninfo.c_str(), session_options.c_str(), "cdcsync", nullptr};
   PgConn conn{PQconnectdbParams(keywords, values, 1)};
   if (!conn || PQstatus(conn.get()) != CONNECTION_OK) {
     std::string msg = conn ? PQerrorMessage(conn.get()) : "out of memory";

@@ -22,6 +22,7 @@
 // primary message + constraint name}; never DETAIL (it holds key values).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -54,6 +55,9 @@ struct PostgresSinkOptions {
   QualifiedName progress_table{"ref", "cdc_progress"};
   std::string applied_by;  // audit value for the progress row; default "cdcsync@<host>:<pid>"
   ApplyMethod method = ApplyMethod::Copy;
+  // statement_timeout of the session (0: the server's default); a batch that takes longer fails as a
+  // transient error and is retried.
+  std::chrono::milliseconds statement_timeout{0};
 };
 
 struct PostgresSinkStats {
