@@ -1116,10 +1116,6 @@ class Loader {
                       c.source.proto_version));
     }
     // Keys reserved for features this version does not have: refused rather than silently ignored.
-    if (c.archive.enabled) {
-      add(where("archive.enabled"), "archive.enabled",
-          "the event archive is not available in this version; remove the key or set it to false");
-    }
     if (c.dead_letter.enabled) {
       add(where("dead_letter.enabled"), "dead_letter.enabled",
           "dead-lettering is not available in this version: a transaction the target refuses stops the "

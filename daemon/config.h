@@ -118,6 +118,7 @@ struct BatchConfig {
   std::int64_t max_txn_chunk_rows = 10000;
   std::int64_t queue_max_transactions = 1000;
   std::int64_t queue_max_bytes = 64 * 1024 * 1024;
+  std::int64_t max_bytes = 16 * 1024 * 1024;
 };
 
 // redis://[user@]host[:port][/db] or unix:///path/to/redis.sock[?db=N]
@@ -146,10 +147,13 @@ struct SnapshotConfig {
 struct ArchiveConfig {
   bool enabled = false;
   std::int64_t stream_maxlen = 1000000;
+  std::int64_t max_age_hours = 168;  // 0: no age limit
+  std::string topic_prefix;          // empty: the pipeline name
 };
 
 struct DeadLetterConfig {
   bool enabled = false;
+  std::int64_t max_transactions = 1000;
 };
 
 struct MetricsConfig {

@@ -16,10 +16,12 @@
 #include "daemon/exit_codes.h"
 #include "daemon/pg_change_source.h"
 #include "daemon/reconcile.h"
+#include "daemon/secondary_sinks.h"
 #include "daemon/snapshot.h"
 #include "decoders/byte_reader.h"
 #include "decoders/pgoutput.h"
 #include "decoders/replication_stream.h"
+#include "sinks/fanout_sink.h"
 #include "sinks/postgres_sink.h"
 
 namespace cdcsync {
@@ -281,8 +283,12 @@ void Runner::session(const std::atomic<bool>& stop) {
   sink_options.pipeline = config_.pipeline;
   sink_options.progress_table = QualifiedName{config_.target.progress_table.schema, config_.target.progress_table.name};
   sink_options.statement_timeout = config_.target.statement_timeout;
-  PostgresSink sink{mapping_, sink_options};
-  sink.connect();
+  PostgresSink target_sink{mapping_, sink_options};
+  target_sink.connect();
+  const std::vector<std::unique_ptr<Sink>> secondaries = make_secondary_sinks(config_);
+  std::vector<Sink*> secondary_ptrs;
+  for (const auto& s : secondaries) secondary_ptrs.push_back(s.get());
+  FanoutSink sink{target_sink, std::move(secondary_ptrs)};
   lease_held_ = true;
 
   // 2. The source, and the three positions.

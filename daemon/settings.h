@@ -121,6 +121,8 @@ inline const auto kGlobalSettings = std::tuple{
         [](Config& c) -> auto& { return c.batch.queue_max_transactions; }},
   Bound{Setting<std::int64_t>{"batch.queue_max_bytes", 64 * 1024 * 1024, {.min = 1024 * 1024, .max = 16LL * 1024 * 1024 * 1024}, "Most decoded bytes queued between receiver and applier.", "bytes"},
         [](Config& c) -> auto& { return c.batch.queue_max_bytes; }},
+  Bound{Setting<std::int64_t>{"batch.max_bytes", 16 * 1024 * 1024, {.min = 64 * 1024, .max = 4LL * 1024 * 1024 * 1024}, "Most decoded bytes in one batch (whole transactions are never split across batches).", "bytes"},
+        [](Config& c) -> auto& { return c.batch.max_bytes; }},
 
   Bound{Setting<std::string>{"checkpoint.redis", "", {}, "Redis for the checkpoint mirror: redis://[user@]host[:port][/db] or unix:///path[?db=N]; no password in the URL.", {}, Need::required},
         [](Config& c) -> auto& { return c.checkpoint.redis; }},
@@ -138,13 +140,19 @@ inline const auto kGlobalSettings = std::tuple{
   Bound{Setting<std::int64_t>{"snapshot.parallel", 1, {.min = 1, .max = 8}, "Tables copied at once during the initial snapshot; this version copies one at a time (must be 1).", "tables"},
         [](Config& c) -> auto& { return c.snapshot.parallel; }},
 
-  Bound{Setting<bool>{"archive.enabled", false, {}, "Reserved: the event archive (Redis Streams) is not available in this version; must be false."},
+  Bound{Setting<bool>{"archive.enabled", false, {}, "Append every applied transaction's change events (Debezium JSON, hash-chained) to a Redis stream on the checkpoint Redis before the checkpoint moves; replay and audit verify-archive read it."},
         [](Config& c) -> auto& { return c.archive.enabled; }},
-  Bound{Setting<std::int64_t>{"archive.stream_maxlen", 1000000, {.min = 1000, .max = 1000000000}, "Approximate length cap of the archive stream (XADD MAXLEN ~).", "entries"},
+  Bound{Setting<std::int64_t>{"archive.stream_maxlen", 1000000, {.min = 1000, .max = 1000000000}, "Approximate length cap of the archive stream (XADD MAXLEN ~); the oldest entries go first.", "entries"},
         [](Config& c) -> auto& { return c.archive.stream_maxlen; }},
+  Bound{Setting<std::int64_t>{"archive.max_age_hours", 168, {.min = 0, .max = 87600}, "Entries of source transactions committed longer ago than this are trimmed; 0 = no age limit.", "hours"},
+        [](Config& c) -> auto& { return c.archive.max_age_hours; }},
+  Bound{Setting<std::string>{"archive.topic_prefix", "", {}, "Debezium topic.prefix of the archived events (topic <prefix>.<schema>.<table>); empty = the pipeline name."},
+        [](Config& c) -> auto& { return c.archive.topic_prefix; }},
 
   Bound{Setting<bool>{"dead_letter.enabled", false, {}, "Reserved: dead-lettering is not available in this version (a refused transaction stops the daemon, exit 4); must be false."},
         [](Config& c) -> auto& { return c.dead_letter.enabled; }},
+  Bound{Setting<std::int64_t>{"dead_letter.max_transactions", 1000, {.min = 1, .max = 1000000}, "Most transactions held in the dead-letter stream; one more stops the daemon (exit 4).", "transactions"},
+        [](Config& c) -> auto& { return c.dead_letter.max_transactions; }},
 
   Bound{Setting<std::string>{"metrics.listen", "127.0.0.1:9187", {}, "host:port (or [v6]:port) of the /metrics endpoint; loopback unless allow_remote."},
         [](Config& c) -> auto& { return c.metrics.listen; }},
