@@ -6,6 +6,7 @@
 #include <atomic>
 #include <functional>
 #include <map>
+#include <string>
 
 namespace cdcsync::commands {
 
@@ -25,6 +26,15 @@ class Registry {
 };
 
 void add_all(CLI::App& app, Registry& registry);
+
+// The subcommand `name` of `parent`, added when it does not exist yet (commands with shared parents, such as
+// `audit` and `audit verify-archive`, live in different files).
+inline CLI::App* subcommand(CLI::App& parent, const std::string& name, const std::string& description) {
+  for (CLI::App* s : parent.get_subcommands([](CLI::App*) { return true; })) {
+    if (s->get_name() == name) return s;
+  }
+  return parent.add_subcommand(name, description);
+}
 
 void add_run(CLI::App& app, Registry& registry);
 void add_config(CLI::App& app, Registry& registry);
