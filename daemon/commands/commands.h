@@ -45,5 +45,6 @@ void add_verify(CLI::App& app, Registry& registry);
 void add_checkpoint(CLI::App& app, Registry& registry);
 void add_slot(CLI::App& app, Registry& registry);
 void add_resync(CLI::App& app, Registry& registry);
+void add_audit(CLI::App& app, Registry& registry);
 
 }  // namespace cdcsync::commands
