@@ -196,6 +196,17 @@ void PostgresSink::connect() {
       sql += ", NULL::\"char\" AS _cdc_stage_op, NULL::integer AS _cdc_stage_mask FROM " + t->target +
              " AS t WITH NO DATA";
       exec(sql, "creating the staging table");
+      // Staged values are read once and written again into the target, which compresses them as its
+      // columns say: compressing them in staging too (the types' default EXTENDED) only costs CPU.
+      const char* stage_params[] = {t->stage.c_str()};
+      auto columns = exec(
+          "SELECT string_agg(format('ALTER COLUMN %I SET STORAGE EXTERNAL', attname), ', ' ORDER BY attnum) "
+          "FROM pg_catalog.pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped "
+          "AND attstorage IN ('x', 'm')",
+          "reading the staging table's columns", 1, stage_params);
+      if (!PQgetisnull(columns.get(), 0, 0)) {
+        exec("ALTER TABLE " + t->stage + " " + PQgetvalue(columns.get(), 0, 0), "creating the staging table");
+      }
     }
   } catch (const PgError& e) {
     raise(e);
