@@ -14,6 +14,7 @@ namespace {
 
 constexpr const char* kSavepoint = "SAVEPOINT cdcsync_apply";
 constexpr std::size_t kPipelineDepth = 1000;  // statements between syncs: keeps both socket buffers small
+constexpr std::size_t kCopyPiece = 1u << 20;  // COPY data handed to libpq at a time
 
 // The error of a failed result without DETAIL, with the constraint's name when the server gave one.
 PgError sink_error(PGconn* conn, const PGresult* res, std::string_view doing) {
@@ -476,6 +477,19 @@ void PostgresSink::flush_table(std::size_t index) {
   error_table_ = t.mapping->target.str();
   if (t.stage_used) exec("TRUNCATE " + t.stage, "emptying the staging table");
 
+  // COPY streams: the rows go out in pieces of about kCopyPiece bytes while they are written, so the buffer
+  // stays small and no value is copied more than once on its way out.
+  const std::string copy_sql =
+      "COPY " + t.stage + " (" + t.row_columns() + ", _cdc_stage_op, _cdc_stage_mask) FROM STDIN";
+  PgResult res{PQexec(conn_.get(), copy_sql.c_str())};
+  if (!res || PQresultStatus(res.get()) != PGRES_COPY_IN)
+    throw sink_error(conn_.get(), res.get(), "staging rows");
+  const auto put = [&] {
+    if (PQputCopyData(conn_.get(), copy_buffer_.data(), static_cast<int>(copy_buffer_.size())) != 1)
+      throw sink_error(conn_.get(), nullptr, "staging rows");
+    copy_buffer_.clear();
+  };
+
   // Masks of rows with unchanged-TOAST columns get their own statement (their SET lists differ).
   std::map<std::string, int> masks;
   bool any_delete = false;
@@ -507,22 +521,17 @@ void PostgresSink::flush_table(std::size_t index) {
     copy_buffer_.push_back('\n');
     any_delete = any_delete || row.action == RowAction::Delete;
     any_upsert = any_upsert || row.action == RowAction::Upsert;
+    if (copy_buffer_.size() >= kCopyPiece) put();
   }
-
-  const std::string copy_sql =
-      "COPY " + t.stage + " (" + t.row_columns() + ", _cdc_stage_op, _cdc_stage_mask) FROM STDIN";
-  PgResult res{PQexec(conn_.get(), copy_sql.c_str())};
-  if (!res || PQresultStatus(res.get()) != PGRES_COPY_IN)
-    throw sink_error(conn_.get(), res.get(), "staging rows");
-  if (PQputCopyData(conn_.get(), copy_buffer_.data(), static_cast<int>(copy_buffer_.size())) != 1 ||
-      PQputCopyEnd(conn_.get(), nullptr) != 1) {
-    throw sink_error(conn_.get(), nullptr, "staging rows");
-  }
+  if (!copy_buffer_.empty()) put();
+  if (PQputCopyEnd(conn_.get(), nullptr) != 1) throw sink_error(conn_.get(), nullptr, "staging rows");
   res.reset(PQgetResult(conn_.get()));
   if (!res || PQresultStatus(res.get()) != PGRES_COMMAND_OK)
     throw sink_error(conn_.get(), res.get(), "staging rows");
   while (PgResult extra{PQgetResult(conn_.get())}) {
   }
+  // A piece that grew past a wide row's size is not kept for the next batch.
+  if (copy_buffer_.capacity() > 4 * kCopyPiece) std::string().swap(copy_buffer_);
   t.stage_used = true;
 
   std::string sql;
