@@ -15,13 +15,16 @@
 // An update that changes the key is a delete of the old key plus an upsert of the new one at the same LSN.
 // Ordering between different keys is not preserved (deletes run first, then upserts by LSN); when that
 // trips a secondary unique constraint the sink replays the batch change by change (see postgres_sink.h).
+//
+// Memory: values the mapping copies unchanged are not copied; the fold refers to the bytes of the changes
+// passed to add(), which must outlive it until clear(). Transformed values and keys live in buffers that
+// clear() empties and the next batch reuses.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "decoders/change.h"
@@ -45,6 +48,7 @@ class TableFold {
  public:
   struct Value {
     ValueState state = ValueState::Null;
+    const char* data = nullptr;  // the change's own bytes; nullptr: at `offset` in the fold's buffer
     std::size_t offset = 0;
     std::size_t length = 0;
   };
@@ -66,7 +70,10 @@ class TableFold {
   const Value& value(const FoldedRow& row, std::size_t column) const {
     return values_[row.first_value + column];
   }
-  std::string_view text(const Value& v) const { return std::string_view{arena_}.substr(v.offset, v.length); }
+  std::string_view text(const Value& v) const {
+    return v.data != nullptr ? std::string_view{v.data, v.length}
+                             : std::string_view{arena_}.substr(v.offset, v.length);
+  }
 
   // Row indexes: deletes first, then upserts in LSN order (what the set-based statements apply).
   std::vector<std::size_t> apply_order() const;
@@ -76,16 +83,26 @@ class TableFold {
   void remove(const BoundTable& bound, const Tuple& tuple, Lsn lsn, Lsn txn_lsn);
   // Transformed key of `tuple` into key_scratch_; throws PermanentError when a key column is NULL/absent.
   void encode_key(const BoundTable& bound, const Tuple& tuple, Lsn txn_lsn);
+  // The row of key_scratch_, added when new (open addressing over row indexes; no node per key).
   std::size_t find_or_add_row();
+  void grow_index();
   void store(std::size_t slot, const BoundTable& bound, std::size_t column, const Tuple& tuple, Lsn txn_lsn);
 
   const TableMapping* mapping_ = nullptr;
   std::size_t columns_ = 0;
   std::vector<FoldedRow> rows_;
   std::vector<Value> values_;
-  std::string arena_;
-  std::unordered_map<std::string, std::size_t> index_;
+  std::string arena_;  // transformed values
+  struct Key {
+    std::size_t hash;
+    std::size_t offset;  // into key_bytes_
+    std::size_t length;
+  };
+  std::vector<Key> keys_;  // per row
+  std::string key_bytes_;
+  std::vector<std::uint32_t> index_;  // row + 1, 0: free; size a power of two, at most half full
   std::string key_scratch_;
+  std::string old_key_;
 };
 
 }  // namespace cdcsync

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include <deque>
+
 #include "sinks/sink.h"
 #include "tests/unit/sinks/change_builder.h"
 
@@ -31,8 +33,12 @@ class SinkFold : public ::testing::Test {
     bound_ = binder_->bind(rel_, Lsn{1});
     fold_ = TableFold(mapping_->tables()[0]);
   }
-  // Each change here stands for a source transaction of its own, committed at the change's LSN.
-  void add(const Change& c) { fold_.add(*bound_, c, c.lsn); }
+  // Each change here stands for a source transaction of its own, committed at the change's LSN. The fold
+  // refers to the changes' bytes, so they are kept like a batch keeps them.
+  void add(const Change& c) {
+    changes_.push_back(c);
+    fold_.add(*bound_, changes_.back(), c.lsn);
+  }
   std::string cell(std::size_t row, std::size_t col) const {
     const auto& v = fold_.value(fold_.rows()[row], col);
     switch (v.state) {
@@ -50,6 +56,7 @@ class SinkFold : public ::testing::Test {
   std::unique_ptr<Mapping> mapping_;
   std::unique_ptr<RelationBinder> binder_;
   const BoundTable* bound_ = nullptr;
+  std::deque<Change> changes_;
   TableFold fold_;
 };
 
@@ -160,6 +167,26 @@ TEST_F(SinkFold, NullKeyIsAPermanentErrorWithoutTheValues) {
     FAIL() << "expected PermanentError";
   } catch (const PermanentError& e) {
     EXPECT_EQ(std::string(e.what()).find("private name"), std::string::npos);
+  }
+}
+
+TEST_F(SinkFold, ManyKeysEachFoldToTheirOwnLastVersionAcrossBatches) {
+  for (int batch = 0; batch < 2; ++batch) {
+    for (int round = 0; round < 3; ++round) {
+      for (int k = 0; k < 5000; ++k) {
+        const std::string key = std::to_string(k);
+        add(update(rel_, 10 + round, tuple({key, key + "-" + std::to_string(round), "x", "e"})));
+      }
+    }
+    ASSERT_EQ(fold_.size(), 5000u);
+    for (std::size_t r = 0; r < fold_.size(); ++r) {
+      const std::string key = cell(r, 0);
+      EXPECT_EQ(cell(r, 1), key + "-2");
+      EXPECT_EQ(fold_.rows()[r].lsn, Lsn{12});
+    }
+    fold_.clear();
+    changes_.clear();
+    EXPECT_TRUE(fold_.empty());
   }
 }
 
