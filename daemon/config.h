@@ -117,7 +117,7 @@ struct BatchConfig {
   std::chrono::milliseconds max_wait{50};
   std::int64_t max_txn_chunk_rows = 10000;
   std::int64_t queue_max_transactions = 1000;
-  std::int64_t queue_max_bytes = 64 * 1024 * 1024;
+  std::int64_t queue_max_bytes = 16 * 1024 * 1024;
   std::int64_t max_bytes = 16 * 1024 * 1024;
 };
 

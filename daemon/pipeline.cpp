@@ -17,9 +17,14 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
+// What a transaction holds in memory, roughly: values, column slots and the Change itself (allocator
+// overhead and capacity slack are not counted, so the heap is somewhat larger).
 std::size_t approximate_bytes(const Transaction& t) {
   std::size_t n = sizeof(Transaction);
-  for (const auto& c : t.changes) n += sizeof(Change) + c.before.byte_size() + c.after.byte_size();
+  for (const auto& c : t.changes) {
+    n += sizeof(Change) + c.before.byte_size() + c.after.byte_size() +
+         (c.before.size() + c.after.size()) * sizeof(Tuple::Slot);
+  }
   return n;
 }
 
@@ -86,6 +91,7 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
 
   Batch batch;
   std::size_t batch_rows = 0;
+  std::size_t batch_bytes = 0;
   auto batch_started = Clock::now();
   bool in_chunked_txn = false;  // the target transaction is open across batches
   auto last_activity = Clock::now();
@@ -105,26 +111,29 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
       if (stop) break;
       if (tick_) tick_();
 
-      const auto now = Clock::now();
-      milliseconds wait{100};
-      if (!batch.empty()) {
-        wait = std::max(milliseconds(0), std::chrono::duration_cast<milliseconds>(
-                                             batch_started + options_.batch_max_wait - now));
-      }
-      if (auto item = queue.pop_for(wait)) {
-        status_.queue_depth = queue.size();
+      // An open batch takes what is already queued and never waits for more: under a backlog the queue is
+      // never empty and batches grow to their bounds; at a low rate a transaction is applied as soon as it
+      // arrives, and whatever arrives meanwhile forms the next batch (group commit).
+      bool queue_empty = true;
+      if (auto item = queue.pop_for(batch.empty() ? milliseconds(100) : milliseconds(0))) {
+        const std::size_t depth = queue.size();
+        status_.queue_depth = depth;
+        queue_empty = depth == 0;
         if (batch.empty()) batch_started = Clock::now();
         batch_rows += item->changes.size();
+        batch_bytes += approximate_bytes(*item);
         batch.transactions.push_back(std::move(*item));
         last_activity = Clock::now();
       }
-      const bool due = !batch.empty() && (batch_rows >= options_.batch_max_rows ||
-                                          Clock::now() >= batch_started + options_.batch_max_wait ||
-                                          !batch.transactions.back().last_chunk);
+      const bool due =
+          !batch.empty() &&
+          (queue_empty || batch_rows >= options_.batch_max_rows || batch_bytes >= options_.batch_max_bytes ||
+           Clock::now() >= batch_started + options_.batch_max_wait || !batch.transactions.back().last_chunk);
       if (due) {
         in_chunked_txn = !batch.ends_whole();
         apply_batch(batch);
         batch_rows = 0;
+        batch_bytes = 0;
       } else if (batch.empty() && !in_chunked_txn &&
                  Clock::now() - last_activity >= options_.idle_ack_after) {
         // Idle: confirm the server's position when every transaction handed out before it is durable.
@@ -144,7 +153,8 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
       if (!batch.empty()) continue;
 
       // A durable position the checkpoint store did not take yet (it was unreachable): retry.
-      if (status_.durable_lsn > status_.confirmed_lsn && Clock::now() - last_mirror_try >= milliseconds(200)) {
+      if (status_.durable_lsn > status_.confirmed_lsn &&
+          Clock::now() - last_mirror_try >= milliseconds(200)) {
         last_mirror_try = Clock::now();
         mirror(Lsn{status_.durable_lsn.load()});
       }
@@ -152,7 +162,8 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
         last_renew = Clock::now();
         try {
           // Renew, or take it when nobody holds it (it lapsed while the store was unreachable).
-          if (!store_.renew_lease(token_, options_.lease_ttl) && !store_.acquire_lease(token_, options_.lease_ttl)) {
+          if (!store_.renew_lease(token_, options_.lease_ttl) &&
+              !store_.acquire_lease(token_, options_.lease_ttl)) {
             throw LeaseLost("the pipeline's lease is held by another instance: stepping down");
           }
           status_.checkpoint_store_ok = true;

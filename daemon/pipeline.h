@@ -19,10 +19,14 @@
 namespace cdcsync {
 
 struct PipelineOptions {
+  // A batch is applied when nothing more is queued, or earlier at one of these bounds (whole source
+  // transactions are never split; a transaction larger than a bound is a batch of its own).
   std::size_t batch_max_rows = 5000;
+  std::size_t batch_max_bytes = 16u << 20;  // decoded bytes, as the queue counts them
+  // Longest a batch keeps taking transactions that keep arriving.
   std::chrono::milliseconds batch_max_wait{50};
   std::size_t queue_max_transactions = 4096;
-  std::size_t queue_max_bytes = 64u << 20;
+  std::size_t queue_max_bytes = 16u << 20;
   std::chrono::milliseconds status_interval{1000};
   std::chrono::milliseconds lease_ttl{10000};
   std::chrono::milliseconds lease_renew{3000};
@@ -49,8 +53,8 @@ using BatchObserver = std::function<void(const Batch&, std::chrono::steady_clock
 
 class Pipeline {
  public:
-  Pipeline(ChangeSource& source, Sink& sink, CheckpointStore& store, LeaseToken token, PipelineOptions options,
-           PipelineStatus& status, BatchObserver observer = {});
+  Pipeline(ChangeSource& source, Sink& sink, CheckpointStore& store, LeaseToken token,
+           PipelineOptions options, PipelineStatus& status, BatchObserver observer = {});
 
   // Runs until `stop` becomes true (returns normally after applying or rolling back the open batch and a
   // final status update) or an error: FatalError, LeaseLost, PermanentError, or anything transient.

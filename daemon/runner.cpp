@@ -389,6 +389,7 @@ void Runner::session(const std::atomic<bool>& stop) {
   po.batch_max_wait = config_.batch.max_wait;
   po.queue_max_transactions = static_cast<std::size_t>(config_.batch.queue_max_transactions);
   po.queue_max_bytes = static_cast<std::size_t>(config_.batch.queue_max_bytes);
+  po.batch_max_bytes = static_cast<std::size_t>(config_.batch.max_bytes);
   po.status_interval = config_.source.status_interval;
   po.lease_ttl = config_.checkpoint.lease_ttl;
   po.lease_renew = config_.checkpoint.renew;

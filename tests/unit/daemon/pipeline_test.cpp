@@ -138,11 +138,64 @@ TEST_F(PipelineTest, AppliesTransactionsAndConfirmsTheirEndOnlyAfterTheCheckpoin
 TEST_F(PipelineTest, GroupsSeveralSourceTransactionsIntoOneBatch) {
   options_.batch_max_wait = 200ms;
   options_.batch_max_rows = 1000;
+  std::mutex gate;
+  gate.lock();
+  std::atomic<bool> applying{false};
+  sink_.on_apply([&](const Batch&) {
+    applying = true;
+    std::lock_guard wait(gate);  // the first batch is slow: the others queue up meanwhile
+  });
   start();
-  for (std::uint32_t i = 1; i <= 50; ++i) source_.push(txn(i, 0x100 * i, 3));
+  source_.push(txn(1, 0x100, 3));
+  ASSERT_TRUE(test::eventually([&] { return applying.load(); }, 5s));
+  for (std::uint32_t i = 2; i <= 50; ++i) source_.push(txn(i, 0x100 * i, 3));
+  ASSERT_TRUE(test::eventually([&] { return status_.queue_depth.load() == 49; }, 5s));
+  gate.unlock();
   ASSERT_TRUE(test::eventually([&] { return source_.max_flushed() == Lsn{0x100 * 50}; }, 5s));
-  EXPECT_LT(sink_.batches().size(), 50u);
+  EXPECT_EQ(sink_.batches().size(), 2u);
   EXPECT_EQ(status_.changes.load(), 150u);
+}
+
+TEST_F(PipelineTest, AppliesATransactionAtOnceWhenNothingElseIsQueued) {
+  options_.batch_max_wait = 60s;  // never reached: an idle queue closes the batch
+  start();
+  source_.push(txn(1, 0x100));
+  ASSERT_TRUE(test::eventually([&] { return source_.max_flushed() == Lsn{0x100}; }, 5s));
+  source_.push(txn(2, 0x200));
+  ASSERT_TRUE(test::eventually([&] { return source_.max_flushed() == Lsn{0x200}; }, 5s));
+  EXPECT_EQ(sink_.batches().size(), 2u);
+}
+
+TEST_F(PipelineTest, BoundsABatchByItsDecodedBytes) {
+  options_.batch_max_wait = 60s;
+  options_.batch_max_rows = 1000;
+  options_.batch_max_bytes = 32 * 1024;  // three transactions of 10 kB fit, a fourth closes the batch
+  std::mutex gate;
+  gate.lock();
+  std::atomic<bool> applying{false};
+  sink_.on_apply([&](const Batch&) {
+    applying = true;
+    std::lock_guard wait(gate);
+  });
+  start();
+  const auto wide = [](std::uint32_t i) {
+    Transaction t = txn(i, 0x100 * i, 1);
+    t.changes[0].after.add_text(std::string(10000, 'x'));
+    return t;
+  };
+  source_.push(wide(1));
+  ASSERT_TRUE(test::eventually([&] { return applying.load(); }, 5s));
+  for (std::uint32_t i = 2; i <= 20; ++i) source_.push(wide(i));
+  ASSERT_TRUE(test::eventually([&] { return status_.queue_depth.load() == 19; }, 5s));
+  gate.unlock();
+  ASSERT_TRUE(test::eventually([&] { return source_.max_flushed() == Lsn{0x100 * 20}; }, 5s));
+  std::size_t transactions = 0;
+  for (const Batch& b : sink_.batches()) {
+    EXPECT_LE(b.transactions.size(), 4u);
+    transactions += b.transactions.size();
+  }
+  EXPECT_EQ(transactions, 20u);
+  EXPECT_GE(sink_.batches().size(), 6u);  // 1, then 19 in batches of at most 4
 }
 
 TEST_F(PipelineTest, NeverConfirmsWhatTheTargetHasNotCommitted) {
