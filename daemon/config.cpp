@@ -23,6 +23,7 @@
 #include <utility>
 
 #include "daemon/settings.h"
+#include "sinks/kafka_properties.h"
 
 namespace cdcsync::config {
 namespace {
@@ -547,6 +548,7 @@ class Loader {
       const toml::table* owner = section.empty() ? &root_ : as_table(root_.get(section));
       read(owner, b.setting, std::string(b.setting.key), b.access(config));
     });
+    read_kafka_properties(config);
     read_tables(config);
     check_cross_field(config);
     if (!issues_.empty()) {
@@ -636,6 +638,9 @@ class Loader {
       for_each_bound(kGlobalSettings, [&](const auto& b) {
         if (section_of(b.setting.key) == section) leaves.push_back(last_segment(b.setting.key));
       });
+      for (const auto& k : kGlobalStructuredKeys) {
+        if (section_of(k.key) == section) leaves.push_back(last_segment(k.key));
+      }
       check_keys(*table, section + ".", leaves);
     }
   }
@@ -687,6 +692,51 @@ class Loader {
       }
     }
     out = std::move(*value);
+  }
+
+  // [kafka] properties = { "security.protocol" = "SASL_SSL", sasl.mechanism = "SCRAM-SHA-512" }: unquoted
+  // dotted keys make nested tables in TOML, so nested tables are flattened back into dotted names.
+  void read_kafka_properties(Config& config) {
+    const toml::table* kafka = as_table(root_.get("kafka"));
+    const toml::node* node = kafka == nullptr ? nullptr : kafka->get("properties");
+    if (node == nullptr) return;
+    const std::string key = "kafka.properties";
+    remember(key, *node);
+    const toml::table* table = node->as_table();
+    if (table == nullptr) {
+      add(node->source().begin, key,
+          fmt::format("expected an inline table {{ \"security.protocol\" = \"SASL_SSL\" }}, got {}", type_of(*node)));
+      return;
+    }
+    read_kafka_property_table(*table, "", config.kafka.properties);
+  }
+
+  void read_kafka_property_table(const toml::table& table, const std::string& prefix,
+                                 std::vector<std::pair<std::string, std::string>>& out) {
+    for (auto&& [k, v] : table) {
+      const std::string name = prefix + std::string(k.str());
+      const std::string display = "kafka.properties." + name;
+      const auto pos = k.source().begin.line ? k.source().begin : v.source().begin;
+      std::string value;
+      if (const auto* sub = v.as_table()) {
+        read_kafka_property_table(*sub, name + ".", out);
+        continue;
+      } else if (const auto* text = v.as_string()) {
+        value = text->get();
+      } else if (const auto* number = v.as_integer()) {
+        value = std::to_string(number->get());
+      } else if (const auto* flag = v.as_boolean()) {
+        value = flag->get() ? "true" : "false";
+      } else {
+        add(pos, display, fmt::format("expected a string, integer or boolean, got {}", type_of(v)));
+        continue;
+      }
+      if (std::string problem = check_kafka_property(name, value); !problem.empty()) {
+        add(pos, display, problem);
+        continue;
+      }
+      out.emplace_back(name, std::move(value));
+    }
   }
 
   void read_tables(Config& config) {
@@ -1107,7 +1157,19 @@ class Loader {
 
   void check_cross_field(Config& c) {
     check_conninfo("source", c.source.conninfo, c.source.allow_insecure_tls);
-    check_conninfo("target", c.target.conninfo, c.target.allow_insecure_tls);
+    if (c.target.enabled) {
+      check_conninfo("target", c.target.conninfo, c.target.allow_insecure_tls);
+      if (c.target.conninfo.empty()) {
+        add(where("target.conninfo"), "target.conninfo",
+            "required key is missing (a Kafka-only pipeline sets target.enabled = false)");
+      }
+    } else if (!c.kafka.enabled) {
+      add(where("target.enabled"), "target.enabled",
+          "a pipeline without the order DB publishes to Kafka only: set kafka.enabled = true");
+    }
+    if (c.kafka.enabled && c.kafka.brokers.empty()) {
+      add(where("kafka.brokers"), "kafka.brokers", "required key is missing (kafka.enabled = true)");
+    }
     check_redis(c.checkpoint);
     check_metrics(c.metrics);
     if (c.source.streaming == StreamingMode::on && c.source.proto_version < 2) {
@@ -1209,6 +1271,14 @@ std::vector<std::pair<std::string, std::vector<DocRow>>> reference_sections() {
                                 k.need == Need::required ? "required" : "unset", "", std::string(k.help)});
   }
   sections.emplace_back("[[tables]]", std::move(table_rows));
+  for (const auto& k : kGlobalStructuredKeys) {
+    const std::string title = fmt::format("[{}]", section_of(k.key));
+    for (auto& [section_title, section_rows] : sections) {
+      if (section_title != title) continue;
+      section_rows.push_back(DocRow{std::string(k.key), std::string(k.type),
+                                    k.need == Need::required ? "required" : "unset", "", std::string(k.help)});
+    }
+  }
   std::vector<DocRow> transform_rows;
   collect_rows(kHmacSettings, transform_rows);
   collect_rows(kMaskSettings, transform_rows);
@@ -1430,6 +1500,10 @@ std::string render_effective_config(const Config& config) {
   copy.target.conninfo = redacted_conninfo(copy.target.conninfo);
   std::string section;
   render_settings(kGlobalSettings, copy, out, section, true);
+  if (!copy.kafka.properties.empty()) {
+    out += "\n[kafka.properties]\n";
+    for (const auto& [name, value] : copy.kafka.properties) out += fmt::format("{} = {}\n", toml_quote(name), toml_quote(value));
+  }
   for (auto& table : copy.tables) {
     out += "\n[[tables]]\n";
     std::string none;

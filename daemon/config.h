@@ -105,6 +105,7 @@ struct SourceConfig {
 };
 
 struct TargetConfig {
+  bool enabled = true;  // false: a Kafka-only pipeline (no order DB)
   std::string conninfo;
   SecretFile password_file;
   QualifiedName progress_table{"ref", "cdc_progress"};
@@ -156,6 +157,17 @@ struct DeadLetterConfig {
   std::int64_t max_transactions = 1000;
 };
 
+struct KafkaConfig {
+  bool enabled = false;
+  std::string brokers;           // bootstrap.servers
+  std::string topic_prefix;      // empty: the pipeline name
+  bool tombstones = true;
+  std::string transactional_id;  // empty: cdcsync-<pipeline>
+  SecretFile password_file;      // sasl.password
+  std::chrono::milliseconds timeout{30000};
+  std::vector<std::pair<std::string, std::string>> properties;  // librdkafka pass-through, by name
+};
+
 struct MetricsConfig {
   std::string listen = "127.0.0.1:9187";
   std::string host = "127.0.0.1";  // parsed from listen, without brackets
@@ -178,6 +190,7 @@ struct Config {
   SnapshotConfig snapshot;
   ArchiveConfig archive;
   DeadLetterConfig dead_letter;
+  KafkaConfig kafka;
   MetricsConfig metrics;
   LogConfig log;
   std::vector<TableMapping> tables;

@@ -147,6 +147,16 @@ Probe::Probe(ProbeOptions options, const PipelineStatus& status)
   dead_lettered_ = &counter("cdcsync_dead_lettered_transactions_total",
                             "Source transactions parked in the dead-letter stream.")
                         .Add({});
+  kafka_produce_latency_ = &histogram("cdcsync_kafka_produce_latency_seconds",
+                                     "From producing a record to Kafka to the broker's acknowledgement, per record.",
+                                     Histogram::ExponentialBuckets(0.0005, 2, 16));
+  kafka_in_flight_ = &gauge("cdcsync_kafka_in_flight_records",
+                            "Records produced to Kafka and not yet acknowledged by the broker.")
+                          .Add({});
+  kafka_errors_ = &counter("cdcsync_kafka_errors_total", "Kafka errors (delivery, commit, init), by librdkafka error name.");
+  kafka_transactions_ = &counter("cdcsync_kafka_transactions_total",
+                                 "Kafka transactions ended, by outcome (committed, aborted); one per batch.");
+  for (const char* outcome : {"committed", "aborted"}) kafka_transactions_->Add({{"outcome", outcome}});
   schema_drift_ = &counter("cdcsync_schema_drift_columns_total",
                            "Distinct source columns not in the mapping (never forwarded), by source table.");
   queue_depth_ =
@@ -180,7 +190,21 @@ RunnerHooks Probe::hooks(std::function<void(RunnerState)> on_state, std::functio
   h.fatal = [this](const std::string& reason) { fatal(reason); };
   h.error = [this](const std::string& component, const std::string& kind) { error(component, kind); };
   h.batch_applied = [this](const Batch& b, std::chrono::steady_clock::duration d) { batch_applied(b, d); };
+  h.kafka = kafka_observer();
   return h;
+}
+
+KafkaSinkObserver Probe::kafka_observer() {
+  KafkaSinkObserver o;
+  o.record_delivered = [this](std::chrono::microseconds us) {
+    kafka_produce_latency_->Observe(std::chrono::duration<double>(us).count());
+  };
+  o.in_flight_changed = [this](std::int64_t n) { kafka_in_flight_->Increment(static_cast<double>(n)); };
+  o.error = [this](std::string_view kind) { kafka_errors_->Add({{"kind", std::string(kind)}}).Increment(); };
+  o.transaction_ended = [this](bool committed) {
+    kafka_transactions_->Add({{"outcome", committed ? "committed" : "aborted"}}).Increment();
+  };
+  return o;
 }
 
 void Probe::state_changed(RunnerState s) {

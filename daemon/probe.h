@@ -75,6 +75,8 @@ class Probe final : public metrics::Collectable {
   // The hot path: called by the applier after each batch. Single-threaded (the applier's thread only); the
   // per-(relation, op) counters are cached so a batch costs no lookup that allocates.
   void batch_applied(const Batch& batch, std::chrono::steady_clock::duration apply_time);
+  // The Kafka sink's hooks: produce latency, in-flight records, errors by kind, transactions by outcome.
+  KafkaSinkObserver kafka_observer();
 
   // Records one poll of the source (the poller calls it; tests call it directly).
   void record_poll(const SlotPoll& poll);
@@ -132,6 +134,10 @@ class Probe final : public metrics::Collectable {
   metrics::Family<metrics::Counter>* errors_;
   metrics::Family<metrics::Gauge>* fatal_;
   metrics::Counter* dead_lettered_;
+  metrics::Histogram* kafka_produce_latency_;
+  metrics::Gauge* kafka_in_flight_;
+  metrics::Family<metrics::Counter>* kafka_errors_;
+  metrics::Family<metrics::Counter>* kafka_transactions_;
   metrics::Gauge* lease_held_;
   metrics::Family<metrics::Gauge>* state_family_;
   metrics::Family<metrics::Counter>* schema_drift_;

@@ -36,6 +36,7 @@ std::string with_password(const std::string& conninfo, const config::SecretFile&
 
 // Which server a transient failure came from, for the reconnect log line and the errors metric.
 std::string component_of(const std::exception& e) {
+  if (dynamic_cast<const KafkaUnavailable*>(&e) != nullptr) return "kafka";
   if (dynamic_cast<const TransientError*>(&e) != nullptr) return "target";
   if (dynamic_cast<const CheckpointUnavailable*>(&e) != nullptr) return "checkpoint";
   if (dynamic_cast<const DecodeError*>(&e) != nullptr || dynamic_cast<const ProtocolError*>(&e) != nullptr) {
@@ -278,6 +279,14 @@ void Runner::session(const std::atomic<bool>& stop) {
     }
   } release{store, token_};
 
+  if (!config_.target.enabled) {
+    // Kafka only: no order DB, no writer lock; the transactional.id fences a second writer instead.
+    const std::unique_ptr<KafkaSink> kafka = make_kafka_sink(config_, hooks_.kafka);
+    kafka->connect();
+    lease_held_ = true;
+    stream_to(*kafka, store, checkpoint_known, stop);
+    return;
+  }
   PostgresSinkOptions sink_options;
   sink_options.conninfo = target_conninfo(config_);
   sink_options.pipeline = config_.pipeline;
@@ -285,11 +294,15 @@ void Runner::session(const std::atomic<bool>& stop) {
   sink_options.statement_timeout = config_.target.statement_timeout;
   PostgresSink target_sink{mapping_, sink_options};
   target_sink.connect();
-  const std::vector<std::unique_ptr<Sink>> secondaries = make_secondary_sinks(config_);
+  const std::vector<std::unique_ptr<Sink>> secondaries = make_secondary_sinks(config_, hooks_.kafka);
   std::vector<Sink*> secondary_ptrs;
   for (const auto& s : secondaries) secondary_ptrs.push_back(s.get());
   FanoutSink sink{target_sink, std::move(secondary_ptrs)};
   lease_held_ = true;
+  stream_to(sink, store, checkpoint_known, stop);
+}
+
+void Runner::stream_to(Sink& sink, CheckpointStore& store, bool checkpoint_known, const std::atomic<bool>& stop) {
 
   // 2. The source, and the three positions.
   const std::string source = source_conninfo(config_);

@@ -9,6 +9,7 @@
 
 #include "daemon/config.h"
 #include "daemon/pipeline.h"
+#include "sinks/kafka_sink.h"
 #include "sinks/mapping.h"
 
 namespace cdcsync {
@@ -23,6 +24,7 @@ struct RunnerHooks {
   std::function<void(const std::string& reason)> fatal;     // cdcsync_fatal{reason}
   std::function<void(const std::string& component, const std::string& kind)> error;  // reconnect reasons
   BatchObserver batch_applied;
+  KafkaSinkObserver kafka;  // the Kafka sink's produce latency, in-flight records, errors, transactions
 };
 
 class Runner {
@@ -37,6 +39,8 @@ class Runner {
 
  private:
   void session(const std::atomic<bool>& stop);
+  // Steps 2 and 3 of a session, once the sinks are connected: positions, snapshot, streaming.
+  void stream_to(Sink& sink, CheckpointStore& store, bool checkpoint_known, const std::atomic<bool>& stop);
   void set_state(RunnerState s);
   void sleep_for(std::chrono::milliseconds d, const std::atomic<bool>& stop);
 

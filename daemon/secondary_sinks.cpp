@@ -1,10 +1,47 @@
 #include "daemon/secondary_sinks.h"
 
+#include <libpq-fe.h>
+
+#include "daemon/runner.h"
+
 namespace cdcsync {
 
-std::vector<std::unique_ptr<Sink>> make_secondary_sinks(const Config& config) {
+namespace {
+
+// source.db of the Debezium envelope: the dbname of the source conninfo (libpq's default: the user name).
+std::string source_database(const std::string& conninfo) {
+  char* error = nullptr;
+  PQconninfoOption* options = PQconninfoParse(conninfo.c_str(), &error);
+  if (error != nullptr) PQfreemem(error);
+  std::string db, user;
+  for (PQconninfoOption* o = options; o != nullptr && o->keyword != nullptr; ++o) {
+    if (o->val == nullptr) continue;
+    if (std::string_view(o->keyword) == "dbname") db = o->val;
+    if (std::string_view(o->keyword) == "user") user = o->val;
+  }
+  if (options != nullptr) PQconninfoFree(options);
+  return !db.empty() ? db : !user.empty() ? user : "postgres";
+}
+
+}  // namespace
+
+std::unique_ptr<KafkaSink> make_kafka_sink(const Config& config, KafkaSinkObserver observer) {
+  KafkaSinkOptions o;
+  o.pipeline = config.pipeline;
+  o.brokers = config.kafka.brokers;
+  o.topic_prefix = config.kafka.topic_prefix;
+  o.transactional_id = config.kafka.transactional_id;
+  o.tombstones = config.kafka.tombstones;
+  o.timeout = config.kafka.timeout;
+  o.database = source_database(config.source.conninfo);
+  for (const auto& [name, value] : config.kafka.properties) o.properties[name] = value;
+  if (config.kafka.password_file.configured()) o.properties["sasl.password"] = config::read_secret(config.kafka.password_file);
+  return std::make_unique<KafkaSink>(mapping_from_config(config), std::move(o), std::move(observer));
+}
+
+std::vector<std::unique_ptr<Sink>> make_secondary_sinks(const Config& config, const KafkaSinkObserver& kafka) {
   std::vector<std::unique_ptr<Sink>> sinks;
-  (void)config;
+  if (config.kafka.enabled && config.target.enabled) sinks.push_back(make_kafka_sink(config, kafka));
   return sinks;
 }
 

@@ -6,10 +6,15 @@
 #include <vector>
 
 #include "daemon/config.h"
+#include "sinks/kafka_sink.h"
 #include "sinks/sink.h"
 
 namespace cdcsync {
 
-std::vector<std::unique_ptr<Sink>> make_secondary_sinks(const Config& config);
+// `kafka`: the Kafka sink's metrics hooks, when [kafka] is enabled next to the order DB.
+std::vector<std::unique_ptr<Sink>> make_secondary_sinks(const Config& config, const KafkaSinkObserver& kafka = {});
+
+// The sink [kafka] describes (not connected yet): a secondary, or the primary of a Kafka-only pipeline.
+std::unique_ptr<KafkaSink> make_kafka_sink(const Config& config, KafkaSinkObserver observer);
 
 }  // namespace cdcsync

@@ -100,7 +100,9 @@ inline const auto kGlobalSettings = std::tuple{
   Bound{Setting<bool>{"source.allow_insecure_tls", false, {}, "Allow sslmode disable/allow/prefer/require to a non-loopback source host (no server verification)."},
         [](Config& c) -> auto& { return c.source.allow_insecure_tls; }},
 
-  Bound{Setting<std::string>{"target.conninfo", "", {}, "libpq connection string for the order DB; no password (see password_file).", {}, Need::required},
+  Bound{Setting<bool>{"target.enabled", true, {}, "false: a Kafka-only pipeline (needs kafka.enabled): no order DB connection and no writer lock; the progress lives in Kafka and the transactional.id fences a second writer."},
+        [](Config& c) -> auto& { return c.target.enabled; }},
+  Bound{Setting<std::string>{"target.conninfo", "", {}, "libpq connection string for the order DB; no password (see password_file). Required unless target.enabled = false."},
         [](Config& c) -> auto& { return c.target.conninfo; }},
   Bound{Setting<SecretFile>{"target.password_file", {}, {}, "File holding the target password (mode 0600/0640), or credential:NAME. Unset: ~/.pgpass or PGPASSFILE."},
         [](Config& c) -> auto& { return c.target.password_file; }},
@@ -154,6 +156,21 @@ inline const auto kGlobalSettings = std::tuple{
   Bound{Setting<std::int64_t>{"dead_letter.max_transactions", 1000, {.min = 1, .max = 1000000}, "Most transactions held in the dead-letter stream; one more stops the daemon (exit 4).", "transactions"},
         [](Config& c) -> auto& { return c.dead_letter.max_transactions; }},
 
+  Bound{Setting<bool>{"kafka.enabled", false, {}, "Publish every applied transaction as Debezium-compatible records to Kafka, one Kafka transaction per batch (after the order DB, or alone with target.enabled = false)."},
+        [](Config& c) -> auto& { return c.kafka.enabled; }},
+  Bound{Setting<std::string>{"kafka.brokers", "", {}, "bootstrap.servers: host:port[,host:port...]; required when enabled."},
+        [](Config& c) -> auto& { return c.kafka.brokers; }},
+  Bound{Setting<std::string>{"kafka.topic_prefix", "", {}, "Debezium topic.prefix: topics <prefix>.<source schema>.<source table> and the progress topic <prefix>.cdcsync.progress; empty = the pipeline name."},
+        [](Config& c) -> auto& { return c.kafka.topic_prefix; }},
+  Bound{Setting<bool>{"kafka.tombstones", true, {}, "A null-value record (same key) after each delete, so log compaction can drop the key (Debezium's tombstones.on.delete)."},
+        [](Config& c) -> auto& { return c.kafka.tombstones; }},
+  Bound{Setting<std::string>{"kafka.transactional_id", "", {}, "The producer's transactional.id; a new instance with the same id fences the old one. Empty = cdcsync-<pipeline>."},
+        [](Config& c) -> auto& { return c.kafka.transactional_id; }},
+  Bound{Setting<SecretFile>{"kafka.password_file", {}, {}, "File holding the SASL password (sasl.password; mode 0600/0640), or credential:NAME. Unset: no SASL password."},
+        [](Config& c) -> auto& { return c.kafka.password_file; }},
+  Bound{Setting<milliseconds>{"kafka.timeout_ms", 30000ms, {.min = 1000ms, .max = 600000ms}, "Longest wait for init_transactions, a commit, an abort or reading the progress topic; then the batch is retried.", "ms"},
+        [](Config& c) -> auto& { return c.kafka.timeout; }},
+
   Bound{Setting<std::string>{"metrics.listen", "127.0.0.1:9187", {}, "host:port (or [v6]:port) of the /metrics endpoint; loopback unless allow_remote."},
         [](Config& c) -> auto& { return c.metrics.listen; }},
   Bound{Setting<bool>{"metrics.allow_remote", false, {}, "Allow metrics.listen on a non-loopback address."},
@@ -163,6 +180,11 @@ inline const auto kGlobalSettings = std::tuple{
         [](Config& c) -> auto& { return c.log.level; }},
   Bound{Setting<LogFormat>{"log.format", LogFormat::text, {}, "Log line format: text for people, json for collectors."},
         [](Config& c) -> auto& { return c.log.format; }},
+};
+
+// Structured keys outside [[tables]]: "section.key".
+inline const StructuredKey kGlobalStructuredKeys[] = {
+  {"kafka.properties", "inline table", "librdkafka properties passed through (security.protocol, sasl.mechanism, sasl.username, ssl.ca.location, compression.type, linger.ms, ...) with string, integer or boolean values; those cdcsync controls (bootstrap.servers, transactional.id, enable.idempotence, acks, partitioner, isolation.level, passwords) are refused."},
 };
 
 inline const auto kTableSettings = std::tuple{

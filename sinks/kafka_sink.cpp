@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "decoders/debezium_json.h"
+#include "sinks/kafka_properties.h"
 
 namespace cdcsync {
 namespace {
@@ -62,31 +63,6 @@ struct RdNewTopicDestroy {
 using RdNewTopic = std::unique_ptr<rd_kafka_NewTopic_t, RdNewTopicDestroy>;
 
 constexpr Oid kTextOid = 25;
-
-// Properties the sink owns. Each one is either set by the sink or would break a guarantee it gives.
-struct Refused {
-  std::string_view name;
-  std::string_view why;
-};
-constexpr std::array kRefused{
-    Refused{"bootstrap.servers", "set kafka.brokers instead"},
-    Refused{"metadata.broker.list", "set kafka.brokers instead"},
-    Refused{"transactional.id", "set kafka.transactional_id instead"},
-    Refused{"enable.idempotence", "the sink always uses the idempotent producer"},
-    Refused{"acks", "the transactional producer needs acks=all"},
-    Refused{"request.required.acks", "the transactional producer needs acks=all"},
-    Refused{"partitioner", "records are partitioned by key with murmur2 (per-key order, Java-compatible)"},
-    Refused{"partitioner_cb", "records are partitioned by key with murmur2"},
-    Refused{"isolation.level", "the progress topic is always read with read_committed"},
-    Refused{"enable.gapless.guarantee", "set by the transactional producer"},
-    Refused{"max.in.flight.requests.per.connection", "bounded by the idempotent producer"},
-    Refused{"sasl.password", "secrets never go in the config file: use kafka.password_file"},
-    Refused{"ssl.key.password", "secrets never go in the config file"},
-    Refused{"ssl.keystore.password", "secrets never go in the config file"},
-    Refused{"ssl.key.pem", "secrets never go in the config file: use ssl.key.location"},
-    Refused{"sasl.oauthbearer.client.secret", "secrets never go in the config file"},
-    Refused{"group.id", "the sink consumes nothing but its own progress, without a group"},
-};
 
 // Properties that also matter to the progress reader (a consumer): connection and security.
 bool applies_to_consumer(std::string_view name) {
@@ -169,14 +145,6 @@ std::optional<Progress> parse_progress(std::string_view json) {
 }
 
 }  // namespace
-
-std::string check_kafka_property(std::string_view name, std::string_view value) {
-  for (const Refused& r : kRefused) {
-    if (name == r.name) return fmt::format("\"{}\" is controlled by cdcsync: {}", name, r.why);
-  }
-  if (name == "transaction.timeout.ms" && value.empty()) return "is empty";
-  return {};
-}
 
 std::string kafka_progress_topic(std::string_view topic_prefix) {
   std::string t = fmt::format("{}.cdcsync.progress", topic_prefix);
@@ -307,8 +275,8 @@ void KafkaSink::connect() {
   // Fences a zombie producer with the same transactional.id and aborts (or completes) its open transaction.
   if (RdError e{rd_kafka_init_transactions(rk.get(), static_cast<int>(options_.timeout.count()))}) {
     if (observer_.error) observer_.error(rd_kafka_err2name(rd_kafka_error_code(e.get())));
-    throw TransientError(fmt::format("kafka: init_transactions for transactional.id {} on {}: {}",
-                                     transactional_id_, options_.brokers, rd_kafka_error_string(e.get())));
+    throw KafkaUnavailable(fmt::format("kafka: init_transactions for transactional.id {} on {}: {}",
+                                       transactional_id_, options_.brokers, rd_kafka_error_string(e.get())));
   }
 
   // The progress topic, compacted (one record per pipeline survives). Creating it may be refused (ACLs,
@@ -376,7 +344,7 @@ std::optional<Progress> KafkaSink::read_progress() {
   if (!rk) throw std::invalid_argument(fmt::format("kafka: cannot create the progress reader: {}", err));
   conf.release();
   const auto fail = [&](const std::string& what) -> std::optional<Progress> {
-    throw TransientError(fmt::format("kafka: reading progress topic {}: {}", progress_topic_, what));
+    throw KafkaUnavailable(fmt::format("kafka: reading progress topic {}: {}", progress_topic_, what));
   };
 
   RdTopic topic{rd_kafka_topic_new(rk.get(), progress_topic_.c_str(), nullptr)};
@@ -473,7 +441,7 @@ void KafkaSink::fail(const std::string& what, Lsn lsn) {
     throw PermanentError(topic, lsn, rd_kafka_err2name(delivery),
                          fmt::format("kafka refused a record for {}: {}", topic, rd_kafka_err2str(delivery)));
   }
-  throw TransientError(what);
+  throw KafkaUnavailable(what);
 }
 
 std::optional<Lsn> KafkaSink::apply(const Batch& batch) {

@@ -34,10 +34,18 @@
 #include <string_view>
 
 #include "decoders/type_catalog.h"
+#include "sinks/kafka_properties.h"
 #include "sinks/mapping.h"
 #include "sinks/sink.h"
 
 namespace cdcsync {
+
+// A transient Kafka failure (broker unreachable, timed out, fenced, a commit that failed): the batch is
+// retried after reconnecting; nothing of the open Kafka transaction is kept.
+class KafkaUnavailable : public TransientError {
+ public:
+  using TransientError::TransientError;
+};
 
 // Metrics hooks; each optional. Called on the thread that calls apply() (delivery reports are served there).
 struct KafkaSinkObserver {
@@ -55,7 +63,7 @@ struct KafkaSinkOptions {
   std::string database = "postgres";  // source.db of the envelope
   bool tombstones = true;             // a null-value record after each delete (log compaction)
   // Extra librdkafka properties (security.protocol, sasl.*, ssl.*, compression.type, linger.ms, ...).
-  // Properties the sink controls are refused by check_kafka_properties().
+  // Properties the sink controls are refused (kafka_properties.h).
   std::map<std::string, std::string> properties;
   std::chrono::milliseconds timeout{30000};  // init, commit, abort, progress read
   const TypeCatalog* catalog = nullptr;      // null: the built-in types only
@@ -63,10 +71,6 @@ struct KafkaSinkOptions {
   // before the commit; throwing from it simulates a crash mid-transaction.
   std::function<void()> before_commit;
 };
-
-// Properties the sink sets itself or that would break its guarantees; `check_kafka_properties` names
-// the first one it finds (empty when all are allowed).
-std::string check_kafka_property(std::string_view name, std::string_view value);
 
 std::string kafka_progress_topic(std::string_view topic_prefix);
 
