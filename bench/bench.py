@@ -802,6 +802,7 @@ def main():
     ap.add_argument("--consumers", default="cdcsync,native,pg_recvlogical")
     ap.add_argument("--batch", default="", help="batch.* overrides: max_rows=20000,max_wait_ms=20,...")
     ap.add_argument("--profile", action="store_true", help="perf record cdcsync and its target backend")
+    ap.add_argument("--bulk-rows", type=int, default=0, help="rows of BULK's transactions (default 1M, --quick 100k)")
     a = ap.parse_args()
     CDCSYNC = a.cdcsync
     batch = {}
@@ -812,6 +813,8 @@ def main():
     s = Servers(a.servers)
     setup_once(s)
     sz = sizes(a.quick)
+    if a.bulk_rows:
+        sz["bulk_rows"] = a.bulk_rows
     results = []
     # Names (slots, pipelines, subscriptions) unique per invocation: progress rows and Redis checkpoints of an
     # earlier invocation on the same servers never meet a new slot.
