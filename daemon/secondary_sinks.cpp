@@ -3,6 +3,7 @@
 #include <libpq-fe.h>
 
 #include "daemon/runner.h"
+#include "sinks/redis_archive_sink.h"
 
 namespace cdcsync {
 
@@ -39,9 +40,24 @@ std::unique_ptr<KafkaSink> make_kafka_sink(const Config& config, KafkaSinkObserv
   return std::make_unique<KafkaSink>(mapping_from_config(config), std::move(o), std::move(observer));
 }
 
+std::unique_ptr<Sink> make_archive_sink(const Config& config) {
+  ArchiveSinkOptions o;
+  o.connection.url = RedisUrl::parse(config.checkpoint.redis);
+  if (config.checkpoint.password_file.configured()) {
+    o.connection.url.password = config::read_secret(config.checkpoint.password_file);
+  }
+  o.connection.pipeline = config.pipeline;
+  o.topic_prefix = config.archive.topic_prefix;
+  o.database = source_database(config.source.conninfo);
+  o.max_len = config.archive.stream_maxlen;
+  o.max_age = std::chrono::hours(config.archive.max_age_hours);
+  return std::make_unique<RedisArchiveSink>(mapping_from_config(config), std::move(o));
+}
+
 std::vector<std::unique_ptr<Sink>> make_secondary_sinks(const Config& config, const KafkaSinkObserver& kafka) {
   std::vector<std::unique_ptr<Sink>> sinks;
   if (config.kafka.enabled && config.target.enabled) sinks.push_back(make_kafka_sink(config, kafka));
+  if (config.archive.enabled) sinks.push_back(make_archive_sink(config));
   return sinks;
 }
 

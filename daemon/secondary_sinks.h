@@ -17,4 +17,7 @@ std::vector<std::unique_ptr<Sink>> make_secondary_sinks(const Config& config, co
 // The sink [kafka] describes (not connected yet): a secondary, or the primary of a Kafka-only pipeline.
 std::unique_ptr<KafkaSink> make_kafka_sink(const Config& config, KafkaSinkObserver observer);
 
+// The event archive [archive] describes: a Redis stream on the checkpoint Redis (sinks/redis_archive_sink.h).
+std::unique_ptr<Sink> make_archive_sink(const Config& config);
+
 }  // namespace cdcsync

@@ -231,9 +231,18 @@ std::optional<ArchiveHead> RedisArchive::head() {
 
 std::vector<ArchiveEntry> RedisArchive::range(std::string_view start, std::string_view end,
                                               std::size_t count) {
+  return read_range("XRANGE", start, end, count);
+}
+
+std::vector<ArchiveEntry> RedisArchive::range_reverse(std::string_view end, std::string_view start,
+                                                      std::size_t count) {
+  return read_range("XREVRANGE", end, start, count);
+}
+
+std::vector<ArchiveEntry> RedisArchive::read_range(std::string_view verb, std::string_view a,
+                                                   std::string_view b, std::size_t count) {
   const std::string n = std::to_string(count);
-  auto r =
-      conn().command({"XRANGE", stream_key_, start, end, "COUNT", n}, "reading the archive", stream_key_);
+  auto r = conn().command({verb, stream_key_, a, b, "COUNT", n}, "reading the archive", stream_key_);
   std::vector<ArchiveEntry> out;
   if (r->type != REDIS_REPLY_ARRAY) return out;
   for (std::size_t i = 0; i < r->elements; ++i) {

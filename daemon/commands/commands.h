@@ -45,6 +45,8 @@ void add_verify(CLI::App& app, Registry& registry);
 void add_checkpoint(CLI::App& app, Registry& registry);
 void add_slot(CLI::App& app, Registry& registry);
 void add_resync(CLI::App& app, Registry& registry);
+void add_replay(CLI::App& app, Registry& registry);
+void add_audit_archive(CLI::App& app, Registry& registry);
 void add_audit(CLI::App& app, Registry& registry);
 
 }  // namespace cdcsync::commands
