@@ -400,7 +400,9 @@ std::optional<Lsn> RedisArchiveSink::apply_inner(const Batch& batch) {
     const Lsn id_lsn = info.snapshot ? Lsn{info.final_lsn.value() - 1} : info.final_lsn;
     const std::string lsn_text = info.final_lsn.str();
     const std::string xid_text = std::to_string(info.xid.value);
-    const std::string ts_text = std::to_string(pg_micros_to_unix_micros(info.commit_time_us) / 1000);
+    // A snapshot has no commit time: its rows are stamped with the time they were archived (age trimming).
+    const std::string ts_text = std::to_string(
+        info.commit_time_us != 0 ? pg_micros_to_unix_micros(info.commit_time_us) / 1000 : now_ms());
     const std::size_t first_of_txn = entries.size();
     bool txn_has_new = false;
     for (const Change& change : txn.changes) {

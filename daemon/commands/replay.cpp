@@ -16,6 +16,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <deque>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -445,7 +446,10 @@ int replay(const ReplayOptions& o) {
     batch.transactions.clear();
     batch_changes = 0;
   };
-  const auto add_to_dry_run = [&](const Change& c, Lsn lsn) {
+  // The fold refers to the changes' values instead of copying them: they stay alive for the whole preview.
+  std::deque<Change> kept;
+  const auto add_to_dry_run = [&](Change&& change, Lsn lsn) {
+    const Change& c = kept.emplace_back(std::move(change));
     if (c.op == ChangeOp::Truncate) {
       const auto idx = replay_mapping.mapping().index_of({c.truncated[0]->schema, c.truncated[0]->name});
       if (idx) {
@@ -477,7 +481,7 @@ int replay(const ReplayOptions& o) {
     } else if (auto change = replay_mapping.to_change(row, e.id)) {
       change->lsn = cur->info.final_lsn;
       if (o.dry_run) {
-        add_to_dry_run(*change, cur->info.final_lsn);
+        add_to_dry_run(std::move(*change), cur->info.final_lsn);
       } else {
         cur->changes.push_back(std::move(*change));
       }
