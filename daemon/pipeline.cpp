@@ -214,7 +214,12 @@ void Pipeline::apply_batch(Batch& batch) {
 
 void Pipeline::mirror(Lsn lsn) {
   try {
-    const Advance result = store_.advance(token_, lsn);
+    Advance result = store_.advance(token_, lsn);
+    // The lease lapsed while nobody renewed it (a start or an initial snapshot longer than its TTL, a slow
+    // store): take it again when nobody else holds it; the target's writer lock kept us the only writer.
+    if (result == Advance::LeaseLost && store_.acquire_lease(token_, options_.lease_ttl)) {
+      result = store_.advance(token_, lsn);
+    }
     if (result == Advance::LeaseLost) {
       throw LeaseLost("the pipeline's lease is held by another instance: stepping down");
     }

@@ -187,6 +187,8 @@ int Runner::run(const std::atomic<bool>& stop) {
   milliseconds backoff = config_.source.reconnect_min;
   std::string last_standby_reason;
   while (!stop) {
+    const auto session_started = std::chrono::steady_clock::now();
+    const auto durable_before = status_.durable_lsn.load();
     try {
       session(stop);
       break;  // stopped on request
@@ -230,7 +232,12 @@ int Runner::run(const std::atomic<bool>& stop) {
       lease_held_ = false;
       const std::string component = component_of(e);
       if (hooks_.error) hooks_.error(component, kind_of(e));
-      if (state_.load() == RunnerState::Streaming) backoff = config_.source.reconnect_min;
+      // Back off further while sessions fail without applying anything (a target that cannot write: disk
+      // full, a lock); start from the minimum again after a session that made progress or lasted.
+      if (status_.durable_lsn.load() != durable_before ||
+          std::chrono::steady_clock::now() - session_started >= config_.source.reconnect_max) {
+        backoff = config_.source.reconnect_min;
+      }
       std::uniform_int_distribution<long> jitter(backoff.count() / 2, backoff.count());
       const milliseconds wait{jitter(rng)};
       spdlog::warn("{} failed, reconnecting in {} ms: {}", component, wait.count(), e.what());

@@ -60,10 +60,20 @@ std::string publication_names_option(const std::vector<std::string>& publication
 
 ReplicationStream::ReplicationStream(const std::string& conninfo) {
   // Keepalive defaults come first so the conninfo can override them; a half-open connection is then
-  // noticed within about 30 s instead of the kernel's default of many minutes.
-  const char* keys[] = {"keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count",
-                        "tcp_user_timeout", "fallback_application_name", "dbname", "replication", nullptr};
-  const char* values[] = {"1", "10", "5", "3", "30000", "cdcsync", conninfo.c_str(), "database", nullptr};
+  // noticed within about 30 s instead of the kernel's default of many minutes, and a connect that gets
+  // no answer gives up after 10 s.
+  const char* keys[] = {"connect_timeout",
+                        "keepalives",
+                        "keepalives_idle",
+                        "keepalives_interval",
+                        "keepalives_count",
+                        "tcp_user_timeout",
+                        "fallback_application_name",
+                        "dbname",
+                        "replication",
+                        nullptr};
+  const char* values[] = {"10",       "1",    "10", "5", "3", "30000", "cdcsync", conninfo.c_str(),
+                          "database", nullptr};
   conn_.reset(PQconnectdbParams(keys, values, 1));
   if (!conn_ || PQstatus(conn_.get()) != CONNECTION_OK) {
     std::string msg = conn_ ? PQerrorMessage(conn_.get()) : "out of memory";

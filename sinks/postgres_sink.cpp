@@ -16,10 +16,27 @@ constexpr const char* kSavepoint = "SAVEPOINT cdcsync_apply";
 constexpr std::size_t kPipelineDepth = 1000;  // statements between syncs: keeps both socket buffers small
 constexpr std::size_t kCopyPiece = 1u << 20;  // COPY data handed to libpq at a time
 
+// A data exception's primary message quotes the value it refused (`invalid input syntax for type
+// integer: "12.50"`): the quoted parts go, the rest (type, SQLSTATE) stays.
+std::string without_quoted_values(const std::string& msg) {
+  std::string out;
+  bool quoted = false;
+  for (char c : msg) {
+    if (c == '"') {
+      if (!quoted) out += "(value not shown)";
+      quoted = !quoted;
+    } else if (!quoted) {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
 // The error of a failed result without DETAIL, with the constraint's name when the server gave one.
 PgError sink_error(PGconn* conn, const PGresult* res, std::string_view doing) {
   PgError e = pg_error(conn, res, doing);
-  std::string msg = e.what();
+  std::string msg =
+      e.sqlstate().starts_with("22") ? without_quoted_values(e.what()) : std::string(e.what());
   if (res != nullptr) {
     const char* constraint = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
     if (constraint != nullptr) msg += std::string(" [constraint ") + constraint + "]";
@@ -107,7 +124,14 @@ struct PostgresSink::TableState {
 };
 
 PostgresSink::PostgresSink(Mapping mapping, PostgresSinkOptions options)
-    : mapping_(std::move(mapping)), options_(std::move(options)), binder_(mapping_) {
+    : mapping_(std::move(mapping)),
+      options_(std::move(options)),
+      binder_(mapping_),
+      deadline_(options_.statement_timeout.count() > 0
+                    ? options_.statement_timeout +
+                          std::min(options_.statement_timeout, std::chrono::milliseconds(5000))
+                    : std::chrono::milliseconds(0),
+                "the order database") {
   if (options_.pipeline.empty()) throw std::invalid_argument("the sink needs a pipeline name");
   if (options_.applied_by.empty()) options_.applied_by = default_applied_by();
   for (std::size_t i = 0; i < mapping_.tables().size(); ++i) {
@@ -134,6 +158,7 @@ PostgresSink::PostgresSink(Mapping mapping, PostgresSinkOptions options)
 PostgresSink::~PostgresSink() = default;
 
 void PostgresSink::drop_connection() {
+  deadline_.watch(-1);
   conn_.reset();
   in_txn_ = false;
   skipping_chunks_ = false;
@@ -146,6 +171,7 @@ void PostgresSink::drop_connection() {
 }
 
 PgResult PostgresSink::exec(const std::string& sql, const char* doing, int n, const char* const* values) {
+  const auto round_trip = deadline_.round_trip();
   PgResult res{n == 0 ? PQexec(conn_.get(), sql.c_str())
                       : PQexecParams(conn_.get(), sql.c_str(), n, nullptr, values, nullptr, nullptr, 0)};
   const auto st = res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;
@@ -168,8 +194,14 @@ void PostgresSink::connect() {
   if (options_.statement_timeout.count() > 0) {
     session_options += " -cstatement_timeout=" + std::to_string(options_.statement_timeout.count());
   }
-  const char* keywords[] = {"dbname", "options", "application_name", nullptr};
-  const char* values[] = {options_.conninfo.c_str(), session_options.c_str(), "cdcsync", nullptr};
+  // Defaults before dbname, so the conninfo can override them: a connect that gets no answer gives up,
+  // and a peer that vanished is noticed by TCP keepalives within about 30 s.
+  const char* keywords[] = {
+      "connect_timeout",  "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count",
+      "tcp_user_timeout", "dbname",     "options",         "application_name",    nullptr};
+  const char* values[] = {
+      "10",      "1",    "10", "5", "3", "30000", options_.conninfo.c_str(), session_options.c_str(),
+      "cdcsync", nullptr};
   PgConn conn{PQconnectdbParams(keywords, values, 1)};
   if (!conn || PQstatus(conn.get()) != CONNECTION_OK) {
     std::string msg = conn ? PQerrorMessage(conn.get()) : "out of memory";
@@ -177,6 +209,7 @@ void PostgresSink::connect() {
     throw TransientError("cannot connect to the order database: " + msg);
   }
   conn_ = std::move(conn);
+  deadline_.watch(PQsocket(conn_.get()));
   error_lsn_ = Lsn{};
   try {
     error_table_ = options_.progress_table.str();
@@ -234,6 +267,7 @@ void PostgresSink::rollback_quietly() {
     return;
   }
   if (PQtransactionStatus(conn_.get()) != PQTRANS_IDLE) {
+    const auto round_trip = deadline_.round_trip();
     PgResult res{PQexec(conn_.get(), "ROLLBACK")};
     if (!res || PQresultStatus(res.get()) != PGRES_COMMAND_OK) {
       drop_connection();
@@ -481,6 +515,7 @@ void PostgresSink::flush_table(std::size_t index) {
   // stays small and no value is copied more than once on its way out.
   const std::string copy_sql =
       "COPY " + t.stage + " (" + t.row_columns() + ", _cdc_stage_op, _cdc_stage_mask) FROM STDIN";
+  const auto round_trip = deadline_.round_trip();
   PgResult res{PQexec(conn_.get(), copy_sql.c_str())};
   if (!res || PQresultStatus(res.get()) != PGRES_COPY_IN)
     throw sink_error(conn_.get(), res.get(), "staging rows");
@@ -654,10 +689,12 @@ void PostgresSink::send_row(TableState& t, const FoldedRow& row, Lsn txn_lsn) {
 
 void PostgresSink::sync_and_drain() {
   if (pending_.empty()) return;
+  const auto round_trip = deadline_.round_trip();
   if (PQpipelineSync(conn_.get()) != 1) throw sink_error(conn_.get(), nullptr, "syncing the pipeline");
   std::optional<PgError> first;
   for (const Pending& p : pending_) {
     PgResult r{PQgetResult(conn_.get())};
+    deadline_.touch();
     if (!r) throw sink_error(conn_.get(), nullptr, "reading pipelined results");
     if (PQresultStatus(r.get()) == PGRES_FATAL_ERROR && !first) {
       error_table_ = tables_[p.table]->mapping->target.str();

@@ -34,6 +34,7 @@
 #include "decoders/pg.h"
 #include "sinks/fold.h"
 #include "sinks/mapping.h"
+#include "sinks/reply_deadline.h"
 #include "sinks/sink.h"
 
 namespace cdcsync {
@@ -56,7 +57,8 @@ struct PostgresSinkOptions {
   std::string applied_by;  // audit value for the progress row; default "cdcsync@<host>:<pid>"
   ApplyMethod method = ApplyMethod::Copy;
   // statement_timeout of the session (0: the server's default); a batch that takes longer fails as a
-  // transient error and is retried.
+  // transient error and is retried. When set, a reply that has not come statement_timeout + min(it, 5 s)
+  // after its statement was sent means a dead connection (sinks/reply_deadline.h): reconnect.
   std::chrono::milliseconds statement_timeout{0};
 };
 
@@ -126,6 +128,7 @@ class PostgresSink final : public Sink {
   PostgresSinkOptions options_;
   RelationBinder binder_;
   PgConn conn_;
+  ReplyDeadline deadline_;  // after conn_: stops watching before the connection goes
   std::optional<Progress> progress_;
   std::vector<std::unique_ptr<TableState>> tables_;
   PostgresSinkStats stats_;
