@@ -137,6 +137,7 @@ std::string SecurityPipeline::config_text(const PipelineOptions& o) const {
   c << "lease_ttl_ms = 2000\nrenew_ms = 500\n\n[metrics]\nlisten = \"127.0.0.1:"
     << (o.metrics_port != 0 ? o.metrics_port : free_port()) << "\"\n\n"
     << "[log]\nlevel = \"" << o.log_level << "\"\n\n"
+    << "[snapshot]\nmode = \"" << o.snapshot_mode << "\"\n\n"
     << "[[tables]]\nsource  = \"public.customers\"\ntarget  = \"ref.customer\"\nkey     = [\"id\"]\n"
     << "columns = { id = \"customer_id\", full_name = \"display_name\", status = \"status\", tier = \"tier\" "
        "}\n"

@@ -27,6 +27,7 @@ struct PipelineOptions {
   std::string pipeline;  // empty: the fixture's
   std::string log_level = "info";
   int metrics_port = 0;  // 0: a free one
+  std::string snapshot_mode = "initial";
 };
 
 class SecurityPipeline {
