@@ -1178,11 +1178,6 @@ class Loader {
                       c.source.proto_version));
     }
     // Keys reserved for features this version does not have: refused rather than silently ignored.
-    if (c.dead_letter.enabled) {
-      add(where("dead_letter.enabled"), "dead_letter.enabled",
-          "dead-lettering is not available in this version: a transaction the target refuses stops the "
-          "daemon (exit code 4); remove the key or set it to false");
-    }
     if (c.snapshot.parallel > 1) {
       add(where("snapshot.parallel"), "snapshot.parallel",
           "the initial snapshot copies one table at a time in this version; set it to 1");

@@ -147,6 +147,10 @@ Probe::Probe(ProbeOptions options, const PipelineStatus& status)
   dead_lettered_ = &counter("cdcsync_dead_lettered_transactions_total",
                             "Source transactions parked in the dead-letter stream.")
                         .Add({});
+  dead_letter_entries_ = &gauge("cdcsync_dead_letter_transactions",
+                                "Entries in the dead-letter stream cdcsync:{pipeline}:dlq (read when the daemon "
+                                "dead-letters and at most every 15 s while it applies).")
+                              .Add({});
   kafka_produce_latency_ = &histogram("cdcsync_kafka_produce_latency_seconds",
                                      "From producing a record to Kafka to the broker's acknowledgement, per record.",
                                      Histogram::ExponentialBuckets(0.0005, 2, 16));
@@ -190,6 +194,8 @@ RunnerHooks Probe::hooks(std::function<void(RunnerState)> on_state, std::functio
   h.fatal = [this](const std::string& reason) { fatal(reason); };
   h.error = [this](const std::string& component, const std::string& kind) { error(component, kind); };
   h.batch_applied = [this](const Batch& b, std::chrono::steady_clock::duration d) { batch_applied(b, d); };
+  h.dead_lettered = [this] { dead_lettered_->Increment(); };
+  h.dead_letter_entries = [this](std::size_t n) { dead_letter_entries_->Set(static_cast<double>(n)); };
   h.kafka = kafka_observer();
   return h;
 }

@@ -134,6 +134,7 @@ class Probe final : public metrics::Collectable {
   metrics::Family<metrics::Counter>* errors_;
   metrics::Family<metrics::Gauge>* fatal_;
   metrics::Counter* dead_lettered_;
+  metrics::Gauge* dead_letter_entries_;
   metrics::Histogram* kafka_produce_latency_;
   metrics::Gauge* kafka_in_flight_;
   metrics::Family<metrics::Counter>* kafka_errors_;

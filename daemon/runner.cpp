@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "checkpoints/redis_store.h"
+#include "daemon/dead_letter_stream.h"
 #include "daemon/errors.h"
 #include "daemon/exit_codes.h"
 #include "daemon/pg_change_source.h"
@@ -301,10 +302,13 @@ void Runner::session(const std::atomic<bool>& stop) {
   sink_options.statement_timeout = config_.target.statement_timeout;
   PostgresSink target_sink{mapping_, sink_options};
   target_sink.connect();
+  DeadLetterWiring dead_letters{config_, mapping_, target_sink,
+                                {[this](const DeadLetter&) { if (hooks_.dead_lettered) hooks_.dead_lettered(); },
+                                 hooks_.dead_letter_entries}};
   const std::vector<std::unique_ptr<Sink>> secondaries = make_secondary_sinks(config_, hooks_.kafka);
   std::vector<Sink*> secondary_ptrs;
   for (const auto& s : secondaries) secondary_ptrs.push_back(s.get());
-  FanoutSink sink{target_sink, std::move(secondary_ptrs)};
+  FanoutSink sink{dead_letters.sink(), std::move(secondary_ptrs)};
   lease_held_ = true;
   stream_to(sink, store, checkpoint_known, stop);
 }

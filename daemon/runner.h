@@ -24,6 +24,8 @@ struct RunnerHooks {
   std::function<void(const std::string& reason)> fatal;     // cdcsync_fatal{reason}
   std::function<void(const std::string& component, const std::string& kind)> error;  // reconnect reasons
   BatchObserver batch_applied;
+  std::function<void()> dead_lettered;                     // one source transaction dead-lettered
+  std::function<void(std::size_t)> dead_letter_entries;    // entries in the dead-letter stream
   KafkaSinkObserver kafka;  // the Kafka sink's produce latency, in-flight records, errors, transactions
 };
 

@@ -151,7 +151,7 @@ inline const auto kGlobalSettings = std::tuple{
   Bound{Setting<std::string>{"archive.topic_prefix", "", {}, "Debezium topic.prefix of the archived events (topic <prefix>.<schema>.<table>); empty = the pipeline name."},
         [](Config& c) -> auto& { return c.archive.topic_prefix; }},
 
-  Bound{Setting<bool>{"dead_letter.enabled", false, {}, "Reserved: dead-lettering is not available in this version (a refused transaction stops the daemon, exit 4); must be false."},
+  Bound{Setting<bool>{"dead_letter.enabled", false, {}, "Park a source transaction the order DB refuses (constraint, permission, bad value) in the Redis stream cdcsync:{pipeline}:dlq and go on; false: stop with exit code 4. See `cdcsync dlq`."},
         [](Config& c) -> auto& { return c.dead_letter.enabled; }},
   Bound{Setting<std::int64_t>{"dead_letter.max_transactions", 1000, {.min = 1, .max = 1000000}, "Most transactions held in the dead-letter stream; one more stops the daemon (exit 4).", "transactions"},
         [](Config& c) -> auto& { return c.dead_letter.max_transactions; }},

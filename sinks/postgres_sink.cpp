@@ -214,14 +214,16 @@ void PostgresSink::connect() {
   try {
     error_table_ = options_.progress_table.str();
     const std::string lock_name = "cdcsync:" + options_.pipeline;
-    const char* lock_params[] = {lock_name.c_str()};
-    auto lock = exec("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", "taking the writer lock", 1,
-                     lock_params);
-    if (std::string_view(PQgetvalue(lock.get(), 0, 0)) != "t") {
-      drop_connection();
-      throw WriterLockHeld("another cdcsync session holds the writer lock of pipeline " + options_.pipeline);
+    if (options_.track_progress) {
+      const char* lock_params[] = {lock_name.c_str()};
+      auto lock = exec("SELECT pg_try_advisory_lock(hashtextextended($1, 0))", "taking the writer lock", 1,
+                       lock_params);
+      if (std::string_view(PQgetvalue(lock.get(), 0, 0)) != "t") {
+        drop_connection();
+        throw WriterLockHeld("another cdcsync session holds the writer lock of pipeline " + options_.pipeline);
+      }
+      load_progress();
     }
-    load_progress();
     for (auto& t : tables_) {
       error_table_ = t->mapping->target.str();
       std::string sql = "CREATE TEMP TABLE IF NOT EXISTS " + t->stage + " ON COMMIT DELETE ROWS AS SELECT " +
@@ -287,7 +289,7 @@ void PostgresSink::abort() {
 }
 
 std::optional<Progress> PostgresSink::load_progress() {
-  if (in_txn_) return progress_;
+  if (in_txn_ || !options_.track_progress) return progress_;
   if (!conn_) {
     ensure_connected();
     return progress_;
@@ -445,6 +447,7 @@ std::optional<Lsn> PostgresSink::apply_inner(const Batch& batch, bool reconnecte
     exec("COMMIT", "committing");
     in_txn_ = false;
     for (auto& t : tables_) t->stage_used = false;
+    if (!options_.track_progress) return last_whole->end_lsn;
     const Lsn acked = progress_ ? std::max(progress_->acked_lsn, last_whole->end_lsn) : last_whole->end_lsn;
     progress_ = Progress{last_whole->end_lsn, last_whole->xid, last_whole->commit_time_us, acked};
   }
@@ -452,6 +455,7 @@ std::optional<Lsn> PostgresSink::apply_inner(const Batch& batch, bool reconnecte
 }
 
 void PostgresSink::write_progress(const TransactionInfo& info) {
+  if (!options_.track_progress) return;
   error_table_ = options_.progress_table.str();
   error_lsn_ = info.end_lsn;
   const std::string lsn = info.end_lsn.str();

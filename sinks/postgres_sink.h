@@ -60,6 +60,9 @@ struct PostgresSinkOptions {
   // transient error and is retried. When set, a reply that has not come statement_timeout + min(it, 5 s)
   // after its statement was sent means a dead connection (sinks/reply_deadline.h): reconnect.
   std::chrono::milliseconds statement_timeout{0};
+  // false for re-applying dead-lettered transactions next to a running daemon: no writer lock, the progress
+  // row is neither read nor written and nothing is skipped; rows still pass the LSN guard.
+  bool track_progress = true;
 };
 
 struct PostgresSinkStats {

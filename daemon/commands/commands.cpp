@@ -28,6 +28,7 @@ void add_all(CLI::App& app, Registry& registry) {
   add_checkpoint(app, registry);
   add_slot(app, registry);
   add_resync(app, registry);
+  add_dlq(app, registry);
   add_replay(app, registry);
   add_audit_archive(app, registry);
   add_audit(app, registry);

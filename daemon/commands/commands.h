@@ -45,6 +45,7 @@ void add_verify(CLI::App& app, Registry& registry);
 void add_checkpoint(CLI::App& app, Registry& registry);
 void add_slot(CLI::App& app, Registry& registry);
 void add_resync(CLI::App& app, Registry& registry);
+void add_dlq(CLI::App& app, Registry& registry);
 void add_replay(CLI::App& app, Registry& registry);
 void add_audit_archive(CLI::App& app, Registry& registry);
 void add_audit(CLI::App& app, Registry& registry);
