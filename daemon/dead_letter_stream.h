@@ -36,7 +36,7 @@ namespace cdcsync {
 inline constexpr std::string_view kDeadLetterRowsFormat = "archive-row-v1-jsonl";
 
 std::string dead_letter_key(const std::string& pipeline);
-// "2026-11-24T15:30:00.123456Z" from Unix microseconds.
+// "2026-11-24T15:30:00Z" from Unix microseconds.
 std::string iso_utc(std::int64_t unix_us);
 
 // Redis errors become TransientError (unreachable, retriable replies) or PermanentError (refusals such as
