@@ -180,7 +180,7 @@ void DebeziumEncoder::encode(const Transaction& txn, Emit&& emit) {
     if (options_.transaction_metadata) emit(encode_begin(txn.info));
   }
   for (const Change& change : txn.changes) {
-    EventPosition pos{.last_commit_lsn = last_commit_lsn_};
+    EventPosition pos{.last_commit_lsn = last_commit_lsn_, .snapshot = txn.info.snapshot};
     switch (change.op) {
       case ChangeOp::Truncate:
         for (const RelationPtr& rel : change.truncated) {

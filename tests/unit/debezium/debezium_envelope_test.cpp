@@ -176,6 +176,20 @@ TEST(DebeziumEnvelope, FollowsDeletesWithATombstone) {
   EXPECT_FALSE(events[1].has_value);
 }
 
+// "Snapshot events": rows read by an initial snapshot are read events (op "r", source.snapshot "true").
+TEST(DebeziumEnvelope, RowsOfASnapshotTransactionAreReadEvents) {
+  TypeCatalog catalog;
+  DebeziumEncoder enc{test_options(), catalog};
+  Transaction txn{.info = txn555()};
+  txn.info.snapshot = true;
+  txn.changes.push_back(insert_anne(customers()));
+  const auto events = encode_all(enc, txn);
+  ASSERT_EQ(events.size(), 1u);
+  const auto r = parse(events[0].value);
+  EXPECT_STREQ(r["op"].GetString(), "r");
+  EXPECT_STREQ(r["source"]["snapshot"].GetString(), "true");
+}
+
 // "Primary key updates": an update that changes the key becomes a delete of the old key (with its tombstone)
 // and a create with the new key.
 TEST(DebeziumEnvelope, SplitsKeyChangingUpdatesIntoDeleteAndCreate) {
