@@ -147,17 +147,28 @@ Probe::Probe(ProbeOptions options, const PipelineStatus& status)
   dead_lettered_ = &counter("cdcsync_dead_lettered_transactions_total",
                             "Source transactions parked in the dead-letter stream.")
                         .Add({});
-  dead_letter_entries_ = &gauge("cdcsync_dead_letter_transactions",
-                                "Entries in the dead-letter stream cdcsync:{pipeline}:dlq (read when the daemon "
-                                "dead-letters and at most every 15 s while it applies).")
-                              .Add({});
-  kafka_produce_latency_ = &histogram("cdcsync_kafka_produce_latency_seconds",
-                                     "From producing a record to Kafka to the broker's acknowledgement, per record.",
-                                     Histogram::ExponentialBuckets(0.0005, 2, 16));
+  verify_mismatched_ =
+      &gauge("cdcsync_verify_mismatched_rows",
+             "Rows that differed between the source projection and the target (missing, extra or "
+             "different) at the last cdcsync verify; 0 before any.")
+           .Add({});
+  verify_time_ = &gauge("cdcsync_verify_last_run_timestamp_seconds",
+                        "Unix time the last cdcsync verify finished; 0 when none was recorded.")
+                      .Add({});
+  dead_letter_entries_ =
+      &gauge("cdcsync_dead_letter_transactions",
+             "Entries in the dead-letter stream cdcsync:{pipeline}:dlq (read when the daemon "
+             "dead-letters and at most every 15 s while it applies).")
+           .Add({});
+  kafka_produce_latency_ =
+      &histogram("cdcsync_kafka_produce_latency_seconds",
+                 "From producing a record to Kafka to the broker's acknowledgement, per record.",
+                 Histogram::ExponentialBuckets(0.0005, 2, 16));
   kafka_in_flight_ = &gauge("cdcsync_kafka_in_flight_records",
                             "Records produced to Kafka and not yet acknowledged by the broker.")
                           .Add({});
-  kafka_errors_ = &counter("cdcsync_kafka_errors_total", "Kafka errors (delivery, commit, init), by librdkafka error name.");
+  kafka_errors_ = &counter("cdcsync_kafka_errors_total",
+                           "Kafka errors (delivery, commit, init), by librdkafka error name.");
   kafka_transactions_ = &counter("cdcsync_kafka_transactions_total",
                                  "Kafka transactions ended, by outcome (committed, aborted); one per batch.");
   for (const char* outcome : {"committed", "aborted"}) kafka_transactions_->Add({{"outcome", outcome}});
@@ -408,6 +419,11 @@ metrics::HealthStatus Probe::readiness() const {
   return {.ok = true, .reason = "streaming"};
 }
 
+void Probe::record_verify(const VerifyResult& result) {
+  verify_mismatched_->Set(static_cast<double>(result.mismatched_rows));
+  verify_time_->Set(static_cast<double>(result.unix_ms) / 1000.0);
+}
+
 void Probe::start_polling(std::string conninfo) {
   stop_polling();
   {
@@ -472,6 +488,13 @@ void Probe::poll_loop(std::string conninfo) {
       if (conn && PQstatus(conn.get()) != CONNECTION_OK) conn.reset();
       if (last_error != e.what()) spdlog::warn("probe: cannot poll the source's slot: {}", e.what());
       last_error = e.what();
+    }
+    if (verify_reader_) {
+      try {
+        if (const auto v = verify_reader_()) record_verify(*v);
+      } catch (const std::exception& e) {
+        spdlog::debug("probe: cannot read the last verify result: {}", e.what());
+      }
     }
     refresh();
     std::unique_lock lock(poll_mutex_);

@@ -57,6 +57,12 @@ struct SlotPoll {
   std::optional<std::int64_t> safe_wal_size;  // null: max_slot_wal_keep_size = -1 (unlimited)
 };
 
+// The last `cdcsync verify` result, as verify records it in Redis (hash cdcsync:{<pipeline>}:verify).
+struct VerifyResult {
+  std::int64_t mismatched_rows = 0;  // missing + extra + different
+  std::int64_t unix_ms = 0;          // when it finished
+};
+
 class Probe final : public metrics::Collectable {
  public:
   Probe(ProbeOptions options, const PipelineStatus& status);
@@ -82,6 +88,13 @@ class Probe final : public metrics::Collectable {
   void record_poll(const SlotPoll& poll);
   // The poller could not reach the source (or the query failed).
   void record_poll_failure();
+
+  // The last verify result (the poller reads it with `set_verify_reader`'s function; tests call it directly).
+  void record_verify(const VerifyResult& result);
+  // Called by the poller on each turn (from its thread); nullopt when no verify ran. Throws on a Redis error.
+  void set_verify_reader(std::function<std::optional<VerifyResult>()> reader) {
+    verify_reader_ = std::move(reader);
+  }
 
   // Starts/stops the poller thread on an ordinary (non-replication) connection to `conninfo`.
   void start_polling(std::string conninfo);
@@ -158,6 +171,9 @@ class Probe final : public metrics::Collectable {
 
   std::atomic<RunnerState> state_{RunnerState::Starting};
   std::function<bool()> lease_held_view_;
+  std::function<std::optional<VerifyResult>()> verify_reader_;
+  metrics::Gauge* verify_mismatched_;
+  metrics::Gauge* verify_time_;
 
   // Poll results and derived state.
   mutable std::mutex mutex_;

@@ -6,8 +6,10 @@
 #include <memory>
 #include <thread>
 
+#include "checkpoints/redis_client.h"
 #include "daemon/commands/commands.h"
 #include "daemon/config.h"
+#include "daemon/dead_letter_stream.h"
 #include "daemon/exit_codes.h"
 #include "daemon/logging.h"
 #include "daemon/metrics/http_server.h"
@@ -72,6 +74,18 @@ int run_daemon(const std::string& file, const std::atomic<bool>& stop) {
       });
   Runner runner{cfg, status, hooks};
   probe->set_lease_view([&runner] { return runner.lease_held(); });
+  // cdcsync_verify_mismatched_rows: the last result `cdcsync verify` recorded next to the checkpoint.
+  auto verify_redis = std::make_shared<RedisClient>(redis_options(cfg));
+  probe->set_verify_reader([verify_redis,
+                            key = "cdcsync:{" + cfg.pipeline + "}:verify"]() -> std::optional<VerifyResult> {
+    const RedisValue v = verify_redis->command("HMGET " + key, {"HMGET", key, "mismatched_rows", "unix_ms"});
+    if (v.type != RedisValue::Type::Array || v.elements.size() != 2 || v.elements[0].nil())
+      return std::nullopt;
+    VerifyResult r;
+    r.mismatched_rows = std::stoll(v.elements[0].str);
+    if (!v.elements[1].nil()) r.unix_ms = std::stoll(v.elements[1].str);
+    return r;
+  });
   probe->start_polling(source_conninfo(cfg));
   spdlog::info("pipeline {}: {} table(s), source slot {}, publication {}", cfg.pipeline, cfg.tables.size(),
                cfg.source.slot, cfg.source.publication);

@@ -422,3 +422,19 @@ TEST_F(ProbeTest, ReadyOnlyWhenStreamingWithTheLeaseKnownAndLagUnderTheBoundOrSt
 
 }  // namespace
 }  // namespace cdcsync
+
+namespace cdcsync {
+namespace {
+
+TEST_F(ProbeTest, ExportsTheLastVerifyResult) {
+  EXPECT_EQ(value("cdcsync_verify_mismatched_rows"), 0);
+  EXPECT_EQ(value("cdcsync_verify_last_run_timestamp_seconds"), 0);
+  probe_.record_verify({.mismatched_rows = 17, .unix_ms = 1'764'000'000'500});
+  EXPECT_EQ(value("cdcsync_verify_mismatched_rows", {{"pipeline", "customers-to-orders"}}), 17);
+  EXPECT_EQ(value("cdcsync_verify_last_run_timestamp_seconds"), 1'764'000'000.5);
+  probe_.record_verify({.mismatched_rows = 0, .unix_ms = 1'764'000'100'000});
+  EXPECT_EQ(value("cdcsync_verify_mismatched_rows"), 0);
+}
+
+}  // namespace
+}  // namespace cdcsync
