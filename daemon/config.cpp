@@ -705,7 +705,8 @@ class Loader {
     const toml::table* table = node->as_table();
     if (table == nullptr) {
       add(node->source().begin, key,
-          fmt::format("expected an inline table {{ \"security.protocol\" = \"SASL_SSL\" }}, got {}", type_of(*node)));
+          fmt::format("expected an inline table {{ \"security.protocol\" = \"SASL_SSL\" }}, got {}",
+                      type_of(*node)));
       return;
     }
     read_kafka_property_table(*table, "", config.kafka.properties);
@@ -1170,6 +1171,16 @@ class Loader {
     if (c.kafka.enabled && c.kafka.brokers.empty()) {
       add(where("kafka.brokers"), "kafka.brokers", "required key is missing (kafka.enabled = true)");
     }
+    if (c.dead_letter.enabled && (c.archive.enabled || c.kafka.enabled)) {
+      add(where("dead_letter.enabled"), "dead_letter.enabled",
+          "cannot be combined with archive.enabled or kafka.enabled in this version: the archive and Kafka "
+          "would "
+          "publish a transaction the order DB refused; turn one of them off");
+    } else if (c.dead_letter.enabled && !c.target.enabled) {
+      add(where("dead_letter.enabled"), "dead_letter.enabled",
+          "dead-lettering parks what the order DB refuses; a Kafka-only pipeline (target.enabled = false) "
+          "has none");
+    }
     check_redis(c.checkpoint);
     check_metrics(c.metrics);
     if (c.source.streaming == StreamingMode::on && c.source.proto_version < 2) {
@@ -1271,7 +1282,8 @@ std::vector<std::pair<std::string, std::vector<DocRow>>> reference_sections() {
     for (auto& [section_title, section_rows] : sections) {
       if (section_title != title) continue;
       section_rows.push_back(DocRow{std::string(k.key), std::string(k.type),
-                                    k.need == Need::required ? "required" : "unset", "", std::string(k.help)});
+                                    k.need == Need::required ? "required" : "unset", "",
+                                    std::string(k.help)});
     }
   }
   std::vector<DocRow> transform_rows;
@@ -1497,7 +1509,8 @@ std::string render_effective_config(const Config& config) {
   render_settings(kGlobalSettings, copy, out, section, true);
   if (!copy.kafka.properties.empty()) {
     out += "\n[kafka.properties]\n";
-    for (const auto& [name, value] : copy.kafka.properties) out += fmt::format("{} = {}\n", toml_quote(name), toml_quote(value));
+    for (const auto& [name, value] : copy.kafka.properties)
+      out += fmt::format("{} = {}\n", toml_quote(name), toml_quote(value));
   }
   for (auto& table : copy.tables) {
     out += "\n[[tables]]\n";

@@ -218,6 +218,12 @@ void Pipeline::mirror(Lsn lsn) {
     // The lease lapsed while nobody renewed it (a start or an initial snapshot longer than its TTL, a slow
     // store): take it again when nobody else holds it; the target's writer lock kept us the only writer.
     if (result == Advance::LeaseLost && store_.acquire_lease(token_, options_.lease_ttl)) {
+      if (!store_.load()) {
+        spdlog::warn(
+            "no checkpoint in Redis for this pipeline any more (restarted empty or flushed?): restoring it "
+            "from the target's progress ({})",
+            lsn.str());
+      }
       result = store_.advance(token_, lsn);
     }
     if (result == Advance::LeaseLost) {

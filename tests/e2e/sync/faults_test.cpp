@@ -103,7 +103,8 @@ TEST(SyncThroughFaults, RedisRestartedEmptyIsRepairedFromTheTargetWithAWarning) 
         s.control({"redis-stop", "nosave"});
         std::filesystem::remove_all(s.env("CDCSYNC_REDIS_DIR") + "/appendonlydir");
         s.control({"redis-start"});
-        EXPECT_EQ(redis_command({"DBSIZE"}), "0") << "Redis did not come back empty";
+        // No DBSIZE check here: the daemon may already have written its lease and checkpoint again. The
+        // warning below says it found the checkpoint gone.
       },
       *d);
   const auto progress = p.progress();

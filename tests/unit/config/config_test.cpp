@@ -249,6 +249,8 @@ std::vector<BadFile> bad_files() {
        ex + "\n[[tables]]\nsource = \"public.other\"\ntarget = \"ref.customer\"\n"
             "key = [\"id\"]\ncolumns = { id = \"id\" }\n",
        "tables[1].target", 27, "duplicate target table ref.customer (already the target of tables[0])"},
+      {"dead-lettering with the archive", ex + "\n[archive]\nenabled = true\n[dead_letter]\nenabled = true\n",
+       "dead_letter.enabled", 28, "cannot be combined with archive.enabled or kafka.enabled"},
       {"empty file", "", "pipeline", 1, "required key is missing"},
   };
 }
