@@ -82,15 +82,16 @@ TEST(RedisAcl, AUserLimitedToThePipelinesKeysSyncsAndCannotTouchAnotherPipeline)
       },
       30s))
       << daemon.log_tail();
+  // verify compares at a fresh source snapshot: the daemon must keep streaming for the target to reach it.
+  const auto config = p.write_config("acl", o);
+  const auto verify = p.cdcsync({"verify", "--config", config});
+  EXPECT_EQ(verify.exit_code, 0) << verify.err;
+  EXPECT_THAT(verify.err, ::testing::Not(HasSubstr("not recorded in Redis")));
+  EXPECT_EQ(redis_command({"HGET", "cdcsync:{" + p.pipeline() + "}:verify", "status"}), "equal");
   daemon.terminate();
   ASSERT_EQ(daemon.wait_exit(30s), 0) << daemon.log_tail();
   EXPECT_EQ(daemon.log_count("NOPERM"), 0u) << daemon.log_tail();
 
-  const auto config = p.write_config("acl", o);
-  const auto verify = p.cdcsync({"verify", "--config", config});
-  EXPECT_EQ(verify.exit_code, 0);
-  EXPECT_THAT(verify.err, ::testing::Not(HasSubstr("not recorded in Redis")));
-  EXPECT_EQ(redis_command({"HGET", "cdcsync:{" + p.pipeline() + "}:verify", "status"}), "equal");
   EXPECT_EQ(p.cdcsync({"checkpoint", "show", "--config", config}).exit_code, 0);
 
   // Another pipeline's keys, other keys and other commands are refused to this user.
