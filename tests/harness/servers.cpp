@@ -1,6 +1,9 @@
 #include "tests/harness/servers.h"
 
+#include <arpa/inet.h>
 #include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,8 +25,10 @@ struct ReplyFree {
 
 std::string reply_text(const redisReply* r) {
   switch (r->type) {
-    case REDIS_REPLY_NIL: return "(nil)";
-    case REDIS_REPLY_INTEGER: return std::to_string(r->integer);
+    case REDIS_REPLY_NIL:
+      return "(nil)";
+    case REDIS_REPLY_INTEGER:
+      return std::to_string(r->integer);
     case REDIS_REPLY_ARRAY: {
       std::string out;
       for (size_t i = 0; i < r->elements; ++i) {
@@ -32,13 +37,16 @@ std::string reply_text(const redisReply* r) {
       }
       return out;
     }
-    default: return std::string(r->str, r->len);
+    default:
+      return std::string(r->str, r->len);
   }
 }
 
 }  // namespace
 
-std::string repo_root() { return CDCSYNC_SOURCE_ROOT; }
+std::string repo_root() {
+  return CDCSYNC_SOURCE_ROOT;
+}
 
 // The cdcsync binary under test, for every test that links the harness: CDCSYNC_BINARY from the
 // environment wins, else the one this build made.
@@ -83,11 +91,13 @@ std::string TestServers::env(const std::string& key) const {
 int TestServers::port(Server s) const {
   return std::stoi(env(s == Server::Customer ? "CDCSYNC_CUSTOMER_PORT" : "CDCSYNC_ORDER_PORT"));
 }
-int TestServers::redis_port() const { return std::stoi(env("CDCSYNC_REDIS_PORT")); }
+int TestServers::redis_port() const {
+  return std::stoi(env("CDCSYNC_REDIS_PORT"));
+}
 
 std::string TestServers::admin_conninfo(Server s, const std::string& dbname) const {
-  return "host=127.0.0.1 port=" + std::to_string(port(s)) + " dbname=" + dbname + " user=" +
-         env("CDCSYNC_ADMIN_USER") + " passfile=" + passfile();
+  return "host=127.0.0.1 port=" + std::to_string(port(s)) + " dbname=" + dbname +
+         " user=" + env("CDCSYNC_ADMIN_USER") + " passfile=" + passfile();
 }
 std::string TestServers::source_conninfo(const std::string& dbname) const {
   return "host=127.0.0.1 port=" + std::to_string(port(Server::Customer)) + " dbname=" + dbname +
@@ -146,8 +156,10 @@ std::vector<std::vector<std::optional<std::string>>> query_rows(const std::strin
   for (int r = 0; r < PQntuples(res.get()); ++r) {
     auto& row = rows.emplace_back();
     for (int c = 0; c < PQnfields(res.get()); ++c) {
-      if (PQgetisnull(res.get(), r, c)) row.emplace_back(std::nullopt);
-      else row.emplace_back(PQgetvalue(res.get(), r, c));
+      if (PQgetisnull(res.get(), r, c))
+        row.emplace_back(std::nullopt);
+      else
+        row.emplace_back(PQgetvalue(res.get(), r, c));
     }
   }
   return rows;
@@ -174,6 +186,38 @@ std::string redis_command(const std::vector<std::string>& argv) {
   if (!r) throw std::runtime_error("Redis command failed");
   if (r->type == REDIS_REPLY_ERROR) throw std::runtime_error("Redis error: " + reply_text(r.get()));
   return reply_text(r.get());
+}
+
+int free_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) throw std::runtime_error("socket() failed");
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof(addr);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    close(fd);
+    throw std::runtime_error("cannot find a free port");
+  }
+  close(fd);
+  return ntohs(addr.sin_port);
+}
+
+void drop_slot(const std::string& slot) {
+  const auto postgres = TestServers::get().admin_conninfo(Server::Customer, "postgres");
+  eventually(
+      [&] {
+        exec_sql(postgres,
+                 "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = '" +
+                     slot + "' AND active_pid IS NOT NULL");
+        exec_sql(postgres,
+                 "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '" +
+                     slot + "' AND NOT active");
+        return !query_value(postgres, "SELECT 1 FROM pg_replication_slots WHERE slot_name = '" + slot + "'");
+      },
+      std::chrono::seconds(10), std::chrono::milliseconds(100));
 }
 
 }  // namespace cdcsync::test

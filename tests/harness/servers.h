@@ -18,7 +18,8 @@ enum class Server { Customer, Order };
 
 class TestServers {
  public:
-  // Loads the env file; skips nothing: a missing file is a test failure with a message saying how to start them.
+  // Loads the env file; skips nothing: a missing file is a test failure with a message saying how to start
+  // them.
   static const TestServers& get();
 
   std::string env(const std::string& key) const;
@@ -53,6 +54,13 @@ std::string repo_root();
 void exec_sql(const std::string& conninfo, const std::string& sql);
 // First column of the first row, or nullopt when there is no row or it is NULL.
 std::optional<std::string> query_value(const std::string& conninfo, const std::string& sql);
+
+// A free loopback TCP port (for metrics.listen and proxies), found by binding port 0.
+int free_port();
+
+// Drops the replication slot on the customer server (terminating its walsender first), waiting until it is
+// gone.
+void drop_slot(const std::string& slot);
 std::vector<std::vector<std::optional<std::string>>> query_rows(const std::string& conninfo,
                                                                 const std::string& sql);
 

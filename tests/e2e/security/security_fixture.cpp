@@ -29,33 +29,6 @@ std::string read_file(const std::string& path) {
 
 }  // namespace
 
-int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
-void drop_slot(const std::string& slot) {
-  const auto postgres = TestServers::get().admin_conninfo(Server::Customer, "postgres");
-  eventually(
-      [&] {
-        exec_sql(postgres,
-                 "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE slot_name = '" +
-                     slot + "' AND active_pid IS NOT NULL");
-        exec_sql(postgres,
-                 "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = '" +
-                     slot + "' AND NOT active");
-        return !query_value(postgres, "SELECT 1 FROM pg_replication_slots WHERE slot_name = '" + slot + "'");
-      },
-      std::chrono::seconds(10), std::chrono::milliseconds(100));
-}
-
 std::vector<std::string> acl_setuser(const std::string& user, const std::string& password,
                                      const std::string& pipeline) {
   std::vector<std::string> argv = {

@@ -75,9 +75,5 @@ std::vector<std::string> acl_setuser(const std::string& user, const std::string&
                                      const std::string& pipeline);
 // GET http://127.0.0.1:PORT/PATH; the whole response (status line, headers, body), or "" when refused.
 std::string http_get(int port, const std::string& path);
-// A free loopback TCP port.
-int free_port();
-// Drops a slot (terminating its walsender) and waits until it is gone.
-void drop_slot(const std::string& slot);
 
 }  // namespace cdcsync::test

@@ -53,23 +53,6 @@ std::string row_text(const std::vector<std::optional<std::string>>& row) {
 
 }  // namespace
 
-int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) throw std::runtime_error("socket() failed");
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    close(fd);
-    throw std::runtime_error("cannot find a free port");
-  }
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
 bool wait_for_log(const DaemonProcess& d, std::string_view needle, milliseconds timeout, std::size_t times) {
   return eventually([&] { return d.log_count(needle) >= times; }, timeout, milliseconds(50));
 }

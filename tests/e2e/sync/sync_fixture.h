@@ -112,7 +112,4 @@ inline constexpr std::string_view kStreaming = "streaming slot";
 // A seed for the test's own random choices (kill moments): CDCSYNC_E2E_SEED, or random; printed.
 std::uint64_t test_seed(std::string_view what);
 
-// A free loopback TCP port (for metrics.listen), found by binding port 0.
-int free_port();
-
 }  // namespace cdcsync::test
