@@ -25,10 +25,10 @@ void TableFold::clear() {
   }
 }
 
-void TableFold::add(const BoundTable& bound, const Change& change, Lsn txn_lsn) {
+void TableFold::add(const BoundTable& bound, const Change& change, Lsn txn_lsn, bool snapshot) {
   switch (change.op) {
     case ChangeOp::Insert:
-      upsert(bound, change.after, txn_lsn, txn_lsn);
+      upsert(bound, change.after, txn_lsn, txn_lsn, !snapshot);
       return;
     case ChangeOp::Update: {
       if (change.before_kind != 0 && !change.before.empty()) {
@@ -43,7 +43,7 @@ void TableFold::add(const BoundTable& bound, const Change& change, Lsn txn_lsn) 
           if (old_key_ != key_scratch_) remove(bound, change.before, txn_lsn, txn_lsn);
         }
       }
-      upsert(bound, change.after, txn_lsn, txn_lsn);
+      upsert(bound, change.after, txn_lsn, txn_lsn, false);
       return;
     }
     case ChangeOp::Delete:
@@ -77,6 +77,7 @@ void TableFold::encode_key(const BoundTable& bound, const Tuple& tuple, Lsn txn_
 }
 
 std::size_t TableFold::find_or_add_row() {
+  added_ = false;
   if ((rows_.size() + 1) * 2 > index_.size()) grow_index();
   const std::size_t hash = std::hash<std::string_view>{}(key_scratch_);
   const std::size_t mask = index_.size() - 1;
@@ -90,6 +91,7 @@ std::size_t TableFold::find_or_add_row() {
       row.first_value = values_.size();
       rows_.push_back(row);
       values_.resize(values_.size() + columns_);
+      added_ = true;
       return rows_.size() - 1;
     }
     const Key& k = keys_[slot - 1];
@@ -143,11 +145,12 @@ void TableFold::store(std::size_t slot, const BoundTable& bound, std::size_t col
   }
 }
 
-void TableFold::upsert(const BoundTable& bound, const Tuple& tuple, Lsn lsn, Lsn txn_lsn) {
+void TableFold::upsert(const BoundTable& bound, const Tuple& tuple, Lsn lsn, Lsn txn_lsn, bool insert) {
   encode_key(bound, tuple, txn_lsn);
   const std::size_t r = find_or_add_row();
   FoldedRow& row = rows_[r];
   const bool had_image = row.action == RowAction::Upsert && row.lsn.valid();
+  if (added_) row.fresh = insert;  // the key's first change in the batch
   bool absent = false;
   for (std::size_t c = 0; c < columns_; ++c) {
     const std::size_t slot = row.first_value + c;

@@ -39,8 +39,12 @@ enum class RowAction : std::uint8_t { Upsert, Delete };
 struct FoldedRow {
   Lsn lsn;
   RowAction action = RowAction::Upsert;
-  bool tombstone = false;       // Upsert of a soft-deleted row
-  bool has_absent = false;      // some column is Absent
+  bool tombstone = false;   // Upsert of a soft-deleted row
+  bool has_absent = false;  // some column is Absent
+  // The key's first change in the batch was an Insert of a streamed transaction: the source had no row with
+  // this key before it, so neither has the target, unless something else put one there (a tombstone, a
+  // resync, a replay). The sink inserts such rows without ON CONFLICT and falls back when one conflicts.
+  bool fresh = false;
   std::size_t first_value = 0;  // index into values(); the row's mapped columns follow in order
 };
 
@@ -58,8 +62,9 @@ class TableFold {
 
   // Folds one Insert/Update/Delete of a bound relation of this table; `txn_lsn` is the source transaction's
   // commit LSN, the row's version. Throws PermanentError (table, `txn_lsn`) when the key cannot be read (no
-  // old tuple on a delete, NULL key, binary values).
-  void add(const BoundTable& bound, const Change& change, Lsn txn_lsn);
+  // old tuple on a delete, NULL key, binary values). `snapshot`: the change was read by a snapshot or a
+  // resync, whose inserts may meet rows the target already has (never `fresh`).
+  void add(const BoundTable& bound, const Change& change, Lsn txn_lsn, bool snapshot = false);
 
   bool empty() const { return rows_.empty(); }
   std::size_t size() const { return rows_.size(); }
@@ -79,11 +84,12 @@ class TableFold {
   std::vector<std::size_t> apply_order() const;
 
  private:
-  void upsert(const BoundTable& bound, const Tuple& tuple, Lsn lsn, Lsn txn_lsn);
+  void upsert(const BoundTable& bound, const Tuple& tuple, Lsn lsn, Lsn txn_lsn, bool insert);
   void remove(const BoundTable& bound, const Tuple& tuple, Lsn lsn, Lsn txn_lsn);
   // Transformed key of `tuple` into key_scratch_; throws PermanentError when a key column is NULL/absent.
   void encode_key(const BoundTable& bound, const Tuple& tuple, Lsn txn_lsn);
-  // The row of key_scratch_, added when new (open addressing over row indexes; no node per key).
+  // The row of key_scratch_, added when new (open addressing over row indexes; no node per key); `added_`
+  // says which.
   std::size_t find_or_add_row();
   void grow_index();
   void store(std::size_t slot, const BoundTable& bound, std::size_t column, const Tuple& tuple, Lsn txn_lsn);
@@ -103,6 +109,7 @@ class TableFold {
   std::vector<std::uint32_t> index_;  // row + 1, 0: free; size a power of two, at most half full
   std::string key_scratch_;
   std::string old_key_;
+  bool added_ = false;
 };
 
 }  // namespace cdcsync

@@ -15,6 +15,10 @@ namespace {
 constexpr const char* kSavepoint = "SAVEPOINT cdcsync_apply";
 constexpr std::size_t kPipelineDepth = 1000;  // statements between syncs: keeps both socket buffers small
 constexpr std::size_t kCopyPiece = 1u << 20;  // COPY data handed to libpq at a time
+// After a row inserted as new met an existing key, the table's next flushes upsert every row: the cause
+// (a resync, a replay, tombstones of reused keys) tends to last, and each conflict costs a batch applied
+// twice.
+constexpr std::uint32_t kUpsertOnlyFlushes = 1000;
 
 // A data exception's primary message quotes the value it refused (`invalid input syntax for type
 // integer: "12.50"`): the quoted parts go, the rest (type, SQLSTATE) stays.
@@ -35,8 +39,7 @@ std::string without_quoted_values(const std::string& msg) {
 // The error of a failed result without DETAIL, with the constraint's name when the server gave one.
 PgError sink_error(PGconn* conn, const PGresult* res, std::string_view doing) {
   PgError e = pg_error(conn, res, doing);
-  std::string msg =
-      e.sqlstate().starts_with("22") ? without_quoted_values(e.what()) : std::string(e.what());
+  std::string msg = e.sqlstate().starts_with("22") ? without_quoted_values(e.what()) : std::string(e.what());
   if (res != nullptr) {
     const char* constraint = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
     if (constraint != nullptr) msg += std::string(" [constraint ") + constraint + "]";
@@ -90,6 +93,8 @@ struct PostgresSink::TableState {
   std::string tomb_col;           // quoted; empty unless deletes = soft
   TableFold fold;
   bool stage_used = false;         // rows copied into the stage in the open transaction
+  bool plain_used = false;         // rows inserted without ON CONFLICT in this apply call
+  std::uint32_t upsert_only = 0;   // flushes left that must not insert without ON CONFLICT
   std::set<std::string> prepared;  // prepared statement names on this connection
   std::string mask_scratch;
   std::vector<std::size_t> offsets;  // parameter offsets into params_ (SIZE_MAX: NULL)
@@ -220,7 +225,8 @@ void PostgresSink::connect() {
                        lock_params);
       if (std::string_view(PQgetvalue(lock.get(), 0, 0)) != "t") {
         drop_connection();
-        throw WriterLockHeld("another cdcsync session holds the writer lock of pipeline " + options_.pipeline);
+        throw WriterLockHeld("another cdcsync session holds the writer lock of pipeline " +
+                             options_.pipeline);
       }
       load_progress();
     }
@@ -411,21 +417,42 @@ std::optional<Lsn> PostgresSink::apply_inner(const Batch& batch, bool reconnecte
     }
     in_txn_ = true;
     if (options_.method == ApplyMethod::Copy) {
-      try {
-        apply_set_based(todo);
-      } catch (const PgError& e) {
-        if (e.transient()) throw;
-        // The folded order tripped a constraint (or two texts of one key value met): replay change by
-        // change in source order, which also names the exact source transaction if it fails again.
-        spdlog::warn("set-based apply failed on {} (SQLSTATE {}); replaying the batch in source order",
-                     error_table_, e.sqlstate());
-        exec("ROLLBACK TO SAVEPOINT cdcsync_apply", "rolling back to the savepoint");
-        for (auto& t : tables_) {
-          t->fold.clear();
-          t->stage_used = false;
+      while (true) {
+        try {
+          apply_set_based(todo);
+          break;
+        } catch (const PgError& e) {
+          if (e.transient()) throw;
+          exec("ROLLBACK TO SAVEPOINT cdcsync_apply", "rolling back to the savepoint");
+          const bool conflict =
+              e.sqlstate() == "23505" &&
+              std::any_of(tables_.begin(), tables_.end(), [](const auto& t) { return t->plain_used; });
+          for (auto& t : tables_) {
+            if (conflict && t->plain_used) t->upsert_only = kUpsertOnlyFlushes;
+            t->plain_used = false;
+            t->fold.clear();
+            // The rollback may have undone this call's TRUNCATE of rows staged by an earlier chunk of the
+            // open transaction: empty the stage before it is used again.
+            t->stage_used = true;
+          }
+          if (conflict) {
+            // A row inserted as new already existed (its first change in the batch was an insert): apply
+            // the batch again with upserts, which the LSN guard makes exact.
+            spdlog::info(
+                "a key inserted in the batch already existed in {}; applying the batch again with "
+                "upserts",
+                error_table_);
+            ++stats_.plain_insert_conflicts;
+            continue;
+          }
+          // The folded order tripped a constraint (or two texts of one key value met): replay change by
+          // change in source order, which also names the exact source transaction if it fails again.
+          spdlog::warn("set-based apply failed on {} (SQLSTATE {}); replaying the batch in source order",
+                       error_table_, e.sqlstate());
+          ++stats_.replays_in_order;
+          apply_in_order(todo);
+          break;
         }
-        ++stats_.replays_in_order;
-        apply_in_order(todo);
       }
     } else {
       apply_in_order(todo);
@@ -481,6 +508,7 @@ const BoundTable* PostgresSink::bind(const RelationPtr& relation, Lsn txn_lsn) {
 }
 
 void PostgresSink::apply_set_based(const std::vector<const Transaction*>& txns) {
+  for (auto& t : tables_) t->plain_used = false;
   for (const Transaction* txn : txns) {
     // The commit LSN: the rows' version, and what names the source transaction in errors.
     const Lsn lsn = txn->info.final_lsn;
@@ -490,7 +518,8 @@ void PostgresSink::apply_set_based(const std::vector<const Transaction*>& txns) 
         case ChangeOp::Insert:
         case ChangeOp::Update:
         case ChangeOp::Delete:
-          if (const BoundTable* b = bind(c.relation, lsn)) tables_[b->table]->fold.add(*b, c, lsn);
+          if (const BoundTable* b = bind(c.relation, lsn))
+            tables_[b->table]->fold.add(*b, c, lsn, txn->info.snapshot);
           break;
         case ChangeOp::Truncate:
           flush_all();
@@ -533,6 +562,9 @@ void PostgresSink::flush_table(std::size_t index) {
   std::map<std::string, int> masks;
   bool any_delete = false;
   bool any_upsert = false;
+  std::size_t plain = 0;
+  const bool plain_ok = t.upsert_only == 0;
+  if (t.upsert_only > 0) --t.upsert_only;
   copy_buffer_.clear();
   const std::size_t ncols = t.fold.columns();
   for (std::size_t r : t.fold.apply_order()) {
@@ -555,11 +587,15 @@ void PostgresSink::flush_table(std::size_t index) {
     }
     append_lsn(copy_buffer_, row.lsn);
     if (!t.tomb_col.empty()) copy_buffer_ += row.tombstone ? "\tt" : "\tf";
-    copy_buffer_ += row.action == RowAction::Delete ? "\td\t" : "\tu\t";
+    // 'i': a key new to the source, inserted without ON CONFLICT (no arbiter probe, no speculative
+    // insertion); 'u': upserted under the LSN guard; 'd': deleted under it.
+    const bool as_new = plain_ok && row.action == RowAction::Upsert && row.fresh && mask_id == 0;
+    copy_buffer_ += row.action == RowAction::Delete ? "\td\t" : as_new ? "\ti\t" : "\tu\t";
     copy_buffer_ += std::to_string(mask_id);
     copy_buffer_.push_back('\n');
     any_delete = any_delete || row.action == RowAction::Delete;
-    any_upsert = any_upsert || row.action == RowAction::Upsert;
+    any_upsert = any_upsert || (row.action == RowAction::Upsert && !as_new);
+    plain += as_new ? 1 : 0;
     if (copy_buffer_.size() >= kCopyPiece) put();
   }
   if (!copy_buffer_.empty()) put();
@@ -579,6 +615,11 @@ void PostgresSink::flush_table(std::size_t index) {
     for (std::size_t k : t.key) sql += " AND t." + t.cols[k] + " = s." + t.cols[k];
     sql += " AND t." + t.lsn_col + " <= s." + t.lsn_col + "; ";
   }
+  if (plain > 0) {
+    sql += "INSERT INTO " + t.target + " (" + t.row_columns() + ") SELECT " + t.row_columns() + " FROM " +
+           t.stage + " WHERE _cdc_stage_op = 'i'; ";
+    t.plain_used = true;
+  }
   if (any_upsert) {
     sql += "INSERT INTO " + t.target + " AS t (" + t.row_columns() + ") SELECT " + t.row_columns() +
            " FROM " + t.stage + " WHERE _cdc_stage_op = 'u' AND _cdc_stage_mask = 0 ORDER BY " + t.lsn_col +
@@ -596,6 +637,7 @@ void PostgresSink::flush_table(std::size_t index) {
     stats_.inserted_without_toast += std::stoull(PQgetvalue(r.get(), 0, 0));
   }
   stats_.rows_written += t.fold.size();
+  stats_.rows_inserted_as_new += plain;
   t.fold.clear();
 }
 

@@ -72,6 +72,8 @@ struct PostgresSinkStats {
   std::uint64_t rows_written = 0;            // folded rows sent to the target
   std::uint64_t inserted_without_toast = 0;  // rows inserted with an unchanged-TOAST column left NULL
   std::uint64_t replays_in_order = 0;        // set-based apply fell back to change-by-change
+  std::uint64_t rows_inserted_as_new = 0;  // folded rows inserted without ON CONFLICT (see FoldedRow::fresh)
+  std::uint64_t plain_insert_conflicts = 0;  // ... of which one met an existing key: batch applied again
   std::uint64_t truncates_applied = 0;
   std::uint64_t reconnects = 0;
 };

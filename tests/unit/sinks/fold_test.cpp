@@ -142,6 +142,34 @@ TEST_F(SinkFold, UpdateWithAnUnchangedKeyInTheOldTupleIsAPlainUpsert) {
   EXPECT_EQ(fold_.rows()[0].action, RowAction::Upsert);
 }
 
+TEST_F(SinkFold, OnlyAKeyWhoseFirstChangeInTheBatchIsAStreamedInsertIsFresh) {
+  add(insert(rel_, 10, tuple({"1", "a", "x", "e"})));
+  add(update(rel_, 20, tuple({"1", "b", "x", "e"})));  // insert then update: still new to the target
+  add(update(rel_, 20, tuple({"2", "b", "x", "e"})));  // existed before the batch
+  add(remove(rel_, 30, tuple({"3", std::nullopt, std::nullopt, std::nullopt})));
+  add(insert(rel_, 40, tuple({"3", "c", "x", "e"})));  // deleted then inserted: the target may have it
+  add(insert(rel_, 50, tuple({"4", "d", "x", "e"})));
+  add(remove(rel_, 60, tuple({"4", std::nullopt, std::nullopt, std::nullopt})));
+  add(insert(rel_, 70, tuple({"4", "e", "x", "e"})));  // inserted, deleted, inserted: still new
+  ASSERT_EQ(fold_.size(), 4u);
+  EXPECT_TRUE(fold_.rows()[0].fresh);
+  EXPECT_FALSE(fold_.rows()[1].fresh);
+  EXPECT_FALSE(fold_.rows()[2].fresh);
+  EXPECT_TRUE(fold_.rows()[3].fresh);
+  fold_.clear();
+  changes_.clear();
+  add(update(rel_, 80, tuple({"1", "f", "x", "e"})));  // the next batch starts over
+  EXPECT_FALSE(fold_.rows()[0].fresh);
+}
+
+TEST_F(SinkFold, SnapshotRowsAndNewKeysOfAKeyChangeAreNeverFresh) {
+  changes_.push_back(insert(rel_, 10, tuple({"1", "a", "x", "e"})));
+  fold_.add(*bound_, changes_.back(), Lsn{10}, /*snapshot=*/true);
+  add(update(rel_, 20, tuple({"2", "a", "x", "e"}), tuple({"9", std::nullopt, std::nullopt, std::nullopt})));
+  ASSERT_EQ(fold_.size(), 3u);
+  for (const auto& row : fold_.rows()) EXPECT_FALSE(row.fresh);
+}
+
 TEST_F(SinkFold, AppliesDeletesFirstThenUpsertsInLsnOrder) {
   add(insert(rel_, 50, tuple({"1", "a", "x", "e"})));
   add(insert(rel_, 30, tuple({"2", "a", "x", "e"})));
