@@ -1,5 +1,7 @@
 #include "decoders/assembler.h"
 
+#include "decoders/byte_reader.h"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -66,6 +68,13 @@ void TransactionAssembler::feed(std::string_view message, Lsn wal_start) {
 // (spooled alongside) can decode them, at commit.
 void TransactionAssembler::feed_stream(std::string_view raw, Lsn at) {
   if (const auto subxid = decoder_.peek_stream_xid(raw)) {
+    if (raw[0] == 'R' || raw[0] == 'Y') {
+      ByteReader in{raw, pgoutput::message_name(raw[0])};
+      in.byte();
+      in.u32();  // xid
+      const std::uint32_t id = in.u32();
+      (raw[0] == 'R' ? stream_->relation_seq : stream_->type_seq)[id] = ++schema_seq_;
+    }
     stream_->spool->append(*subxid, at, raw);
     return;
   }
@@ -184,11 +193,13 @@ void TransactionAssembler::on(pgoutput::Origin& m, Lsn at, std::string_view) {
 
 void TransactionAssembler::on(pgoutput::Relation& m, Lsn at, std::string_view raw) {
   if (state_ == State::Preparing) preparing_->spool->append(Xid{}, at, raw);
+  relation_seq_[m.relation->id.value] = ++schema_seq_;
   relations_.put(std::move(m.relation));
 }
 
 void TransactionAssembler::on(pgoutput::Type& m, Lsn at, std::string_view raw) {
   if (state_ == State::Preparing) preparing_->spool->append(Xid{}, at, raw);
+  type_seq_[m.type.oid] = ++schema_seq_;
   relations_.put_type(std::move(m.type));
 }
 
@@ -248,6 +259,19 @@ void TransactionAssembler::on(pgoutput::StreamCommit& m, Lsn at, std::string_vie
   info.end_lsn = m.end_lsn;
   info.commit_time_us = m.commit_time_us;
   replay(*held, std::move(info));
+  // pgoutput now counts the schemas sent in this stream as sent: later transactions will not repeat them.
+  for (const auto& [id, seq] : held->relation_seq) {
+    auto& current = relation_seq_[id];
+    if (seq <= current) continue;  // a newer Relation of this id came outside the stream
+    if (auto rel = held->relations.find(RelationId{id})) relations_.put(std::move(rel));
+    current = seq;
+  }
+  for (const auto& [oid, seq] : held->type_seq) {
+    auto& current = type_seq_[oid];
+    if (seq <= current) continue;
+    if (const TypeDef* type = held->relations.find_type(oid)) relations_.put_type(*type);
+    current = seq;
+  }
 }
 
 void TransactionAssembler::on(pgoutput::StreamAbort& m, Lsn at, std::string_view) {

@@ -11,7 +11,9 @@
 //   with the subtransaction xid and the WAL position. Stream Abort(xid, subxid) drops the subtransaction's
 //   changes (or the whole xid when subxid == xid); Stream Commit replays the spool in order through a
 //   private RelationCache seeded from the cache as it was at the first segment, so a Relation message
-//   inside a stream applies to that transaction's later changes only.
+//   inside a stream applies to that transaction's later changes only, until it commits: then, as pgoutput
+//   counts a schema sent in a committed stream as sent, the stream's Relation and Type messages describe
+//   the transactions after it too, unless one of the same id arrived outside the stream after them.
 // - Two-phase (protocol >= 3): Begin Prepare .. Prepare(gid) and Stream Prepare are held in a spool until
 //   Commit Prepared(gid) emits them, or Rollback Prepared(gid) drops them (an unknown gid is ignored
 //   there; Commit Prepared of an unknown gid is a ProtocolError).
@@ -85,6 +87,9 @@ class TransactionAssembler {
     RelationCache relations;  // as it was when the transaction started
     std::vector<std::uint32_t> aborted_subxids;
     std::unique_ptr<SpoolFile> spool;
+    // Receipt order (schema_seq_) of the last Relation / Type message of each id in this stream.
+    std::unordered_map<std::uint32_t, std::uint64_t> relation_seq;
+    std::unordered_map<std::uint32_t, std::uint64_t> type_seq;
   };
   enum class State : std::uint8_t { Idle, Transaction, Preparing };
 
@@ -117,6 +122,10 @@ class TransactionAssembler {
   Change scratch_;
   std::filesystem::path spool_dir_;
   std::uint64_t spool_seq_ = 0;
+  // Receipt order of Relation and Type messages, and of the ones that set relations_' entries.
+  std::uint64_t schema_seq_ = 0;
+  std::unordered_map<std::uint32_t, std::uint64_t> relation_seq_;
+  std::unordered_map<std::uint32_t, std::uint64_t> type_seq_;
 
   State state_ = State::Idle;
   Lsn open_first_lsn_;

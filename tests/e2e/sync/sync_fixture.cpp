@@ -129,14 +129,16 @@ std::string SyncPipeline::config(const ConfigOptions& o) const {
   std::ostringstream c;
   c << "pipeline = \"" << pipeline_ << "\"\n\n"
     << "[source]\n"
-    << "conninfo = \"" << s.source_conninfo(customer_db_) << "\"\n"
+    << "conninfo = \"" << s.source_conninfo(customer_db_)
+    << (o.source_options.empty() ? std::string() : " options='" + o.source_options + "'") << "\"\n"
     << "publication = \"cdcsync_customers\"\n"
     << "slot = \"" << slot_ << "\"\n"
     << "create_slot = true\n"
     << "status_interval_ms = " << o.status_interval_ms << "\n"
     << "receive_timeout_ms = " << o.receive_timeout_ms << "\n"
     << "reconnect_min_ms = " << o.reconnect_min_ms << "\n"
-    << "reconnect_max_ms = " << o.reconnect_max_ms << "\n\n"
+    << "reconnect_max_ms = " << o.reconnect_max_ms << "\n"
+    << o.source_extra << "\n"
     << "[target]\n"
     << "conninfo = \"" << s.target_conninfo(order_db_) << "\"\n\n"
     << "[batch]\n"

@@ -33,7 +33,9 @@ struct ConfigOptions {
   int reconnect_max_ms = 500;
   int status_interval_ms = 200;
   int receive_timeout_ms = 5000;
-  std::string extra;  // appended verbatim
+  std::string source_extra;    // appended to [source] verbatim
+  std::string source_options;  // the source conninfo's options ("-c logical_decoding_work_mem=64kB")
+  std::string extra;           // appended verbatim
 };
 
 struct ProgressRow {

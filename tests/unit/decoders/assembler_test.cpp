@@ -234,6 +234,47 @@ TEST_F(AssemblerTest, AppliesARelationMessageInsideAStreamOnlyToThatTransaction)
   EXPECT_EQ(emitted[2].changes[0].after.value(2), "c");
 }
 
+// pgoutput counts a schema sent inside a stream as sent once the stream commits: the next transaction's
+// changes come without a Relation message (found with streaming = "on" against PostgreSQL 15).
+TEST_F(AssemblerTest, ARelationSentInACommittedStreamDescribesTheTransactionsAfterIt) {
+  make(2);
+  feed(MessageBuilder('S').u32(100).u8(1), 0x100);
+  feed(with_xid(relation_message(1), 100), 0x100);
+  feed(with_xid(insert_message(1, "1", "a"), 100), 0x101);
+  feed(MessageBuilder('E'), 0x101);
+  EXPECT_EQ(assembler->relations().find(RelationId{1}), nullptr);
+  feed(MessageBuilder('c').u32(100).u8(0).u64(0x110).u64(0x111).u64(9), 0x110);
+  feed(begin_message(0x150, 2), 0x140);
+  feed(insert_message(1, "2", "b"), 0x141);
+  feed(commit_message(0x150, 0x151), 0x150);
+  ASSERT_EQ(emitted.size(), 2u);
+  EXPECT_EQ(emitted[1].changes[0].after.value(0), "2");
+}
+
+// An aborted stream's schema is not promoted; a Relation sent outside the stream after the stream's own
+// stays (it is what pgoutput last sent for transactions outside the stream).
+TEST_F(AssemblerTest, AnAbortedStreamOrANewerRelationOutsideTheStreamKeepsTheCache) {
+  make(2);
+  feed(MessageBuilder('S').u32(100).u8(1), 0x100);
+  feed(with_xid(relation_message(1, 3), 100), 0x100);
+  feed(MessageBuilder('E'), 0x101);
+  feed(MessageBuilder('A').u32(100).u32(100), 0x102);
+  EXPECT_EQ(assembler->relations().find(RelationId{1}), nullptr);
+  feed(MessageBuilder('S').u32(200).u8(1), 0x200);
+  feed(with_xid(relation_message(1, 3), 200), 0x200);
+  feed(with_xid(MessageBuilder('I').u32(1).byte('N').i16(3).text("1").text("a").text("b").bytes(), 200),
+       0x201);
+  feed(MessageBuilder('E'), 0x201);
+  feed(begin_message(0x250, 2), 0x240);
+  feed(relation_message(1, 2), 0x240);
+  feed(insert_message(1, "2", "b"), 0x241);
+  feed(commit_message(0x250, 0x251), 0x250);
+  feed(MessageBuilder('c').u32(200).u8(0).u64(0x260).u64(0x261).u64(9), 0x260);
+  ASSERT_EQ(emitted.size(), 2u);
+  EXPECT_EQ(emitted[1].changes[0].relation->columns.size(), 3u);
+  EXPECT_EQ(assembler->relations().find(RelationId{1})->columns.size(), 2u);
+}
+
 TEST_F(AssemblerTest, RejectsMessagesThatDoNotBelongInsideAStreamBlock) {
   make(2);
   feed(MessageBuilder('S').u32(100).u8(1), 0x100);
