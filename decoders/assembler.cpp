@@ -42,6 +42,18 @@ TransactionAssembler::TransactionAssembler(AssemblerOptions options, Emit emit)
   }
 }
 
+struct TransactionAssembler::Replay {
+  Replay(std::unique_ptr<Held> h, const ProtocolOptions& protocol)
+      : held(std::move(h)), decoder(protocol, held->block), reader(held->spool->read()) {}
+  std::unique_ptr<Held> held;
+  PgOutputDecoder decoder;
+  SpoolFile::Reader reader;
+  SpoolFile::Record record;
+  Transaction chunk;
+  Lsn end_lsn;
+  bool promote_schema = false;
+};
+
 TransactionAssembler::~TransactionAssembler() = default;
 
 std::optional<Lsn> TransactionAssembler::oldest_held_lsn() const {
@@ -52,10 +64,12 @@ std::optional<Lsn> TransactionAssembler::oldest_held_lsn() const {
   if (state_ != State::Idle) consider(open_first_lsn_);
   for (const auto& [xid, held] : streams_) consider(held->first_lsn);
   for (const auto& [gid, held] : prepared_) consider(held->first_lsn);
+  if (replay_) consider(replay_->held->first_lsn);
   return oldest;
 }
 
 void TransactionAssembler::feed(std::string_view message, Lsn wal_start) {
+  if (replay_) throw std::logic_error("TransactionAssembler::feed while a replay is in progress");
   if (stream_ != nullptr) {
     feed_stream(message, wal_start);
     return;
@@ -110,6 +124,7 @@ void TransactionAssembler::add_change(Transaction& chunk, Change&& change) {
     chunk.last_chunk = false;
     std::swap(chunk, next);
     emit_(std::move(next));
+    ++chunks_emitted_;
     chunk.changes.reserve(options_.max_changes_per_chunk);
   }
   chunk.changes.push_back(std::move(change));
@@ -130,32 +145,61 @@ void TransactionAssembler::emit_single_message(Change&& change, Lsn message_lsn)
   emit_(std::move(txn));
 }
 
-void TransactionAssembler::replay(Held& held, TransactionInfo info) {
-  PgOutputDecoder decoder{options_.protocol, held.block};
-  Transaction chunk;
-  chunk.info = std::move(info);
-  const Lsn end_lsn = chunk.info.end_lsn;
-  chunk.info.end_lsn = Lsn{};
-  auto reader = held.spool->read();
-  SpoolFile::Record record;
-  while (reader.next(record)) {
+void TransactionAssembler::replay(std::unique_ptr<Held> held, TransactionInfo info, bool promote_schema) {
+  replay_ = std::make_unique<Replay>(std::move(held), options_.protocol);
+  replay_->chunk.info = std::move(info);
+  replay_->end_lsn = replay_->chunk.info.end_lsn;
+  replay_->chunk.info.end_lsn = Lsn{};
+  replay_->promote_schema = promote_schema;
+  if (!options_.replay_in_steps) {
+    while (resume_replay()) {
+    }
+  }
+}
+
+bool TransactionAssembler::resume_replay() {
+  if (!replay_) return false;
+  Replay& r = *replay_;
+  Held& held = *r.held;
+  const std::uint64_t chunks_before = chunks_emitted_;
+  while (r.reader.next(r.record)) {
     Change change;
-    auto decoded = decoder.decode(record.message, held.relations, change);
+    auto decoded = r.decoder.decode(r.record.message, held.relations, change);
     if (auto* relation = std::get_if<pgoutput::Relation>(&decoded)) {
       held.relations.put(std::move(relation->relation));
     } else if (auto* type = std::get_if<pgoutput::Type>(&decoded)) {
       held.relations.put_type(std::move(type->type));
     } else if (std::holds_alternative<pgoutput::DataChange>(decoded)) {
       const auto& aborted = held.aborted_subxids;
-      if (std::find(aborted.begin(), aborted.end(), record.subxid.value) != aborted.end()) continue;
-      change.lsn = record.lsn;
-      add_change(chunk, std::move(change));
+      if (std::find(aborted.begin(), aborted.end(), r.record.subxid.value) != aborted.end()) continue;
+      change.lsn = r.record.lsn;
+      add_change(r.chunk, std::move(change));
+      if (chunks_emitted_ != chunks_before) return true;
     } else {
-      throw ProtocolError(record.lsn, name_of(record.message) + " in the spool of xid " +
-                                          std::to_string(held.info.xid.value));
+      throw ProtocolError(r.record.lsn, name_of(r.record.message) + " in the spool of xid " +
+                                            std::to_string(held.info.xid.value));
     }
   }
-  emit_last(chunk, end_lsn);
+  emit_last(r.chunk, r.end_lsn);
+  if (r.promote_schema) promote_schema(held);
+  replay_.reset();  // removes the spool file
+  return false;
+}
+
+// pgoutput now counts the schemas sent in this stream as sent: later transactions will not repeat them.
+void TransactionAssembler::promote_schema(const Held& held) {
+  for (const auto& [id, seq] : held.relation_seq) {
+    auto& current = relation_seq_[id];
+    if (seq <= current) continue;  // a newer Relation of this id came outside the stream
+    if (auto rel = held.relations.find(RelationId{id})) relations_.put(std::move(rel));
+    current = seq;
+  }
+  for (const auto& [oid, seq] : held.type_seq) {
+    auto& current = type_seq_[oid];
+    if (seq <= current) continue;
+    if (const TypeDef* type = held.relations.find_type(oid)) relations_.put_type(*type);
+    current = seq;
+  }
 }
 
 void TransactionAssembler::on(pgoutput::Begin& m, Lsn at, std::string_view) {
@@ -258,20 +302,7 @@ void TransactionAssembler::on(pgoutput::StreamCommit& m, Lsn at, std::string_vie
   info.final_lsn = m.commit_lsn;
   info.end_lsn = m.end_lsn;
   info.commit_time_us = m.commit_time_us;
-  replay(*held, std::move(info));
-  // pgoutput now counts the schemas sent in this stream as sent: later transactions will not repeat them.
-  for (const auto& [id, seq] : held->relation_seq) {
-    auto& current = relation_seq_[id];
-    if (seq <= current) continue;  // a newer Relation of this id came outside the stream
-    if (auto rel = held->relations.find(RelationId{id})) relations_.put(std::move(rel));
-    current = seq;
-  }
-  for (const auto& [oid, seq] : held->type_seq) {
-    auto& current = type_seq_[oid];
-    if (seq <= current) continue;
-    if (const TypeDef* type = held->relations.find_type(oid)) relations_.put_type(*type);
-    current = seq;
-  }
+  replay(std::move(held), std::move(info), /*promote_schema=*/true);
 }
 
 void TransactionAssembler::on(pgoutput::StreamAbort& m, Lsn at, std::string_view) {
@@ -336,7 +367,7 @@ void TransactionAssembler::on(pgoutput::CommitPrepared& m, Lsn at, std::string_v
   info.final_lsn = m.commit_lsn;
   info.end_lsn = m.end_lsn;
   info.commit_time_us = m.commit_time_us;
-  replay(*held, std::move(info));
+  replay(std::move(held), std::move(info), /*promote_schema=*/false);
 }
 
 void TransactionAssembler::on(pgoutput::RollbackPrepared& m, Lsn at, std::string_view) {

@@ -52,6 +52,11 @@ struct AssemblerOptions {
   // Where streamed and prepared transactions wait for their commit; owned by this assembler. Empty: the
   // system's temporary directory (without the stale-file cleanup).
   std::filesystem::path spool_dir;
+  // false: a committed streamed or prepared transaction is replayed from its spool within the feed() of its
+  // commit, all its chunks emitted at once. true: feed() only starts the replay and resume_replay() emits
+  // it a chunk at a time, so a caller that collects emitted chunks holds one at a time, not the whole
+  // transaction; feed() must not be called while replaying() (std::logic_error).
+  bool replay_in_steps = false;
 };
 
 class TransactionAssembler {
@@ -74,7 +79,11 @@ class TransactionAssembler {
   // The earliest WAL position of anything still held (the open transaction, streamed or prepared ones);
   // nullopt when nothing is. The slot must not be confirmed past it, or a restart would not resend it.
   std::optional<Lsn> oldest_held_lsn() const;
-  bool in_transaction() const { return state_ != State::Idle || stream_ != nullptr; }
+  bool in_transaction() const { return state_ != State::Idle || stream_ != nullptr || replay_ != nullptr; }
+  // With replay_in_steps: a committed transaction is being replayed. resume_replay() emits its next chunk
+  // (the last one at the end) and returns whether more is left.
+  bool replaying() const { return replay_ != nullptr; }
+  bool resume_replay();
   std::size_t streamed_in_progress() const { return streams_.size(); }
   std::size_t prepared_held() const { return prepared_.size(); }
 
@@ -110,7 +119,11 @@ class TransactionAssembler {
 
   void feed_stream(std::string_view raw, Lsn at);
   std::unique_ptr<Held> hold(Xid xid, Lsn at, PgOutputDecoder::Block block);
-  void replay(Held& held, TransactionInfo info);
+  // Starts replaying `held` from its spool (at once unless replay_in_steps); `promote_schema` at a Stream
+  // Commit (see the header comment).
+  void replay(std::unique_ptr<Held> held, TransactionInfo info, bool promote_schema);
+  void promote_schema(const Held& held);
+  struct Replay;
   void add_change(Transaction& chunk, Change&& change);
   void emit_last(Transaction& chunk, Lsn end_lsn);
   void emit_single_message(Change&& change, Lsn message_lsn);
@@ -131,6 +144,8 @@ class TransactionAssembler {
   Lsn open_first_lsn_;
   Transaction open_;                 // State::Transaction: the chunk being filled
   std::unique_ptr<Held> preparing_;  // State::Preparing
+  std::unique_ptr<Replay> replay_;   // a committed transaction being replayed from its spool
+  std::uint64_t chunks_emitted_ = 0;
 
   Held* stream_ = nullptr;  // inside Stream Start .. Stream Stop: the transaction it belongs to
   std::unordered_map<std::uint32_t, std::unique_ptr<Held>> streams_;  // by top-level xid

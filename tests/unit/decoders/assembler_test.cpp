@@ -33,12 +33,13 @@ class AssemblerTest : public ::testing::Test {
   }
   void TearDown() override { std::filesystem::remove_all(spool_dir); }
 
-  TransactionAssembler& make(int version = 3, std::size_t chunk = 10000) {
+  TransactionAssembler& make(int version = 3, std::size_t chunk = 10000, bool in_steps = false) {
     assembler = std::make_unique<TransactionAssembler>(
         AssemblerOptions{.protocol = {.version = version,
                                       .streaming = version >= 2 ? StreamingMode::On : StreamingMode::Off},
                          .max_changes_per_chunk = chunk,
-                         .spool_dir = spool_dir},
+                         .spool_dir = spool_dir,
+                         .replay_in_steps = in_steps},
         [this](Transaction&& t) { emitted.push_back(std::move(t)); });
     return *assembler;
   }
@@ -349,6 +350,40 @@ TEST_F(AssemblerTest, ReplaysASpooledTransactionInChunks) {
   EXPECT_FALSE(emitted[1].info.end_lsn.valid());
   EXPECT_EQ(emitted[2].info.end_lsn, Lsn{0x131});
   EXPECT_EQ(emitted[2].info.final_lsn, Lsn{0x130});
+}
+
+// What keeps a daemon's memory bounded when a streamed transaction of millions of rows commits: its chunks
+// come out one per step, not all within the feed() of the Stream Commit.
+TEST_F(AssemblerTest, ReplaysInStepsOneChunkAtATimeAndHoldsEverythingElseMeanwhile) {
+  make(2, 4, /*in_steps=*/true);
+  feed(MessageBuilder('S').u32(100).u8(1), 0x100);
+  feed(with_xid(relation_message(1), 100), 0x100);
+  for (int i = 0; i < 10; ++i) feed(with_xid(insert_message(1, std::to_string(i), "a"), 100), 0x101 + i);
+  feed(MessageBuilder('E'), 0x120);
+  feed(MessageBuilder('c').u32(100).u8(0).u64(0x130).u64(0x131).u64(9), 0x130);
+  EXPECT_TRUE(emitted.empty());
+  EXPECT_TRUE(assembler->replaying());
+  EXPECT_TRUE(assembler->in_transaction());
+  EXPECT_EQ(assembler->oldest_held_lsn(), Lsn{0x100});
+  EXPECT_THROW(feed(begin_message(0x150, 2), 0x140), std::logic_error);
+  EXPECT_TRUE(assembler->resume_replay());
+  ASSERT_EQ(emitted.size(), 1u);
+  EXPECT_EQ(emitted[0].changes.size(), 4u);
+  EXPECT_TRUE(assembler->resume_replay());
+  EXPECT_EQ(emitted.size(), 2u);
+  EXPECT_FALSE(assembler->resume_replay());
+  ASSERT_EQ(emitted.size(), 3u);
+  EXPECT_EQ(emitted[2].changes.size(), 2u);
+  EXPECT_EQ(emitted[2].info.end_lsn, Lsn{0x131});
+  EXPECT_FALSE(assembler->replaying());
+  EXPECT_FALSE(assembler->in_transaction());
+  EXPECT_EQ(assembler->oldest_held_lsn(), std::nullopt);
+  EXPECT_EQ(spool_files(), 0u);
+  // The relation the stream sent now decodes an ordinary transaction without a Relation message.
+  feed(begin_message(0x150, 2), 0x140);
+  feed(insert_message(1, "x", "b"), 0x141);
+  feed(commit_message(0x150, 0x151), 0x150);
+  EXPECT_EQ(emitted.size(), 4u);
 }
 
 TEST_F(AssemblerTest, RemovesSpoolFilesOnDestructionAndStaleOnesAtStart) {
