@@ -348,16 +348,24 @@ def free_port():
         return so.getsockname()[1]
 
 
+SOURCE_EXTRA = {}  # --source: extra [source] keys for cdcsync (streaming = "on", proto_version = 2, ...)
+
+
+def toml_value(v):
+    return v if v.isdigit() or v in ("true", "false") else f'"{v}"'
+
+
 def cdcsync_config(s, w, tag, batch, metrics_port):
     cols = ", ".join(f'{c} = "{c}"' for c in COLS[w])
     batch_lines = "\n".join(f"{k} = {v}" for k, v in batch.items())
+    source_lines = "".join(f"\n{k} = {toml_value(v)}" for k, v in SOURCE_EXTRA.items())
     return f"""pipeline = "bench_{w}_{tag}"
 
 [source]
 conninfo    = "{s.source_conninfo}"
 publication = "bench_{w}"
 slot        = "cdcsync_{w}_{tag}"
-create_slot = false
+create_slot = false{source_lines}
 
 [snapshot]
 mode = "never"
@@ -801,6 +809,7 @@ def main():
     ap.add_argument("--workloads", default="small,bulk,wide,lag")
     ap.add_argument("--consumers", default="cdcsync,native,pg_recvlogical")
     ap.add_argument("--batch", default="", help="batch.* overrides: max_rows=20000,max_wait_ms=20,...")
+    ap.add_argument("--source", default="", help="extra [source] keys for cdcsync: streaming=on,proto_version=2")
     ap.add_argument("--profile", action="store_true", help="perf record cdcsync and its target backend")
     ap.add_argument("--bulk-rows", type=int, default=0, help="rows of BULK's transactions (default 1M, --quick 100k)")
     a = ap.parse_args()
@@ -809,6 +818,9 @@ def main():
     for kv in filter(None, a.batch.split(",")):
         k, v = kv.split("=")
         batch[k.strip()] = int(v)
+    for kv in filter(None, a.source.split(",")):
+        k, v = kv.split("=")
+        SOURCE_EXTRA[k.strip()] = v.strip()
     os.makedirs(a.out, exist_ok=True)
     s = Servers(a.servers)
     setup_once(s)
