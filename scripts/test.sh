@@ -16,7 +16,7 @@ cmake --build build -j "$jobs"
 echo "== build (ASan + UBSan)"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCDCSYNC_SANITIZE=ON -DCDCSYNC_INTEGRATION=OFF \
   -DCDCSYNC_BENCH=OFF >/dev/null
-cmake --build build-asan -j "$jobs"
+cmake --build build-asan -j "$jobs" --target unit_tests
 
 echo "== unit tests under ASan + UBSan"
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \

@@ -56,7 +56,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   bool assembler_ok = true;
   {
     TransactionAssembler assembler{
-        AssemblerOptions{.protocol = protocol, .max_changes_per_chunk = chunk, .spool_dir = spool_dir()},
+        // Even chunk sizes replay committed spools a chunk per step, as the daemon does.
+        AssemblerOptions{.protocol = protocol,
+                         .max_changes_per_chunk = chunk,
+                         .spool_dir = spool_dir(),
+                         .replay_in_steps = chunk % 2 == 0},
         [&](Transaction&& t) {
           for (const auto& c : t.changes) {
             sink = sink + touch(c.before) + touch(c.after) + c.message_content.size() + c.truncated.size();
@@ -84,6 +88,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       if (assembler_ok) {
         try {
           assembler.feed(message, Lsn{lsn});
+          while (assembler.replaying()) assembler.resume_replay();
         } catch (const DecodeError&) {
           assembler_ok = false;
         } catch (const ProtocolError&) {
