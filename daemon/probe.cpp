@@ -9,6 +9,7 @@
 
 #include "daemon/metrics/process_collector.h"
 #include "decoders/pg.h"
+#include "sinks/reply_deadline.h"
 
 namespace cdcsync {
 namespace {
@@ -448,6 +449,13 @@ void Probe::poll_loop(std::string conninfo) {
       "(s.restart_lsn - '0/0'::pg_lsn)::text, s.wal_status, s.safe_wal_size::text, s.slot_name IS NOT NULL "
       "FROM (SELECT 1) AS one LEFT JOIN pg_replication_slots AS s ON s.slot_name = $1";
   PgConn conn;
+  // A silent (half-open) link would hold a poll, and a SIGTERM after it, until the link is reset: a reply
+  // that has not come after the statement_timeout below plus 3 s shuts the socket down.
+  ReplyDeadline deadline{std::chrono::milliseconds(8000), "the customer database (metrics poller)"};
+  const auto drop = [&] {
+    deadline.watch(-1);
+    conn.reset();
+  };
   std::string last_error;
   while (true) {
     {
@@ -456,8 +464,14 @@ void Probe::poll_loop(std::string conninfo) {
     }
     try {
       if (!conn || PQstatus(conn.get()) != CONNECTION_OK) {
-        const char* keys[] = {"dbname", "application_name", "connect_timeout", nullptr};
-        const char* values[] = {conninfo.c_str(), "cdcsync_probe", "5", nullptr};
+        drop();
+        // Keepalives as on the replication connection (the conninfo may override them); then the
+        // conninfo; then what the poller needs whatever it says.
+        const char* keys[] = {"keepalives",       "keepalives_idle",  "keepalives_interval",
+                              "keepalives_count", "tcp_user_timeout", "dbname",
+                              "application_name", "connect_timeout",  nullptr};
+        const char* values[] = {"1", "10",   "5", "3", "30000", conninfo.c_str(), "cdcsync_probe",
+                                "5", nullptr};
         conn.reset(PQconnectdbParams(keys, values, /*expand_dbname=*/1));
         if (!conn || PQstatus(conn.get()) != CONNECTION_OK) {
           std::string msg = conn ? PQerrorMessage(conn.get()) : "out of memory";
@@ -465,9 +479,12 @@ void Probe::poll_loop(std::string conninfo) {
           conn.reset();
           throw PgError{"08000", "cannot connect to the source: " + msg};
         }
+        deadline.watch(PQsocket(conn.get()));
+        const auto round_trip = deadline.round_trip();
         pg_exec(conn.get(), "SET statement_timeout = 5000", "setting the probe's statement_timeout");
       }
       const char* params[] = {options_.slot.c_str()};
+      const auto round_trip = deadline.round_trip();
       PgResult res{PQexecParams(conn.get(), kQuery, 1, nullptr, params, nullptr, nullptr, 0)};
       if (PQresultStatus(res.get()) != PGRES_TUPLES_OK || PQntuples(res.get()) != 1) {
         throw pg_error(conn.get(), res.get(), "polling the slot");
@@ -485,7 +502,7 @@ void Probe::poll_loop(std::string conninfo) {
       last_error.clear();
     } catch (const std::exception& e) {
       record_poll_failure();
-      if (conn && PQstatus(conn.get()) != CONNECTION_OK) conn.reset();
+      if (conn && PQstatus(conn.get()) != CONNECTION_OK) drop();
       if (last_error != e.what()) spdlog::warn("probe: cannot poll the source's slot: {}", e.what());
       last_error = e.what();
     }

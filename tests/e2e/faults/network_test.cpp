@@ -144,6 +144,8 @@ TEST(FaultsNetwork, AHalfOpenSourceConnectionIsTakenForDeadAfterReceiveTimeoutAn
   const auto detected = ms_since(cut_at);
   // Reconnecting into the half-open link: the connect gets no answer and gives up (connect_timeout).
   ASSERT_TRUE(wait_for_log(*d, "cannot open a replication connection", 15s)) << d->log_tail();
+  // The metrics poller's session through the same link: its reply deadline (8 s) notices it too.
+  ASSERT_TRUE(wait_for_log(*d, "no reply from the customer database (metrics poller)", 20s)) << d->log_tail();
   px.source.half_open(false);
   const auto healed_at = Clock::now();
   ASSERT_TRUE(wait_for_log(*d, kStreaming, 30s, 2)) << "no new session after the link healed:\n"
