@@ -173,6 +173,15 @@ Probe::Probe(ProbeOptions options, const PipelineStatus& status)
   kafka_transactions_ = &counter("cdcsync_kafka_transactions_total",
                                  "Kafka transactions ended, by outcome (committed, aborted); one per batch.");
   for (const char* outcome : {"committed", "aborted"}) kafka_transactions_->Add({{"outcome", outcome}});
+  archive_entries_ =
+      &counter("cdcsync_archive_entries_total",
+               "Event archive entries, by outcome: appended, skipped (appended before a restart), "
+               "trimmed (older than archive.max_age_hours).");
+  for (const char* outcome : {"appended", "skipped", "trimmed"})
+    archive_entries_->Add({{"outcome", outcome}});
+  archive_errors_ =
+      &counter("cdcsync_archive_errors_total", "Batches the event archive failed to append (then retried).")
+           .Add({});
   schema_drift_ = &counter("cdcsync_schema_drift_columns_total",
                            "Distinct source columns not in the mapping (never forwarded), by source table.");
   queue_depth_ =
@@ -209,7 +218,17 @@ RunnerHooks Probe::hooks(std::function<void(RunnerState)> on_state, std::functio
   h.dead_lettered = [this] { dead_lettered_->Increment(); };
   h.dead_letter_entries = [this](std::size_t n) { dead_letter_entries_->Set(static_cast<double>(n)); };
   h.kafka = kafka_observer();
+  h.archive = archive_observer();
   return h;
+}
+
+ArchiveSinkObserver Probe::archive_observer() {
+  ArchiveSinkObserver o;
+  o.entries = [this](std::string_view outcome, std::uint64_t n) {
+    archive_entries_->Add({{"outcome", std::string(outcome)}}).Increment(static_cast<double>(n));
+  };
+  o.error = [this] { archive_errors_->Increment(); };
+  return o;
 }
 
 KafkaSinkObserver Probe::kafka_observer() {

@@ -83,6 +83,7 @@ class Probe final : public metrics::Collectable {
   void batch_applied(const Batch& batch, std::chrono::steady_clock::duration apply_time);
   // The Kafka sink's hooks: produce latency, in-flight records, errors by kind, transactions by outcome.
   KafkaSinkObserver kafka_observer();
+  ArchiveSinkObserver archive_observer();
 
   // Records one poll of the source (the poller calls it; tests call it directly).
   void record_poll(const SlotPoll& poll);
@@ -152,6 +153,8 @@ class Probe final : public metrics::Collectable {
   metrics::Gauge* kafka_in_flight_;
   metrics::Family<metrics::Counter>* kafka_errors_;
   metrics::Family<metrics::Counter>* kafka_transactions_;
+  metrics::Family<metrics::Counter>* archive_entries_;
+  metrics::Counter* archive_errors_;
   metrics::Gauge* lease_held_;
   metrics::Family<metrics::Gauge>* state_family_;
   metrics::Family<metrics::Counter>* schema_drift_;

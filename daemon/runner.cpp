@@ -5,10 +5,10 @@
 
 #include <condition_variable>
 #include <cstdlib>
-#include <mutex>
-#include <stop_token>
 #include <filesystem>
+#include <mutex>
 #include <random>
+#include <stop_token>
 #include <thread>
 
 #include "checkpoints/redis_store.h"
@@ -47,7 +47,8 @@ std::string component_of(const std::exception& e) {
 }
 
 std::string kind_of(const std::exception& e) {
-  if (const auto* pg = dynamic_cast<const PgError*>(&e)) return pg->sqlstate().empty() ? "connection" : pg->sqlstate();
+  if (const auto* pg = dynamic_cast<const PgError*>(&e))
+    return pg->sqlstate().empty() ? "connection" : pg->sqlstate();
   if (dynamic_cast<const DecodeError*>(&e) != nullptr) return "malformed_message";
   if (dynamic_cast<const ProtocolError*>(&e) != nullptr) return "protocol_violation";
   if (dynamic_cast<const TransientError*>(&e) != nullptr) return "transient";
@@ -57,7 +58,8 @@ std::string kind_of(const std::exception& e) {
 
 std::filesystem::path spool_dir(const config::Config& c) {
   const char* state = std::getenv("STATE_DIRECTORY");  // systemd StateDirectory=
-  std::filesystem::path base = state != nullptr ? std::filesystem::path(state) : std::filesystem::temp_directory_path();
+  std::filesystem::path base =
+      state != nullptr ? std::filesystem::path(state) : std::filesystem::temp_directory_path();
   return base / ("cdcsync-spool-" + c.pipeline);
 }
 
@@ -79,7 +81,8 @@ class Heartbeat {
           if (cv.wait_for(lock, stop, every, [] { return false; }) || stop.stop_requested()) return;
         }
         try {
-          if (!conn || PQstatus(conn.get()) != CONNECTION_OK) conn = pg_connect(conninfo, "the source (heartbeat)");
+          if (!conn || PQstatus(conn.get()) != CONNECTION_OK)
+            conn = pg_connect(conninfo, "the source (heartbeat)");
           pg_exec(conn.get(), "SELECT pg_catalog.pg_logical_emit_message(false, 'cdcsync_heartbeat', '')",
                   "emitting a heartbeat", PGRES_TUPLES_OK);
           warned = false;
@@ -100,12 +103,18 @@ class Heartbeat {
 
 std::string_view name_of(RunnerState s) {
   switch (s) {
-    case RunnerState::Starting: return "starting";
-    case RunnerState::Standby: return "standby";
-    case RunnerState::Snapshot: return "snapshot";
-    case RunnerState::Streaming: return "streaming";
-    case RunnerState::Backoff: return "backoff";
-    case RunnerState::Stopped: return "stopped";
+    case RunnerState::Starting:
+      return "starting";
+    case RunnerState::Standby:
+      return "standby";
+    case RunnerState::Snapshot:
+      return "snapshot";
+    case RunnerState::Streaming:
+      return "streaming";
+    case RunnerState::Backoff:
+      return "backoff";
+    case RunnerState::Stopped:
+      return "stopped";
   }
   return "unknown";
 }
@@ -154,7 +163,9 @@ std::string source_conninfo(const config::Config& c) {
   return with_password(c.source.conninfo, c.source.password_file);
 }
 
-std::string target_conninfo(const config::Config& c) { return with_password(c.target.conninfo, c.target.password_file); }
+std::string target_conninfo(const config::Config& c) {
+  return with_password(c.target.conninfo, c.target.password_file);
+}
 
 LeaseToken make_lease_token() {
   char host[256] = {};
@@ -165,7 +176,10 @@ LeaseToken make_lease_token() {
 }
 
 Runner::Runner(const config::Config& config, PipelineStatus& status, RunnerHooks hooks)
-    : config_(config), status_(status), hooks_(std::move(hooks)), mapping_(mapping_from_config(config)),
+    : config_(config),
+      status_(status),
+      hooks_(std::move(hooks)),
+      mapping_(mapping_from_config(config)),
       token_(make_lease_token()) {}
 
 void Runner::set_state(RunnerState s) {
@@ -199,9 +213,10 @@ int Runner::run(const std::atomic<bool>& stop) {
       set_state(RunnerState::Stopped);
       return e.exit_code();
     } catch (const PermanentError& e) {
-      spdlog::critical("stopping: the target refused source transaction {} on {} (SQLSTATE {}): {}. Nothing past it "
-                       "was confirmed; fix the target, or skip the transaction, and start again",
-                       e.lsn().str(), e.table(), e.sqlstate(), e.what());
+      spdlog::critical(
+          "stopping: the target refused source transaction {} on {} (SQLSTATE {}): {}. Nothing past it "
+          "was confirmed; fix the target, or skip the transaction, and start again",
+          e.lsn().str(), e.table(), e.sqlstate(), e.what());
       if (hooks_.fatal) hooks_.fatal("apply_failed");
       set_state(RunnerState::Stopped);
       return exit_code::kApplyFailed;
@@ -271,9 +286,10 @@ void Runner::session(const std::atomic<bool>& stop) {
   } catch (const CheckpointUnavailable& e) {
     if (config_.checkpoint.required) throw;
     checkpoint_known = false;
-    spdlog::warn("checkpoint store unreachable at start ({}): the target's writer lock alone keeps a single "
-                 "writer, and nothing is confirmed to the source until the store is back",
-                 e.what());
+    spdlog::warn(
+        "checkpoint store unreachable at start ({}): the target's writer lock alone keeps a single "
+        "writer, and nothing is confirmed to the source until the store is back",
+        e.what());
   }
   struct Release {
     CheckpointStore& store;
@@ -298,14 +314,20 @@ void Runner::session(const std::atomic<bool>& stop) {
   PostgresSinkOptions sink_options;
   sink_options.conninfo = target_conninfo(config_);
   sink_options.pipeline = config_.pipeline;
-  sink_options.progress_table = QualifiedName{config_.target.progress_table.schema, config_.target.progress_table.name};
+  sink_options.progress_table =
+      QualifiedName{config_.target.progress_table.schema, config_.target.progress_table.name};
   sink_options.statement_timeout = config_.target.statement_timeout;
   PostgresSink target_sink{mapping_, sink_options};
   target_sink.connect();
-  DeadLetterWiring dead_letters{config_, mapping_, target_sink,
-                                {[this](const DeadLetter&) { if (hooks_.dead_lettered) hooks_.dead_lettered(); },
+  DeadLetterWiring dead_letters{config_,
+                                mapping_,
+                                target_sink,
+                                {[this](const DeadLetter&) {
+                                   if (hooks_.dead_lettered) hooks_.dead_lettered();
+                                 },
                                  hooks_.dead_letter_entries}};
-  const std::vector<std::unique_ptr<Sink>> secondaries = make_secondary_sinks(config_, hooks_.kafka);
+  const std::vector<std::unique_ptr<Sink>> secondaries =
+      make_secondary_sinks(config_, hooks_.kafka, hooks_.archive);
   std::vector<Sink*> secondary_ptrs;
   for (const auto& s : secondaries) secondary_ptrs.push_back(s.get());
   FanoutSink sink{dead_letters.sink(), std::move(secondary_ptrs)};
@@ -313,8 +335,8 @@ void Runner::session(const std::atomic<bool>& stop) {
   stream_to(sink, store, checkpoint_known, stop);
 }
 
-void Runner::stream_to(Sink& sink, CheckpointStore& store, bool checkpoint_known, const std::atomic<bool>& stop) {
-
+void Runner::stream_to(Sink& sink, CheckpointStore& store, bool checkpoint_known,
+                       const std::atomic<bool>& stop) {
   // 2. The source, and the three positions.
   const std::string source = source_conninfo(config_);
   ReplicationStream stream{source};
@@ -324,7 +346,8 @@ void Runner::stream_to(Sink& sink, CheckpointStore& store, bool checkpoint_known
   facts.slot = stream.slot_state(config_.source.slot);
   facts.progress = sink.load_progress();
   facts.create_slot = config_.source.create_slot;
-  facts.snapshot = config_.snapshot.mode == config::SnapshotMode::initial ? SnapshotMode::Initial : SnapshotMode::Never;
+  facts.snapshot =
+      config_.snapshot.mode == config::SnapshotMode::initial ? SnapshotMode::Initial : SnapshotMode::Never;
   facts.checkpoint_known = checkpoint_known;
   if (checkpoint_known) {
     try {
@@ -339,11 +362,12 @@ void Runner::stream_to(Sink& sink, CheckpointStore& store, bool checkpoint_known
   }
   StartPlan plan = reconcile(facts);
   for (const auto& w : plan.warnings) spdlog::warn("{}", w);
-  spdlog::info("source system {} timeline {} at {}; slot {}; target progress {}; checkpoint {}", identity.system_id,
-               identity.timeline, identity.wal_position.str(),
+  spdlog::info("source system {} timeline {} at {}; slot {}; target progress {}; checkpoint {}",
+               identity.system_id, identity.timeline, identity.wal_position.str(),
                facts.slot ? facts.slot->confirmed_flush_lsn.str() : std::string("(none)"),
                facts.progress ? facts.progress->end_lsn.str() : std::string("(none)"),
-               facts.checkpoint ? facts.checkpoint->lsn.str() : std::string(checkpoint_known ? "(none)" : "(unknown)"));
+               facts.checkpoint ? facts.checkpoint->lsn.str()
+                                : std::string(checkpoint_known ? "(none)" : "(unknown)"));
 
   if (plan.action != StartAction::Stream) {
     if (plan.action == StartAction::RecreateSlot) {
@@ -373,8 +397,10 @@ void Runner::stream_to(Sink& sink, CheckpointStore& store, bool checkpoint_known
             if (hooks_.heartbeat) hooks_.heartbeat();
           },
           [&](const std::string& table, std::uint64_t n) {
-            const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-            spdlog::info("snapshot: {} rows of {} copied ({:.0f} rows/s)", n, table, secs > 0 ? n / secs : 0.0);
+            const double secs =
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+            spdlog::info("snapshot: {} rows of {} copied ({:.0f} rows/s)", n, table,
+                         secs > 0 ? n / secs : 0.0);
           });
       spdlog::info("snapshot complete: {} rows at {}", rows, created.consistent_point.str());
     } else {

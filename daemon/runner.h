@@ -11,6 +11,7 @@
 #include "daemon/pipeline.h"
 #include "sinks/kafka_sink.h"
 #include "sinks/mapping.h"
+#include "sinks/redis_archive_sink.h"
 
 namespace cdcsync {
 
@@ -19,14 +20,15 @@ enum class RunnerState { Starting, Standby, Snapshot, Streaming, Backoff, Stoppe
 std::string_view name_of(RunnerState s);
 
 struct RunnerHooks {
-  std::function<void(RunnerState)> state_changed;          // also tells systemd READY=1 once streaming
-  std::function<void()> heartbeat;                         // from the main loop: systemd WATCHDOG=1
-  std::function<void(const std::string& reason)> fatal;     // cdcsync_fatal{reason}
+  std::function<void(RunnerState)> state_changed;        // also tells systemd READY=1 once streaming
+  std::function<void()> heartbeat;                       // from the main loop: systemd WATCHDOG=1
+  std::function<void(const std::string& reason)> fatal;  // cdcsync_fatal{reason}
   std::function<void(const std::string& component, const std::string& kind)> error;  // reconnect reasons
   BatchObserver batch_applied;
-  std::function<void()> dead_lettered;                     // one source transaction dead-lettered
-  std::function<void(std::size_t)> dead_letter_entries;    // entries in the dead-letter stream
-  KafkaSinkObserver kafka;  // the Kafka sink's produce latency, in-flight records, errors, transactions
+  std::function<void()> dead_lettered;                   // one source transaction dead-lettered
+  std::function<void(std::size_t)> dead_letter_entries;  // entries in the dead-letter stream
+  KafkaSinkObserver kafka;      // the Kafka sink's produce latency, in-flight records, errors, transactions
+  ArchiveSinkObserver archive;  // the event archive's entries appended, skipped, trimmed; its errors
 };
 
 class Runner {

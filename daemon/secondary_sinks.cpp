@@ -36,11 +36,12 @@ std::unique_ptr<KafkaSink> make_kafka_sink(const Config& config, KafkaSinkObserv
   o.timeout = config.kafka.timeout;
   o.database = source_database(config.source.conninfo);
   for (const auto& [name, value] : config.kafka.properties) o.properties[name] = value;
-  if (config.kafka.password_file.configured()) o.properties["sasl.password"] = config::read_secret(config.kafka.password_file);
+  if (config.kafka.password_file.configured())
+    o.properties["sasl.password"] = config::read_secret(config.kafka.password_file);
   return std::make_unique<KafkaSink>(mapping_from_config(config), std::move(o), std::move(observer));
 }
 
-std::unique_ptr<Sink> make_archive_sink(const Config& config) {
+std::unique_ptr<Sink> make_archive_sink(const Config& config, ArchiveSinkObserver observer) {
   ArchiveSinkOptions o;
   o.connection.url = RedisUrl::parse(config.checkpoint.redis);
   if (config.checkpoint.password_file.configured()) {
@@ -51,13 +52,15 @@ std::unique_ptr<Sink> make_archive_sink(const Config& config) {
   o.database = source_database(config.source.conninfo);
   o.max_len = config.archive.stream_maxlen;
   o.max_age = std::chrono::hours(config.archive.max_age_hours);
+  o.observer = std::move(observer);
   return std::make_unique<RedisArchiveSink>(mapping_from_config(config), std::move(o));
 }
 
-std::vector<std::unique_ptr<Sink>> make_secondary_sinks(const Config& config, const KafkaSinkObserver& kafka) {
+std::vector<std::unique_ptr<Sink>> make_secondary_sinks(const Config& config, const KafkaSinkObserver& kafka,
+                                                        const ArchiveSinkObserver& archive) {
   std::vector<std::unique_ptr<Sink>> sinks;
   if (config.kafka.enabled && config.target.enabled) sinks.push_back(make_kafka_sink(config, kafka));
-  if (config.archive.enabled) sinks.push_back(make_archive_sink(config));
+  if (config.archive.enabled) sinks.push_back(make_archive_sink(config, archive));
   return sinks;
 }
 

@@ -7,17 +7,20 @@
 
 #include "daemon/config.h"
 #include "sinks/kafka_sink.h"
+#include "sinks/redis_archive_sink.h"
 #include "sinks/sink.h"
 
 namespace cdcsync {
 
 // `kafka`: the Kafka sink's metrics hooks, when [kafka] is enabled next to the order DB.
-std::vector<std::unique_ptr<Sink>> make_secondary_sinks(const Config& config, const KafkaSinkObserver& kafka = {});
+std::vector<std::unique_ptr<Sink>> make_secondary_sinks(const Config& config,
+                                                        const KafkaSinkObserver& kafka = {},
+                                                        const ArchiveSinkObserver& archive = {});
 
 // The sink [kafka] describes (not connected yet): a secondary, or the primary of a Kafka-only pipeline.
 std::unique_ptr<KafkaSink> make_kafka_sink(const Config& config, KafkaSinkObserver observer);
 
 // The event archive [archive] describes: a Redis stream on the checkpoint Redis (sinks/redis_archive_sink.h).
-std::unique_ptr<Sink> make_archive_sink(const Config& config);
+std::unique_ptr<Sink> make_archive_sink(const Config& config, ArchiveSinkObserver observer = {});
 
 }  // namespace cdcsync

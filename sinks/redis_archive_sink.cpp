@@ -370,6 +370,7 @@ std::optional<Lsn> RedisArchiveSink::apply(const Batch& batch) {
     return r;
   } catch (...) {
     ++stats_.errors;
+    if (options_.observer.error) options_.observer.error();
     impl_->head.reset();
     throw;
   }
@@ -473,10 +474,13 @@ std::optional<Lsn> RedisArchiveSink::apply_inner(const Batch& batch) {
       head.commit_time_us = a.end->commit_time_us;
     }
     stats_.entries_appended += a.entries.size();
+    if (options_.observer.entries && !a.entries.empty())
+      options_.observer.entries("appended", a.entries.size());
     s.head = head;
     at = stop;
   }
   stats_.entries_skipped += skipped;
+  if (options_.observer.entries && skipped > 0) options_.observer.entries("skipped", skipped);
   s.head = head;
   s.chunk_seq = batch.ends_whole() ? 0 : seq;
   s.last_commit_lsn = last_commit;
@@ -524,6 +528,7 @@ void RedisArchiveSink::maybe_trim() {
     if (!cut.empty()) {
       const auto removed = impl_->archive.trim_before(cut);
       stats_.entries_trimmed += removed;
+      if (options_.observer.entries && removed > 0) options_.observer.entries("trimmed", removed);
       if (removed > 0) {
         spdlog::info("event archive: trimmed {} entries committed more than {} h ago", removed,
                      options_.max_age.count());

@@ -155,6 +155,13 @@ class RedisArchive {
   std::unique_ptr<Connection> connection_;
 };
 
+// Counts for the metrics, called on the applying thread: entries appended, skipped (appended before a
+// restart) or trimmed by age; and each apply that failed.
+struct ArchiveSinkObserver {
+  std::function<void(std::string_view outcome, std::uint64_t n)> entries;  // "appended", "skipped", "trimmed"
+  std::function<void()> error;
+};
+
 struct ArchiveSinkOptions {
   ArchiveConnectionOptions connection;
   std::string topic_prefix;           // Debezium topic.prefix; empty: the pipeline name
@@ -164,6 +171,7 @@ struct ArchiveSinkOptions {
   std::chrono::milliseconds trim_interval{5000};
   std::size_t entries_per_script = 256;
   std::function<std::int64_t()> clock_unix_ms;  // for tests; system clock when empty
+  ArchiveSinkObserver observer;
 };
 
 struct ArchiveSinkStats {

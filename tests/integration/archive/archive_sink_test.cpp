@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "tests/harness/servers.h"
 #include "tests/unit/sinks/change_builder.h"
 
@@ -125,11 +127,18 @@ TEST_F(ArchiveSink, ARestartSkipsWhatIsAlreadyThereAndContinuesTheChain) {
     RedisArchiveSink sink(mapping_, options());
     sink.apply(batch({t1, t2}));
   }
-  RedisArchiveSink again(mapping_, options());
+  // What the metrics see (cdcsync_archive_entries_total{outcome}).
+  std::map<std::string, std::uint64_t> observed;
+  auto o = options();
+  o.observer.entries = [&](std::string_view outcome, std::uint64_t n) {
+    observed[std::string(outcome)] += n;
+  };
+  RedisArchiveSink again(mapping_, o);
   ASSERT_EQ(again.load_progress()->end_lsn, Lsn{0x2000});
   EXPECT_EQ(again.apply(batch({t1, t2, t3})), Lsn{0x3000});
   EXPECT_EQ(again.stats().entries_skipped, 2u);
   EXPECT_EQ(again.stats().entries_appended, 1u);
+  EXPECT_EQ(observed, (std::map<std::string, std::uint64_t>{{"appended", 1}, {"skipped", 2}}));
   const auto entries = all();
   ASSERT_EQ(entries.size(), 3u);
   expect_chain(entries, std::string(kArchiveGenesisHash));

@@ -205,6 +205,20 @@ TEST_F(ProbeTest, TheBatchHotPathAllocatesNothingOnceEveryTableAndOpWasSeen) {
   EXPECT_EQ(value("cdcsync_change_events_total", {{"table", "public.customers"}, {"op", "insert"}}), 101);
 }
 
+TEST_F(ProbeTest, CountsEventArchiveEntriesByOutcomeAndItsErrors) {
+  EXPECT_EQ(value("cdcsync_archive_entries_total", {{"outcome", "appended"}}), 0);  // exported before any
+  const auto archive = probe_.hooks({}, {}).archive;
+  archive.entries("appended", 3);
+  archive.entries("appended", 2);
+  archive.entries("skipped", 1);
+  archive.entries("trimmed", 7);
+  archive.error();
+  EXPECT_EQ(value("cdcsync_archive_entries_total", {{"outcome", "appended"}}), 5);
+  EXPECT_EQ(value("cdcsync_archive_entries_total", {{"outcome", "skipped"}}), 1);
+  EXPECT_EQ(value("cdcsync_archive_entries_total", {{"outcome", "trimmed"}}), 7);
+  EXPECT_EQ(value("cdcsync_archive_errors_total"), 1);
+}
+
 TEST_F(ProbeTest, ForecastsSlotInvalidationFromSafeWalSizeAndTheWalRate) {
   SlotPoll p;
   p.slot_exists = true;
