@@ -219,6 +219,7 @@ RunnerHooks Probe::hooks(std::function<void(RunnerState)> on_state, std::functio
   h.dead_letter_entries = [this](std::size_t n) { dead_letter_entries_->Set(static_cast<double>(n)); };
   h.kafka = kafka_observer();
   h.archive = archive_observer();
+  h.schema_drift = [this](const std::string& table) { schema_drift_->Add({{"table", table}}).Increment(); };
   return h;
 }
 

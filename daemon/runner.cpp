@@ -317,6 +317,11 @@ void Runner::session(const std::atomic<bool>& stop) {
   sink_options.progress_table =
       QualifiedName{config_.target.progress_table.schema, config_.target.progress_table.name};
   sink_options.statement_timeout = config_.target.statement_timeout;
+  if (hooks_.schema_drift) {
+    sink_options.on_drift = [drift = hooks_.schema_drift](const std::string& table, const std::string&) {
+      drift(table);
+    };
+  }
   PostgresSink target_sink{mapping_, sink_options};
   target_sink.connect();
   DeadLetterWiring dead_letters{config_,

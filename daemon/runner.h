@@ -27,8 +27,11 @@ struct RunnerHooks {
   BatchObserver batch_applied;
   std::function<void()> dead_lettered;                   // one source transaction dead-lettered
   std::function<void(std::size_t)> dead_letter_entries;  // entries in the dead-letter stream
-  KafkaSinkObserver kafka;      // the Kafka sink's produce latency, in-flight records, errors, transactions
-  ArchiveSinkObserver archive;  // the event archive's entries appended, skipped, trimmed; its errors
+  KafkaSinkObserver kafka;  // the Kafka sink's produce latency, in-flight records, errors, transactions
+  ArchiveSinkObserver archive;
+  std::function<void(const std::string& table)>
+      schema_drift;  // a source column found unmapped  // the event archive's entries appended, skipped,
+                     // trimmed; its errors
 };
 
 class Runner {

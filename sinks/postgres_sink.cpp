@@ -503,6 +503,7 @@ const BoundTable* PostgresSink::bind(const RelationPtr& relation, Lsn txn_lsn) {
   const BoundTable* b = binder_.bind(relation, txn_lsn);
   for (const auto& d : binder_.take_new_drift()) {
     spdlog::warn("source table {} has column {} that is not mapped: it is not forwarded", d.table, d.column);
+    if (options_.on_drift) options_.on_drift(d.table, d.column);
   }
   return b;
 }

@@ -24,6 +24,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -56,6 +57,9 @@ struct PostgresSinkOptions {
   QualifiedName progress_table{"ref", "cdc_progress"};
   std::string applied_by;  // audit value for the progress row; default "cdcsync@<host>:<pid>"
   ApplyMethod method = ApplyMethod::Copy;
+  // Called once per session for each source column found unmapped (schema drift; names only), on the
+  // applying thread: cdcsync_schema_drift_columns_total{table}.
+  std::function<void(const std::string& table, const std::string& column)> on_drift;
   // statement_timeout of the session (0: the server's default); a batch that takes longer fails as a
   // transient error and is retried. When set, a reply that has not come statement_timeout + min(it, 5 s)
   // after its statement was sent means a dead connection (sinks/reply_deadline.h): reconnect.

@@ -478,11 +478,23 @@ TEST_P(PostgresSinkTest, AMappedColumnDroppedAtTheSourceStopsWithItsName) {
 
 TEST_P(PostgresSinkTest, ANewUnmappedSourceColumnIsCountedAndNeverForwarded) {
   SinkDatabase db(db_name("drift"));
-  auto sink = make_sink(db, {customer_mapping()});
+  PostgresSinkOptions o;
+  o.conninfo = db.target();
+  o.pipeline = "test";
+  o.method = GetParam();
+  std::vector<std::string> reported;  // what cdcsync_schema_drift_columns_total counts
+  o.on_drift = [&](const std::string& table, const std::string& column) {
+    reported.push_back(table + "." + column);
+  };
+  auto sink = std::make_unique<PostgresSink>(Mapping({customer_mapping()}), o);
   auto grown = relation("public", "customers", {"id", "full_name", "status", "tier", "email", "ssn"});
-  sink->apply(batch_of({txn(
-      1, kBase + 0x100, {insert(grown, kBase + 0x10, tuple({"1", "Ann", "a", "g", "e", "123-45-6789"}))})}));
+  for (int i = 1; i <= 2; ++i) {
+    sink->apply(batch_of({txn(i, kBase + 0x100 * i,
+                              {insert(grown, kBase + 0x100 * i - 0xF0,
+                                      tuple({std::to_string(i), "Ann", "a", "g", "e", "123-45-6789"}))})}));
+  }
   EXPECT_EQ(sink->drift_counts().at("public.customers"), 2u);
+  EXPECT_EQ(reported, (std::vector<std::string>{"public.customers.email", "public.customers.ssn"}));
   EXPECT_EQ(db.value("SELECT count(*) FROM ref.customer t WHERE t::text LIKE '%123-45%'"), "0");
 }
 

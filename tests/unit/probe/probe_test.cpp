@@ -219,6 +219,15 @@ TEST_F(ProbeTest, CountsEventArchiveEntriesByOutcomeAndItsErrors) {
   EXPECT_EQ(value("cdcsync_archive_errors_total"), 1);
 }
 
+TEST_F(ProbeTest, CountsUnmappedSourceColumnsPerTable) {
+  const auto drift = probe_.hooks({}, {}).schema_drift;
+  drift("public.customers");
+  drift("public.customers");
+  drift("public.loyalty_accounts");
+  EXPECT_EQ(value("cdcsync_schema_drift_columns_total", {{"table", "public.customers"}}), 2);
+  EXPECT_EQ(value("cdcsync_schema_drift_columns_total", {{"table", "public.loyalty_accounts"}}), 1);
+}
+
 TEST_F(ProbeTest, ForecastsSlotInvalidationFromSafeWalSizeAndTheWalRate) {
   SlotPoll p;
   p.slot_exists = true;
