@@ -485,17 +485,11 @@ void Probe::poll_loop(std::string conninfo) {
     try {
       if (!conn || PQstatus(conn.get()) != CONNECTION_OK) {
         drop();
-        // Keepalives as on the replication connection (the conninfo may override them); then the
-        // conninfo; then what the poller needs whatever it says.
-        const char* keys[] = {"keepalives",       "keepalives_idle",  "keepalives_interval",
-                              "keepalives_count", "tcp_user_timeout", "dbname",
-                              "application_name", "connect_timeout",  nullptr};
-        const char* values[] = {"1", "10",   "5", "3", "30000", conninfo.c_str(), "cdcsync_probe",
-                                "5", nullptr};
-        conn.reset(PQconnectdbParams(keys, values, /*expand_dbname=*/1));
+        // What the poller needs comes after the conninfo, whatever it says.
+        conn = pg_connect_with_defaults(conninfo,
+                                        {{"application_name", "cdcsync_probe"}, {"connect_timeout", "5"}});
         if (!conn || PQstatus(conn.get()) != CONNECTION_OK) {
-          std::string msg = conn ? PQerrorMessage(conn.get()) : "out of memory";
-          while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+          const std::string msg = pg_connection_error(conn);
           conn.reset();
           throw PgError{"08000", "cannot connect to the source: " + msg};
         }

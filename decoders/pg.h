@@ -3,10 +3,13 @@
 
 #include <libpq-fe.h>
 
+#include <initializer_list>
 #include <memory>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace cdcsync {
 
@@ -62,8 +65,7 @@ inline PgError pg_error(PGconn* conn, const PGresult* res, std::string_view doin
 
 // Runs a statement and returns its result; throws PgError unless the status is one of the expected ones.
 inline PgResult pg_exec(PGconn* conn, const char* sql, std::string_view doing,
-                        ExecStatusType expected = PGRES_COMMAND_OK,
-                        ExecStatusType also = PGRES_TUPLES_OK) {
+                        ExecStatusType expected = PGRES_COMMAND_OK, ExecStatusType also = PGRES_TUPLES_OK) {
   PgResult res{PQexec(conn, sql)};
   const auto st = res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;
   if (st != expected && st != also) throw pg_error(conn, res.get(), doing);
@@ -117,13 +119,38 @@ inline std::string conninfo_with_password(const std::string& conninfo, const std
   return out + "password=" + quote(password.c_str());
 }
 
+// Connects with cdcsync's network defaults ahead of `conninfo`, which may override them: a connect that gets
+// no answer gives up after 10 s, and a peer that vanished is noticed by TCP keepalives and tcp_user_timeout
+// within about 30 s. The `after` keywords come after the conninfo and win over it. Does not throw: the
+// caller checks PQstatus (see pg_connection_error).
+inline PgConn pg_connect_with_defaults(const std::string& conninfo,
+                                       std::initializer_list<std::pair<const char*, const char*>> after) {
+  std::vector<const char*> keys = {
+      "connect_timeout",  "keepalives",       "keepalives_idle", "keepalives_interval",
+      "keepalives_count", "tcp_user_timeout", "dbname"};
+  std::vector<const char*> values = {"10", "1", "10", "5", "3", "30000", conninfo.c_str()};
+  for (const auto& [k, v] : after) {
+    keys.push_back(k);
+    values.push_back(v);
+  }
+  keys.push_back(nullptr);
+  values.push_back(nullptr);
+  return PgConn{PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/1)};
+}
+
+// libpq's message for a failed connect (never includes the password), without the trailing newline.
+inline std::string pg_connection_error(const PgConn& conn) {
+  std::string msg = conn ? PQerrorMessage(conn.get()) : "out of memory";
+  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+  return msg;
+}
+
 // Connects with a conninfo string; throws PgError with libpq's message (which never includes the password).
 inline PgConn pg_connect(const std::string& conninfo, std::string_view what) {
   PgConn conn{PQconnectdb(conninfo.c_str())};
   if (!conn || PQstatus(conn.get()) != CONNECTION_OK) {
-    std::string msg = conn ? PQerrorMessage(conn.get()) : "out of memory";
-    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
-    throw PgError{"08000", std::string("cannot connect to ") + std::string(what) + ": " + msg};
+    throw PgError{"08000",
+                  std::string("cannot connect to ") + std::string(what) + ": " + pg_connection_error(conn)};
   }
   return conn;
 }

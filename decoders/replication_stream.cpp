@@ -59,26 +59,12 @@ std::string publication_names_option(const std::vector<std::string>& publication
 }
 
 ReplicationStream::ReplicationStream(const std::string& conninfo) {
-  // Keepalive defaults come first so the conninfo can override them; a half-open connection is then
-  // noticed within about 30 s instead of the kernel's default of many minutes, and a connect that gets
-  // no answer gives up after 10 s.
-  const char* keys[] = {"connect_timeout",
-                        "keepalives",
-                        "keepalives_idle",
-                        "keepalives_interval",
-                        "keepalives_count",
-                        "tcp_user_timeout",
-                        "fallback_application_name",
-                        "dbname",
-                        "replication",
-                        nullptr};
-  const char* values[] = {"10",       "1",    "10", "5", "3", "30000", "cdcsync", conninfo.c_str(),
-                          "database", nullptr};
-  conn_.reset(PQconnectdbParams(keys, values, 1));
+  // cdcsync's network defaults (decoders/pg.h): a connect without answer and a vanished peer are noticed.
+  conn_ = pg_connect_with_defaults(conninfo,
+                                   {{"fallback_application_name", "cdcsync"}, {"replication", "database"}});
   if (!conn_ || PQstatus(conn_.get()) != CONNECTION_OK) {
-    std::string msg = conn_ ? PQerrorMessage(conn_.get()) : "out of memory";
-    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
-    throw PgError{"08000", "cannot open a replication connection to the source: " + msg};
+    throw PgError{"08000",
+                  "cannot open a replication connection to the source: " + pg_connection_error(conn_)};
   }
 }
 

@@ -199,19 +199,10 @@ void PostgresSink::connect() {
   if (options_.statement_timeout.count() > 0) {
     session_options += " -cstatement_timeout=" + std::to_string(options_.statement_timeout.count());
   }
-  // Defaults before dbname, so the conninfo can override them: a connect that gets no answer gives up,
-  // and a peer that vanished is noticed by TCP keepalives within about 30 s.
-  const char* keywords[] = {
-      "connect_timeout",  "keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count",
-      "tcp_user_timeout", "dbname",     "options",         "application_name",    nullptr};
-  const char* values[] = {
-      "10",      "1",    "10", "5", "3", "30000", options_.conninfo.c_str(), session_options.c_str(),
-      "cdcsync", nullptr};
-  PgConn conn{PQconnectdbParams(keywords, values, 1)};
+  PgConn conn = pg_connect_with_defaults(
+      options_.conninfo, {{"options", session_options.c_str()}, {"application_name", "cdcsync"}});
   if (!conn || PQstatus(conn.get()) != CONNECTION_OK) {
-    std::string msg = conn ? PQerrorMessage(conn.get()) : "out of memory";
-    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
-    throw TransientError("cannot connect to the order database: " + msg);
+    throw TransientError("cannot connect to the order database: " + pg_connection_error(conn));
   }
   conn_ = std::move(conn);
   deadline_.watch(PQsocket(conn_.get()));
