@@ -139,6 +139,32 @@ def proc_hwm_kb(pid):
     return None
 
 
+def proc_ctxsw(pid):
+    """Context switches (voluntary + involuntary) summed over the process's threads: one per sleep/wake-up."""
+    total = 0
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                for line in f:
+                    if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")):
+                        total += int(line.split()[1])
+    except OSError:
+        return None
+    return total
+
+
+def proc_runqueue_wait_s(pid):
+    """Seconds the process's threads spent runnable but waiting for a CPU (/proc/PID/task/*/schedstat)."""
+    total = 0
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
+    return total / 1e9
+
+
 class Sampler:
     """Keeps the last CPU reading of named pids (a process may exit before the final sample)."""
 
@@ -147,6 +173,10 @@ class Sampler:
         self.first = {}  # name -> cpu at first sight
         self.last = {}   # name -> last cpu seen
         self.hwm = {}
+        self.ctxsw_first = {}
+        self.rqwait_first = {}
+        self.rqwait = {}  # name -> seconds waiting for a CPU since first sight
+        self.ctxsw = {}  # name -> context switches since first sight
 
     def add(self, name, pid):
         if name in self.pids or not pid:
@@ -155,6 +185,8 @@ class Sampler:
         c = proc_cpu(pid)
         self.first[name] = c if c is not None else 0.0
         self.last[name] = self.first[name]
+        self.ctxsw_first[name] = proc_ctxsw(pid) or 0
+        self.rqwait_first[name] = proc_runqueue_wait_s(pid) or 0.0
 
     def sample(self):
         for name, pid in self.pids.items():
@@ -164,6 +196,12 @@ class Sampler:
             h = proc_hwm_kb(pid)
             if h is not None:
                 self.hwm[name] = h
+            x = proc_ctxsw(pid)
+            if x is not None:
+                self.ctxsw[name] = x - self.ctxsw_first.get(name, 0)
+            q = proc_runqueue_wait_s(pid)
+            if q is not None:
+                self.rqwait[name] = round(q - self.rqwait_first.get(name, 0.0), 3)
 
     def cpu(self, name):
         """CPU seconds since the process was born (processes started for the drain)."""
@@ -610,6 +648,8 @@ def result_row(w, consumer, tag, secs, changes, sampler, own, load0):
         "changes_per_s": round(changes / secs), "walsender_cpu_s": ws,
         "walsender_cpu_share": round(ws / secs, 3) if ws is not None else None,
         "target_backend_cpu_s": tgt, "consumer_cpu_s": own_cpu,
+        "context_switches": dict(sampler.ctxsw),
+        "runqueue_wait_s": dict(sampler.rqwait),
         "loadavg_before": load0, "loadavg_after": loadavg(),
     }
     total = (own_cpu or 0) + (tgt or 0)
@@ -619,7 +659,7 @@ def result_row(w, consumer, tag, secs, changes, sampler, own, load0):
 
 
 def start_perf(pid, path):
-    p = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "499", "--call-graph", "dwarf,16384",
+    p = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", os.environ.get("CDCSYNC_BENCH_PERF_HZ", "499"), "--call-graph", "dwarf,16384",
                           "-o", path, "-p", str(pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                          start_new_session=True)
     CHILDREN.append(p)
