@@ -8,6 +8,7 @@
 #include <deque>
 #include <mutex>
 #include <optional>
+#include <vector>
 
 namespace cdcsync {
 
@@ -16,18 +17,26 @@ class BoundedQueue {
  public:
   BoundedQueue(std::size_t max_items, std::size_t max_bytes) : max_items_(max_items), max_bytes_(max_bytes) {}
 
-  // Waits up to `timeout` for room; false when there was none (or the queue is closed). An item larger
-  // than max_bytes is still accepted into an empty queue, so progress never stops.
-  bool push_for(T& item, std::size_t bytes, std::chrono::milliseconds timeout) {
+  // Moves items[from..] in while there is room, waiting up to `timeout` for room for the first one; one
+  // wake-up of the consumer for all of them. Returns how many were moved (0: no room, or closed). An item
+  // larger than max_bytes is still accepted into an empty queue, so progress never stops.
+  std::size_t push_some_for(std::vector<T>& items, const std::vector<std::size_t>& sizes, std::size_t from,
+                            std::chrono::milliseconds timeout) {
     std::unique_lock lock(mu_);
-    const bool room = not_full_.wait_for(lock, timeout, [&] {
-      return closed_ || items_.empty() || (items_.size() < max_items_ && bytes_ + bytes <= max_bytes_);
-    });
-    if (!room || closed_) return false;
-    items_.push_back({std::move(item), bytes});
-    bytes_ += bytes;
+    auto fits = [&](std::size_t bytes) {
+      return items_.empty() || (items_.size() < max_items_ && bytes_ + bytes <= max_bytes_);
+    };
+    if (from >= items.size() ||
+        !not_full_.wait_for(lock, timeout, [&] { return closed_ || fits(sizes[from]); }))
+      return 0;
+    if (closed_) return 0;
+    std::size_t i = from;
+    for (; i < items.size() && fits(sizes[i]); ++i) {
+      items_.push_back({std::move(items[i]), sizes[i]});
+      bytes_ += sizes[i];
+    }
     not_empty_.notify_one();
-    return true;
+    return i - from;
   }
 
   std::optional<T> pop_for(std::chrono::milliseconds timeout) {

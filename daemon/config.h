@@ -99,6 +99,7 @@ struct SourceConfig {
   std::chrono::milliseconds status_interval{1000};
   std::chrono::milliseconds receive_timeout{30000};
   std::chrono::milliseconds heartbeat_interval{0};  // 0 = off
+  std::int64_t min_read_interval_us = 1000;          // 0 = wake for every message
   std::chrono::milliseconds reconnect_min{500};
   std::chrono::milliseconds reconnect_max{30000};
   bool allow_insecure_tls = false;
@@ -116,8 +117,9 @@ struct TargetConfig {
 struct BatchConfig {
   std::int64_t max_rows = 5000;
   std::chrono::milliseconds max_wait{50};
+  std::chrono::milliseconds catch_up_lag{1000};  // 0 = off
   std::int64_t max_txn_chunk_rows = 10000;
-  std::int64_t queue_max_transactions = 1000;
+  std::int64_t queue_max_transactions = 100000;
   std::int64_t queue_max_bytes = 16 * 1024 * 1024;
   std::int64_t max_bytes = 16 * 1024 * 1024;
 };

@@ -13,6 +13,7 @@ PgChangeSource::PgChangeSource(ReplicationStream& stream, AssemblerOptions optio
             return std::move(options);
           }(),
           [this](Transaction&& t) {
+            t.info.sent_time_us = sent_time_us_;
             out_changes_ += t.changes.size();
             out_->push_back(std::move(t));
           }),
@@ -20,10 +21,12 @@ PgChangeSource::PgChangeSource(ReplicationStream& stream, AssemblerOptions optio
       receive_timeout_(receive_timeout) {}
 
 Polled PgChangeSource::poll(std::chrono::milliseconds timeout, std::vector<Transaction>& out) {
+  using Clock = std::chrono::steady_clock;
   Polled polled;
   out_ = &out;
   out_changes_ = 0;
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  bool heard = false;
+  const auto deadline = Clock::now() + timeout;
   while (true) {
     // A transaction replayed from its spool comes out a chunk at a time, before anything newer is read.
     if (assembler_.replaying()) {
@@ -33,12 +36,10 @@ Polled PgChangeSource::poll(std::chrono::milliseconds timeout, std::vector<Trans
       continue;
     }
     // Once something is ready, drain only what has already arrived, then hand it out.
-    auto wait =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (!out.empty() || wait.count() < 0) wait = std::chrono::milliseconds(0);
-    const StreamEvent ev = stream_.next(wait);
-    const auto now = std::chrono::steady_clock::now();
+    const StreamEvent ev = stream_.next_until(out.empty() ? deadline : Clock::time_point::min());
     if (ev.kind == StreamEvent::Kind::Timeout) {
+      if (heard) break;  // the end of what had arrived
+      const auto now = Clock::now();
       if (now - last_heard_ > receive_timeout_) {
         throw PgError("08006", "nothing heard from the source for " +
                                    std::to_string(receive_timeout_.count()) +
@@ -51,8 +52,7 @@ Polled PgChangeSource::poll(std::chrono::milliseconds timeout, std::vector<Trans
       }
       break;
     }
-    last_heard_ = now;
-    pinged_ = false;
+    heard = true;
     if (ev.kind == StreamEvent::Kind::Ended) {
       polled.ended = true;
       break;
@@ -72,9 +72,14 @@ Polled PgChangeSource::poll(std::chrono::milliseconds timeout, std::vector<Trans
     }
     ++messages_;
     bytes_ += ev.payload.size();
+    sent_time_us_ = ev.server_time_us;
     assembler_.feed(ev.payload, ev.wal_start);
     polled.idle_lsn.reset();
     if (out_changes_ >= max_changes_per_poll_) break;
+  }
+  if (heard) {
+    last_heard_ = Clock::now();
+    pinged_ = false;
   }
   polled.received = received_;
   out_ = nullptr;

@@ -40,6 +40,7 @@ class PgChangeSource : public ChangeSource {
   std::chrono::milliseconds receive_timeout_;
   std::chrono::steady_clock::time_point last_heard_ = std::chrono::steady_clock::now();
   bool pinged_ = false;
+  std::int64_t sent_time_us_ = 0;  // the source's send time of the message being decoded
   std::uint64_t messages_ = 0;
   std::uint64_t bytes_ = 0;
 };

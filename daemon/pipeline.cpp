@@ -17,6 +17,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
+// How often an applier catching up on a backlog looks for more transactions while its batch grows.
+constexpr milliseconds kCatchUpLook{5};
+
 // What a transaction holds in memory, roughly: values, column slots and the Change itself (allocator
 // overhead and capacity slack are not counted, so the heap is somewhat larger).
 std::size_t approximate_bytes(const Transaction& t) {
@@ -54,6 +57,7 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
   // keepalives are answered even while the applier waits on a slow target.
   std::thread receiver([&] {
     std::vector<Transaction> out;
+    std::vector<std::size_t> sizes;
     auto last_report = Clock::now() - options_.status_interval;
     auto report = [&](bool force) {
       if (force || Clock::now() - last_report >= options_.status_interval) {
@@ -66,15 +70,19 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
         out.clear();
         const Polled polled = source_.poll(milliseconds(100), out);
         if (polled.received.valid()) status_.received_lsn = polled.received.value();
-        for (auto& t : out) {
-          const std::size_t bytes = approximate_bytes(t);
-          while (!queue.push_for(t, bytes, milliseconds(200))) {
+        sizes.clear();
+        for (const auto& t : out) sizes.push_back(approximate_bytes(t));
+        for (std::size_t next = 0; next < out.size();) {
+          const std::size_t n = queue.push_some_for(out, sizes, next, milliseconds(200));
+          if (n == 0) {
             if (stop || session_stop) return;
             report(false);  // keep the walsender's timeout at bay while the target applies backpressure
+            continue;
           }
-          ++pushed_items_;
-          status_.queue_depth = queue.size();
+          next += n;
+          pushed_items_ += n;
         }
+        if (!out.empty()) status_.queue_depth = queue.size();
         if (polled.idle_lsn) {
           std::lock_guard lock(idle_mu);
           idle_candidate = std::make_pair(*polled.idle_lsn, pushed_items_.load());
@@ -94,6 +102,7 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
   std::size_t batch_bytes = 0;
   auto batch_started = Clock::now();
   bool in_chunked_txn = false;  // the target transaction is open across batches
+  bool catching_up = false;     // the newest transaction taken committed catch_up_lag ago or longer
   auto last_activity = Clock::now();
   auto last_renew = Clock::now();
   auto last_mirror_try = Clock::now();
@@ -111,24 +120,47 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
       if (stop) break;
       if (tick_) tick_();
 
-      // An open batch takes what is already queued and never waits for more: under a backlog the queue is
-      // never empty and batches grow to their bounds; at a low rate a transaction is applied as soon as it
-      // arrives, and whatever arrives meanwhile forms the next batch (group commit).
+      // An open batch takes what is already queued and does not wait for more: at a low rate a transaction
+      // is applied as soon as it arrives, and whatever arrives meanwhile forms the next batch (group
+      // commit). Catching up on a backlog (the transactions committed catch_up_lag ago or longer), a batch
+      // keeps taking transactions while they keep arriving, up to its bounds: fewer, bigger target
+      // transactions, and nobody waits for the difference.
       bool queue_empty = true;
-      if (auto item = queue.pop_for(batch.empty() ? milliseconds(100) : milliseconds(0))) {
+      const bool was_empty = batch.empty();
+      milliseconds wait{was_empty ? 100 : 0};
+      if (!was_empty && catching_up) {
+        // Until the batch is due by time: no arrival for max_wait, or catch_up_lag since it started.
+        const auto until =
+            std::min(last_activity + options_.batch_max_wait, batch_started + options_.catch_up_lag);
+        const auto left = std::max(milliseconds(0), std::chrono::ceil<milliseconds>(until - Clock::now()));
+        // Look at the queue every few milliseconds rather than wake for each of the receiver's pushes
+        // (thousands a second on a backlog of small transactions): nobody waits for this batch yet.
+        if (queue.size() == 0) std::this_thread::sleep_for(std::min(left, kCatchUpLook));
+        wait = milliseconds(0);
+      }
+      if (auto item = queue.pop_for(wait)) {
         const std::size_t depth = queue.size();
         status_.queue_depth = depth;
         queue_empty = depth == 0;
-        if (batch.empty()) batch_started = Clock::now();
+        last_activity = Clock::now();
+        if (was_empty) batch_started = last_activity;
         batch_rows += item->changes.size();
         batch_bytes += approximate_bytes(*item);
+        if (item->info.commit_time_us != 0 && item->info.sent_time_us != 0 &&
+            options_.catch_up_lag.count() > 0) {
+          // Both times by the source's clock: no skew between hosts can make a caught-up stream look behind.
+          const std::chrono::microseconds behind{item->info.sent_time_us - item->info.commit_time_us};
+          catching_up = behind >= options_.catch_up_lag;
+        }
         batch.transactions.push_back(std::move(*item));
-        last_activity = Clock::now();
       }
-      const bool due =
-          !batch.empty() &&
-          (queue_empty || batch_rows >= options_.batch_max_rows || batch_bytes >= options_.batch_max_bytes ||
-           Clock::now() >= batch_started + options_.batch_max_wait || !batch.transactions.back().last_chunk);
+      const auto now = Clock::now();
+      const bool due = !batch.empty() &&
+                       (batch_rows >= options_.batch_max_rows || batch_bytes >= options_.batch_max_bytes ||
+                        !batch.transactions.back().last_chunk ||
+                        (catching_up ? (queue_empty && now >= last_activity + options_.batch_max_wait) ||
+                                           now >= batch_started + options_.catch_up_lag
+                                     : queue_empty || now >= batch_started + options_.batch_max_wait));
       if (due) {
         in_chunked_txn = !batch.ends_whole();
         apply_batch(batch);

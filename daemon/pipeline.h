@@ -25,7 +25,14 @@ struct PipelineOptions {
   std::size_t batch_max_bytes = 16u << 20;  // decoded bytes, as the queue counts them
   // Longest a batch keeps taking transactions that keep arriving.
   std::chrono::milliseconds batch_max_wait{50};
-  std::size_t queue_max_transactions = 4096;
+  // Catching up: the source sent the newest transaction in the batch this long after it committed it (a
+  // backlog; both times by the source's clock). Then a
+  // batch is not applied merely because the queue is momentarily empty: it grows to its row or byte bound
+  // while transactions keep arriving, and is applied when none arrived for batch_max_wait, or when it is
+  // this old (the delay it adds is at most the lag that started it). Bigger batches cost the target less
+  // per change. 0: off.
+  std::chrono::milliseconds catch_up_lag{1000};
+  std::size_t queue_max_transactions = 100000;
   std::size_t queue_max_bytes = 16u << 20;
   std::chrono::milliseconds status_interval{1000};
   std::chrono::milliseconds lease_ttl{10000};

@@ -429,6 +429,7 @@ void Runner::stream_to(Sink& sink, CheckpointStore& store, bool checkpoint_known
   so.publications = {config_.source.publication};
   so.streaming = config_.source.streaming == config::StreamingMode::on;
   so.messages = true;
+  so.min_read_interval = std::chrono::microseconds(config_.source.min_read_interval_us);
   stream.start(config_.source.slot, plan.start_lsn, so);
   spdlog::info("streaming slot {} from {}", config_.source.slot, plan.start_lsn.str());
 
@@ -442,6 +443,7 @@ void Runner::stream_to(Sink& sink, CheckpointStore& store, bool checkpoint_known
   PipelineOptions po;
   po.batch_max_rows = static_cast<std::size_t>(config_.batch.max_rows);
   po.batch_max_wait = config_.batch.max_wait;
+  po.catch_up_lag = config_.batch.catch_up_lag;
   po.queue_max_transactions = static_cast<std::size_t>(config_.batch.queue_max_transactions);
   po.queue_max_bytes = static_cast<std::size_t>(config_.batch.queue_max_bytes);
   po.batch_max_bytes = static_cast<std::size_t>(config_.batch.max_bytes);

@@ -150,11 +150,14 @@ constexpr std::int64_t pg_micros_to_unix_micros(std::int64_t pg_micros) {
 
 struct TransactionInfo {
   Xid xid;
-  Lsn final_lsn;                   // LSN of the commit record (Begin.final_lsn == Commit.commit_lsn)
-  Lsn end_lsn;                     // end of the commit record: what is checkpointed and confirmed
+  Lsn final_lsn;                    // LSN of the commit record (Begin.final_lsn == Commit.commit_lsn)
+  Lsn end_lsn;                      // end of the commit record: what is checkpointed and confirmed
   std::int64_t commit_time_us = 0;  // PostgreSQL epoch microseconds
-  std::string origin;               // replication origin name, when an Origin message came
-  bool snapshot = false;            // rows read by an initial snapshot or resync (Debezium op "r")
+  // When the source sent the commit, by the same clock as commit_time_us (0: unknown). Their difference is
+  // how far behind the stream is, whatever the clocks of this host and the source say.
+  std::int64_t sent_time_us = 0;
+  std::string origin;     // replication origin name, when an Origin message came
+  bool snapshot = false;  // rows read by an initial snapshot or resync (Debezium op "r")
 };
 
 // A whole committed source transaction, or one chunk of a source transaction too large to hold in memory.

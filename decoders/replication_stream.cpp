@@ -2,8 +2,10 @@
 
 #include <poll.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <thread>
 
 #include "decoders/byte_reader.h"
 #include "decoders/change.h"
@@ -149,11 +151,15 @@ void ReplicationStream::start(const std::string& slot, Lsn from, const StreamOpt
     throw pg_error(conn_.get(), res.get(), "START_REPLICATION on slot " + slot);
   }
   streaming_ = true;
+  min_read_interval_ = options.min_read_interval;
 }
 
 StreamEvent ReplicationStream::next(std::chrono::milliseconds timeout) {
+  return next_until(std::chrono::steady_clock::now() + timeout);
+}
+
+StreamEvent ReplicationStream::next_until(std::chrono::steady_clock::time_point deadline) {
   buffer_.reset();
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (true) {
     char* raw = nullptr;
     const int n = PQgetCopyData(conn_.get(), &raw, 1);
@@ -193,12 +199,31 @@ StreamEvent ReplicationStream::next(std::chrono::milliseconds timeout) {
     }
     if (n == -2) throw pg_error(conn_.get(), nullptr, "reading the replication stream");
 
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0) return StreamEvent{.kind = StreamEvent::Kind::Timeout};
+    auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) return StreamEvent{.kind = StreamEvent::Kind::Timeout};
+    if (min_read_interval_.count() > 0 && now < last_wake_ + min_read_interval_) {
+      // libpq's buffer is used up, but the socket may hold more (libpq reads at most its buffer at a time):
+      // read on without waiting. Only when the socket is empty too, and it woke a moment ago, let more
+      // arrive before waiting again.
+      pollfd ready{.fd = PQsocket(conn_.get()), .events = POLLIN, .revents = 0};
+      const int r = poll(&ready, 1, 0);
+      if (r < 0 && errno != EINTR) throw PgError{"08006", std::string("poll on the replication socket: ") + std::strerror(errno)};
+      if (r > 0) {
+        if (PQconsumeInput(conn_.get()) == 0) throw pg_error(conn_.get(), nullptr, "reading the replication stream");
+        continue;
+      }
+      std::this_thread::sleep_until(std::min(last_wake_ + min_read_interval_, deadline));
+      now = std::chrono::steady_clock::now();
+    }
+    // Rounded up: a wait shorter than a millisecond must not become a busy poll(0).
+    const auto left = std::max<std::int64_t>(0, std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count());
     pollfd pfd{.fd = PQsocket(conn_.get()), .events = POLLIN, .revents = 0};
-    const int r = poll(&pfd, 1, static_cast<int>(left.count()));
+    const int r = poll(&pfd, 1, static_cast<int>(left));
     if (r < 0 && errno != EINTR) throw PgError{"08006", std::string("poll on the replication socket: ") + std::strerror(errno)};
-    if (r > 0 && PQconsumeInput(conn_.get()) == 0) throw pg_error(conn_.get(), nullptr, "reading the replication stream");
+    if (r > 0) {
+      last_wake_ = std::chrono::steady_clock::now();
+      if (PQconsumeInput(conn_.get()) == 0) throw pg_error(conn_.get(), nullptr, "reading the replication stream");
+    }
     if (r == 0) return StreamEvent{.kind = StreamEvent::Kind::Timeout};
   }
 }

@@ -195,7 +195,9 @@ void PostgresSink::raise(const PgError& e) {
 
 void PostgresSink::connect() {
   drop_connection();
-  std::string session_options = "-csearch_path=";
+  // temp_buffers: a batch's staging rows (up to batch.max_bytes, 16 MiB by default) stay in the session's
+  // memory instead of being written out to temporary files and read back (the default is 8 MB).
+  std::string session_options = "-csearch_path= -ctemp_buffers=32MB";
   if (options_.statement_timeout.count() > 0) {
     session_options += " -cstatement_timeout=" + std::to_string(options_.statement_timeout.count());
   }

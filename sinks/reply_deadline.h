@@ -53,21 +53,28 @@ class ReplyDeadline {
   void touch() { arm(true); }
 
  private:
+  // The watcher is woken only when it sleeps without a deadline. Disarming never wakes it, and arming it
+  // again while it sleeps towards an earlier deadline does not either: it wakes then, sees the later start,
+  // and sleeps on. So a busy connection costs the watcher a wake-up per `limit`, not two per statement.
   void arm(bool on) {
     if (limit_.count() <= 0) return;
+    bool wake = false;
     {
       std::lock_guard lock(mu_);
       armed_ = on;
       since_ = std::chrono::steady_clock::now();
+      wake = on && idle_;
     }
-    cv_.notify_all();
+    if (wake) cv_.notify_all();
   }
 
   void watch_loop(std::stop_token stop) {
     std::unique_lock lock(mu_);
     while (!stop.stop_requested()) {
       if (!armed_ || fd_ < 0) {
+        idle_ = true;
         cv_.wait(lock, stop, [&] { return armed_ && fd_ >= 0; });
+        idle_ = false;
         continue;
       }
       const auto deadline = since_ + limit_;
@@ -88,6 +95,7 @@ class ReplyDeadline {
   std::condition_variable_any cv_;
   int fd_ = -1;
   bool armed_ = false;
+  bool idle_ = false;  // the watcher waits without a deadline: arming must wake it
   std::chrono::steady_clock::time_point since_;
   std::jthread thread_;  // last: stopped and joined before the rest goes
 };

@@ -166,6 +166,56 @@ TEST_F(PipelineTest, AppliesATransactionAtOnceWhenNothingElseIsQueued) {
   EXPECT_EQ(sink_.batches().size(), 2u);
 }
 
+// A transaction the source sent `behind` after it committed it (PostgreSQL epoch microseconds; this host's
+// clock plays no part, so a fixed date will do).
+Transaction committed(std::uint32_t xid, std::uint64_t end, std::chrono::milliseconds behind) {
+  Transaction t = txn(xid, end);
+  t.info.commit_time_us = 800'000'000'000'000;
+  t.info.sent_time_us = t.info.commit_time_us + std::chrono::microseconds(behind).count();
+  return t;
+}
+
+TEST_F(PipelineTest, CatchingUpABatchKeepsGrowingWhileTransactionsKeepArriving) {
+  options_.batch_max_wait = 400ms;  // the longest gap between arrivals that still grows the batch
+  options_.catch_up_lag = 1s;
+  options_.batch_max_rows = 1000;
+  start();
+  for (std::uint32_t i = 1; i <= 10; ++i) {
+    source_.push(committed(i, 0x100 * i, 60s));  // a backlog: sent a minute after its commit
+    std::this_thread::sleep_for(5ms);
+  }
+  ASSERT_TRUE(test::eventually([&] { return source_.max_flushed() == Lsn{0x100 * 10}; }, 5s));
+  EXPECT_EQ(sink_.batches().size(), 1u);
+}
+
+TEST_F(PipelineTest, CaughtUpEachArrivalIsAppliedAtOnce) {
+  options_.batch_max_wait = 400ms;
+  options_.catch_up_lag = 1s;
+  options_.batch_max_rows = 1000;
+  start();
+  for (std::uint32_t i = 1; i <= 10; ++i) {
+    source_.push(committed(i, 0x100 * i, 0ms));
+    ASSERT_TRUE(test::eventually([&] { return source_.max_flushed() == Lsn{0x100 * i}; }, 5s));
+  }
+  EXPECT_EQ(sink_.batches().size(), 10u);
+}
+
+TEST_F(PipelineTest, CatchingUpABatchIsAppliedOnceItIsAsOldAsTheCatchUpLag) {
+  options_.batch_max_wait = 10s;
+  options_.catch_up_lag = 100ms;
+  options_.batch_max_rows = 100000;
+  start();
+  const auto until = std::chrono::steady_clock::now() + 600ms;
+  std::uint32_t i = 0;
+  while (std::chrono::steady_clock::now() < until) {
+    ++i;
+    source_.push(committed(i, 0x100 * i, 60s));
+    std::this_thread::sleep_for(5ms);
+  }
+  ASSERT_TRUE(test::eventually([&] { return source_.max_flushed() == Lsn{0x100 * i}; }, 5s));
+  EXPECT_GE(sink_.batches().size(), 3u);  // arrivals never stopped: the age bound closed the batches
+}
+
 TEST_F(PipelineTest, BoundsABatchByItsDecodedBytes) {
   options_.batch_max_wait = 60s;
   options_.batch_max_rows = 1000;
