@@ -102,7 +102,7 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
   std::size_t batch_bytes = 0;
   auto batch_started = Clock::now();
   bool in_chunked_txn = false;  // the target transaction is open across batches
-  bool catching_up = false;     // the newest transaction taken committed catch_up_lag ago or longer
+  bool catching_up = false;     // the newest transaction taken was sent catch_up_lag or more after its commit
   auto last_activity = Clock::now();
   auto last_renew = Clock::now();
   auto last_mirror_try = Clock::now();
@@ -122,9 +122,9 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
 
       // An open batch takes what is already queued and does not wait for more: at a low rate a transaction
       // is applied as soon as it arrives, and whatever arrives meanwhile forms the next batch (group
-      // commit). Catching up on a backlog (the transactions committed catch_up_lag ago or longer), a batch
-      // keeps taking transactions while they keep arriving, up to its bounds: fewer, bigger target
-      // transactions, and nobody waits for the difference.
+      // commit). Catching up on a backlog (the source sends transactions catch_up_lag or more after their
+      // commit), a batch keeps taking transactions while they keep arriving, up to its bounds: fewer, bigger
+      // target transactions, and nobody waits for the difference.
       bool queue_empty = true;
       const bool was_empty = batch.empty();
       milliseconds wait{was_empty ? 100 : 0};
