@@ -39,7 +39,14 @@ class BoundedQueue {
     return i - from;
   }
 
-  std::optional<T> pop_for(std::chrono::milliseconds timeout) {
+  // An item taken out, with the bytes it was pushed with and how many items are still queued behind it.
+  struct Popped {
+    T item;
+    std::size_t bytes;
+    std::size_t left;
+  };
+
+  std::optional<Popped> pop_for(std::chrono::milliseconds timeout) {
     std::unique_lock lock(mu_);
     if (!not_empty_.wait_for(lock, timeout, [&] { return closed_ || !items_.empty(); })) return std::nullopt;
     if (items_.empty()) return std::nullopt;
@@ -47,7 +54,7 @@ class BoundedQueue {
     items_.pop_front();
     bytes_ -= e.bytes;
     not_full_.notify_one();
-    return std::move(e.item);
+    return Popped{std::move(e.item), e.bytes, items_.size()};
   }
 
   void close() {

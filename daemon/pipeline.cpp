@@ -138,21 +138,21 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
         if (queue.size() == 0) std::this_thread::sleep_for(std::min(left, kCatchUpLook));
         wait = milliseconds(0);
       }
-      if (auto item = queue.pop_for(wait)) {
-        const std::size_t depth = queue.size();
-        status_.queue_depth = depth;
-        queue_empty = depth == 0;
+      if (auto popped = queue.pop_for(wait)) {
+        Transaction& item = popped->item;
+        status_.queue_depth = popped->left;
+        queue_empty = popped->left == 0;
         last_activity = Clock::now();
         if (was_empty) batch_started = last_activity;
-        batch_rows += item->changes.size();
-        batch_bytes += approximate_bytes(*item);
-        if (item->info.commit_time_us != 0 && item->info.sent_time_us != 0 &&
+        batch_rows += item.changes.size();
+        batch_bytes += popped->bytes;  // as the receiver counted it for the queue
+        if (item.info.commit_time_us != 0 && item.info.sent_time_us != 0 &&
             options_.catch_up_lag.count() > 0) {
           // Both times by the source's clock: no skew between hosts can make a caught-up stream look behind.
-          const std::chrono::microseconds behind{item->info.sent_time_us - item->info.commit_time_us};
+          const std::chrono::microseconds behind{item.info.sent_time_us - item.info.commit_time_us};
           catching_up = behind >= options_.catch_up_lag;
         }
-        batch.transactions.push_back(std::move(*item));
+        batch.transactions.push_back(std::move(item));
       }
       const auto now = Clock::now();
       const bool due = !batch.empty() &&

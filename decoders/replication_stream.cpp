@@ -154,6 +154,14 @@ void ReplicationStream::start(const std::string& slot, Lsn from, const StreamOpt
   min_read_interval_ = options.min_read_interval;
 }
 
+int ReplicationStream::read_socket(int timeout_ms) {
+  pollfd pfd{.fd = PQsocket(conn_.get()), .events = POLLIN, .revents = 0};
+  const int r = poll(&pfd, 1, timeout_ms);
+  if (r < 0 && errno != EINTR) throw PgError{"08006", std::string("poll on the replication socket: ") + std::strerror(errno)};
+  if (r > 0 && PQconsumeInput(conn_.get()) == 0) throw pg_error(conn_.get(), nullptr, "reading the replication stream");
+  return r;
+}
+
 StreamEvent ReplicationStream::next(std::chrono::milliseconds timeout) {
   return next_until(std::chrono::steady_clock::now() + timeout);
 }
@@ -205,25 +213,14 @@ StreamEvent ReplicationStream::next_until(std::chrono::steady_clock::time_point 
       // libpq's buffer is used up, but the socket may hold more (libpq reads at most its buffer at a time):
       // read on without waiting. Only when the socket is empty too, and it woke a moment ago, let more
       // arrive before waiting again.
-      pollfd ready{.fd = PQsocket(conn_.get()), .events = POLLIN, .revents = 0};
-      const int r = poll(&ready, 1, 0);
-      if (r < 0 && errno != EINTR) throw PgError{"08006", std::string("poll on the replication socket: ") + std::strerror(errno)};
-      if (r > 0) {
-        if (PQconsumeInput(conn_.get()) == 0) throw pg_error(conn_.get(), nullptr, "reading the replication stream");
-        continue;
-      }
+      if (read_socket(0) > 0) continue;
       std::this_thread::sleep_until(std::min(last_wake_ + min_read_interval_, deadline));
       now = std::chrono::steady_clock::now();
     }
     // Rounded up: a wait shorter than a millisecond must not become a busy poll(0).
     const auto left = std::max<std::int64_t>(0, std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count());
-    pollfd pfd{.fd = PQsocket(conn_.get()), .events = POLLIN, .revents = 0};
-    const int r = poll(&pfd, 1, static_cast<int>(left));
-    if (r < 0 && errno != EINTR) throw PgError{"08006", std::string("poll on the replication socket: ") + std::strerror(errno)};
-    if (r > 0) {
-      last_wake_ = std::chrono::steady_clock::now();
-      if (PQconsumeInput(conn_.get()) == 0) throw pg_error(conn_.get(), nullptr, "reading the replication stream");
-    }
+    const int r = read_socket(static_cast<int>(left));
+    if (r > 0) last_wake_ = std::chrono::steady_clock::now();
     if (r == 0) return StreamEvent{.kind = StreamEvent::Kind::Timeout};
   }
 }

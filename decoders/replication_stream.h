@@ -95,6 +95,9 @@ class ReplicationStream {
 
  private:
   PgResult query(const std::string& sql, std::string_view doing);
+  // Waits up to `timeout_ms` for the socket to be readable and hands what is there to libpq; poll's result
+  // (> 0 read, 0 timed out, < 0 interrupted).
+  int read_socket(int timeout_ms);
 
   PgConn conn_;
   bool streaming_ = false;

@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
+#include "daemon/pg_change_source.h"
 #include "tests/harness/servers.h"
 
 namespace cdcsync::test {
@@ -27,7 +30,8 @@ TEST_F(ReplicationStreamTest, IdentifiesTheSystemAndCreatesASlotWithAnExportedSn
   EXPECT_TRUE(id.wal_position.valid());
   EXPECT_EQ(id.dbname, "stream_test");
 
-  const auto slot = stream.create_slot("stream_test_slot", /*temporary=*/true, /*export_snapshot=*/true, false);
+  const auto slot =
+      stream.create_slot("stream_test_slot", /*temporary=*/true, /*export_snapshot=*/true, false);
   EXPECT_EQ(slot.name, "stream_test_slot");
   EXPECT_TRUE(slot.consistent_point.valid());
   EXPECT_FALSE(slot.snapshot_name.empty());
@@ -86,10 +90,87 @@ TEST_F(ReplicationStreamTest, ConfirmingAPositionMovesTheSlot) {
   stream.send_status(commit_end, commit_end, commit_end);
   stream.finish();
   ReplicationStream reader{admin_};
-  EXPECT_TRUE(eventually([&] { return reader.slot_state("stream_test_slot3")->confirmed_flush_lsn >= commit_end; },
-                         10s));
+  EXPECT_TRUE(eventually(
+      [&] { return reader.slot_state("stream_test_slot3")->confirmed_flush_lsn >= commit_end; }, 10s));
   reader.drop_slot("stream_test_slot3");
   EXPECT_FALSE(reader.slot_state("stream_test_slot3"));
+}
+
+// Reads Data events until a Commit; returns how many messages came.
+int read_transaction(ReplicationStream& stream) {
+  int messages = 0;
+  while (true) {
+    const auto ev = stream.next(10s);
+    if (ev.kind == StreamEvent::Kind::Timeout) {
+      ADD_FAILURE() << "no Commit within 10 s";
+      return messages;
+    }
+    if (ev.kind == StreamEvent::Kind::Keepalive && ev.reply_requested)
+      stream.send_status(ev.wal_end, Lsn{}, Lsn{});
+    if (ev.kind != StreamEvent::Kind::Data) continue;
+    ++messages;
+    if (ev.payload[0] == 'C') return messages;
+  }
+}
+
+TEST_F(ReplicationStreamTest, AReadIntervalWaitsBetweenWakeUpsButNeverWhileTheSocketHoldsMore) {
+  constexpr auto kInterval = 300ms;
+  ReplicationStream stream{admin_};
+  const auto slot = stream.create_slot("stream_test_slot4", true, false, false);
+  stream.start("stream_test_slot4", slot.consistent_point,
+               {.proto_version = 1, .publications = {"p"}, .min_read_interval = kInterval});
+
+  // 3 MB in one transaction: about 200 fills of libpq's 16 kB buffer. Waiting the interval at each of them
+  // would take a minute; the socket is read on without waiting while it holds more.
+  exec_sql(admin_, "INSERT INTO t SELECT i, repeat('x', 1500) FROM generate_series(1, 2000) i");
+  const auto started = std::chrono::steady_clock::now();
+  EXPECT_EQ(read_transaction(stream), 2000 + 3);  // Begin, Relation, 2000 Inserts, Commit
+  EXPECT_LT(std::chrono::steady_clock::now() - started, 10s);
+
+  // Read up: the socket is empty and the reader has just woken. What comes a moment later waits for the
+  // interval, to be read together with whatever else arrives meanwhile.
+  const auto asked = std::chrono::steady_clock::now();
+  std::thread writer([&] {
+    std::this_thread::sleep_for(20ms);
+    exec_sql(admin_, "INSERT INTO t VALUES (100000, 'late')");
+  });
+  EXPECT_EQ(read_transaction(stream), 3);
+  EXPECT_GE(std::chrono::steady_clock::now() - asked, kInterval / 3);
+  writer.join();
+  stream.finish();
+}
+
+// Polls until one whole transaction came out.
+Transaction poll_one(PgChangeSource& source) {
+  std::vector<Transaction> out;
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (out.empty() && std::chrono::steady_clock::now() < deadline) source.poll(500ms, out);
+  if (out.empty()) {
+    ADD_FAILURE() << "no transaction within 20 s";
+    return {};
+  }
+  return std::move(out.front());
+}
+
+TEST_F(ReplicationStreamTest, TransactionsCarryTheSourcesSendTimeSoABacklogIsToldFromALiveStream) {
+  ReplicationStream stream{admin_};
+  const auto slot = stream.create_slot("stream_test_slot5", true, false, false);
+  // A backlog: committed well before the stream reads it.
+  exec_sql(admin_, "INSERT INTO t VALUES (1, 'old')");
+  std::this_thread::sleep_for(1500ms);
+  stream.start("stream_test_slot5", slot.consistent_point, {.proto_version = 1, .publications = {"p"}});
+  PgChangeSource source{stream, AssemblerOptions{}};
+  const Transaction old = poll_one(source);
+  ASSERT_NE(old.info.commit_time_us, 0);
+  EXPECT_GE(old.info.sent_time_us - old.info.commit_time_us, 1'000'000);  // sent 1.5 s after its commit
+
+  // Live: sent right after its commit (both times by the source's clock).
+  exec_sql(admin_, "INSERT INTO t VALUES (2, 'new')");
+  const Transaction live = poll_one(source);
+  ASSERT_NE(live.info.commit_time_us, 0);
+  EXPECT_GE(live.info.sent_time_us, live.info.commit_time_us);
+  EXPECT_LT(live.info.sent_time_us - live.info.commit_time_us, 1'000'000);
+  stream.finish();
 }
 
 TEST_F(ReplicationStreamTest, RefusesAnInvalidSlotNameBeforeTalkingToTheServer) {
