@@ -4,9 +4,12 @@
 // Target: >= 2M Insert messages decoded per second on one core.
 #include <benchmark/benchmark.h>
 
+#include <condition_variable>
 #include <cstdint>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <variant>
 #include <vector>
 
@@ -146,6 +149,69 @@ void BM_AssembleTransactionsOf100Inserts(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<std::int64_t>(changes));
 }
 BENCHMARK(BM_AssembleTransactionsOf100Inserts);
+
+// The daemon's shape: transactions are assembled on one thread and freed on another (the applier), or, with
+// Arg(1), handed back to the assembler (TransactionAssembler::recycle) as the pipeline does. Process CPU
+// time: both threads count.
+void BM_AssembleHereFreeOnAnotherThread(benchmark::State& state) {
+  const bool recycle = state.range(0) != 0;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<Transaction> queued;  // assembler -> consumer
+  std::vector<Transaction> spent;   // consumer -> assembler
+  bool done = false;
+  std::size_t changes = 0;
+  std::thread consumer([&] {
+    std::vector<Transaction> batch;
+    while (true) {
+      {
+        std::unique_lock lock(mu);
+        cv.wait(lock, [&] { return done || !queued.empty(); });
+        if (queued.empty()) return;
+        batch.swap(queued);
+      }
+      for (const auto& t : batch) changes += t.changes.size();
+      if (recycle) {
+        std::lock_guard lock(mu);
+        if (spent.empty()) spent.swap(batch);
+      }
+      batch.clear();
+    }
+  });
+  std::vector<Transaction> back;
+  TransactionAssembler assembler{AssemblerOptions{.protocol = {.version = 1}}, [&](Transaction&& t) {
+                                   std::lock_guard lock(mu);
+                                   queued.push_back(std::move(t));
+                                   cv.notify_one();
+                                 }};
+  const std::string relation = customer_relation();
+  const std::string insert = customer_insert(1);
+  std::uint64_t lsn = 0x1000000;
+  assembler.feed(Bytes('B').be(lsn + 1, 8).be(0, 8).be(1000, 4).bytes(), Lsn{lsn});
+  assembler.feed(relation, Lsn{lsn});
+  assembler.feed(Bytes('C').byte(0).be(lsn + 1, 8).be(lsn + 2, 8).be(0, 8).bytes(), Lsn{lsn + 1});
+  lsn += 2;
+  for (auto _ : state) {
+    {
+      std::lock_guard lock(mu);
+      back.swap(spent);
+    }
+    assembler.recycle(back);
+    const std::uint64_t final_lsn = lsn + 101;
+    assembler.feed(Bytes('B').be(final_lsn, 8).be(0, 8).be(1000, 4).bytes(), Lsn{lsn});
+    for (int i = 0; i < 100; ++i) assembler.feed(insert, Lsn{++lsn});
+    assembler.feed(Bytes('C').byte(0).be(final_lsn, 8).be(final_lsn + 1, 8).be(0, 8).bytes(), Lsn{final_lsn});
+    lsn = final_lsn + 1;
+  }
+  {
+    std::lock_guard lock(mu);
+    done = true;
+    cv.notify_one();
+  }
+  consumer.join();
+  state.SetItemsProcessed(static_cast<std::int64_t>(state.iterations()) * 100);
+}
+BENCHMARK(BM_AssembleHereFreeOnAnotherThread)->Arg(0)->Arg(1)->ArgName("recycle")->MeasureProcessCPUTime();
 
 }  // namespace
 

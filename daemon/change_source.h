@@ -27,6 +27,9 @@ class ChangeSource {
   virtual Polled poll(std::chrono::milliseconds timeout, std::vector<Transaction>& out) = 0;
   // Standby status update: `flushed` is durable in the target and mirrored in the checkpoint store.
   virtual void report(Lsn written, Lsn flushed) = 0;
+  // Takes back transactions the pipeline has applied (their memory may be reused); called on the thread
+  // that polls. Leaves `spent` empty.
+  virtual void recycle(std::vector<Transaction>& spent) { spent.clear(); }
 };
 
 }  // namespace cdcsync

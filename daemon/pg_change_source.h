@@ -24,6 +24,7 @@ class PgChangeSource : public ChangeSource {
 
   Polled poll(std::chrono::milliseconds timeout, std::vector<Transaction>& out) override;
   void report(Lsn written, Lsn flushed) override;
+  void recycle(std::vector<Transaction>& spent) override { assembler_.recycle(spent); }
 
   std::uint64_t messages() const { return messages_; }
   std::uint64_t bytes() const { return bytes_; }

@@ -57,6 +57,7 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
   // keepalives are answered even while the applier waits on a slow target.
   std::thread receiver([&] {
     std::vector<Transaction> out;
+    std::vector<Transaction> spent;
     std::vector<std::size_t> sizes;
     auto last_report = Clock::now() - options_.status_interval;
     auto report = [&](bool force) {
@@ -67,6 +68,11 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
     };
     try {
       while (!stop && !session_stop) {
+        {
+          std::lock_guard lock{spent_mu_};
+          spent.swap(spent_);
+        }
+        source_.recycle(spent);
         out.clear();
         const Polled polled = source_.poll(milliseconds(100), out);
         if (polled.received.valid()) status_.received_lsn = polled.received.value();
@@ -111,6 +117,7 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
     session_stop = true;
     queue.close();
     receiver.join();
+    spent_.clear();
     if (stopping && in_chunked_txn) sink_.abort();
   };
 
@@ -237,6 +244,9 @@ void Pipeline::apply_batch(Batch& batch) {
     }
   }
   applied_items_ += batch.transactions.size();
+  if (std::unique_lock lock{spent_mu_, std::try_to_lock}; lock && spent_.empty()) {
+    spent_.swap(batch.transactions);
+  }
   batch.transactions.clear();
   if (durable) {
     status_.durable_lsn = durable->value();

@@ -9,7 +9,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "checkpoints/checkpoint_store.h"
 #include "daemon/change_source.h"
@@ -87,6 +89,10 @@ class Pipeline {
   // Shared between receiver and applier.
   std::atomic<std::uint64_t> pushed_items_{0};
   std::atomic<std::uint64_t> applied_items_{0};
+  // Applied transactions on their way back to the source, which reuses their memory: the applier leaves a
+  // batch here when the receiver has taken the previous one (at most one batch waits), else frees it.
+  std::mutex spent_mu_;
+  std::vector<Transaction> spent_;
 };
 
 }  // namespace cdcsync

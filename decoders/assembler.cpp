@@ -125,6 +125,7 @@ void TransactionAssembler::add_change(Transaction& chunk, Change&& change) {
     std::swap(chunk, next);
     emit_(std::move(next));
     ++chunks_emitted_;
+    chunk.changes = pool_.take_list();
     chunk.changes.reserve(options_.max_changes_per_chunk);
   }
   chunk.changes.push_back(std::move(change));
@@ -209,6 +210,7 @@ void TransactionAssembler::on(pgoutput::Begin& m, Lsn at, std::string_view) {
   state_ = State::Transaction;
   open_first_lsn_ = at;
   open_ = Transaction{};
+  open_.changes = pool_.take_list();
   open_.info.xid = m.xid;
   open_.info.final_lsn = m.final_lsn;
   open_.info.commit_time_us = m.commit_time_us;
@@ -251,7 +253,7 @@ void TransactionAssembler::on(pgoutput::DataChange& m, Lsn at, std::string_view 
   if (scratch_.op == ChangeOp::Message && !scratch_.message_transactional) {
     scratch_.lsn = at;
     emit_single_message(std::move(scratch_), m.message_lsn);
-    scratch_ = Change{};
+    pool_.take(scratch_);
     return;
   }
   switch (state_) {
@@ -260,7 +262,7 @@ void TransactionAssembler::on(pgoutput::DataChange& m, Lsn at, std::string_view 
     case State::Transaction:
       scratch_.lsn = at;
       add_change(open_, std::move(scratch_));
-      scratch_ = Change{};
+      pool_.take(scratch_);  // decode() resets every field of scratch_ before use
       return;
     case State::Preparing:
       preparing_->spool->append(Xid{}, at, raw);

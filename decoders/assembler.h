@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "decoders/change.h"
+#include "decoders/change_pool.h"
 #include "decoders/lsn.h"
 #include "decoders/pgoutput.h"
 #include "decoders/relation_cache.h"
@@ -84,6 +85,10 @@ class TransactionAssembler {
   // (the last one at the end) and returns whether more is left.
   bool replaying() const { return replay_ != nullptr; }
   bool resume_replay();
+  // Takes back transactions the consumer is done with (applied): the next changes are decoded into their
+  // memory (see ChangePool). Leaves `spent` empty.
+  void recycle(std::vector<Transaction>& spent) { pool_.give(spent); }
+  const ChangePool& pool() const { return pool_; }
   std::size_t streamed_in_progress() const { return streams_.size(); }
   std::size_t prepared_held() const { return prepared_.size(); }
 
@@ -133,6 +138,7 @@ class TransactionAssembler {
   PgOutputDecoder decoder_;
   RelationCache relations_;
   Change scratch_;
+  ChangePool pool_;
   std::filesystem::path spool_dir_;
   std::uint64_t spool_seq_ = 0;
   // Receipt order of Relation and Type messages, and of the ones that set relations_' entries.

@@ -101,6 +101,8 @@ class Tuple {
     return std::string_view{bytes_}.substr(s.offset, s.length);
   }
   std::size_t byte_size() const { return bytes_.size(); }
+  // Heap bytes the tuple holds (its buffers' capacities).
+  std::size_t capacity_bytes() const { return slots_.capacity() * sizeof(Slot) + bytes_.capacity(); }
 
  private:
   void add(DatumKind kind, std::string_view value) {

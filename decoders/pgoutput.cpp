@@ -117,6 +117,9 @@ void PgOutputDecoder::decode_tuple(ByteReader& in, const RelationDef& relation, 
             std::to_string(relation.id.value) + " has " + std::to_string(relation.columns.size()));
   }
   tuple.clear();
+  // One allocation for the slots and one for the values, instead of a growth chain per tuple: the
+  // rest of the message bounds the values' bytes.
+  tuple.reserve(static_cast<std::size_t>(columns), in.remaining());
   for (std::int16_t i = 0; i < columns; ++i) {
     const char kind = in.byte();
     switch (kind) {

@@ -5,9 +5,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include "checkpoints/memory_store.h"
@@ -66,6 +69,20 @@ class FakeSource : public ChangeSource {
     reports_.emplace_back(written, flushed);
     max_flushed_ = std::max(max_flushed_, flushed);
   }
+  // Called with the transactions the pipeline hands back (on its receiver thread).
+  void on_recycle(std::function<void(const std::vector<Transaction>&)> hook) {
+    std::lock_guard lock(mu_);
+    recycle_hook_ = std::move(hook);
+  }
+  void recycle(std::vector<Transaction>& spent) override {
+    std::function<void(const std::vector<Transaction>&)> hook;
+    {
+      std::lock_guard lock(mu_);
+      hook = recycle_hook_;
+    }
+    if (hook) hook(spent);
+    spent.clear();
+  }
   Lsn max_flushed() {
     std::lock_guard lock(mu_);
     return max_flushed_;
@@ -83,6 +100,7 @@ class FakeSource : public ChangeSource {
   bool fail_ = false;
   std::vector<std::pair<Lsn, Lsn>> reports_;
   Lsn max_flushed_;
+  std::function<void(const std::vector<Transaction>&)> recycle_hook_;
 };
 
 class PipelineTest : public ::testing::Test {
@@ -133,6 +151,48 @@ TEST_F(PipelineTest, AppliesTransactionsAndConfirmsTheirEndOnlyAfterTheCheckpoin
   EXPECT_EQ(store_.load()->lsn, Lsn{0x200});
   EXPECT_EQ(sink_.load_progress()->end_lsn, Lsn{0x200});
   EXPECT_EQ(status_.transactions.load(), 2u);
+}
+
+// Applied transactions go back to the source, which reuses their memory: never one the sink has not applied.
+TEST_F(PipelineTest, HandsAppliedTransactionsBackToTheSourceAndNoOtherOnes) {
+  std::mutex mu;
+  std::vector<std::uint32_t> recycled;
+  std::vector<std::uint32_t> not_applied;
+  source_.on_recycle([&](const std::vector<Transaction>& spent) {
+    const auto applied = sink_.applied();
+    std::lock_guard lock(mu);
+    for (const auto& t : spent) {
+      recycled.push_back(t.info.xid.value);
+      const bool found = std::any_of(applied.begin(), applied.end(),
+                                     [&](const RecordingSink::Applied& a) { return a.xid == t.info.xid; });
+      if (!found) not_applied.push_back(t.info.xid.value);
+    }
+  });
+  // Slow applies while transactions keep arriving: the receiver runs while batches are being applied.
+  sink_.on_apply([](const Batch&) { std::this_thread::sleep_for(10ms); });
+  start();
+  std::uint32_t xid = 0;
+  for (int group = 0; group < 5; ++group) {
+    for (int i = 0; i < 10; ++i) {
+      ++xid;
+      source_.push(txn(xid, 0x100 * xid, 3));
+      std::this_thread::sleep_for(2ms);
+    }
+    ASSERT_TRUE(test::eventually([&] { return status_.transactions.load() == xid; }, 5s));
+  }
+  ASSERT_TRUE(test::eventually(
+      [&] {
+        std::lock_guard lock(mu);
+        return !recycled.empty();
+      },
+      5s));
+  stop_pipeline();
+  std::lock_guard lock(mu);
+  EXPECT_TRUE(not_applied.empty()) << not_applied.size()
+                                   << " transactions came back before they were applied";
+  EXPECT_LE(recycled.size(), 50u);
+  EXPECT_EQ(std::set<std::uint32_t>(recycled.begin(), recycled.end()).size(), recycled.size())
+      << "a transaction came back twice";
 }
 
 TEST_F(PipelineTest, GroupsSeveralSourceTransactionsIntoOneBatch) {

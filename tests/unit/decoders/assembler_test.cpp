@@ -125,6 +125,51 @@ TEST_F(AssemblerTest, SplitsALargeTransactionIntoChunksAndSetsEndLsnOnTheLastOnl
   EXPECT_EQ(emitted[2].changes[0].after.value(0), "6");
 }
 
+// Recycled changes (TransactionAssembler::recycle) carry the content of what they held before: none of it
+// may show in the changes decoded into them, nor in chunks built on recycled lists.
+TEST_F(AssemblerTest, ChangesDecodedIntoRecycledMemoryCarryNothingOfWhatItHeldBefore) {
+  make(1, 2);
+  feed(begin_message(0x300, 5), 0x100);
+  feed(relation_message(1), 0x100);
+  const MessageBuilder update =
+      MessageBuilder('U').u32(1).byte('O').i16(2).text("1").text("old").byte('N').i16(2).text("1");
+  feed(MessageBuilder(update).text("new"), 0x110);
+  feed(MessageBuilder('T').u32(1).u8(1).u32(1), 0x120);
+  feed(MessageBuilder('M').u8(1).u64(0x130).str("prefix").i32(7).raw("content"), 0x130);
+  feed(commit_message(0x300, 0x310), 0x300);
+  ASSERT_EQ(emitted.size(), 2u);
+  assembler->recycle(emitted);
+  EXPECT_TRUE(emitted.empty());
+  EXPECT_EQ(assembler->pool().spare_changes(), 3u);
+  EXPECT_EQ(assembler->pool().spare_lists(), 2u);
+
+  feed(begin_message(0x500, 6), 0x400);
+  for (int i = 0; i < 4; ++i) feed(insert_message(1, std::to_string(i), "v" + std::to_string(i)), 0x410 + i);
+  feed(commit_message(0x500, 0x510), 0x500);
+  ASSERT_EQ(emitted.size(), 2u);
+  for (std::size_t t = 0; t < 2; ++t) {
+    ASSERT_EQ(emitted[t].changes.size(), 2u) << "a recycled list comes back empty";
+    for (std::size_t c = 0; c < 2; ++c) {
+      const Change& ch = emitted[t].changes[c];
+      const std::string n = std::to_string(t * 2 + c);
+      EXPECT_EQ(ch.op, ChangeOp::Insert);
+      EXPECT_EQ(ch.lsn, Lsn{0x410 + t * 2 + c});
+      EXPECT_EQ(ch.before_kind, 0);
+      EXPECT_TRUE(ch.before.empty());
+      ASSERT_EQ(ch.after.size(), 2u);
+      EXPECT_EQ(ch.after.value(0), n);
+      EXPECT_EQ(ch.after.value(1), "v" + n);
+      EXPECT_TRUE(ch.truncated.empty());
+      EXPECT_FALSE(ch.truncate_cascade);
+      EXPECT_FALSE(ch.message_transactional);
+      EXPECT_TRUE(ch.message_prefix.empty());
+      EXPECT_TRUE(ch.message_content.empty());
+      ASSERT_NE(ch.relation, nullptr);
+    }
+  }
+  EXPECT_EQ(emitted[1].info.end_lsn, Lsn{0x510});
+}
+
 TEST_F(AssemblerTest, EndsATransactionOfExactlyOneChunkWithThatChunkNotAnEmptyOne) {
   make(1, 2);
   feed(begin_message(0x900, 5), 0x100);

@@ -7,6 +7,7 @@
 #include <new>
 #include <variant>
 
+#include "decoders/assembler.h"
 #include "decoders/pgoutput.h"
 #include "tests/unit/decoders/pgoutput_test_support.h"
 
@@ -64,6 +65,50 @@ TEST(PgOutputDecoder, DecodesRowsWithoutAllocatingOnceTheChangeBuffersHaveGrown)
   }
   EXPECT_EQ(allocations.load() - before, 0);
   EXPECT_EQ(change.before.value(0), "124");
+}
+
+// In the daemon the applier hands applied transactions back to the receiver (TransactionAssembler::recycle):
+// assembling the next ones reuses their changes' buffers and lists.
+TEST(TransactionAssembler, AssemblesTransactionsWithoutAllocatingOnceAppliedOnesComeBack) {
+  std::vector<Transaction> emitted;
+  emitted.reserve(4);
+  TransactionAssembler assembler{AssemblerOptions{.protocol = {.version = 1}},
+                                 [&](Transaction&& t) { emitted.push_back(std::move(t)); }};
+  const std::string relation = testing::relation_message(1, 2);
+  std::uint64_t lsn = 0x1000;
+  std::size_t changes = 0;
+  const auto round = [&] {
+    const std::uint64_t final_lsn = lsn + 200;
+    assembler.feed(testing::begin_message(final_lsn, 7), Lsn{lsn});
+    if (lsn == 0x1000) assembler.feed(relation, Lsn{lsn});
+    for (int i = 0; i < 100; ++i) {
+      assembler.feed(testing::insert_message(1, "123", "a fairly long name for a customer row"), Lsn{++lsn});
+    }
+    assembler.feed(testing::commit_message(final_lsn, final_lsn + 8), Lsn{final_lsn});
+    lsn = final_lsn + 8;
+    changes += emitted.at(0).changes.size();
+    EXPECT_EQ(emitted.at(0).changes.back().after.value(1), "a fairly long name for a customer row");
+    assembler.recycle(emitted);
+  };
+  const std::string insert = testing::insert_message(1, "123", "a fairly long name for a customer row");
+  for (int warm = 0; warm < 3; ++warm) round();
+  for (int i = 0; i < 50; ++i) {
+    const std::uint64_t final_lsn = lsn + 200;
+    const std::string begin = testing::begin_message(final_lsn, 7);
+    const std::string commit = testing::commit_message(final_lsn, final_lsn + 8);
+    const long built = allocations.load();  // the messages themselves are built outside the count
+    assembler.feed(begin, Lsn{lsn});
+    for (int k = 0; k < 100; ++k) assembler.feed(insert, Lsn{++lsn});
+    assembler.feed(commit, Lsn{final_lsn});
+    lsn = final_lsn + 8;
+    ASSERT_EQ(emitted.size(), 1u);
+    changes += emitted[0].changes.size();
+    assembler.recycle(emitted);
+    EXPECT_EQ(allocations.load() - built, 0) << "round " << i;
+  }
+  EXPECT_EQ(changes, 5300u);
+  EXPECT_EQ(assembler.pool().spare_changes(), 100u);
+  EXPECT_EQ(assembler.pool().spare_lists(), 1u);
 }
 
 }  // namespace
