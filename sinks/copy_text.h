@@ -3,6 +3,8 @@
 #pragma once
 
 #include <array>
+#include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -18,6 +20,29 @@ inline constexpr std::array<char, 256> kCopyEscape = [] {
   t[static_cast<unsigned char>('\t')] = 't';
   return t;
 }();
+
+// The first byte in [p, end) that needs escaping, or end. Eight bytes at a time: a word with a backslash or
+// a byte below 0x0e (\t, \n and \r are among those) is looked at byte by byte.
+inline const char* find_copy_escape(const char* p, const char* const end) {
+  constexpr std::uint64_t kOnes = 0x0101010101010101ULL;
+  constexpr std::uint64_t kHigh = 0x8080808080808080ULL;
+  const auto special = [](char c) { return kCopyEscape[static_cast<unsigned char>(c)] != 0; };
+  while (end - p >= 8) {
+    std::uint64_t w;
+    std::memcpy(&w, p, sizeof w);
+    const std::uint64_t backslash = w ^ (kOnes * '\\');
+    const std::uint64_t hit = ((w - kOnes * 0x0e) & ~w & kHigh) | ((backslash - kOnes) & ~backslash & kHigh);
+    if (hit != 0) {
+      for (const char* word_end = p + 8; p < word_end; ++p) {
+        if (special(*p)) return p;
+      }
+    } else {
+      p += 8;
+    }
+  }
+  while (p < end && !special(*p)) ++p;
+  return p;
+}
 }  // namespace detail
 
 // Appends runs of plain bytes at once: one append per value without escapes.
@@ -25,8 +50,7 @@ inline void append_copy_text(std::string& out, std::string_view v) {
   const char* p = v.data();
   const char* const end = p + v.size();
   while (p < end) {
-    const char* q = p;
-    while (q < end && detail::kCopyEscape[static_cast<unsigned char>(*q)] == 0) ++q;
+    const char* q = detail::find_copy_escape(p, end);
     out.append(p, q);
     if (q == end) break;
     const char escaped[2] = {'\\', detail::kCopyEscape[static_cast<unsigned char>(*q)]};

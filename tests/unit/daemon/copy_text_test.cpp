@@ -67,5 +67,51 @@ TEST(CopyTextField, EscapesOnlyTheFourSpecialBytesAndRoundTrips) {
   for (std::size_t i = 0; i < fields.size(); ++i) EXPECT_EQ(t.value(i), fields[i]) << "field " << i;
 }
 
+// The word-at-a-time scan against the byte-at-a-time definition: every special byte (and bytes next to the
+// scan's thresholds: NUL, 0x01, 0x0d, 0x0e, '[', ']', high bytes) at every offset and alignment.
+TEST(CopyTextField, TheWordAtATimeScanEscapesExactlyWhatTheByteAtATimeOneDoes) {
+  const auto reference = [](std::string_view v) {
+    std::string out;
+    for (char c : v) {
+      switch (c) {
+        case '\\':
+          out += "\\\\";
+          break;
+        case '\t':
+          out += "\\t";
+          break;
+        case '\n':
+          out += "\\n";
+          break;
+        case '\r':
+          out += "\\r";
+          break;
+        default:
+          out.push_back(c);
+      }
+    }
+    return out;
+  };
+  const std::string probes = std::string("\\\t\n\r\x0e\x01[]\x80\xff\x5c\x0c", 12) + std::string(1, '\0');
+  std::size_t checked = 0;
+  for (std::size_t length = 0; length <= 40; ++length) {
+    for (std::size_t at = 0; at < std::max<std::size_t>(length, 1); ++at) {
+      for (char probe : probes) {
+        std::string v(length, 'a');
+        if (length > 0) v[at] = probe;
+        if (length > 20) v[length - 1 - at / 2] = probes[(at + length) % probes.size()];
+        for (std::size_t shift = 0; shift < 8; ++shift) {
+          const std::string padded = std::string(shift, '-') + v;
+          std::string out;
+          append_copy_text(out, std::string_view{padded}.substr(shift));
+          ASSERT_EQ(out, reference(v)) << "length " << length << " at " << at << " probe " << int(probe);
+          ++checked;
+        }
+      }
+    }
+  }
+  EXPECT_GT(checked, 10000u);
+}
+
 }  // namespace
 }  // namespace cdcsync
