@@ -4,7 +4,8 @@
 //   options bits 0-1: protocol version - 1; bits 2-3: streaming (0 off, 1 on, 2 parallel);
 //   bits 4-7: max_changes_per_chunk - 1 (small chunks exercise chunking).
 // Every message goes to a standalone decoder (its own relation cache, fed by the Relation messages it
-// sees) and to an assembler. DecodeError, ProtocolError and SpoolError are the expected ways to refuse
+// sees) and to an assembler, which gets the transactions it emitted back after each message (their memory is
+// reused for the next ones). DecodeError, ProtocolError and SpoolError are the expected ways to refuse
 // input; anything else (a crash, a sanitizer report, another exception) is a bug.
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 #include <string>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include "decoders/assembler.h"
 #include "decoders/pgoutput.h"
@@ -54,6 +56,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   Change change;
   bool decoder_ok = true;
   bool assembler_ok = true;
+  std::vector<Transaction> spent;  // handed back to the assembler after each message, as the daemon does
   {
     TransactionAssembler assembler{
         // Even chunk sizes replay committed spools a chunk per step, as the daemon does.
@@ -66,6 +69,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             sink = sink + touch(c.before) + touch(c.after) + c.message_content.size() + c.truncated.size();
             if (c.relation) sink = sink + c.relation->columns.size();
           }
+          spent.push_back(std::move(t));
         }};
     std::uint64_t lsn = 0x1000;
     while (input.size() >= 2 && (decoder_ok || assembler_ok)) {
@@ -89,6 +93,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         try {
           assembler.feed(message, Lsn{lsn});
           while (assembler.replaying()) assembler.resume_replay();
+          assembler.recycle(spent);
         } catch (const DecodeError&) {
           assembler_ok = false;
         } catch (const ProtocolError&) {
