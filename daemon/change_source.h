@@ -30,6 +30,11 @@ class ChangeSource {
   // Takes back transactions the pipeline has applied (their memory may be reused); called on the thread
   // that polls. Leaves `spent` empty.
   virtual void recycle(std::vector<Transaction>& spent) { spent.clear(); }
+  // Called on the polling thread while the pipeline has no room for what the last poll returned: reads what
+  // the server has already sent when it can be held without handing anything out (the blocks of streamed
+  // transactions, spooled while a committed one is replayed), so the server goes on sending meanwhile.
+  // Returns whether calling again soon can take more.
+  virtual bool absorb() { return false; }
 };
 
 }  // namespace cdcsync

@@ -1,6 +1,9 @@
 #include "daemon/pg_change_source.h"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
+#include <stdexcept>
 
 namespace cdcsync {
 
@@ -13,12 +16,60 @@ PgChangeSource::PgChangeSource(ReplicationStream& stream, AssemblerOptions optio
             return std::move(options);
           }(),
           [this](Transaction&& t) {
+            // absorb() feeds only what emits nothing; anything else would have nowhere to go.
+            if (out_ == nullptr) throw std::logic_error("a transaction was assembled outside poll()");
             t.info.sent_time_us = sent_time_us_;
             out_changes_ += t.changes.size();
             out_->push_back(std::move(t));
           }),
       max_changes_per_poll_(max_changes_per_poll),
       receive_timeout_(receive_timeout) {}
+
+namespace {
+// Messages absorb() takes per call at most, so that the pipeline looks at its queue again in between.
+constexpr int kAbsorbMessages = 4096;
+}  // namespace
+
+void PgChangeSource::feed(std::string_view payload, Lsn wal_start, std::int64_t server_time_us) {
+  ++messages_;
+  bytes_ += payload.size();
+  sent_time_us_ = server_time_us;
+  assembler_.feed(payload, wal_start);
+}
+
+bool PgChangeSource::absorb() {
+  if (!assembler_.replaying() || held_ || ended_) return false;
+  bool heard = false;
+  bool more = true;
+  for (int taken = 0; taken < kAbsorbMessages; ++taken) {
+    const StreamEvent ev = stream_.next_arrived();
+    if (ev.kind == StreamEvent::Kind::Timeout) break;
+    heard = true;
+    if (ev.kind == StreamEvent::Kind::Ended) {
+      ended_ = true;
+      more = false;
+      break;
+    }
+    received_ = std::max(received_, ev.wal_end);
+    if (ev.kind == StreamEvent::Kind::Keepalive) {
+      reply_requested_ = reply_requested_ || ev.reply_requested;
+      continue;
+    }
+    if (!assembler_.can_feed(ev.payload)) {
+      // The next transaction to hand out, or something that must follow the replay: after it.
+      held_ = Held{std::string(ev.payload), ev.wal_start, ev.server_time_us};
+      more = false;
+      break;
+    }
+    feed(ev.payload, ev.wal_start, ev.server_time_us);
+    ++absorbed_;
+  }
+  if (heard) {
+    last_heard_ = std::chrono::steady_clock::now();
+    pinged_ = false;
+  }
+  return more;
+}
 
 Polled PgChangeSource::poll(std::chrono::milliseconds timeout, std::vector<Transaction>& out) {
   using Clock = std::chrono::steady_clock;
@@ -28,9 +79,27 @@ Polled PgChangeSource::poll(std::chrono::milliseconds timeout, std::vector<Trans
   bool heard = false;
   const auto deadline = Clock::now() + timeout;
   while (true) {
-    // A transaction replayed from its spool comes out a chunk at a time, before anything newer is read.
+    if (ended_) {
+      polled.ended = true;
+      break;
+    }
+    // A transaction replayed from its spool comes out a chunk at a time, before anything newer is handed
+    // out; meanwhile the blocks of other streamed transactions are read on into their spools.
     if (assembler_.replaying()) {
-      assembler_.resume_replay();
+      if (!assembler_.resume_replay()) {
+        spdlog::debug("replayed a committed streamed transaction; {} messages of later ones read meanwhile",
+                      absorbed_ - absorbed_before_replay_);
+        absorbed_before_replay_ = absorbed_;
+      }
+      absorb();
+      polled.idle_lsn.reset();
+      if (out_changes_ >= max_changes_per_poll_) break;
+      continue;
+    }
+    if (held_) {
+      const Held held = std::move(*held_);
+      held_.reset();
+      feed(held.payload, held.wal_start, held.server_time_us);
       polled.idle_lsn.reset();
       if (out_changes_ >= max_changes_per_poll_) break;
       continue;
@@ -70,10 +139,7 @@ Polled PgChangeSource::poll(std::chrono::milliseconds timeout, std::vector<Trans
       }
       continue;
     }
-    ++messages_;
-    bytes_ += ev.payload.size();
-    sent_time_us_ = ev.server_time_us;
-    assembler_.feed(ev.payload, ev.wal_start);
+    feed(ev.payload, ev.wal_start, ev.server_time_us);
     polled.idle_lsn.reset();
     if (out_changes_ >= max_changes_per_poll_) break;
   }
@@ -81,6 +147,8 @@ Polled PgChangeSource::poll(std::chrono::milliseconds timeout, std::vector<Trans
     last_heard_ = Clock::now();
     pinged_ = false;
   }
+  polled.reply_requested = polled.reply_requested || reply_requested_;
+  reply_requested_ = false;
   polled.received = received_;
   out_ = nullptr;
   return polled;

@@ -4,6 +4,10 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "daemon/change_source.h"
@@ -25,11 +29,25 @@ class PgChangeSource : public ChangeSource {
   Polled poll(std::chrono::milliseconds timeout, std::vector<Transaction>& out) override;
   void report(Lsn written, Lsn flushed) override;
   void recycle(std::vector<Transaction>& spent) override { assembler_.recycle(spent); }
+  bool absorb() override;
 
   std::uint64_t messages() const { return messages_; }
   std::uint64_t bytes() const { return bytes_; }
+  // Messages taken by absorb() (spooled while a committed streamed transaction was replayed).
+  std::uint64_t absorbed() const { return absorbed_; }
 
  private:
+  // A message read during a replay that the assembler can only take after it: held until then.
+  struct Held {
+    std::string payload;
+    Lsn wal_start;
+    std::int64_t server_time_us = 0;
+  };
+  void feed(std::string_view payload, Lsn wal_start, std::int64_t server_time_us);
+  // Reads what has arrived without waiting, while the assembler replays: feeds what it can take, holds
+  // the first message it cannot and stops there. Returns whether it stopped for want of data.
+  bool absorb_arrived();
+
   ReplicationStream& stream_;
   std::vector<Transaction>* out_ = nullptr;
   std::size_t out_changes_ = 0;
@@ -44,6 +62,11 @@ class PgChangeSource : public ChangeSource {
   std::int64_t sent_time_us_ = 0;  // the source's send time of the message being decoded
   std::uint64_t messages_ = 0;
   std::uint64_t bytes_ = 0;
+  std::uint64_t absorbed_ = 0;
+  std::uint64_t absorbed_before_replay_ = 0;  // absorbed_ when the last replay ended
+  std::optional<Held> held_;
+  bool ended_ = false;            // the server ended the stream during absorb()
+  bool reply_requested_ = false;  // a keepalive read by absorb() asked for a reply
 };
 
 }  // namespace cdcsync

@@ -19,6 +19,8 @@ using std::chrono::milliseconds;
 
 // How often an applier catching up on a backlog looks for more transactions while its batch grows.
 constexpr milliseconds kCatchUpLook{5};
+// How often a receiver whose queue is full lets the source read on into its spools (ChangeSource::absorb).
+constexpr milliseconds kAbsorbInterval{2};
 
 // What a transaction holds in memory, roughly: values, column slots and the Change itself (allocator
 // overhead and capacity slack are not counted, so the heap is somewhat larger).
@@ -78,10 +80,14 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
         if (polled.received.valid()) status_.received_lsn = polled.received.value();
         sizes.clear();
         for (const auto& t : out) sizes.push_back(approximate_bytes(t));
+        bool absorbing = true;
         for (std::size_t next = 0; next < out.size();) {
-          const std::size_t n = queue.push_some_for(out, sizes, next, milliseconds(200));
+          // While the queue is full, the source may read on what it can hold without handing it out.
+          const std::size_t n =
+              queue.push_some_for(out, sizes, next, absorbing ? kAbsorbInterval : milliseconds(200));
           if (n == 0) {
             if (stop || session_stop) return;
+            absorbing = source_.absorb();
             report(false);  // keep the walsender's timeout at bay while the target applies backpressure
             continue;
           }

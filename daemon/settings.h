@@ -85,7 +85,7 @@ inline const auto kGlobalSettings = std::tuple{
         [](Config& c) -> auto& { return c.source.temporary_slot; }},
   Bound{Setting<std::int64_t>{"source.proto_version", 1, {.min = 1, .max = 4}, "pgoutput protocol version; 1 is all a non-streaming client needs, streaming = \"on\" needs 2 or more (PG15 supports up to 3)."},
         [](Config& c) -> auto& { return c.source.proto_version; }},
-  Bound{Setting<StreamingMode>{"source.streaming", StreamingMode::off, {}, "Stream large in-progress transactions (pgoutput streaming) instead of waiting for their commit."},
+  Bound{Setting<StreamingMode>{"source.streaming", StreamingMode::off, {}, "Stream large in-progress transactions (pgoutput streaming) instead of waiting for their commit: the source spills nothing to disk for them, cdcsync spools them and reads the next ones on while one is applied (faster on large transactions)."},
         [](Config& c) -> auto& { return c.source.streaming; }},
   Bound{Setting<milliseconds>{"source.status_interval_ms", 1000ms, {.min = 100ms, .max = 60000ms}, "Interval between standby status updates to the source (must stay below its wal_sender_timeout).", "ms"},
         [](Config& c) -> auto& { return c.source.status_interval; }},

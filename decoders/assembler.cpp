@@ -68,8 +68,16 @@ std::optional<Lsn> TransactionAssembler::oldest_held_lsn() const {
   return oldest;
 }
 
+bool TransactionAssembler::can_feed(std::string_view message) const {
+  if (!replay_ || stream_ != nullptr) return true;
+  return !message.empty() && (message[0] == 'S' || message[0] == 'A');  // Stream Start, Stream Abort
+}
+
 void TransactionAssembler::feed(std::string_view message, Lsn wal_start) {
-  if (replay_) throw std::logic_error("TransactionAssembler::feed while a replay is in progress");
+  if (!can_feed(message)) {
+    throw std::logic_error("TransactionAssembler::feed of " + name_of(message) +
+                           " while a replay is in progress");
+  }
   if (stream_ != nullptr) {
     feed_stream(message, wal_start);
     return;
@@ -110,6 +118,7 @@ std::unique_ptr<TransactionAssembler::Held> TransactionAssembler::hold(Xid xid, 
   held->first_lsn = at;
   held->block = block;
   held->relations = relations_;
+  held->seeded_during_replay = replay_ != nullptr;
   const std::string file = std::string(kSpoolPrefix) + std::to_string(::getpid()) + "-" +
                            std::to_string(++spool_seq_) + "-xid-" + std::to_string(xid.value);
   held->spool = std::make_unique<SpoolFile>(spool_dir_ / file);
@@ -183,6 +192,7 @@ bool TransactionAssembler::resume_replay() {
   }
   emit_last(r.chunk, r.end_lsn);
   if (r.promote_schema) promote_schema(held);
+  settle_seeds(held, r.promote_schema);
   replay_.reset();  // removes the spool file
   return false;
 }
@@ -200,6 +210,24 @@ void TransactionAssembler::promote_schema(const Held& held) {
     if (seq <= current) continue;
     if (const TypeDef* type = held.relations.find_type(oid)) relations_.put_type(*type);
     current = seq;
+  }
+}
+
+void TransactionAssembler::settle_seeds(const Held& replayed, bool promoted) {
+  for (auto& [xid, held] : streams_) {
+    if (!held->seeded_during_replay) continue;
+    held->seeded_during_replay = false;
+    if (!promoted) continue;
+    // Had its first segment waited for the replay to end, its seed would have held the promoted schema;
+    // its own Relation and Type messages came later and win.
+    for (const auto& [id, seq] : replayed.relation_seq) {
+      if (relation_seq_[id] != seq || held->relation_seq.contains(id)) continue;
+      if (auto rel = replayed.relations.find(RelationId{id})) held->relations.put(std::move(rel));
+    }
+    for (const auto& [oid, seq] : replayed.type_seq) {
+      if (type_seq_[oid] != seq || held->type_seq.contains(oid)) continue;
+      if (const TypeDef* type = replayed.relations.find_type(oid)) held->relations.put_type(*type);
+    }
   }
 }
 

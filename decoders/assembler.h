@@ -56,7 +56,7 @@ struct AssemblerOptions {
   // false: a committed streamed or prepared transaction is replayed from its spool within the feed() of its
   // commit, all its chunks emitted at once. true: feed() only starts the replay and resume_replay() emits
   // it a chunk at a time, so a caller that collects emitted chunks holds one at a time, not the whole
-  // transaction; feed() must not be called while replaying() (std::logic_error).
+  // transaction. While replaying(), feed() takes only what can_feed() accepts (std::logic_error otherwise).
   bool replay_in_steps = false;
 };
 
@@ -85,6 +85,11 @@ class TransactionAssembler {
   // (the last one at the end) and returns whether more is left.
   bool replaying() const { return replay_ != nullptr; }
   bool resume_replay();
+  // Whether feed(message) is allowed now: always, except while replaying, when only messages that are
+  // spooled and emit nothing are (the blocks of other streamed transactions: Stream Start, what is inside a
+  // block, Stream Stop, Stream Abort). A caller keeps reading the stream during a long replay with it, so
+  // the server goes on streaming the next transactions instead of waiting on a full socket.
+  bool can_feed(std::string_view message) const;
   // Takes back transactions the consumer is done with (applied): the next changes are decoded into their
   // memory (see ChangePool). Leaves `spent` empty.
   void recycle(std::vector<Transaction>& spent) { pool_.give(spent); }
@@ -104,6 +109,9 @@ class TransactionAssembler {
     // Receipt order (schema_seq_) of the last Relation / Type message of each id in this stream.
     std::unordered_map<std::uint32_t, std::uint64_t> relation_seq;
     std::unordered_map<std::uint32_t, std::uint64_t> type_seq;
+    // First segment received while a committed stream was replaying: its relations were seeded before
+    // that stream's schema was promoted (see promote_schema), so the promotion is applied to it too.
+    bool seeded_during_replay = false;
   };
   enum class State : std::uint8_t { Idle, Transaction, Preparing };
 
@@ -128,6 +136,9 @@ class TransactionAssembler {
   // Commit (see the header comment).
   void replay(std::unique_ptr<Held> held, TransactionInfo info, bool promote_schema);
   void promote_schema(const Held& held);
+  // At the end of a replay: streams seeded during it get the schema the replayed one promoted (when it
+  // did), except for the ids they sent themselves.
+  void settle_seeds(const Held& replayed, bool promoted);
   struct Replay;
   void add_change(Transaction& chunk, Change&& change);
   void emit_last(Transaction& chunk, Lsn end_lsn);

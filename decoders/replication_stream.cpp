@@ -166,6 +166,13 @@ StreamEvent ReplicationStream::next(std::chrono::milliseconds timeout) {
   return next_until(std::chrono::steady_clock::now() + timeout);
 }
 
+StreamEvent ReplicationStream::next_arrived() {
+  constexpr auto no_wait = std::chrono::steady_clock::time_point::min();
+  StreamEvent ev = next_until(no_wait);
+  if (ev.kind != StreamEvent::Kind::Timeout || read_socket(0) <= 0) return ev;
+  return next_until(no_wait);
+}
+
 StreamEvent ReplicationStream::next_until(std::chrono::steady_clock::time_point deadline) {
   buffer_.reset();
   while (true) {

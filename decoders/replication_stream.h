@@ -85,6 +85,8 @@ class ReplicationStream {
   StreamEvent next(std::chrono::milliseconds timeout);
   // Waits until `deadline` at most; a message already received is returned without reading the clock.
   StreamEvent next_until(std::chrono::steady_clock::time_point deadline);
+  // The next message already received by libpq or waiting in the socket, without waiting (Timeout: none).
+  StreamEvent next_arrived();
   // Standby status update. `flushed` must be durable downstream: the server may discard WAL before it.
   void send_status(Lsn written, Lsn flushed, Lsn applied, bool reply_requested = false);
   // Ends COPY mode politely (CopyDone) and drains the server's answer.

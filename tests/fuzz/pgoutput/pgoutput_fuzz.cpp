@@ -91,8 +91,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       }
       if (assembler_ok) {
         try {
+          // As the daemon does: during a replay, what can_feed() accepts is fed between its steps.
+          while (assembler.replaying() && !assembler.can_feed(message)) assembler.resume_replay();
           assembler.feed(message, Lsn{lsn});
-          while (assembler.replaying()) assembler.resume_replay();
+          if (assembler.replaying()) assembler.resume_replay();
           assembler.recycle(spent);
         } catch (const DecodeError&) {
           assembler_ok = false;

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <thread>
 
 #include "daemon/pg_change_source.h"
@@ -183,6 +184,58 @@ TEST_F(ReplicationStreamTest, TransactionsCarryTheSourcesSendTimeSoABacklogIsTol
   ASSERT_NE(live.info.commit_time_us, 0);
   EXPECT_GE(live.info.sent_time_us, live.info.commit_time_us);
   EXPECT_LT(live.info.sent_time_us - live.info.commit_time_us, 1'000'000);
+  stream.finish();
+}
+
+// Streaming on, with a walsender that streams anything over 64 kB: while a committed streamed transaction
+// is replayed a chunk at a time, absorb() reads the next one's blocks into its spool (the server goes on
+// streaming instead of waiting on a full socket) and stops at the first message that must follow the
+// replay; then every transaction comes out whole and in commit order.
+TEST_F(ReplicationStreamTest, ReadsTheNextStreamedTransactionIntoItsSpoolWhileOneIsReplayed) {
+  ReplicationStream stream{admin_ + " options='-c logical_decoding_work_mem=64kB'"};
+  const auto slot = stream.create_slot("stream_test_slot6", true, false, false);
+  const std::string pad = "repeat('x', 100)";
+  exec_sql(admin_, "INSERT INTO t SELECT g, " + pad + " FROM generate_series(1, 3000) g");
+  exec_sql(admin_, "INSERT INTO t SELECT g, " + pad + " FROM generate_series(10001, 13000) g");
+  exec_sql(admin_, "INSERT INTO t VALUES (20000, 'last')");
+  stream.start("stream_test_slot6", slot.consistent_point,
+               {.proto_version = 2, .publications = {"p"}, .streaming = true});
+  AssemblerOptions options;
+  options.protocol = {.version = 2, .streaming = StreamingMode::On};
+  options.max_changes_per_chunk = 100;
+  PgChangeSource source{stream, options, 30s, /*max_changes_per_poll=*/100};
+
+  std::vector<Transaction> got;
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (got.empty() && std::chrono::steady_clock::now() < deadline) source.poll(500ms, got);
+  ASSERT_FALSE(got.empty()) << "no chunk within 30 s";
+  ASSERT_TRUE(got.front().first_chunk && !got.front().last_chunk) << "the first transaction was not streamed";
+
+  // The first transaction is being replayed; read on without taking more of it.
+  while (source.absorb() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(5ms);
+  EXPECT_GT(source.absorbed(), 3000u) << "the second transaction's blocks were not read during the replay";
+  EXPECT_FALSE(source.absorb()) << "absorb went past a message that must wait for the replay";
+
+  while (std::chrono::steady_clock::now() < deadline &&
+         (got.empty() || got.back().changes.empty() || !got.back().last_chunk ||
+          got.back().changes.back().after.value(0) != "20000")) {
+    source.poll(500ms, got);
+  }
+  std::vector<std::pair<std::uint32_t, std::size_t>> transactions;  // (xid, changes)
+  std::vector<int> ids;
+  for (const auto& t : got) {
+    if (t.first_chunk) transactions.emplace_back(t.info.xid.value, 0);
+    ASSERT_FALSE(transactions.empty());
+    transactions.back().second += t.changes.size();
+    for (const auto& c : t.changes) ids.push_back(std::stoi(std::string(c.after.value(0))));
+  }
+  ASSERT_EQ(transactions.size(), 3u);
+  EXPECT_EQ(transactions[0].second, 3000u);
+  EXPECT_EQ(transactions[1].second, 3000u);
+  EXPECT_EQ(transactions[2].second, 1u);
+  EXPECT_LT(transactions[0].first, transactions[1].first);
+  ASSERT_EQ(ids.size(), 6001u);
+  EXPECT_TRUE(std::is_sorted(ids.begin(), ids.end())) << "changes out of commit order";
   stream.finish();
 }
 

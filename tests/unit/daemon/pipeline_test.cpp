@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -83,6 +84,11 @@ class FakeSource : public ChangeSource {
     if (hook) hook(spent);
     spent.clear();
   }
+  bool absorb() override {
+    absorbs_.fetch_add(1);
+    return true;  // as a source spooling a streamed transaction's blocks during a replay
+  }
+  std::uint64_t absorbs() const { return absorbs_.load(); }
   Lsn max_flushed() {
     std::lock_guard lock(mu_);
     return max_flushed_;
@@ -101,6 +107,7 @@ class FakeSource : public ChangeSource {
   std::vector<std::pair<Lsn, Lsn>> reports_;
   Lsn max_flushed_;
   std::function<void(const std::vector<Transaction>&)> recycle_hook_;
+  std::atomic<std::uint64_t> absorbs_{0};
 };
 
 class PipelineTest : public ::testing::Test {
@@ -151,6 +158,30 @@ TEST_F(PipelineTest, AppliesTransactionsAndConfirmsTheirEndOnlyAfterTheCheckpoin
   EXPECT_EQ(store_.load()->lsn, Lsn{0x200});
   EXPECT_EQ(sink_.load_progress()->end_lsn, Lsn{0x200});
   EXPECT_EQ(status_.transactions.load(), 2u);
+}
+
+// While the target holds the queue full, the receiver keeps letting the source read on (absorb), every few
+// milliseconds, and never while there is room; then everything is applied in order.
+TEST_F(PipelineTest, LetsTheSourceReadOnWhileTheQueueIsFull) {
+  options_.queue_max_transactions = 2;
+  std::atomic<bool> release{false};
+  sink_.on_apply([&](const Batch&) {
+    while (!release) std::this_thread::sleep_for(1ms);
+  });
+  start();
+  for (std::uint32_t xid = 1; xid <= 10; ++xid) source_.push(txn(xid, 0x100 * xid));
+  ASSERT_TRUE(test::eventually([&] { return source_.absorbs() > 0; }, 5s));
+  const std::uint64_t first = source_.absorbs();
+  std::this_thread::sleep_for(300ms);
+  EXPECT_GE(source_.absorbs() - first, 10u) << "absorb is not called often while the queue is full";
+  release = true;
+  ASSERT_TRUE(test::eventually([&] { return source_.max_flushed() == Lsn{0xA00}; }, 5s));
+  const std::uint64_t settled = source_.absorbs();
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(source_.absorbs(), settled) << "absorb was called with room in the queue";
+  std::vector<std::uint32_t> xids;
+  for (const auto& a : sink_.applied()) xids.push_back(a.xid.value);
+  EXPECT_EQ(xids, (std::vector<std::uint32_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}));
 }
 
 // Applied transactions go back to the source, which reuses their memory: never one the sink has not applied.

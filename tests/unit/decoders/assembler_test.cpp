@@ -44,6 +44,14 @@ class AssemblerTest : public ::testing::Test {
     return *assembler;
   }
   void feed(std::string_view message, std::uint64_t lsn) { assembler->feed(message, Lsn{lsn}); }
+  // xid 100 streams relation 1 and ten inserts (0x101..0x10a) in one block and commits at 0x130 (end 0x131).
+  void stream_ten_inserts_and_commit() {
+  feed(MessageBuilder('S').u32(100).u8(1), 0x100);
+  feed(with_xid(relation_message(1), 100), 0x100);
+  for (int i = 0; i < 10; ++i) feed(with_xid(insert_message(1, std::to_string(i), "a"), 100), 0x101 + i);
+  feed(MessageBuilder('E'), 0x120);
+  feed(MessageBuilder('c').u32(100).u8(0).u64(0x130).u64(0x131).u64(9), 0x130);
+  }
   std::size_t spool_files() const {
     if (!std::filesystem::exists(spool_dir)) return 0;
     std::size_t n = 0;
@@ -382,11 +390,7 @@ TEST_F(AssemblerTest, ReleasesAStreamPreparedTransactionAtCommitPrepared) {
 
 TEST_F(AssemblerTest, ReplaysASpooledTransactionInChunks) {
   make(2, 4);
-  feed(MessageBuilder('S').u32(100).u8(1), 0x100);
-  feed(with_xid(relation_message(1), 100), 0x100);
-  for (int i = 0; i < 10; ++i) feed(with_xid(insert_message(1, std::to_string(i), "a"), 100), 0x101 + i);
-  feed(MessageBuilder('E'), 0x120);
-  feed(MessageBuilder('c').u32(100).u8(0).u64(0x130).u64(0x131).u64(9), 0x130);
+  stream_ten_inserts_and_commit();
   ASSERT_EQ(emitted.size(), 3u);
   EXPECT_EQ(emitted[0].changes.size(), 4u);
   EXPECT_EQ(emitted[2].changes.size(), 2u);
@@ -401,11 +405,7 @@ TEST_F(AssemblerTest, ReplaysASpooledTransactionInChunks) {
 // come out one per step, not all within the feed() of the Stream Commit.
 TEST_F(AssemblerTest, ReplaysInStepsOneChunkAtATimeAndHoldsEverythingElseMeanwhile) {
   make(2, 4, /*in_steps=*/true);
-  feed(MessageBuilder('S').u32(100).u8(1), 0x100);
-  feed(with_xid(relation_message(1), 100), 0x100);
-  for (int i = 0; i < 10; ++i) feed(with_xid(insert_message(1, std::to_string(i), "a"), 100), 0x101 + i);
-  feed(MessageBuilder('E'), 0x120);
-  feed(MessageBuilder('c').u32(100).u8(0).u64(0x130).u64(0x131).u64(9), 0x130);
+  stream_ten_inserts_and_commit();
   EXPECT_TRUE(emitted.empty());
   EXPECT_TRUE(assembler->replaying());
   EXPECT_TRUE(assembler->in_transaction());
@@ -429,6 +429,70 @@ TEST_F(AssemblerTest, ReplaysInStepsOneChunkAtATimeAndHoldsEverythingElseMeanwhi
   feed(insert_message(1, "x", "b"), 0x141);
   feed(commit_message(0x150, 0x151), 0x150);
   EXPECT_EQ(emitted.size(), 4u);
+}
+
+// A caller keeps reading the stream while a committed stream replays (so the server goes on streaming):
+// the blocks of other streamed transactions are spooled and emit nothing; what would emit waits. A stream
+// whose first block came during the replay decodes with the schema the replayed stream sent (pgoutput
+// counts it as sent once that stream committed), unless it sent its own.
+TEST_F(AssemblerTest, SpoolsOtherStreamsWhileReplayingAndDecodesThemWithTheSchemaTheReplayedOneSent) {
+  make(2, 4, /*in_steps=*/true);
+  stream_ten_inserts_and_commit();
+  ASSERT_TRUE(assembler->replaying());
+  EXPECT_TRUE(assembler->resume_replay());
+  ASSERT_EQ(emitted.size(), 1u);
+
+  // xid 200 sends no Relation; xid 300 sends its own, with three columns; xid 400 is aborted.
+  const std::string three_columns =
+      MessageBuilder('I').u32(1).byte('N').i16(3).text("z").text("b").text("c").bytes();
+  const std::vector<std::pair<std::string, std::uint64_t>> blocks = {
+      {MessageBuilder('S').u32(200).u8(1).bytes(), 0x140},
+      {with_xid(insert_message(1, "y", "b"), 200), 0x141},
+      {MessageBuilder('E').bytes(), 0x142},
+      {MessageBuilder('S').u32(300).u8(1).bytes(), 0x143},
+      {with_xid(relation_message(1, 3), 300), 0x143},
+      {with_xid(three_columns, 300), 0x144},
+      {MessageBuilder('E').bytes(), 0x145},
+      {MessageBuilder('S').u32(400).u8(1).bytes(), 0x146},
+      {with_xid(insert_message(1, "gone", "b"), 400), 0x147},
+      {MessageBuilder('E').bytes(), 0x148},
+      {MessageBuilder('A').u32(400).u32(400).bytes(), 0x149},
+  };
+  for (const auto& [message, lsn] : blocks) {
+    ASSERT_TRUE(assembler->can_feed(message)) << message[0];
+    feed(message, lsn);
+  }
+  EXPECT_EQ(emitted.size(), 1u);
+  EXPECT_EQ(assembler->streamed_in_progress(), 2u);
+  EXPECT_EQ(assembler->oldest_held_lsn(), Lsn{0x100});
+  // What would emit, or must follow the replay, is refused until it ends.
+  const std::string commit_200 = MessageBuilder('c').u32(200).u8(0).u64(0x150).u64(0x151).u64(9).bytes();
+  EXPECT_FALSE(assembler->can_feed(commit_200));
+  EXPECT_FALSE(assembler->can_feed(begin_message(0x160, 5)));
+  EXPECT_FALSE(assembler->can_feed(relation_message(1)));
+  EXPECT_THROW(feed(commit_200, 0x150), std::logic_error);
+
+  while (assembler->resume_replay()) {
+  }
+  ASSERT_EQ(emitted.size(), 3u);
+  EXPECT_TRUE(emitted[2].last_chunk);
+  EXPECT_TRUE(assembler->can_feed(commit_200));
+  feed(commit_200, 0x150);
+  while (assembler->resume_replay()) {
+  }
+  feed(MessageBuilder('c').u32(300).u8(0).u64(0x152).u64(0x153).u64(9), 0x152);
+  while (assembler->resume_replay()) {
+  }
+  ASSERT_EQ(emitted.size(), 5u);
+  ASSERT_EQ(emitted[3].changes.size(), 1u);
+  EXPECT_EQ(emitted[3].info.xid.value, 200u);
+  EXPECT_EQ(emitted[3].changes[0].relation->columns.size(), 2u);
+  EXPECT_EQ(emitted[3].changes[0].after.value(0), "y");
+  ASSERT_EQ(emitted[4].changes.size(), 1u);
+  EXPECT_EQ(emitted[4].changes[0].relation->columns.size(), 3u);
+  EXPECT_EQ(emitted[4].changes[0].after.value(2), "c");
+  EXPECT_EQ(assembler->oldest_held_lsn(), std::nullopt);
+  EXPECT_EQ(spool_files(), 0u);
 }
 
 TEST_F(AssemblerTest, RemovesSpoolFilesOnDestructionAndStaleOnesAtStart) {
