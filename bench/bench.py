@@ -31,6 +31,15 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CHILDREN = []  # Popen objects to stop on the way out
 
 
+def daemon_env(s):
+    """The daemon's environment: the bench's password file, and CDCSYNC_BENCH_DAEMON_TUNABLES as its
+    GLIBC_TUNABLES (allocator experiments on the daemon alone, not on the servers)."""
+    env = dict(os.environ, PGPASSFILE=s.passfile)
+    if os.environ.get("CDCSYNC_BENCH_DAEMON_TUNABLES"):
+        env["GLIBC_TUNABLES"] = os.environ["CDCSYNC_BENCH_DAEMON_TUNABLES"]
+    return env
+
+
 def log(msg):
     print(f"bench: {msg}", file=sys.stderr, flush=True)
 
@@ -520,7 +529,7 @@ def drain_cdcsync(s, w, tag, out, batch, changes, timeout, profile=False):
     load0 = loadavg()
     wal0 = sql(s.orders, "SELECT pg_current_wal_lsn()")
     p = subprocess.Popen([CDCSYNC, "run", "--config", cfg], stdout=logf, stderr=subprocess.STDOUT,
-                         start_new_session=True, env=dict(os.environ, PGPASSFILE=s.passfile))
+                         start_new_session=True, env=daemon_env(s))
     CHILDREN.append(p)
     sampler.add("cdcsync", p.pid)
     if profile:
@@ -528,8 +537,10 @@ def drain_cdcsync(s, w, tag, out, batch, changes, timeout, profile=False):
 
     def discover():
         if "walsender" not in sampler.pids:
-            sampler.add("walsender", src_poll.value(
-                f"SELECT active_pid FROM pg_replication_slots WHERE slot_name = 'cdcsync_{w}_{tag}'"))
+            pid = src_poll.value(f"SELECT active_pid FROM pg_replication_slots WHERE slot_name = 'cdcsync_{w}_{tag}'")
+            sampler.add("walsender", pid)
+            if pid and profile:
+                perf_procs.append(start_perf(int(pid), os.path.join(out, f"perf-walsender-cdcsync-{w}.data")))
         if "target" not in sampler.pids:
             pid = tgt_poll.value("SELECT pid FROM pg_stat_activity WHERE usename = 'cdcsync_target' "
                                  "AND application_name = 'cdcsync' AND datname = 'orders'")
@@ -566,25 +577,33 @@ def drain_cdcsync(s, w, tag, out, batch, changes, timeout, profile=False):
     return res
 
 
-def drain_native(s, w, tag, out, changes, timeout):
+def drain_native(s, w, tag, out, changes, timeout, profile=False):
     src_poll, tgt_poll = Session(s.src), Session(s.native)
     sampler = Sampler()
+    perf_procs = []
     load0 = loadavg()
     wal0 = sql(s.native, "SELECT pg_current_wal_lsn()")
     sql(s.native, f"ALTER SUBSCRIPTION native_{w}_{tag} ENABLE")
 
     def discover():
         if "walsender" not in sampler.pids:
-            sampler.add("walsender", src_poll.value(
-                f"SELECT active_pid FROM pg_replication_slots WHERE slot_name = 'native_{w}_{tag}'"))
+            pid = src_poll.value(f"SELECT active_pid FROM pg_replication_slots WHERE slot_name = 'native_{w}_{tag}'")
+            sampler.add("walsender", pid)
+            if pid and profile:
+                perf_procs.append(start_perf(int(pid), os.path.join(out, f"perf-walsender-native-{w}.data")))
         if "target" not in sampler.pids:
-            sampler.add("target", tgt_poll.value(
-                f"SELECT pid FROM pg_stat_subscription WHERE subname = 'native_{w}_{tag}' AND relid IS NULL"))
+            pid = tgt_poll.value(
+                f"SELECT pid FROM pg_stat_subscription WHERE subname = 'native_{w}_{tag}' AND relid IS NULL")
+            sampler.add("target", pid)
+            if pid and profile:
+                perf_procs.append(start_perf(int(pid), os.path.join(out, f"perf-native-apply-{w}.data")))
 
     try:
         secs = wait_marker(tgt_poll, sampler, discover, timeout, table=w)
         wal_mb = target_wal_mb(s.native, wal0)
     finally:
+        for pp in perf_procs:
+            stop_child(pp, signal.SIGINT, timeout=60)
         sql(s.native, f"ALTER SUBSCRIPTION native_{w}_{tag} DISABLE")
         src_poll.close()
         tgt_poll.close()
@@ -696,7 +715,7 @@ def one_workload(s, w, tag, sz, out, consumers, batch, results, profile):
             if c == "cdcsync":
                 r = drain_cdcsync(s, w, tag, out, batch, changes, timeout, profile=profile)
             elif c == "native":
-                r = drain_native(s, w, tag, out, changes, timeout)
+                r = drain_native(s, w, tag, out, changes, timeout, profile=profile)
             else:
                 r = drain_recvlogical(s, w, tag, out, changes, marker_lsn, timeout)
             r["backlog_wal"] = wal
@@ -744,7 +763,7 @@ def lag_test(s, tag, sz, out, batch, results, consumers):
                 f.write(cdcsync_config(s, "lag", tag, batch, port))
             logf = open(os.path.join(out, f"cdcsync-lag-{tag}.log"), "w")
             proc = subprocess.Popen([CDCSYNC, "run", "--config", cfg], stdout=logf, stderr=subprocess.STDOUT,
-                                    start_new_session=True, env=dict(os.environ, PGPASSFILE=s.passfile))
+                                    start_new_session=True, env=daemon_env(s))
             CHILDREN.append(proc)
             conn = s.orders
         else:
@@ -850,7 +869,7 @@ def main():
     ap.add_argument("--consumers", default="cdcsync,native,pg_recvlogical")
     ap.add_argument("--batch", default="", help="batch.* overrides: max_rows=20000,max_wait_ms=20,...")
     ap.add_argument("--source", default="", help="extra [source] keys for cdcsync: streaming=on,proto_version=2")
-    ap.add_argument("--profile", action="store_true", help="perf record cdcsync and its target backend")
+    ap.add_argument("--profile", action="store_true", help="perf record cdcsync, its target backend, native's apply worker and each walsender")
     ap.add_argument("--bulk-rows", type=int, default=0, help="rows of BULK's transactions (default 1M, --quick 100k)")
     a = ap.parse_args()
     CDCSYNC = a.cdcsync
