@@ -156,6 +156,10 @@ Probe::Probe(ProbeOptions options, const PipelineStatus& status)
   verify_time_ = &gauge("cdcsync_verify_last_run_timestamp_seconds",
                         "Unix time the last cdcsync verify finished; 0 when none was recorded.")
                       .Add({});
+  verify_table_mismatched_ =
+      &gauge("cdcsync_verify_table_mismatched_rows",
+             "Rows that differed in one target table at the last cdcsync verify that compared it (by "
+             "table; no series before one did).");
   dead_letter_entries_ =
       &gauge("cdcsync_dead_letter_transactions",
              "Entries in the dead-letter stream cdcsync:{pipeline}:dlq (read when the daemon "
@@ -443,6 +447,9 @@ metrics::HealthStatus Probe::readiness() const {
 void Probe::record_verify(const VerifyResult& result) {
   verify_mismatched_->Set(static_cast<double>(result.mismatched_rows));
   verify_time_->Set(static_cast<double>(result.unix_ms) / 1000.0);
+  for (const auto& [table, rows] : result.tables) {
+    verify_table_mismatched_->Add({{"table", table}}).Set(static_cast<double>(rows));
+  }
 }
 
 void Probe::start_polling(std::string conninfo) {

@@ -20,6 +20,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "daemon/metrics/http_server.h"
@@ -61,6 +62,8 @@ struct SlotPoll {
 struct VerifyResult {
   std::int64_t mismatched_rows = 0;  // missing + extra + different
   std::int64_t unix_ms = 0;          // when it finished
+  // Per target table ("ref.customer"): its mismatched rows at the last verify that compared it.
+  std::vector<std::pair<std::string, std::int64_t>> tables;
 };
 
 class Probe final : public metrics::Collectable {
@@ -177,6 +180,7 @@ class Probe final : public metrics::Collectable {
   std::function<std::optional<VerifyResult>()> verify_reader_;
   metrics::Gauge* verify_mismatched_;
   metrics::Gauge* verify_time_;
+  metrics::Family<metrics::Gauge>* verify_table_mismatched_;
 
   // Poll results and derived state.
   mutable std::mutex mutex_;

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <memory>
+#include <set>
 #include <thread>
 
 #include "checkpoints/redis_client.h"
@@ -19,6 +20,36 @@
 
 namespace cdcsync::commands {
 namespace {
+
+std::set<std::string, std::less<>> target_tables(const config::Config& cfg) {
+  std::set<std::string, std::less<>> out;
+  for (const auto& t : cfg.tables) out.insert(t.target.str());
+  return out;
+}
+
+// The hash `cdcsync verify` records (daemon/commands/verify.cpp): mismatched_rows and unix_ms of the last
+// run, and "table:<target>" per table compared. nullopt before any verify. Per-table values are taken only
+// for this configuration's tables, so the metric's label values stay a bounded set.
+std::optional<VerifyResult> verify_result_from(const RedisValue& hash,
+                                               const std::set<std::string, std::less<>>& tables) {
+  if (hash.type != RedisValue::Type::Array) return std::nullopt;
+  std::optional<VerifyResult> r;
+  VerifyResult v;
+  for (std::size_t i = 0; i + 1 < hash.elements.size(); i += 2) {
+    const std::string_view field = hash.elements[i].str;
+    const std::string& value = hash.elements[i + 1].str;
+    if (field == "mismatched_rows") {
+      v.mismatched_rows = std::stoll(value);
+      r.emplace();
+    } else if (field == "unix_ms") {
+      v.unix_ms = std::stoll(value);
+    } else if (field.starts_with("table:") && tables.contains(field.substr(6))) {
+      v.tables.emplace_back(std::string(field.substr(6)), std::stoll(value));
+    }
+  }
+  if (r) *r = std::move(v);
+  return r;
+}
 
 using namespace std::chrono_literals;
 
@@ -76,15 +107,9 @@ int run_daemon(const std::string& file, const std::atomic<bool>& stop) {
   probe->set_lease_view([&runner] { return runner.lease_held(); });
   // cdcsync_verify_mismatched_rows: the last result `cdcsync verify` recorded next to the checkpoint.
   auto verify_redis = std::make_shared<RedisClient>(redis_options(cfg));
-  probe->set_verify_reader([verify_redis,
-                            key = "cdcsync:{" + cfg.pipeline + "}:verify"]() -> std::optional<VerifyResult> {
-    const RedisValue v = verify_redis->command("HMGET " + key, {"HMGET", key, "mismatched_rows", "unix_ms"});
-    if (v.type != RedisValue::Type::Array || v.elements.size() != 2 || v.elements[0].nil())
-      return std::nullopt;
-    VerifyResult r;
-    r.mismatched_rows = std::stoll(v.elements[0].str);
-    if (!v.elements[1].nil()) r.unix_ms = std::stoll(v.elements[1].str);
-    return r;
+  probe->set_verify_reader([verify_redis, key = "cdcsync:{" + cfg.pipeline + "}:verify",
+                            tables = target_tables(cfg)]() -> std::optional<VerifyResult> {
+    return verify_result_from(verify_redis->command("HGETALL " + key, {"HGETALL", key}), tables);
   });
   probe->start_polling(source_conninfo(cfg));
   spdlog::info("pipeline {}: {} table(s), source slot {}, publication {}", cfg.pipeline, cfg.tables.size(),

@@ -1,17 +1,16 @@
 // cdcsync verify --config FILE [--table T] [--repair] [--json]: compares the order DB's reference tables
 // with the mapped (and transformed) projection of the customer DB at a known source position; see
 // daemon/verify.h for the buckets, the hashes and the snapshot point.
-#include <hiredis/hiredis.h>
-
 #include <chrono>
 #include <iostream>
 #include <memory>
 #include <sstream>
 #include <thread>
 
-#include "checkpoints/redis_url.h"
+#include "checkpoints/redis_client.h"
 #include "daemon/commands/commands.h"
 #include "daemon/config.h"
+#include "daemon/dead_letter_stream.h"
 #include "daemon/exit_codes.h"
 #include "daemon/runner.h"
 #include "daemon/verify.h"
@@ -266,51 +265,33 @@ std::string json_report(const Report& r, double seconds, const std::string& pipe
   return o.str();
 }
 
-struct RedisFree {
-  void operator()(redisContext* c) const { redisFree(c); }
-};
-struct ReplyFree {
-  void operator()(redisReply* r) const { freeReplyObject(r); }
-};
-
-// The last result as hash cdcsync:{<pipeline>}:verify (mismatched_rows, unix_ms, snapshot_lsn, status), for
-// the daemon's probe (cdcsync_verify_mismatched_rows). A failure here is a warning: the comparison stands.
-void record_result(const config::Config& cfg, std::size_t mismatched, Lsn snapshot) {
+// The result as hash cdcsync:{<pipeline>}:verify, for the daemon's probe: mismatched_rows, unix_ms,
+// snapshot_lsn and status of this run (cdcsync_verify_mismatched_rows), and "table:<target>" for each table
+// it compared (cdcsync_verify_table_mismatched_rows). A run over every table replaces the hash; a --table
+// run updates its table and keeps the others' last counts. A failure here is a warning: the comparison
+// stands.
+void record_result(const config::Config& cfg, const Report& report, bool every_table) {
   try {
-    RedisUrl url = RedisUrl::parse(cfg.checkpoint.redis);
-    if (cfg.checkpoint.password_file.configured())
-      url.password = config::read_secret(cfg.checkpoint.password_file);
-    const timeval tv{2, 0};
-    std::unique_ptr<redisContext, RedisFree> c{url.transport == RedisUrl::Transport::Unix
-                                                   ? redisConnectUnixWithTimeout(url.socket_path.c_str(), tv)
-                                                   : redisConnectWithTimeout(url.host.c_str(), url.port, tv)};
-    if (!c || c->err) throw std::runtime_error("cannot connect to " + url.redacted());
-    redisSetTimeout(c.get(), tv);
-    auto command = [&](const std::vector<std::string>& argv) {
-      std::vector<const char*> a;
-      std::vector<std::size_t> l;
-      for (const auto& s : argv) {
-        a.push_back(s.data());
-        l.push_back(s.size());
-      }
-      std::unique_ptr<redisReply, ReplyFree> r{static_cast<redisReply*>(
-          redisCommandArgv(c.get(), static_cast<int>(a.size()), a.data(), l.data()))};
-      if (!r || r->type == REDIS_REPLY_ERROR)
-        throw std::runtime_error(argv[0] + " failed on " + url.redacted());
-    };
-    if (!url.password.empty()) {
-      if (url.user.empty())
-        command({"AUTH", url.password});
-      else
-        command({"AUTH", url.user, url.password});
-    }
-    if (url.db != 0) command({"SELECT", std::to_string(url.db)});
+    RedisClient redis{redis_options(cfg)};
+    const std::string key = "cdcsync:{" + cfg.pipeline + "}:verify";
     const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
                          std::chrono::system_clock::now().time_since_epoch())
                          .count();
-    command({"HSET", "cdcsync:{" + cfg.pipeline + "}:verify", "mismatched_rows", std::to_string(mismatched),
-             "unix_ms", std::to_string(now), "snapshot_lsn", snapshot.str(), "status",
-             mismatched == 0 ? "equal" : "diverged"});
+    const std::size_t mismatched = report.mismatched();
+    std::vector<std::string> fields{
+        "mismatched_rows", std::to_string(mismatched), "unix_ms", std::to_string(now),
+        "snapshot_lsn",    report.snapshot_lsn.str(),  "status",  mismatched == 0 ? "equal" : "diverged"};
+    for (const auto& t : report.tables) {
+      fields.push_back("table:" + t.table->target.str());
+      fields.push_back(std::to_string(t.diff.size()));
+    }
+    std::vector<std::string_view> hset{"HSET", key};
+    hset.insert(hset.end(), fields.begin(), fields.end());
+    redis.command("MULTI", {"MULTI"});
+    if (every_table) redis.command("DEL " + key, {"DEL", key});
+    redis.command("HSET " + key, hset);
+    const RedisValue done = redis.command("EXEC", {"EXEC"});
+    if (done.type != RedisValue::Type::Array) throw std::runtime_error("EXEC on " + key + " was aborted");
   } catch (const std::exception& e) {
     std::cerr << "cdcsync: warning: verify result not recorded in Redis: " << e.what() << "\n";
   }
@@ -376,7 +357,7 @@ void add_verify(CLI::App& app, Registry& registry) {
         print_text(std::cout, report, secs);
         print_details(std::cout, report, o->max_keys);
       }
-      record_result(cfg, report.mismatched(), report.snapshot_lsn);
+      record_result(cfg, report, o->table.empty());
       return report.mismatched() == 0 ? exit_code::kOk : exit_code::kError;
     } catch (const TargetBehind& e) {
       std::cerr << "cdcsync: verify: " << e.what() << "\n";

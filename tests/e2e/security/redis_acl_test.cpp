@@ -71,6 +71,7 @@ TEST(RedisAcl, AUserLimitedToThePipelinesKeysSyncsAndCannotTouchAnotherPipeline)
   PipelineOptions o;
   o.redis_url = "redis://" + user + "@127.0.0.1:" + std::to_string(TestServers::get().redis_port()) + "/0";
   o.redis_password_file = p.secret_file("redis.pw", password);
+  o.metrics_port = free_port();
   p.insert_customers(1, 10);
   DaemonProcess daemon(p.dir(), "acl-daemon", p.config_text(o));
   daemon.start();
@@ -88,6 +89,16 @@ TEST(RedisAcl, AUserLimitedToThePipelinesKeysSyncsAndCannotTouchAnotherPipeline)
   EXPECT_EQ(verify.exit_code, 0) << verify.err;
   EXPECT_THAT(verify.err, ::testing::Not(HasSubstr("not recorded in Redis")));
   EXPECT_EQ(redis_command({"HGET", "cdcsync:{" + p.pipeline() + "}:verify", "status"}), "equal");
+  // The daemon's probe reads the result back (HGETALL) as this user and exports it per table.
+  std::string metrics;
+  EXPECT_TRUE(eventually(
+      [&] {
+        metrics = http_get(o.metrics_port, "/metrics");
+        return metrics.find("cdcsync_verify_table_mismatched_rows{") != std::string::npos;
+      },
+      30s))
+      << daemon.log_tail();
+  EXPECT_THAT(metrics, HasSubstr("table=\"ref.customer\"} 0"));
   daemon.terminate();
   ASSERT_EQ(daemon.wait_exit(30s), 0) << daemon.log_tail();
   EXPECT_EQ(daemon.log_count("NOPERM"), 0u) << daemon.log_tail();

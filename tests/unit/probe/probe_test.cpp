@@ -459,5 +459,18 @@ TEST_F(ProbeTest, ExportsTheLastVerifyResult) {
   EXPECT_EQ(value("cdcsync_verify_mismatched_rows"), 0);
 }
 
+TEST_F(ProbeTest, ExportsEachTablesMismatchedRowsFromTheLastVerifyThatComparedIt) {
+  probe_.record_verify({.mismatched_rows = 7,
+                        .unix_ms = 1'764'000'000'000,
+                        .tables = {{"ref.customer", 5}, {"ref.loyalty_account", 2}}});
+  EXPECT_EQ(value("cdcsync_verify_table_mismatched_rows", {{"table", "ref.customer"}}), 5);
+  EXPECT_EQ(value("cdcsync_verify_table_mismatched_rows", {{"table", "ref.loyalty_account"}}), 2);
+  // A later verify of one table updates that table's series and leaves the other's.
+  probe_.record_verify({.mismatched_rows = 0, .unix_ms = 1'764'000'100'000, .tables = {{"ref.customer", 0}}});
+  EXPECT_EQ(value("cdcsync_verify_table_mismatched_rows", {{"table", "ref.customer"}}), 0);
+  EXPECT_EQ(value("cdcsync_verify_table_mismatched_rows", {{"table", "ref.loyalty_account"}}), 2);
+  EXPECT_EQ(value("cdcsync_verify_mismatched_rows"), 0);
+}
+
 }  // namespace
 }  // namespace cdcsync
