@@ -1,5 +1,6 @@
 // A plain Redis connection (hiredis, synchronous) for the keys next to the checkpoint: the dead-letter
-// stream and other per-pipeline data. Connects lazily (timeouts, AUTH, SELECT), runs commands given as
+// stream and other per-pipeline data. Connects lazily, as the checkpoint store does (timeouts, TCP
+// keepalive, AUTH, SELECT: checkpoints/redis_connection.h), runs commands given as
 // argv (values travel as binary-safe arguments, never spliced into a command line) and copies each reply
 // into a RedisValue.
 //

@@ -2,15 +2,11 @@
 
 #include <fmt/format.h>
 #include <hiredis/hiredis.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <openssl/evp.h>
 #include <spdlog/spdlog.h>
-#include <sys/socket.h>
 
 #include <algorithm>
 #include <array>
-#include <cerrno>
 #include <charconv>
 #include <cstring>
 #include <string_view>
@@ -18,11 +14,6 @@
 
 namespace cdcsync {
 namespace {
-
-struct RedisFree {
-  void operator()(redisContext* c) const { redisFree(c); }
-};
-using ContextPtr = std::unique_ptr<redisContext, RedisFree>;
 
 // Lua numbers are doubles: a 64-bit LSN does not fit, so scripts compare (hi, lo) 32-bit halves of lsn_hex.
 constexpr std::string_view kAdvanceScript = R"lua(
@@ -101,30 +92,6 @@ std::string_view reply_view(const redisReply* r) {
   return {r->str, r->len};
 }
 
-// Error text as Redis sent it, cut short and stripped of control characters, for messages.
-std::string printable(std::string_view text) {
-  std::string out;
-  for (char c : text.substr(0, 300)) out += (c >= 0x20 && c < 0x7f) ? c : ' ';
-  return out;
-}
-
-bool is_retriable(std::string_view code, std::string_view text) {
-  static constexpr std::array<std::string_view, 7> kRetriable = {
-      "LOADING", "READONLY", "BUSY", "TRYAGAIN", "MASTERDOWN", "OOM", "CLUSTERDOWN"};
-  if (std::find(kRetriable.begin(), kRetriable.end(), code) != kRetriable.end()) return true;
-  return code == "ERR" && text.find("max number of clients") != std::string_view::npos;
-}
-
-// Classifies an error reply: retriable ones become CheckpointUnavailable, the rest CheckpointFatal.
-[[noreturn]] void throw_reply_error(const RedisUrl& url, std::string_view what, const redisReply* r) {
-  const auto text = printable(reply_view(r));
-  const auto code = text.substr(0, text.find(' '));
-  const auto msg = fmt::format("Redis {}: {}: {}", url.redacted(), what, text);
-  if (is_retriable(code, text)) throw CheckpointUnavailable(msg);
-  if (code == "CDCSYNC_CORRUPT") throw CheckpointFatal("CORRUPT", msg);
-  throw CheckpointFatal(code, msg);
-}
-
 void check_reply_size(const redisReply* r, std::size_t max_bytes, int depth = 0) {
   if (depth > 2) throw CheckpointFatal("REPLY_TOO_LARGE", "Redis reply nests deeper than expected");
   if ((r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_ERROR) &&
@@ -167,98 +134,21 @@ std::string now_unix_ms() {
 
 }  // namespace
 
-void RedisCheckpointStore::ReplyFree::operator()(redisReply* r) const {
-  freeReplyObject(r);
-}
-
 std::string lsn_hex(Lsn lsn) {
   return fmt::format("{:016X}", lsn.value());
 }
-
-// One live hiredis context, authenticated and on the right db. Any error makes it useless: the store drops
-// it.
-class RedisCheckpointStore::Connection {
- public:
-  explicit Connection(const RedisStoreOptions& o) : options_(o) {
-    const auto tv = to_timeval(o.connect_timeout);
-    ctx_.reset(o.url.transport == RedisUrl::Transport::Unix
-                   ? redisConnectUnixWithTimeout(o.url.socket_path.c_str(), tv)
-                   : redisConnectWithTimeout(o.url.host.c_str(), o.url.port, tv));
-    if (!ctx_) throw CheckpointUnavailable("Redis " + o.url.redacted() + ": cannot allocate a connection");
-    if (ctx_->err) unavailable("connect", ctx_->errstr);
-    if (redisSetTimeout(ctx_.get(), to_timeval(o.command_timeout)) != REDIS_OK) {
-      unavailable("set command timeout", ctx_->errstr);
-    }
-    if (o.url.transport == RedisUrl::Transport::Tcp) set_tcp_options();
-    if (!o.url.password.empty()) {
-      std::vector<std::string_view> auth = {"AUTH"};
-      if (!o.url.user.empty()) auth.push_back(o.url.user);
-      auth.push_back(o.url.password);
-      expect_ok("AUTH", command(auth));
-    }
-    if (o.url.db != 0) expect_ok("SELECT", command({"SELECT", std::to_string(o.url.db)}));
-  }
-
-  // The reply, which may be an error reply; throws CheckpointUnavailable when the connection failed.
-  Reply command(const std::vector<std::string_view>& argv) {
-    std::vector<const char*> args;
-    std::vector<std::size_t> lens;
-    for (const auto& a : argv) {
-      args.push_back(a.data());
-      lens.push_back(a.size());
-    }
-    Reply reply{static_cast<redisReply*>(
-        redisCommandArgv(ctx_.get(), static_cast<int>(args.size()), args.data(), lens.data()))};
-    if (!reply) unavailable(argv.at(0), ctx_->err ? ctx_->errstr : "no reply");
-    return reply;
-  }
-
- private:
-  static timeval to_timeval(std::chrono::milliseconds ms) {
-    return timeval{.tv_sec = static_cast<time_t>(ms.count() / 1000),
-                   .tv_usec = static_cast<suseconds_t>(ms.count() % 1000 * 1000)};
-  }
-
-  [[noreturn]] void unavailable(std::string_view what, std::string_view detail) const {
-    throw CheckpointUnavailable(
-        fmt::format("Redis {}: {}: {}", options_.url.redacted(), what, printable(detail)));
-  }
-
-  void expect_ok(std::string_view what, const Reply& reply) const {
-    if (reply->type == REDIS_REPLY_ERROR) throw_reply_error(options_.url, what, reply.get());
-  }
-
-  void set_tcp_options() {
-    const int fd = ctx_->fd;
-    const int on = 1;
-    const int idle = static_cast<int>(options_.keepalive_idle.count());
-    const int interval = static_cast<int>(options_.keepalive_interval.count());
-    const int count = options_.keepalive_count;
-    const auto user_timeout = static_cast<unsigned int>(options_.tcp_user_timeout.count());
-    if (setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on) != 0 ||
-        setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle) != 0 ||
-        setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval) != 0 ||
-        setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count) != 0 ||
-        setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout, sizeof user_timeout) != 0) {
-      unavailable("setsockopt keepalive/TCP_USER_TIMEOUT", std::strerror(errno));
-    }
-  }
-
-  const RedisStoreOptions& options_;
-  ContextPtr ctx_;
-};
 
 RedisCheckpointStore::RedisCheckpointStore(RedisStoreOptions options) : options_(std::move(options)) {
   if (!valid_pipeline_name(options_.pipeline)) {
     throw std::invalid_argument("pipeline name must be 1..64 characters of [A-Za-z0-9_.-]");
   }
-  if (!options_.url.user.empty() && options_.url.password.empty()) {
-    throw std::invalid_argument("Redis " + options_.url.redacted() +
+  if (!options_.connection.url.user.empty() && options_.connection.url.password.empty()) {
+    throw std::invalid_argument("Redis " + options_.connection.url.redacted() +
                                 ": an ACL user needs a password (in the URL or a password file)");
   }
-  if (options_.connect_timeout.count() < 1 || options_.command_timeout.count() < 1 ||
-      options_.tcp_user_timeout.count() < 1 || options_.keepalive_idle.count() < 1 ||
-      options_.keepalive_interval.count() < 1 || options_.keepalive_count < 1) {
+  if (options_.connection.connect_timeout.count() < 1 || options_.connection.command_timeout.count() < 1 ||
+      options_.connection.tcp_user_timeout.count() < 1 || options_.connection.keepalive_idle.count() < 1 ||
+      options_.connection.keepalive_interval.count() < 1 || options_.connection.keepalive_count < 1) {
     throw std::invalid_argument("Redis timeouts and keepalive settings must be positive");
   }
   if (options_.max_reply_bytes < 256) throw std::invalid_argument("Redis max_reply_bytes must be >= 256");
@@ -273,19 +163,20 @@ RedisCheckpointStore::Reply RedisCheckpointStore::run(std::string_view what,
                                                       bool pass_noscript) {
   try {
     if (!connection_) {
-      connection_ = std::make_unique<Connection>(options_);
+      connection_ = std::make_unique<RedisConnection>(options_.connection);
       if (!connected_once_ || lost_) {
-        spdlog::info("checkpoint store: connected to Redis {} (pipeline {})", options_.url.redacted(),
-                     options_.pipeline);
+        spdlog::info("checkpoint store: connected to Redis {} (pipeline {})",
+                     options_.connection.url.redacted(), options_.pipeline);
       }
       connected_once_ = true;
       lost_ = false;
     }
-    auto reply = connection_->command(argv);
+    auto reply = connection_->command(argv.at(0), argv);
     check_reply_size(reply.get(), options_.max_reply_bytes);
     if (reply->type == REDIS_REPLY_ERROR) {
       if (pass_noscript && reply_view(reply.get()).starts_with("NOSCRIPT")) return reply;
-      throw_reply_error(options_.url, fmt::format("{} on {}", what, checkpoint_key_), reply.get());
+      throw_redis_reply_error(options_.connection.url, fmt::format("{} on {}", what, checkpoint_key_),
+                              reply.get());
     }
     return reply;
   } catch (const std::exception& e) {
@@ -318,7 +209,7 @@ std::optional<Checkpoint> RedisCheckpointStore::load() {
   if (reply->type == REDIS_REPLY_NIL) return std::nullopt;
   const auto corrupt = [&](std::string_view what) {
     return CheckpointFatal("CORRUPT", fmt::format("Redis {}: checkpoint {} is corrupt: {}",
-                                                  options_.url.redacted(), checkpoint_key_, what));
+                                                  options_.connection.url.redacted(), checkpoint_key_, what));
   };
   if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 4) throw corrupt("unexpected reply shape");
   std::array<std::optional<std::string_view>, 4> f;  // lsn, lsn_hex, unix_ms, owner
@@ -388,7 +279,7 @@ Advance RedisCheckpointStore::advance(const LeaseToken& token, Lsn lsn) {
   if (answer == "not_ahead") return Advance::NotAhead;
   if (answer == "lease_lost") return Advance::LeaseLost;
   throw CheckpointFatal("CORRUPT", fmt::format("Redis {}: advance on {}: unexpected script reply",
-                                               options_.url.redacted(), checkpoint_key_));
+                                               options_.connection.url.redacted(), checkpoint_key_));
 }
 
 void RedisCheckpointStore::overwrite(Lsn lsn, const std::string& owner) {

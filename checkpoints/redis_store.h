@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "checkpoints/checkpoint_store.h"
+#include "checkpoints/redis_connection.h"
 #include "checkpoints/redis_url.h"
 
 struct redisReply;  // hiredis
@@ -42,16 +43,8 @@ class CheckpointFatal : public std::runtime_error {
 };
 
 struct RedisStoreOptions {
-  RedisUrl url;
-  std::string pipeline;  // 1..64 of [A-Za-z0-9_.-]; names the keys
-  std::chrono::milliseconds connect_timeout{2000};
-  std::chrono::milliseconds command_timeout{2000};
-  // TCP only: how long unacknowledged data may stay in flight before the kernel drops the connection, and
-  // keepalive probing of an idle connection (so a blackholed Redis is noticed without a command).
-  std::chrono::milliseconds tcp_user_timeout{10000};
-  std::chrono::seconds keepalive_idle{10};
-  std::chrono::seconds keepalive_interval{5};
-  int keepalive_count = 3;
+  RedisConnectOptions connection;      // the URL, timeouts and TCP keepalive
+  std::string pipeline;                // 1..64 of [A-Za-z0-9_.-]; names the keys
   std::size_t max_reply_bytes = 4096;  // any longer string in a reply is refused (CheckpointFatal)
 };
 
@@ -79,11 +72,7 @@ class RedisCheckpointStore final : public CheckpointStore {
   const std::string& lease_key() const { return lease_key_; }
 
  private:
-  class Connection;
-  struct ReplyFree {
-    void operator()(redisReply* r) const;
-  };
-  using Reply = std::unique_ptr<redisReply, ReplyFree>;
+  using Reply = RedisReplyPtr;
 
   // With the mutex held. Connects on demand, drops the connection after any error, throws by error class;
   // a NOSCRIPT reply is returned (not thrown) when `pass_noscript`.
@@ -96,7 +85,7 @@ class RedisCheckpointStore final : public CheckpointStore {
   std::string checkpoint_key_;
   std::string lease_key_;
   std::mutex mutex_;  // one command at a time on the connection
-  std::unique_ptr<Connection> connection_;
+  std::unique_ptr<RedisConnection> connection_;
   bool connected_once_ = false;  // for logging state changes once, not every retry
   bool lost_ = false;
 };

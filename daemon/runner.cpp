@@ -269,9 +269,9 @@ int Runner::run(const std::atomic<bool>& stop) {
 void Runner::session(const std::atomic<bool>& stop) {
   set_state(RunnerState::Starting);
   RedisStoreOptions store_options;
-  store_options.url = RedisUrl::parse(config_.checkpoint.redis);
+  store_options.connection.url = RedisUrl::parse(config_.checkpoint.redis);
   if (config_.checkpoint.password_file.configured()) {
-    store_options.url.password = config::read_secret(config_.checkpoint.password_file);
+    store_options.connection.url.password = config::read_secret(config_.checkpoint.password_file);
   }
   store_options.pipeline = config_.pipeline;
   RedisCheckpointStore store{store_options};

@@ -61,8 +61,9 @@ void add_check(CLI::App& app, Registry& registry) {
 
     try {
       RedisStoreOptions o;
-      o.url = RedisUrl::parse(cfg.checkpoint.redis);
-      if (cfg.checkpoint.password_file.configured()) o.url.password = config::read_secret(cfg.checkpoint.password_file);
+      o.connection.url = RedisUrl::parse(cfg.checkpoint.redis);
+      if (cfg.checkpoint.password_file.configured())
+        o.connection.url.password = config::read_secret(cfg.checkpoint.password_file);
       o.pipeline = cfg.pipeline;
       RedisCheckpointStore store{o};
       const auto ckpt = store.load();

@@ -22,9 +22,9 @@ struct CheckpointOptions {
 
 RedisStoreOptions store_options(const config::Config& cfg) {
   RedisStoreOptions o;
-  o.url = RedisUrl::parse(cfg.checkpoint.redis);
+  o.connection.url = RedisUrl::parse(cfg.checkpoint.redis);
   if (cfg.checkpoint.password_file.configured())
-    o.url.password = config::read_secret(cfg.checkpoint.password_file);
+    o.connection.url.password = config::read_secret(cfg.checkpoint.password_file);
   o.pipeline = cfg.pipeline;
   return o;
 }

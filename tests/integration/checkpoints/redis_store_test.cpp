@@ -28,10 +28,10 @@ class RedisStore : public ::testing::Test {
   }
 
   RedisStoreOptions options() const {
-    return RedisStoreOptions{.url = RedisUrl::parse(TestServers::get().redis_url()),
-                             .pipeline = pipeline_,
-                             .connect_timeout = 1s,
-                             .command_timeout = 1s};
+    return RedisStoreOptions{.connection = {.url = RedisUrl::parse(TestServers::get().redis_url()),
+                                            .connect_timeout = 1s,
+                                            .command_timeout = 1s},
+                             .pipeline = pipeline_};
   }
   std::string checkpoint_key() const { return "cdcsync:{" + pipeline_ + "}:checkpoint"; }
 
@@ -223,8 +223,8 @@ class RedisStoreAcl : public RedisStore {
   }
   RedisStoreOptions acl_options(const std::string& password) const {
     auto o = options();
-    o.url.user = user_;
-    o.url.password = password;
+    o.connection.url.user = user_;
+    o.connection.url.password = password;
     return o;
   }
 

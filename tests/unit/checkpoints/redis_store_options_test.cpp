@@ -7,7 +7,8 @@ namespace cdcsync {
 namespace {
 
 RedisStoreOptions options(std::string pipeline) {
-  return RedisStoreOptions{.url = RedisUrl::parse("redis://127.0.0.1:1/0"), .pipeline = std::move(pipeline)};
+  return RedisStoreOptions{.connection = {.url = RedisUrl::parse("redis://127.0.0.1:1/0")},
+                           .pipeline = std::move(pipeline)};
 }
 
 TEST(RedisCheckpointStore, NamesKeysWithThePipelineAsHashTag) {
@@ -25,7 +26,7 @@ TEST(RedisCheckpointStore, RefusesPipelineNamesThatWouldBreakTheKeys) {
 
 TEST(RedisCheckpointStore, RefusesAnAclUserWithoutPassword) {
   auto o = options("p");
-  o.url = RedisUrl::parse("redis://cdcsync@127.0.0.1");
+  o.connection.url = RedisUrl::parse("redis://cdcsync@127.0.0.1");
   EXPECT_THROW(RedisCheckpointStore{o}, std::invalid_argument);
 }
 
