@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <optional>
 #include <vector>
 
@@ -35,6 +36,8 @@ class ChangeSource {
   // transactions, spooled while a committed one is replayed), so the server goes on sending meanwhile.
   // Returns whether calling again soon can take more.
   virtual bool absorb() { return false; }
+  // Messages absorb() has taken so far (this source's lifetime), for the metrics.
+  virtual std::uint64_t absorbed() const { return 0; }
 };
 
 }  // namespace cdcsync

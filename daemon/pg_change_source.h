@@ -34,7 +34,7 @@ class PgChangeSource : public ChangeSource {
   std::uint64_t messages() const { return messages_; }
   std::uint64_t bytes() const { return bytes_; }
   // Messages taken by absorb() (spooled while a committed streamed transaction was replayed).
-  std::uint64_t absorbed() const { return absorbed_; }
+  std::uint64_t absorbed() const override { return absorbed_; }
 
  private:
   // A message read during a replay that the assembler can only take after it: held until then.

@@ -62,6 +62,7 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
     std::vector<Transaction> spent;
     std::vector<std::size_t> sizes;
     auto last_report = Clock::now() - options_.status_interval;
+    std::uint64_t absorbed_seen = source_.absorbed();
     auto report = [&](bool force) {
       if (force || Clock::now() - last_report >= options_.status_interval) {
         source_.report(Lsn{status_.received_lsn.load()}, Lsn{status_.confirmed_lsn.load()});
@@ -88,6 +89,9 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
           if (n == 0) {
             if (stop || session_stop) return;
             absorbing = source_.absorb();
+            const std::uint64_t absorbed = source_.absorbed();
+            status_.messages_read_during_replay += absorbed - absorbed_seen;
+            absorbed_seen = absorbed;
             report(false);  // keep the walsender's timeout at bay while the target applies backpressure
             continue;
           }

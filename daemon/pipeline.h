@@ -55,6 +55,9 @@ struct PipelineStatus {
   std::atomic<std::int64_t> last_commit_time_us{0};  // PostgreSQL epoch, of the last applied source txn
   std::atomic<bool> checkpoint_store_ok{true};
   std::atomic<std::size_t> queue_depth{0};
+  // Messages of streamed transactions read into their spools while a committed one was applied
+  // (ChangeSource::absorb), over every session.
+  std::atomic<std::uint64_t> messages_read_during_replay{0};
 };
 
 // Called after each applied batch (for metrics: rows per table and op, apply time, latency).

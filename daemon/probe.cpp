@@ -190,6 +190,10 @@ Probe::Probe(ProbeOptions options, const PipelineStatus& status)
                            "Distinct source columns not in the mapping (never forwarded), by source table.");
   queue_depth_ =
       &gauge("cdcsync_queue_depth", "Source transactions waiting between receiver and applier.").Add({});
+  read_during_replay_ = &counter("cdcsync_source_messages_read_during_replay_total",
+                                 "Messages of streamed transactions read into their spools while a committed "
+                                 "one was applied (source.streaming), instead of leaving the server waiting.")
+                             .Add({});
   checkpoint_store_up_ =
       &gauge("cdcsync_checkpoint_store_up", "1 while the Redis checkpoint store answers.").Add({});
   source_probe_up_ = &gauge("cdcsync_source_probe_up",
@@ -407,6 +411,9 @@ void Probe::refresh() const {
 
   const bool is_behind = behind();
   std::lock_guard lock(mutex_);
+  const std::uint64_t read_during_replay = status_.messages_read_during_replay.load();
+  read_during_replay_->Increment(static_cast<double>(read_during_replay - read_during_replay_seen_));
+  read_during_replay_seen_ = read_during_replay;
   if (confirmed != last_confirmed_seen_ || !is_behind) {
     last_confirmed_seen_ = confirmed;
     confirmed_moved_at_ = now;

@@ -162,6 +162,7 @@ class Probe final : public metrics::Collectable {
   metrics::Family<metrics::Gauge>* state_family_;
   metrics::Family<metrics::Counter>* schema_drift_;
   metrics::Gauge* queue_depth_;
+  metrics::Counter* read_during_replay_;
   metrics::Gauge* checkpoint_store_up_;
   metrics::Gauge* source_probe_up_;
   metrics::Gauge* last_poll_time_;
@@ -188,6 +189,7 @@ class Probe final : public metrics::Collectable {
   bool poll_ok_ = false;
   std::deque<std::pair<std::chrono::system_clock::time_point, std::uint64_t>> wal_samples_;
   mutable std::uint64_t last_confirmed_seen_ = 0;
+  mutable std::uint64_t read_during_replay_seen_ = 0;
   mutable std::chrono::system_clock::time_point confirmed_moved_at_{};
 
   // Poller thread.

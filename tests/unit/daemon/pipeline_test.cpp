@@ -89,6 +89,7 @@ class FakeSource : public ChangeSource {
     return true;  // as a source spooling a streamed transaction's blocks during a replay
   }
   std::uint64_t absorbs() const { return absorbs_.load(); }
+  std::uint64_t absorbed() const override { return 3 * absorbs_.load(); }  // three messages a call
   Lsn max_flushed() {
     std::lock_guard lock(mu_);
     return max_flushed_;
@@ -179,6 +180,7 @@ TEST_F(PipelineTest, LetsTheSourceReadOnWhileTheQueueIsFull) {
   const std::uint64_t settled = source_.absorbs();
   std::this_thread::sleep_for(100ms);
   EXPECT_EQ(source_.absorbs(), settled) << "absorb was called with room in the queue";
+  EXPECT_EQ(status_.messages_read_during_replay.load(), 3 * settled) << "for the metrics";
   std::vector<std::uint32_t> xids;
   for (const auto& a : sink_.applied()) xids.push_back(a.xid.value);
   EXPECT_EQ(xids, (std::vector<std::uint32_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}));

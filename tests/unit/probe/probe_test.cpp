@@ -449,6 +449,15 @@ TEST_F(ProbeTest, ReadyOnlyWhenStreamingWithTheLeaseKnownAndLagUnderTheBoundOrSt
 namespace cdcsync {
 namespace {
 
+TEST_F(ProbeTest, CountsMessagesReadDuringReplaysAcrossScrapes) {
+  EXPECT_EQ(value("cdcsync_source_messages_read_during_replay_total"), 0);
+  status_.messages_read_during_replay = 5;
+  EXPECT_EQ(value("cdcsync_source_messages_read_during_replay_total"), 5);
+  EXPECT_EQ(value("cdcsync_source_messages_read_during_replay_total"), 5) << "a second scrape adds nothing";
+  status_.messages_read_during_replay = 12;
+  EXPECT_EQ(value("cdcsync_source_messages_read_during_replay_total"), 12);
+}
+
 TEST_F(ProbeTest, ExportsTheLastVerifyResult) {
   EXPECT_EQ(value("cdcsync_verify_mismatched_rows"), 0);
   EXPECT_EQ(value("cdcsync_verify_last_run_timestamp_seconds"), 0);
