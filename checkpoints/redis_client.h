@@ -1,8 +1,7 @@
 // A plain Redis connection (hiredis, synchronous) for the keys next to the checkpoint: the dead-letter
 // stream and other per-pipeline data. Connects lazily, as the checkpoint store does (timeouts, TCP
-// keepalive, AUTH, SELECT: checkpoints/redis_connection.h), runs commands given as
-// argv (values travel as binary-safe arguments, never spliced into a command line) and copies each reply
-// into a RedisValue.
+// keepalive, AUTH, SELECT: checkpoints/redis_connection.h), runs commands given as argv (values travel as
+// binary-safe arguments, never spliced into a command line) and copies each reply into a RedisValue.
 //
 // Errors are classified like the checkpoint store's: a connection problem or a retriable reply (LOADING,
 // READONLY, BUSY, TRYAGAIN, MASTERDOWN, OOM, max clients) throws CheckpointUnavailable; any other error

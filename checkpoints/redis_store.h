@@ -26,8 +26,6 @@
 #include "checkpoints/redis_connection.h"
 #include "checkpoints/redis_url.h"
 
-struct redisReply;  // hiredis
-
 namespace cdcsync {
 
 // Retrying will not help: wrong credentials or permissions, a key of the wrong type, a corrupt value.
