@@ -116,6 +116,29 @@ TEST_F(ProbeTest, CountsAppliedChangesPerTableAndOp) {
   EXPECT_EQ(value("cdcsync_batches_total"), 2);
 }
 
+TEST_F(ProbeTest, CountsRunsOfOneTableAcrossTransactionsAndWhereTablesInterleave) {
+  auto customers = relation("public", "customers", 16400);
+  auto loyalty = relation("public", "loyalty_accounts", 16410);
+  Change message;
+  message.op = ChangeOp::Message;
+  Batch b;
+  b.transactions.push_back(
+      txn({change(ChangeOp::Insert, customers), change(ChangeOp::Insert, customers)}, now_));
+  b.transactions.push_back(
+      txn({change(ChangeOp::Insert, customers), message, change(ChangeOp::Insert, customers),
+           change(ChangeOp::Insert, loyalty), change(ChangeOp::Insert, customers), message},
+          now_));
+  // The same table under a second RelationDef (a Relation message in between) continues its count.
+  b.transactions.push_back(txn({change(ChangeOp::Insert, relation("public", "customers", 16400))}, now_));
+  probe_.batch_applied(b, 1ms);
+
+  EXPECT_EQ(value("cdcsync_change_events_total", {{"table", "public.customers"}, {"op", "insert"}}), 6);
+  EXPECT_EQ(value("cdcsync_change_events_total", {{"table", "public.loyalty_accounts"}, {"op", "insert"}}),
+            1);
+  EXPECT_EQ(value("cdcsync_change_events_total", {{"table", "(none)"}, {"op", "message"}}), 2);
+  EXPECT_EQ(value("cdcsync_transactions_total"), 3);
+}
+
 TEST_F(ProbeTest, CountsEveryTruncatedTableAndLogicalMessagesWithoutATable) {
   auto a = relation("public", "a", 1);
   auto b = relation("public", "b", 2);
