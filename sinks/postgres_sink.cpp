@@ -94,6 +94,7 @@ struct PostgresSink::TableState {
   TableFold fold;
   bool stage_used = false;         // rows copied into the stage in the open transaction
   bool plain_used = false;         // rows inserted without ON CONFLICT in this apply call
+  bool copy_into = false;          // COPY FROM can write the target (a table without row-level security)
   std::uint32_t upsert_only = 0;   // flushes left that must not insert without ON CONFLICT
   std::set<std::string> prepared;  // prepared statement names on this connection
   std::string mask_scratch;
@@ -242,6 +243,13 @@ void PostgresSink::connect() {
       if (!PQgetisnull(columns.get(), 0, 0)) {
         exec("ALTER TABLE " + t->stage + " " + PQgetvalue(columns.get(), 0, 0), "creating the staging table");
       }
+      // COPY FROM refuses views and tables with row-level security; those get every row through the stage.
+      const char* target_params[] = {t->target.c_str()};
+      auto kind = exec(
+          "SELECT relkind IN ('r', 'p') AND NOT relrowsecurity FROM pg_catalog.pg_class WHERE oid = "
+          "$1::regclass",
+          "reading the target table's kind", 1, target_params);
+      t->copy_into = std::string_view(PQgetvalue(kind.get(), 0, 0)) == "t";
     }
   } catch (const PgError& e) {
     raise(e);
@@ -536,19 +544,31 @@ void PostgresSink::flush_table(std::size_t index) {
   TableState& t = *tables_[index];
   if (t.fold.empty()) return;
   error_table_ = t.mapping->target.str();
-  if (t.stage_used) exec("TRUNCATE " + t.stage, "emptying the staging table");
+  const bool plain_ok = t.upsert_only == 0;
+  if (t.upsert_only > 0) --t.upsert_only;
+  // When every row is a key new to the source with all its columns (a bulk load, new rows with large
+  // values), the rows are copied straight into the target: no stage to write, read back and (for TOASTed
+  // values) store twice. An existing key fails the COPY like the plain INSERT below (unique violation),
+  // and the call is applied again with upserts.
+  const bool direct =
+      plain_ok && t.copy_into && std::all_of(t.fold.rows().begin(), t.fold.rows().end(), [](const auto& row) {
+        return row.action == RowAction::Upsert && row.fresh && !row.has_absent;
+      });
+  if (direct) t.plain_used = true;
+  if (!direct && t.stage_used) exec("TRUNCATE " + t.stage, "emptying the staging table");
 
   // COPY streams: the rows go out in pieces of about kCopyPiece bytes while they are written, so the buffer
   // stays small and no value is copied more than once on its way out.
+  const char* const what = direct ? "copying new rows into the target" : "staging rows";
   const std::string copy_sql =
-      "COPY " + t.stage + " (" + t.row_columns() + ", _cdc_stage_op, _cdc_stage_mask) FROM STDIN";
+      direct ? "COPY " + t.target + " (" + t.row_columns() + ") FROM STDIN"
+             : "COPY " + t.stage + " (" + t.row_columns() + ", _cdc_stage_op, _cdc_stage_mask) FROM STDIN";
   const auto round_trip = deadline_.round_trip();
   PgResult res{PQexec(conn_.get(), copy_sql.c_str())};
-  if (!res || PQresultStatus(res.get()) != PGRES_COPY_IN)
-    throw sink_error(conn_.get(), res.get(), "staging rows");
+  if (!res || PQresultStatus(res.get()) != PGRES_COPY_IN) throw sink_error(conn_.get(), res.get(), what);
   const auto put = [&] {
     if (PQputCopyData(conn_.get(), copy_buffer_.data(), static_cast<int>(copy_buffer_.size())) != 1)
-      throw sink_error(conn_.get(), nullptr, "staging rows");
+      throw sink_error(conn_.get(), nullptr, what);
     copy_buffer_.clear();
   };
 
@@ -557,8 +577,6 @@ void PostgresSink::flush_table(std::size_t index) {
   bool any_delete = false;
   bool any_upsert = false;
   std::size_t plain = 0;
-  const bool plain_ok = t.upsert_only == 0;
-  if (t.upsert_only > 0) --t.upsert_only;
   copy_buffer_.clear();
   const std::size_t ncols = t.fold.columns();
   for (std::size_t r : t.fold.apply_order()) {
@@ -581,6 +599,12 @@ void PostgresSink::flush_table(std::size_t index) {
     }
     append_lsn(copy_buffer_, row.lsn);
     if (!t.tomb_col.empty()) copy_buffer_ += row.tombstone ? "\tt" : "\tf";
+    if (direct) {
+      copy_buffer_.push_back('\n');
+      ++plain;
+      if (copy_buffer_.size() >= kCopyPiece) put();
+      continue;
+    }
     // 'i': a key new to the source, inserted without ON CONFLICT (no arbiter probe, no speculative
     // insertion); 'u': upserted under the LSN guard; 'd': deleted under it.
     const bool as_new = plain_ok && row.action == RowAction::Upsert && row.fresh && mask_id == 0;
@@ -593,14 +617,20 @@ void PostgresSink::flush_table(std::size_t index) {
     if (copy_buffer_.size() >= kCopyPiece) put();
   }
   if (!copy_buffer_.empty()) put();
-  if (PQputCopyEnd(conn_.get(), nullptr) != 1) throw sink_error(conn_.get(), nullptr, "staging rows");
+  if (PQputCopyEnd(conn_.get(), nullptr) != 1) throw sink_error(conn_.get(), nullptr, what);
   res.reset(PQgetResult(conn_.get()));
-  if (!res || PQresultStatus(res.get()) != PGRES_COMMAND_OK)
-    throw sink_error(conn_.get(), res.get(), "staging rows");
+  if (!res || PQresultStatus(res.get()) != PGRES_COMMAND_OK) throw sink_error(conn_.get(), res.get(), what);
   while (PgResult extra{PQgetResult(conn_.get())}) {
   }
   // A piece that grew past a wide row's size is not kept for the next batch.
   if (copy_buffer_.capacity() > 4 * kCopyPiece) std::string().swap(copy_buffer_);
+  if (direct) {
+    ++stats_.direct_copies;
+    stats_.rows_written += t.fold.size();
+    stats_.rows_inserted_as_new += plain;
+    t.fold.clear();
+    return;
+  }
   t.stage_used = true;
 
   std::string sql;

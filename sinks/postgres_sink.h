@@ -78,6 +78,7 @@ struct PostgresSinkStats {
   std::uint64_t replays_in_order = 0;        // set-based apply fell back to change-by-change
   std::uint64_t rows_inserted_as_new = 0;  // folded rows inserted without ON CONFLICT (see FoldedRow::fresh)
   std::uint64_t plain_insert_conflicts = 0;  // ... of which one met an existing key: batch applied again
+  std::uint64_t direct_copies = 0;  // flushes whose rows were all new: copied into the target, no stage
   std::uint64_t truncates_applied = 0;
   std::uint64_t reconnects = 0;
 };

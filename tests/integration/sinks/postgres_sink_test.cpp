@@ -223,6 +223,63 @@ TEST_P(PostgresSinkTest, AKeyInsertedAsNewThatTheTargetAlreadyHasIsUpsertedInsid
   }
 }
 
+TEST_P(PostgresSinkTest, AChunkOfOnlyNewKeysIsCopiedIntoTheTargetAndAnExistingKeyFallsBackToUpserts) {
+  SinkDatabase db(db_name("direct"));
+  exec_sql(db.admin(), "INSERT INTO ref.customer VALUES (9, 'Old', 'active', 'gold', '0/1', false)");
+  auto sink = make_sink(db, {customer_mapping()});
+  auto first = txn(5, kBase + 0x300,
+                   {insert(rel_, kBase + 0x10, row(1, "Ann")), insert(rel_, kBase + 0x20, row(2, "Bob"))});
+  first.last_chunk = false;
+  first.info.end_lsn = Lsn{};
+  // Key 9 is in the target already: the COPY fails on it, the chunk goes back to its savepoint and is
+  // applied again with upserts; the first chunk's rows stay once.
+  auto middle = txn(5, kBase + 0x300,
+                    {insert(rel_, kBase + 0x30, row(3, "Cy")), insert(rel_, kBase + 0x40, row(9, "Nine"))});
+  middle.first_chunk = middle.last_chunk = false;
+  middle.info.end_lsn = Lsn{};
+  auto last = txn(5, kBase + 0x300,
+                  {update(rel_, kBase + 0x50, row(1, "Anne")), insert(rel_, kBase + 0x60, row(4, "Dee"))});
+  last.first_chunk = false;
+  EXPECT_EQ(sink->apply(batch_of({first})), std::nullopt);
+  EXPECT_EQ(sink->apply(batch_of({middle})), std::nullopt);
+  EXPECT_EQ(sink->apply(batch_of({last})), Lsn{kBase + 0x300});
+  EXPECT_EQ(customer(db, 1), "Anne|active|gold|1/2F8|false");
+  EXPECT_EQ(customer(db, 2), "Bob|active|gold|1/2F8|false");
+  EXPECT_EQ(customer(db, 3), "Cy|active|gold|1/2F8|false");
+  EXPECT_EQ(customer(db, 9), "Nine|active|gold|1/2F8|false");
+  EXPECT_EQ(customer(db, 4), "Dee|active|gold|1/2F8|false");
+  EXPECT_EQ(db.value("SELECT count(*) FROM ref.customer"), "5");
+  // After the conflict the table upserts for a while: key 8 too.
+  EXPECT_EQ(sink->apply(batch_of({txn(6, kBase + 0x400, {insert(rel_, kBase + 0x310, row(8, "Eight"))})})),
+            Lsn{kBase + 0x400});
+  EXPECT_EQ(customer(db, 8), "Eight|active|gold|1/3F8|false");
+  if (GetParam() == ApplyMethod::Copy) {
+    EXPECT_EQ(sink->stats().direct_copies, 1u);  // the first chunk; the middle one failed over to upserts
+    EXPECT_EQ(sink->stats().plain_insert_conflicts, 1u);
+    EXPECT_EQ(sink->stats().rows_inserted_as_new, 2u);
+  }
+}
+
+TEST_P(PostgresSinkTest, NewKeysGoThroughTheStageIntoATableWithRowLevelSecurity) {
+  SinkDatabase db(db_name("rls"));
+  // COPY FROM is refused for a table with row-level security: new keys are inserted from the stage.
+  exec_sql(db.admin(),
+           "ALTER TABLE ref.customer ENABLE ROW LEVEL SECURITY; "
+           "CREATE POLICY all_rows ON ref.customer USING (true) WITH CHECK (true)");
+  auto sink = make_sink(db, {customer_mapping()});
+  EXPECT_EQ(sink->apply(batch_of({txn(
+                1, kBase + 0x100,
+                {insert(rel_, kBase + 0x10, row(1, "Ann")), insert(rel_, kBase + 0x20, row(2, "Bob"))})})),
+            Lsn{kBase + 0x100});
+  EXPECT_EQ(customer(db, 1), "Ann|active|gold|1/F8|false");
+  EXPECT_EQ(customer(db, 2), "Bob|active|gold|1/F8|false");
+  EXPECT_EQ(sink->stats().replays_in_order, 0u);
+  EXPECT_EQ(sink->stats().direct_copies, 0u);
+  if (GetParam() == ApplyMethod::Copy) {
+    EXPECT_EQ(sink->stats().rows_inserted_as_new, 2u);
+  }
+}
+
 TEST_P(PostgresSinkTest, KillingTheConnectionMidTransactionLeavesNothingVisible) {
   SinkDatabase db(db_name("kill"));
   auto sink = make_sink(db, {customer_mapping()});
