@@ -71,6 +71,7 @@ trap 'exit 130' INT TERM
   echo "command: bash bench/run.sh $args (batch: ${pass[*]})"
   echo "git: $(git rev-parse --short HEAD) ($(git status --porcelain -- daemon sinks decoders checkpoints | wc -l) files changed in daemon/sinks/decoders/checkpoints)"
   echo "cpus: $(nproc); memory: $(free -m | awk '/Mem:/ {print $2 " MB"}')"
+  echo "cpu: $(lscpu | sed -n 's/^Model name: *//p'); kernel: $(uname -r); $(lscpu | grep -i '^Hypervisor vendor' | tr -s ' ')"
   echo "uptime at start: $(uptime)"
   echo "postgres: $(/usr/lib/postgresql/15/bin/postgres --version)"
 } | tee "$out/environment.txt"
