@@ -188,6 +188,15 @@ Probe::Probe(ProbeOptions options, const PipelineStatus& status)
            .Add({});
   schema_drift_ = &counter("cdcsync_schema_drift_columns_total",
                            "Distinct source columns not in the mapping (never forwarded), by source table.");
+  rows_without_toast_ =
+      &counter("cdcsync_target_rows_without_toast_total",
+               "Rows inserted into a target table with an unchanged-TOAST column left NULL: "
+               "the change did not carry the value and the target had no row to keep it "
+               "from (verify --repair copies it). Committed transactions only.");
+  apply_fallbacks_ = &counter("cdcsync_target_apply_fallbacks_total",
+                              "Batches whose set-based apply fell back, by target table and reason: "
+                              "existing_key (a key inserted as new was there: applied again with upserts), "
+                              "replay_in_order (a statement failed: replayed change by change).");
   queue_depth_ =
       &gauge("cdcsync_queue_depth", "Source transactions waiting between receiver and applier.").Add({});
   read_during_replay_ = &counter("cdcsync_source_messages_read_during_replay_total",
@@ -228,6 +237,7 @@ RunnerHooks Probe::hooks(std::function<void(RunnerState)> on_state, std::functio
   h.kafka = kafka_observer();
   h.archive = archive_observer();
   h.schema_drift = [this](const std::string& table) { schema_drift_->Add({{"table", table}}).Increment(); };
+  h.target = target_observer();
   return h;
 }
 
@@ -237,6 +247,17 @@ ArchiveSinkObserver Probe::archive_observer() {
     archive_entries_->Add({{"outcome", std::string(outcome)}}).Increment(static_cast<double>(n));
   };
   o.error = [this] { archive_errors_->Increment(); };
+  return o;
+}
+
+PostgresSinkObserver Probe::target_observer() {
+  PostgresSinkObserver o;
+  o.inserted_without_toast = [this](const std::string& table, std::uint64_t rows) {
+    rows_without_toast_->Add({{"table", table}}).Increment(static_cast<double>(rows));
+  };
+  o.apply_fallback = [this](const std::string& table, std::string_view reason) {
+    apply_fallbacks_->Add({{"table", table}, {"reason", std::string(reason)}}).Increment();
+  };
   return o;
 }
 

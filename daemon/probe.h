@@ -87,6 +87,7 @@ class Probe final : public metrics::Collectable {
   // The Kafka sink's hooks: produce latency, in-flight records, errors by kind, transactions by outcome.
   KafkaSinkObserver kafka_observer();
   ArchiveSinkObserver archive_observer();
+  PostgresSinkObserver target_observer();
 
   // Records one poll of the source (the poller calls it; tests call it directly).
   void record_poll(const SlotPoll& poll);
@@ -161,6 +162,8 @@ class Probe final : public metrics::Collectable {
   metrics::Gauge* lease_held_;
   metrics::Family<metrics::Gauge>* state_family_;
   metrics::Family<metrics::Counter>* schema_drift_;
+  metrics::Family<metrics::Counter>* rows_without_toast_;
+  metrics::Family<metrics::Counter>* apply_fallbacks_;
   metrics::Gauge* queue_depth_;
   metrics::Counter* read_during_replay_;
   metrics::Gauge* checkpoint_store_up_;

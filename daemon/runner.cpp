@@ -322,6 +322,7 @@ void Runner::session(const std::atomic<bool>& stop) {
       drift(table);
     };
   }
+  sink_options.observer = hooks_.target;
   PostgresSink target_sink{mapping_, sink_options};
   target_sink.connect();
   DeadLetterWiring dead_letters{config_,

@@ -11,6 +11,7 @@
 #include "daemon/pipeline.h"
 #include "sinks/kafka_sink.h"
 #include "sinks/mapping.h"
+#include "sinks/postgres_sink.h"
 #include "sinks/redis_archive_sink.h"
 
 namespace cdcsync {
@@ -28,10 +29,9 @@ struct RunnerHooks {
   std::function<void()> dead_lettered;                   // one source transaction dead-lettered
   std::function<void(std::size_t)> dead_letter_entries;  // entries in the dead-letter stream
   KafkaSinkObserver kafka;  // the Kafka sink's produce latency, in-flight records, errors, transactions
-  ArchiveSinkObserver archive;
-  std::function<void(const std::string& table)>
-      schema_drift;  // a source column found unmapped  // the event archive's entries appended, skipped,
-                     // trimmed; its errors
+  ArchiveSinkObserver archive;  // the event archive's entries appended, skipped, trimmed; its errors
+  std::function<void(const std::string& table)> schema_drift;  // a source column found unmapped
+  PostgresSinkObserver target;  // rows inserted without their TOAST value, set-based apply fallbacks
 };
 
 class Runner {

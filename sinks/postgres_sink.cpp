@@ -95,6 +95,8 @@ struct PostgresSink::TableState {
   bool stage_used = false;         // rows copied into the stage in the open transaction
   bool plain_used = false;         // rows inserted without ON CONFLICT in this apply call
   bool copy_into = false;          // COPY FROM can write the target (a table without row-level security)
+  std::uint64_t without_toast = 0;  // rows inserted with an unchanged-TOAST column NULL, open transaction
+  std::uint64_t without_toast_at_savepoint = 0;
   std::uint32_t upsert_only = 0;   // flushes left that must not insert without ON CONFLICT
   std::set<std::string> prepared;  // prepared statement names on this connection
   std::string mask_scratch;
@@ -173,6 +175,7 @@ void PostgresSink::drop_connection() {
     t->prepared.clear();
     t->stage_used = false;
     t->fold.clear();
+    t->without_toast = 0;
   }
 }
 
@@ -288,6 +291,7 @@ void PostgresSink::rollback_quietly() {
   for (auto& t : tables_) {
     t->stage_used = false;
     t->fold.clear();
+    t->without_toast = 0;
   }
 }
 
@@ -417,6 +421,7 @@ std::optional<Lsn> PostgresSink::apply_inner(const Batch& batch, bool reconnecte
       }
     }
     in_txn_ = true;
+    for (auto& t : tables_) t->without_toast_at_savepoint = t->without_toast;
     if (options_.method == ApplyMethod::Copy) {
       while (true) {
         try {
@@ -435,6 +440,7 @@ std::optional<Lsn> PostgresSink::apply_inner(const Batch& batch, bool reconnecte
             // The rollback may have undone this call's TRUNCATE of rows staged by an earlier chunk of the
             // open transaction: empty the stage before it is used again.
             t->stage_used = true;
+            t->without_toast = t->without_toast_at_savepoint;
           }
           if (conflict) {
             // A row inserted as new already existed (its first change in the batch was an insert): apply
@@ -444,6 +450,8 @@ std::optional<Lsn> PostgresSink::apply_inner(const Batch& batch, bool reconnecte
                 "upserts",
                 error_table_);
             ++stats_.plain_insert_conflicts;
+            if (options_.observer.apply_fallback)
+              options_.observer.apply_fallback(error_table_, "existing_key");
             continue;
           }
           // The folded order tripped a constraint (or two texts of one key value met): replay change by
@@ -451,6 +459,8 @@ std::optional<Lsn> PostgresSink::apply_inner(const Batch& batch, bool reconnecte
           spdlog::warn("set-based apply failed on {} (SQLSTATE {}); replaying the batch in source order",
                        error_table_, e.sqlstate());
           ++stats_.replays_in_order;
+          if (options_.observer.apply_fallback)
+            options_.observer.apply_fallback(error_table_, "replay_in_order");
           apply_in_order(todo);
           break;
         }
@@ -474,7 +484,13 @@ std::optional<Lsn> PostgresSink::apply_inner(const Batch& batch, bool reconnecte
     error_table_ = options_.progress_table.str();
     exec("COMMIT", "committing");
     in_txn_ = false;
-    for (auto& t : tables_) t->stage_used = false;
+    for (auto& t : tables_) {
+      t->stage_used = false;
+      if (t->without_toast > 0 && options_.observer.inserted_without_toast) {
+        options_.observer.inserted_without_toast(t->mapping->target.str(), t->without_toast);
+      }
+      t->without_toast = 0;
+    }
     if (!options_.track_progress) return last_whole->end_lsn;
     const Lsn acked = progress_ ? std::max(progress_->acked_lsn, last_whole->end_lsn) : last_whole->end_lsn;
     progress_ = Progress{last_whole->end_lsn, last_whole->xid, last_whole->commit_time_us, acked};
@@ -658,7 +674,9 @@ void PostgresSink::flush_table(std::size_t index) {
         (t.tomb_col.empty() ? std::string(", false AS tomb") : ", t." + t.tomb_col + " AS tomb") +
         ") SELECT count(*) FILTER (WHERE ins AND NOT tomb) FROM w";
     auto r = exec(counted, "applying rows with unchanged TOAST columns");
-    stats_.inserted_without_toast += std::stoull(PQgetvalue(r.get(), 0, 0));
+    const std::uint64_t without_toast = std::stoull(PQgetvalue(r.get(), 0, 0));
+    stats_.inserted_without_toast += without_toast;
+    t.without_toast += without_toast;
   }
   stats_.rows_written += t.fold.size();
   stats_.rows_inserted_as_new += plain;

@@ -51,6 +51,16 @@ enum class ApplyMethod : std::uint8_t {
   Pipeline,  // one prepared statement per change, libpq pipeline mode (also the fallback path)
 };
 
+// What the daemon's metrics count; called on the applying thread.
+struct PostgresSinkObserver {
+  // Rows inserted with an unchanged-TOAST column left NULL (the change did not carry the value and the target
+  // had no row to keep it from), per target table, once their transaction committed.
+  std::function<void(const std::string& table, std::uint64_t rows)> inserted_without_toast;
+  // A batch's set-based apply fell back on `table`: "existing_key" (a key inserted as new was there already:
+  // applied again with upserts) or "replay_in_order" (a statement failed: replayed change by change).
+  std::function<void(const std::string& table, std::string_view reason)> apply_fallback;
+};
+
 struct PostgresSinkOptions {
   std::string conninfo;  // libpq conninfo or URI; never logged
   std::string pipeline;  // the progress row's key, also the writer lock's name
@@ -60,6 +70,7 @@ struct PostgresSinkOptions {
   // Called once per session for each source column found unmapped (schema drift; names only), on the
   // applying thread: cdcsync_schema_drift_columns_total{table}.
   std::function<void(const std::string& table, const std::string& column)> on_drift;
+  PostgresSinkObserver observer;
   // statement_timeout of the session (0: the server's default); a batch that takes longer fails as a
   // transient error and is retried. When set, a reply that has not come statement_timeout + min(it, 5 s)
   // after its statement was sent means a dead connection (sinks/reply_deadline.h): reconnect.

@@ -63,4 +63,8 @@ class DaemonProcess {
   int starts_ = 0;
 };
 
+// GET http://127.0.0.1:PORT/PATH (a daemon's /metrics, /healthz, /readyz); the whole response (status line,
+// headers, body), or "" when refused.
+std::string http_get(int port, const std::string& path);
+
 }  // namespace cdcsync::test

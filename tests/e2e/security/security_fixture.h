@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/harness/daemon_process.h"
 #include "tests/harness/servers.h"
 
 namespace cdcsync::test {
@@ -73,7 +74,5 @@ std::string demo_password(const std::string& role, int port);
 // verify, archive and dead-letter streams) on the keys cdcsync:{<pipeline>}:* only.
 std::vector<std::string> acl_setuser(const std::string& user, const std::string& password,
                                      const std::string& pipeline);
-// GET http://127.0.0.1:PORT/PATH; the whole response (status line, headers, body), or "" when refused.
-std::string http_get(int port, const std::string& path);
 
 }  // namespace cdcsync::test

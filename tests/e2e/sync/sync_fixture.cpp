@@ -150,7 +150,7 @@ std::string SyncPipeline::config(const ConfigOptions& o) const {
     << "lease_ttl_ms = " << o.lease_ttl_ms << "\n"
     << "renew_ms = " << o.renew_ms << "\n\n"
     << "[metrics]\n"
-    << "listen = \"127.0.0.1:" << free_port() << "\"\n\n"
+    << "listen = \"127.0.0.1:" << (o.metrics_port != 0 ? o.metrics_port : free_port()) << "\"\n\n"
     << "[[tables]]\n"
     << "source  = \"public.customers\"\n"
     << "target  = \"ref.customer\"\n"

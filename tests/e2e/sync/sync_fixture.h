@@ -36,6 +36,7 @@ struct ConfigOptions {
   std::string source_extra;    // appended to [source] verbatim
   std::string source_options;  // the source conninfo's options ("-c logical_decoding_work_mem=64kB")
   std::string extra;           // appended verbatim
+  int metrics_port = 0;        // [metrics] listen port on 127.0.0.1; 0: a free one
 };
 
 struct ProgressRow {

@@ -17,8 +17,10 @@ class PostgresSinkTest : public ::testing::TestWithParam<ApplyMethod> {
     return "sink_" + stem + (GetParam() == ApplyMethod::Copy ? "_copy" : "_pipe");
   }
   std::unique_ptr<PostgresSink> make_sink(const SinkDatabase& db, std::vector<TableMapping> tables,
-                                          const std::string& pipeline = "test") const {
+                                          const std::string& pipeline = "test",
+                                          PostgresSinkObserver observer = {}) const {
     PostgresSinkOptions o;
+    o.observer = std::move(observer);
     o.conninfo = db.target();
     o.pipeline = pipeline;
     o.applied_by = "sink-test";
@@ -226,7 +228,12 @@ TEST_P(PostgresSinkTest, AKeyInsertedAsNewThatTheTargetAlreadyHasIsUpsertedInsid
 TEST_P(PostgresSinkTest, AChunkOfOnlyNewKeysIsCopiedIntoTheTargetAndAnExistingKeyFallsBackToUpserts) {
   SinkDatabase db(db_name("direct"));
   exec_sql(db.admin(), "INSERT INTO ref.customer VALUES (9, 'Old', 'active', 'gold', '0/1', false)");
-  auto sink = make_sink(db, {customer_mapping()});
+  std::vector<std::string> fallbacks;
+  PostgresSinkObserver observer;
+  observer.apply_fallback = [&](const std::string& table, std::string_view reason) {
+    fallbacks.push_back(table + " " + std::string(reason));
+  };
+  auto sink = make_sink(db, {customer_mapping()}, "test", observer);
   auto first = txn(5, kBase + 0x300,
                    {insert(rel_, kBase + 0x10, row(1, "Ann")), insert(rel_, kBase + 0x20, row(2, "Bob"))});
   first.last_chunk = false;
@@ -257,6 +264,7 @@ TEST_P(PostgresSinkTest, AChunkOfOnlyNewKeysIsCopiedIntoTheTargetAndAnExistingKe
     EXPECT_EQ(sink->stats().direct_copies, 1u);  // the first chunk; the middle one failed over to upserts
     EXPECT_EQ(sink->stats().plain_insert_conflicts, 1u);
     EXPECT_EQ(sink->stats().rows_inserted_as_new, 2u);
+    EXPECT_EQ(fallbacks, std::vector<std::string>{"ref.customer existing_key"});
   }
 }
 
@@ -328,6 +336,38 @@ TEST_P(PostgresSinkTest, AnUnchangedToastColumnIsPreserved) {
   EXPECT_EQ(customer(db, 2), "<null>|active|gold|1/3F8|false");
   if (GetParam() == ApplyMethod::Copy) {
     EXPECT_EQ(sink->stats().inserted_without_toast, 1u);
+  }
+}
+
+TEST_P(PostgresSinkTest, RowsInsertedWithoutTheirToastValueAreReportedOnceTheirTransactionCommits) {
+  SinkDatabase db(db_name("toast_report"));
+  std::vector<std::pair<std::string, std::uint64_t>> reported;
+  PostgresSinkObserver observer;
+  observer.inserted_without_toast = [&](const std::string& table, std::uint64_t rows) {
+    reported.emplace_back(table, rows);
+  };
+  auto sink = make_sink(db, {customer_mapping()}, "test", observer);
+  // Rolled back (the pipeline aborts the open source transaction): nothing reported.
+  auto lost = txn(1, kBase + 0x100, {update(rel_, kBase + 0x10, row(1, "<toast>"))});
+  lost.last_chunk = false;
+  lost.info.end_lsn = Lsn{};
+  EXPECT_EQ(sink->apply(batch_of({lost})), std::nullopt);
+  sink->abort();
+  EXPECT_TRUE(reported.empty());
+  // Two rows in the first chunk, one in the last: reported together at the commit.
+  auto first =
+      txn(2, kBase + 0x200,
+          {update(rel_, kBase + 0x110, row(1, "<toast>")), update(rel_, kBase + 0x120, row(2, "<toast>"))});
+  first.last_chunk = false;
+  first.info.end_lsn = Lsn{};
+  auto last = txn(2, kBase + 0x200, {update(rel_, kBase + 0x130, row(3, "<toast>"))});
+  last.first_chunk = false;
+  EXPECT_EQ(sink->apply(batch_of({first})), std::nullopt);
+  EXPECT_TRUE(reported.empty());
+  EXPECT_EQ(sink->apply(batch_of({last})), Lsn{kBase + 0x200});
+  EXPECT_EQ(customer(db, 3), "<null>|active|gold|1/1F8|false");
+  if (GetParam() == ApplyMethod::Copy) {
+    EXPECT_EQ(reported, (std::vector<std::pair<std::string, std::uint64_t>>{{"ref.customer", 3}}));
   }
 }
 

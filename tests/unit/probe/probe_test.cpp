@@ -242,6 +242,23 @@ TEST_F(ProbeTest, CountsEventArchiveEntriesByOutcomeAndItsErrors) {
   EXPECT_EQ(value("cdcsync_archive_errors_total"), 1);
 }
 
+TEST_F(ProbeTest, CountsRowsWithoutTheirToastValueAndApplyFallbacksPerTable) {
+  const auto target = probe_.hooks({}, {}).target;
+  target.inserted_without_toast("ref.customer", 3);
+  target.inserted_without_toast("ref.customer", 2);
+  target.apply_fallback("ref.customer", "existing_key");
+  target.apply_fallback("ref.customer", "replay_in_order");
+  target.apply_fallback("ref.customer", "replay_in_order");
+  EXPECT_EQ(value("cdcsync_target_rows_without_toast_total", {{"table", "ref.customer"}}), 5);
+  EXPECT_EQ(
+      value("cdcsync_target_apply_fallbacks_total", {{"table", "ref.customer"}, {"reason", "existing_key"}}),
+      1);
+  EXPECT_EQ(value("cdcsync_target_apply_fallbacks_total",
+                  {{"table", "ref.customer"}, {"reason", "replay_in_order"}}),
+            2);
+  EXPECT_FALSE(value("cdcsync_target_rows_without_toast_total", {{"table", "ref.loyalty_account"}}));
+}
+
 TEST_F(ProbeTest, CountsUnmappedSourceColumnsPerTable) {
   const auto drift = probe_.hooks({}, {}).schema_drift;
   drift("public.customers");
