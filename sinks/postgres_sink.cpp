@@ -433,14 +433,24 @@ std::optional<Lsn> PostgresSink::apply_inner(const Batch& batch, bool reconnecte
           const bool conflict =
               e.sqlstate() == "23505" &&
               std::any_of(tables_.begin(), tables_.end(), [](const auto& t) { return t->plain_used; });
+          // COPY FROM refused (row-level security enabled since the session began): stage from now on.
+          const bool copy_refused = e.sqlstate() == "0A000" &&
+                                    std::any_of(tables_.begin(), tables_.end(),
+                                                [](const auto& t) { return t->plain_used && t->copy_into; });
           for (auto& t : tables_) {
             if (conflict && t->plain_used) t->upsert_only = kUpsertOnlyFlushes;
+            if (copy_refused && t->plain_used) t->copy_into = false;
             t->plain_used = false;
             t->fold.clear();
             // The rollback may have undone this call's TRUNCATE of rows staged by an earlier chunk of the
             // open transaction: empty the stage before it is used again.
             t->stage_used = true;
             t->without_toast = t->without_toast_at_savepoint;
+          }
+          if (copy_refused) {
+            spdlog::info("COPY into {} refused; its rows go through the staging table from now on",
+                         error_table_);
+            continue;
           }
           if (conflict) {
             // A row inserted as new already existed (its first change in the batch was an insert): apply

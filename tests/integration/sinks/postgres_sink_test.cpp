@@ -288,6 +288,28 @@ TEST_P(PostgresSinkTest, NewKeysGoThroughTheStageIntoATableWithRowLevelSecurity)
   }
 }
 
+TEST_P(PostgresSinkTest, RowLevelSecurityEnabledWhileConnectedSendsNewKeysThroughTheStage) {
+  SinkDatabase db(db_name("rls_later"));
+  auto sink = make_sink(db, {customer_mapping()});
+  EXPECT_EQ(sink->apply(batch_of({txn(1, kBase + 0x100, {insert(rel_, kBase + 0x10, row(1, "Ann"))})})),
+            Lsn{kBase + 0x100});
+  exec_sql(db.admin(),
+           "ALTER TABLE ref.customer ENABLE ROW LEVEL SECURITY; "
+           "CREATE POLICY all_rows ON ref.customer USING (true) WITH CHECK (true)");
+  EXPECT_EQ(sink->apply(batch_of({txn(2, kBase + 0x200, {insert(rel_, kBase + 0x110, row(2, "Bob"))})})),
+            Lsn{kBase + 0x200});
+  EXPECT_EQ(sink->apply(batch_of({txn(3, kBase + 0x300, {insert(rel_, kBase + 0x210, row(3, "Cy"))})})),
+            Lsn{kBase + 0x300});
+  EXPECT_EQ(customer(db, 1), "Ann|active|gold|1/F8|false");
+  EXPECT_EQ(customer(db, 2), "Bob|active|gold|1/1F8|false");
+  EXPECT_EQ(customer(db, 3), "Cy|active|gold|1/2F8|false");
+  EXPECT_EQ(sink->stats().replays_in_order, 0u);
+  if (GetParam() == ApplyMethod::Copy) {
+    EXPECT_EQ(sink->stats().direct_copies, 1u);  // the first batch only
+    EXPECT_EQ(sink->stats().rows_inserted_as_new, 3u);
+  }
+}
+
 TEST_P(PostgresSinkTest, KillingTheConnectionMidTransactionLeavesNothingVisible) {
   SinkDatabase db(db_name("kill"));
   auto sink = make_sink(db, {customer_mapping()});
