@@ -57,6 +57,14 @@ struct EnumNames<TruncatePolicy> {
       {TruncatePolicy::apply, "apply"}, {TruncatePolicy::ignore, "ignore"}, {TruncatePolicy::fail, "fail"}};
 };
 template <>
+struct EnumNames<ToastCompression> {
+  static constexpr std::pair<ToastCompression, std::string_view> values[] = {
+      {ToastCompression::automatic, "auto"},
+      {ToastCompression::server, "server"},
+      {ToastCompression::lz4, "lz4"},
+      {ToastCompression::pglz, "pglz"}};
+};
+template <>
 struct EnumNames<LogLevel> {
   static constexpr std::pair<LogLevel, std::string_view> values[] = {{LogLevel::trace, "trace"},
                                                                      {LogLevel::debug, "debug"},
@@ -1411,6 +1419,9 @@ std::string_view name_of(DeletePolicy v) {
   return enum_name(v);
 }
 std::string_view name_of(TruncatePolicy v) {
+  return enum_name(v);
+}
+std::string_view name_of(ToastCompression v) {
   return enum_name(v);
 }
 std::string_view name_of(LogLevel v) {

@@ -25,6 +25,7 @@ enum class DeletePolicy { hard, soft, ignore };
 enum class TruncatePolicy { apply, ignore, fail };
 enum class LogLevel { trace, debug, info, warn, error };
 enum class LogFormat { text, json };
+enum class ToastCompression { automatic, server, lz4, pglz };
 
 std::string_view name_of(StreamingMode v);
 std::string_view name_of(SnapshotMode v);
@@ -32,6 +33,7 @@ std::string_view name_of(DeletePolicy v);
 std::string_view name_of(TruncatePolicy v);
 std::string_view name_of(LogLevel v);
 std::string_view name_of(LogFormat v);
+std::string_view name_of(ToastCompression v);
 
 // "schema.table"; each part unquoted lowercase (`public`) or a quoted identifier (`"Mixed Case"`).
 struct QualifiedName {
@@ -111,6 +113,7 @@ struct TargetConfig {
   SecretFile password_file;
   QualifiedName progress_table{"ref", "cdc_progress"};
   std::chrono::milliseconds statement_timeout{30000};
+  ToastCompression toast_compression = ToastCompression::automatic;
   bool allow_insecure_tls = false;
 };
 

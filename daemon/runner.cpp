@@ -167,6 +167,29 @@ std::string target_conninfo(const config::Config& c) {
   return with_password(c.target.conninfo, c.target.password_file);
 }
 
+PostgresSinkOptions target_sink_options(const config::Config& c) {
+  PostgresSinkOptions o;
+  o.conninfo = target_conninfo(c);
+  o.pipeline = c.pipeline;
+  o.progress_table = QualifiedName{c.target.progress_table.schema, c.target.progress_table.name};
+  o.statement_timeout = c.target.statement_timeout;
+  switch (c.target.toast_compression) {
+    case config::ToastCompression::automatic:
+      o.toast_compression = ToastCompression::Auto;
+      break;
+    case config::ToastCompression::server:
+      o.toast_compression = ToastCompression::Server;
+      break;
+    case config::ToastCompression::lz4:
+      o.toast_compression = ToastCompression::Lz4;
+      break;
+    case config::ToastCompression::pglz:
+      o.toast_compression = ToastCompression::Pglz;
+      break;
+  }
+  return o;
+}
+
 LeaseToken make_lease_token() {
   char host[256] = {};
   gethostname(host, sizeof(host) - 1);
@@ -311,12 +334,7 @@ void Runner::session(const std::atomic<bool>& stop) {
     stream_to(*kafka, store, checkpoint_known, stop);
     return;
   }
-  PostgresSinkOptions sink_options;
-  sink_options.conninfo = target_conninfo(config_);
-  sink_options.pipeline = config_.pipeline;
-  sink_options.progress_table =
-      QualifiedName{config_.target.progress_table.schema, config_.target.progress_table.name};
-  sink_options.statement_timeout = config_.target.statement_timeout;
+  PostgresSinkOptions sink_options = target_sink_options(config_);
   if (hooks_.schema_drift) {
     sink_options.on_drift = [drift = hooks_.schema_drift](const std::string& table, const std::string&) {
       drift(table);

@@ -65,6 +65,9 @@ Mapping mapping_from_config(const config::Config& config);
 // The source conninfo with the password from password_file when one is configured.
 std::string source_conninfo(const config::Config& config);
 std::string target_conninfo(const config::Config& config);
+// The order-DB sink's options from [target]: conninfo, pipeline, progress table, statement timeout and
+// TOAST compression.
+PostgresSinkOptions target_sink_options(const config::Config& config);
 // A token unique to this process: host, pid and random bits.
 LeaseToken make_lease_token();
 

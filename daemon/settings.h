@@ -112,6 +112,8 @@ inline const auto kGlobalSettings = std::tuple{
         [](Config& c) -> auto& { return c.target.progress_table; }},
   Bound{Setting<milliseconds>{"target.statement_timeout_ms", 30000ms, {.min = 100ms, .max = 3600000ms}, "statement_timeout for the target session; a batch that takes longer is retried.", "ms"},
         [](Config& c) -> auto& { return c.target.statement_timeout; }},
+  Bound{Setting<ToastCompression>{"target.toast_compression", ToastCompression::automatic, {}, "How the target session compresses the large (TOASTed) values it writes, for columns without their own COMPRESSION: \"auto\" = lz4 when the server has it and nobody set default_toast_compression (server, database or role), else the server's choice; \"server\" = the server's default_toast_compression; \"lz4\" or \"pglz\"."},
+        [](Config& c) -> auto& { return c.target.toast_compression; }},
   Bound{Setting<bool>{"target.allow_insecure_tls", false, {}, "Allow sslmode disable/allow/prefer/require to a non-loopback target host (no server verification)."},
         [](Config& c) -> auto& { return c.target.allow_insecure_tls; }},
 

@@ -227,6 +227,7 @@ void PostgresSink::connect() {
       }
       load_progress();
     }
+    set_toast_compression();
     for (auto& t : tables_) {
       error_table_ = t->mapping->target.str();
       std::string sql = "CREATE TEMP TABLE IF NOT EXISTS " + t->stage + " ON COMMIT DELETE ROWS AS SELECT " +
@@ -257,8 +258,48 @@ void PostgresSink::connect() {
   } catch (const PgError& e) {
     raise(e);
   }
-  spdlog::info("order database connected; pipeline {} at {}", options_.pipeline,
-               progress_ ? progress_->end_lsn.str() : std::string("(no progress yet)"));
+  spdlog::info("order database connected; pipeline {} at {}; large values compressed with {}",
+               options_.pipeline, progress_ ? progress_->end_lsn.str() : std::string("(no progress yet)"),
+               toast_compression_);
+}
+
+void PostgresSink::set_toast_compression() {
+  auto res = exec(
+      "SELECT setting, source, 'lz4' = ANY(enumvals) FROM pg_catalog.pg_settings WHERE name = "
+      "'default_toast_compression'",
+      "reading default_toast_compression");
+  if (PQntuples(res.get()) == 0) {  // before PostgreSQL 14: pglz is the only method
+    toast_compression_ = "pglz";
+    return;
+  }
+  const std::string setting = PQgetvalue(res.get(), 0, 0);
+  const std::string_view source = PQgetvalue(res.get(), 0, 1);
+  const bool has_lz4 = std::string_view(PQgetvalue(res.get(), 0, 2)) == "t";
+  std::string want = setting;
+  switch (options_.toast_compression) {
+    case ToastCompression::Auto:
+      // lz4 compresses several times faster than pglz (and gives up on incompressible values sooner); a
+      // method somebody chose for the server, the database or the role is theirs to keep.
+      if (source == "default" && has_lz4) want = "lz4";
+      break;
+    case ToastCompression::Server:
+      break;
+    case ToastCompression::Lz4:
+      if (has_lz4) {
+        want = "lz4";
+      } else {
+        spdlog::warn(
+            "target.toast_compression = \"lz4\", but the order database was built without lz4: "
+            "large values are compressed with {}",
+            setting);
+      }
+      break;
+    case ToastCompression::Pglz:
+      want = "pglz";
+      break;
+  }
+  if (want != setting) exec("SET default_toast_compression = " + want, "setting default_toast_compression");
+  toast_compression_ = want;
 }
 
 void PostgresSink::ensure_connected() {

@@ -61,6 +61,16 @@ struct PostgresSinkObserver {
   std::function<void(const std::string& table, std::string_view reason)> apply_fallback;
 };
 
+// How the target session compresses the large (TOASTed) values it writes. A column's own COMPRESSION
+// setting always wins; this only sets the session's default_toast_compression.
+enum class ToastCompression {
+  Auto,    // lz4 when the server was built with it and nobody set default_toast_compression (its source is
+           // 'default': not the configuration file, the database, the role...); otherwise the server's
+  Server,  // the server's default_toast_compression, untouched
+  Lz4,     // lz4; a server without it keeps its own (warned at connect)
+  Pglz,
+};
+
 struct PostgresSinkOptions {
   std::string conninfo;  // libpq conninfo or URI; never logged
   std::string pipeline;  // the progress row's key, also the writer lock's name
@@ -75,6 +85,7 @@ struct PostgresSinkOptions {
   // transient error and is retried. When set, a reply that has not come statement_timeout + min(it, 5 s)
   // after its statement was sent means a dead connection (sinks/reply_deadline.h): reconnect.
   std::chrono::milliseconds statement_timeout{0};
+  ToastCompression toast_compression = ToastCompression::Auto;
   // false for re-applying dead-lettered transactions next to a running daemon: no writer lock, the progress
   // row is neither read nor written and nothing is skipped; rows still pass the LSN guard.
   bool track_progress = true;
@@ -117,6 +128,8 @@ class PostgresSink final : public Sink {
   void record_ack(Lsn lsn) override;
 
   const PostgresSinkStats& stats() const { return stats_; }
+  // The session's default_toast_compression once connected ("lz4" or "pglz"); empty before.
+  const std::string& toast_compression() const { return toast_compression_; }
   // Distinct unmapped source columns (schema drift) per source table: never forwarded; the sink logs each
   // new one once (names only).
   std::map<std::string, std::uint64_t> drift_counts() const { return binder_.drift_counts(); }
@@ -140,6 +153,7 @@ class PostgresSink final : public Sink {
   void write_progress(const TransactionInfo& info);
   bool already_applied(const TransactionInfo& info) const;
   void ensure_connected();
+  void set_toast_compression();
   void drop_connection();
   void rollback_quietly();
   [[noreturn]] void raise(const PgError& e);
@@ -153,6 +167,7 @@ class PostgresSink final : public Sink {
   std::optional<Progress> progress_;
   std::vector<std::unique_ptr<TableState>> tables_;
   PostgresSinkStats stats_;
+  std::string toast_compression_;
 
   bool in_txn_ = false;           // a target transaction is open
   bool skipping_chunks_ = false;  // the open source transaction was applied before: drop its chunks

@@ -152,11 +152,7 @@ int replay(const config::Config& cfg, const DlqOptions& o) {
   }
   const Mapping mapping = mapping_from_config(cfg);
   const ArchiveReplayMapping replay_mapping{mapping};
-  PostgresSinkOptions so;
-  so.conninfo = target_conninfo(cfg);
-  so.pipeline = cfg.pipeline;
-  so.progress_table = QualifiedName{cfg.target.progress_table.schema, cfg.target.progress_table.name};
-  so.statement_timeout = cfg.target.statement_timeout;
+  PostgresSinkOptions so = target_sink_options(cfg);
   so.applied_by = "cdcsync dlq replay";
   so.track_progress = false;
   PostgresSink sink{replay_mapping.mapping(), so};

@@ -388,10 +388,7 @@ int replay(const ReplayOptions& o) {
   std::unique_ptr<PostgresSink> main_sink;
   std::optional<Progress> main_progress;
   if (!o.dry_run && !only) {
-    PostgresSinkOptions so;
-    so.conninfo = target_conninfo(cfg);
-    so.pipeline = cfg.pipeline;
-    so.progress_table = QualifiedName{cfg.target.progress_table.schema, cfg.target.progress_table.name};
+    PostgresSinkOptions so = target_sink_options(cfg);
     main_sink = std::make_unique<PostgresSink>(mapping, so);
     try {
       main_sink->connect();
@@ -408,10 +405,8 @@ int replay(const ReplayOptions& o) {
   if (o.dry_run) {
     target = pg_connect(target_conninfo(cfg), "the order database");
   } else {
-    PostgresSinkOptions so;
-    so.conninfo = target_conninfo(cfg);
+    PostgresSinkOptions so = target_sink_options(cfg);
     so.pipeline = cfg.pipeline + ".replay";
-    so.progress_table = QualifiedName{cfg.target.progress_table.schema, cfg.target.progress_table.name};
     {
       // A fresh replay row: transactions at or below an earlier replay are applied again.
       PgConn c = pg_connect(so.conninfo, "the order database");

@@ -361,6 +361,37 @@ TEST_P(PostgresSinkTest, AnUnchangedToastColumnIsPreserved) {
   }
 }
 
+TEST_P(PostgresSinkTest, LargeValuesAreCompressedWithLz4UnlessSomebodyChoseTheMethod) {
+  SinkDatabase db(db_name("toast_method"));
+  // One large compressible value per sink, each sink with its own pipeline (and progress row).
+  const std::string big(20000, 'x');
+  auto write = [&](const std::string& pipeline, ToastCompression method, int id) {
+    PostgresSinkOptions o;
+    o.conninfo = db.target();
+    o.pipeline = pipeline;
+    o.method = GetParam();
+    o.toast_compression = method;
+    PostgresSink sink(Mapping({customer_mapping()}), o);
+    sink.apply(batch_of({txn(1, kBase + 0x100, {insert(rel_, kBase + 0x10, row(id, big))})}));
+    const auto stored =
+        db.value("SELECT pg_column_compression(display_name) FROM ref.customer WHERE customer_id = " +
+                 std::to_string(id));
+    EXPECT_EQ(stored.value_or("<null>"), sink.toast_compression()) << pipeline;
+    return stored.value_or("<null>");
+  };
+  // Nobody configured default_toast_compression: auto takes lz4; "server" keeps the built-in pglz.
+  EXPECT_EQ(write("auto", ToastCompression::Auto, 1), "lz4");
+  EXPECT_EQ(write("server", ToastCompression::Server, 2), "pglz");
+  // The database says pglz: auto keeps it, an explicit lz4 overrides it.
+  const std::string dbname = db.value("SELECT current_database()").value_or("");
+  exec_sql(db.admin(), "ALTER DATABASE " + dbname + " SET default_toast_compression = pglz");
+  EXPECT_EQ(write("auto_db", ToastCompression::Auto, 3), "pglz");
+  EXPECT_EQ(write("lz4", ToastCompression::Lz4, 4), "lz4");
+  exec_sql(db.admin(), "ALTER DATABASE " + dbname + " SET default_toast_compression = lz4");
+  EXPECT_EQ(write("pglz", ToastCompression::Pglz, 5), "pglz");
+  EXPECT_EQ(customer(db, 5).substr(0, 3), "xxx");
+}
+
 TEST_P(PostgresSinkTest, RowsInsertedWithoutTheirToastValueAreReportedOnceTheirTransactionCommits) {
   SinkDatabase db(db_name("toast_report"));
   std::vector<std::pair<std::string, std::uint64_t>> reported;

@@ -108,6 +108,7 @@ TEST(Config, LoadsTheExampleFileWithTheExpectedValues) {
   EXPECT_EQ(c.source.status_interval, 1000ms);
   EXPECT_EQ(c.target.conninfo, "host=127.0.0.1 port=5433 dbname=orders user=cdcsync_target");
   EXPECT_EQ(c.target.progress_table, (QualifiedName{"ref", "cdc_progress"}));
+  EXPECT_EQ(c.target.toast_compression, ToastCompression::automatic);
   EXPECT_EQ(c.checkpoint.redis, "redis://127.0.0.1:6379/0");
   EXPECT_EQ(c.checkpoint.endpoint.host, "127.0.0.1");
   EXPECT_EQ(c.checkpoint.endpoint.port, 6379);
@@ -238,6 +239,9 @@ std::vector<BadFile> bad_files() {
        replaced(ex, "deletes = \"soft\"",
                 "deletes = \"soft\"\ntransforms = { id = { mask = { keep_last = 2 } } }"),
        "tables[0].key", 24, "would merge distinct keys"},
+      {"unknown TOAST compression method",
+       replaced(ex, "[target]\n", "[target]\ntoast_compression = \"zstd\"\n"), "target.toast_compression", 10,
+       "\"zstd\" is not one of \"auto\", \"server\", \"lz4\", \"pglz\""},
       {"streaming on protocol 1",
        replaced(ex, "create_slot = true", "create_slot = true\nstreaming = \"on\""), "source.streaming", 8,
        "needs source.proto_version >= 2"},
