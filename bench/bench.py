@@ -287,6 +287,14 @@ def setup_once(s):
         pw = pwd.getpwnam("postgres")
         os.chown(native_pass, pw.pw_uid, pw.pw_gid)
     s.native_pass = native_pass
+    # The launcher starts an apply worker at most once per wal_retrieve_retry_interval (5 s): a subscription
+    # enabled within 5 s of the previous workload's would wait for it, and its drain would count the wait.
+    sql(s.orders, "ALTER SYSTEM SET wal_retrieve_retry_interval = '100ms'")
+    sql(s.orders, "SELECT pg_reload_conf()")
+    for k, v in ORDER_SETTINGS.items():
+        sql(s.orders, f"ALTER SYSTEM SET {k} = '{v}'")
+    if ORDER_SETTINGS:
+        sql(s.orders, "SELECT pg_reload_conf()")
 
 
 def fresh_tables(s, w):
@@ -396,6 +404,8 @@ def free_port():
 
 
 SOURCE_EXTRA = {}  # --source: extra [source] keys for cdcsync (streaming = "on", proto_version = 2, ...)
+TARGET_EXTRA = {}  # --target: extra [target] keys for cdcsync (toast_compression = "server", ...)
+ORDER_SETTINGS = {}  # --order-config: ALTER SYSTEM on the order server (native's database included)
 
 
 def toml_value(v):
@@ -406,6 +416,7 @@ def cdcsync_config(s, w, tag, batch, metrics_port):
     cols = ", ".join(f'{c} = "{c}"' for c in COLS[w])
     batch_lines = "\n".join(f"{k} = {v}" for k, v in batch.items())
     source_lines = "".join(f"\n{k} = {toml_value(v)}" for k, v in SOURCE_EXTRA.items())
+    target_lines = "".join(f"\n{k} = {toml_value(v)}" for k, v in TARGET_EXTRA.items())
     return f"""pipeline = "bench_{w}_{tag}"
 
 [source]
@@ -418,7 +429,7 @@ create_slot = false{source_lines}
 mode = "never"
 
 [target]
-conninfo = "{s.target_conninfo}"
+conninfo = "{s.target_conninfo}"{target_lines}
 
 [checkpoint]
 redis = "{s.redis}"
@@ -694,6 +705,17 @@ def digest(conn, w):
                      f"coalesce(md5(string_agg(md5(ROW({cols})::text), '' ORDER BY id)), '-') FROM bench.{w}")
 
 
+def storage(conn, w):
+    """The target table's size and, for WIDE, how its large values are stored (pg_column_compression)."""
+    size = sql(conn, f"SELECT round(pg_total_relation_size('bench.{w}') / 1048576.0, 1) || ' MB'")
+    if w != "wide":
+        return size
+    methods = sql(conn, "SELECT string_agg(m || ' ' || n, ', ' ORDER BY m) FROM (SELECT "
+                        "coalesce(pg_column_compression(body)::text, 'uncompressed') AS m, count(*) AS n "
+                        "FROM bench.wide GROUP BY 1) x")
+    return f"{size} ({methods})"
+
+
 # ---------------------------------------------------------------------------------------------- main
 
 
@@ -731,6 +753,9 @@ def one_workload(s, w, tag, sz, out, consumers, batch, results, profile):
         if "native" in consumers:
             check["native"] = digest(s.native, w)
         check["ok"] = all(check.get(c) == src_digest for c in ("cdcsync", "native") if c in check)
+        for c, conn in (("cdcsync", s.orders), ("native", s.native)):
+            if c in consumers:
+                check[f"{c}_storage"] = storage(conn, w)
         results.append(check)
         with open(os.path.join(out, "results.jsonl"), "a") as f:
             f.write(json.dumps(check) + "\n")
@@ -846,11 +871,13 @@ def summary(results, out, header):
             hs = f"p50 {h['p50_ms']} / p99 {h['p99_ms']} ms" if h else ""
             lines.append(f"| lag | {r['run']} | {r['consumer']} | {r['rate']} ({r['pgbench_tps']}) | {r['rows']:,} | "
                          f"{r['p50_ms']} | {r['p99_ms']} | {r['max_ms']} | {hs} | {r['loadavg_before']} |")
-    lines += ["", "| check | run | result | source | cdcsync | native |", "|---|---|---|---|---|---|"]
+    lines += ["", "| check | run | result | source | cdcsync | native | cdcsync's table | native's table |",
+              "|---|---|---|---|---|---|---|---|"]
     for r in results:
         if r.get("kind") == "check":
             lines.append(f"| {r['workload']} | {r['run']} | {'OK' if r['ok'] else 'MISMATCH'} | {r['source']} | "
-                         f"{r.get('cdcsync', '')} | {r.get('native', '')} |")
+                         f"{r.get('cdcsync', '')} | {r.get('native', '')} | {r.get('cdcsync_storage', '')} | "
+                         f"{r.get('native_storage', '')} |")
     text = "\n".join(lines) + "\n"
     with open(os.path.join(out, "summary.md"), "w") as f:
         f.write(text)
@@ -869,6 +896,9 @@ def main():
     ap.add_argument("--consumers", default="cdcsync,native,pg_recvlogical")
     ap.add_argument("--batch", default="", help="batch.* overrides: max_rows=20000,max_wait_ms=20,...")
     ap.add_argument("--source", default="", help="extra [source] keys for cdcsync: streaming=on,proto_version=2")
+    ap.add_argument("--target", default="", help="extra [target] keys for cdcsync: toast_compression=server")
+    ap.add_argument("--order-config", default="",
+                    help="ALTER SYSTEM on the order server, for both consumers: default_toast_compression=lz4")
     ap.add_argument("--profile", action="store_true", help="perf record cdcsync, its target backend, native's apply worker and each walsender")
     ap.add_argument("--bulk-rows", type=int, default=0, help="rows of BULK's transactions (default 1M, --quick 100k)")
     a = ap.parse_args()
@@ -880,6 +910,12 @@ def main():
     for kv in filter(None, a.source.split(",")):
         k, v = kv.split("=")
         SOURCE_EXTRA[k.strip()] = v.strip()
+    for kv in filter(None, a.target.split(",")):
+        k, v = kv.split("=")
+        TARGET_EXTRA[k.strip()] = v.strip()
+    for kv in filter(None, a.order_config.split(",")):
+        k, v = kv.split("=")
+        ORDER_SETTINGS[k.strip()] = v.strip()
     os.makedirs(a.out, exist_ok=True)
     s = Servers(a.servers)
     setup_once(s)

@@ -3,6 +3,7 @@
 #
 #   bash bench/run.sh [--quick] [--runs N] [--workloads small,bulk,wide,lag] [--consumers cdcsync,native,pg_recvlogical]
 #                     [--batch max_rows=20000,max_wait_ms=20,...] [--source streaming=on,proto_version=2]
+#                     [--target toast_compression=server] [--order-config default_toast_compression=lz4]
 #                     [--bulk-rows N] [--profile] [--out DIR] [--no-build]
 #
 # Builds cdcsync (build-bench/, RelWithDebInfo), starts a customer PostgreSQL 15, an order PostgreSQL 15 (with a
@@ -21,11 +22,11 @@ while [ $# -gt 0 ]; do
   case $1 in
     --quick) quick=1; pass+=(--quick); shift ;;
     --runs) runs=$2; shift 2 ;;
-    --workloads|--consumers|--batch|--source|--bulk-rows) pass+=("$1" "$2"); shift 2 ;;
+    --workloads|--consumers|--batch|--source|--target|--order-config|--bulk-rows) pass+=("$1" "$2"); shift 2 ;;
     --profile) pass+=(--profile); shift ;;
     --out) out=$2; shift 2 ;;
     --no-build) build=0; shift ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
