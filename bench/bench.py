@@ -290,6 +290,14 @@ def setup_once(s):
     # The launcher starts an apply worker at most once per wal_retrieve_retry_interval (5 s): a subscription
     # enabled within 5 s of the previous workload's would wait for it, and its drain would count the wait.
     sql(s.orders, "ALTER SYSTEM SET wal_retrieve_retry_interval = '100ms'")
+    # Both consumers' targets live on the order server; with the default max_wal_size (1 GB) a checkpoint
+    # triggered by one drain's WAL would land in the middle of the next drain (full-page images, flushes).
+    # Each drain starts right after a CHECKPOINT instead (one_workload), with room for its whole WAL.
+    sql(s.orders, "ALTER SYSTEM SET max_wal_size = '8GB'")
+    # A fresh server has no WAL segments to recycle: the first drain's backend would zero-fill every new
+    # 16 MB segment itself (about 1 s of CPU per BULK drain), the later drains reuse recycled ones. A server
+    # that has run for a while recycles; so does this one from the start.
+    sql(s.orders, "ALTER SYSTEM SET wal_init_zero = off")
     sql(s.orders, "SELECT pg_reload_conf()")
     for k, v in ORDER_SETTINGS.items():
         sql(s.orders, f"ALTER SYSTEM SET {k} = '{v}'")
@@ -734,6 +742,7 @@ def one_workload(s, w, tag, sz, out, consumers, batch, results, profile):
         changes, marker_lsn, wal = run_workload(s, w, sz, out)
         timeout = 900
         for c in consumers:
+            sql(s.orders, "CHECKPOINT")
             if c == "cdcsync":
                 r = drain_cdcsync(s, w, tag, out, batch, changes, timeout, profile=profile)
             elif c == "native":
