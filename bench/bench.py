@@ -547,6 +547,7 @@ def drain_cdcsync(s, w, tag, out, batch, changes, timeout, profile=False):
     perf_procs = []
     load0 = loadavg()
     wal0 = sql(s.orders, "SELECT pg_current_wal_lsn()")
+    io0 = sql(s.orders, IO_STATS)
     p = subprocess.Popen([CDCSYNC, "run", "--config", cfg], stdout=logf, stderr=subprocess.STDOUT,
                          start_new_session=True, env=daemon_env(s))
     CHILDREN.append(p)
@@ -578,6 +579,7 @@ def drain_cdcsync(s, w, tag, out, batch, changes, timeout, profile=False):
         logf.close()
         src_poll.close()
         tgt_poll.close()
+    io = io_delta(s.orders, io0)
     if secs is None:
         tail = open(os.path.join(out, f"cdcsync-{w}-{tag}.log")).read()[-3000:]
         raise RuntimeError(f"cdcsync did not reach the marker of {w} (exit {p.returncode}); log tail:\n{tail}")
@@ -588,6 +590,7 @@ def drain_cdcsync(s, w, tag, out, batch, changes, timeout, profile=False):
     res["cdcsync_exit"] = p.returncode
     res["batch"] = batch
     res["target_wal_mb"] = wal_mb
+    res.update(io)
     if metrics:
         with open(os.path.join(out, f"metrics-{w}-{tag}.txt"), "w") as f:
             f.write(metrics)
@@ -602,6 +605,7 @@ def drain_native(s, w, tag, out, changes, timeout, profile=False):
     perf_procs = []
     load0 = loadavg()
     wal0 = sql(s.native, "SELECT pg_current_wal_lsn()")
+    io0 = sql(s.native, IO_STATS)
     sql(s.native, f"ALTER SUBSCRIPTION native_{w}_{tag} ENABLE")
 
     def discover():
@@ -626,10 +630,12 @@ def drain_native(s, w, tag, out, changes, timeout, profile=False):
         sql(s.native, f"ALTER SUBSCRIPTION native_{w}_{tag} DISABLE")
         src_poll.close()
         tgt_poll.close()
+    io = io_delta(s.native, io0)
     if secs is None:
         raise RuntimeError(f"native logical replication did not reach the marker of {w}")
     res = result_row(w, "native", tag, secs, changes, sampler, None, load0)
     res["target_wal_mb"] = wal_mb
+    res.update(io)
     return res
 
 
@@ -675,6 +681,24 @@ def drain_recvlogical(s, w, tag, out, changes, marker_lsn, timeout):
 def target_wal_mb(conn, wal0):
     """WAL the order cluster wrote during the drain (both targets live on it; one consumer runs at a time)."""
     return round(float(sql(conn, f"SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '{wal0}')")) / 2**20, 1)
+
+
+IO_STATS = ("SELECT w.wal_write || ' ' || w.wal_sync || ' ' || w.wal_buffers_full || ' ' || b.buffers_backend "
+            "|| ' ' || b.buffers_backend_fsync FROM pg_stat_wal w, pg_stat_bgwriter b")
+IO_NAMES = ("wal_writes", "wal_syncs", "wal_buffers_full", "buffers_backend", "buffers_backend_fsync")
+
+
+def io_delta(conn, io0):
+    """The order cluster's WAL writes and syncs and the buffers backends wrote themselves during the drain
+    (pg_stat_wal, pg_stat_bgwriter: cluster-wide). Read once the consumer has stopped: a backend reports its
+    statistics when it exits, otherwise only every so often while idle."""
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline and sql(conn, "SELECT count(*) FROM pg_stat_activity WHERE "
+                                                    "application_name = 'cdcsync' OR backend_type = "
+                                                    "'logical replication worker'") != "0":
+        time.sleep(0.05)
+    io1 = sql(conn, IO_STATS).split()
+    return {f"target_{k}": int(b) - int(a) for k, a, b in zip(IO_NAMES, io0.split(), io1)}
 
 
 def result_row(w, consumer, tag, secs, changes, sampler, own, load0):
@@ -860,8 +884,9 @@ def lag_test(s, tag, sz, out, batch, results, consumers):
 def summary(results, out, header):
     lines = [header, "",
              "| workload | run | consumer | changes | seconds | changes/s | vs native | walsender CPU share | "
-             "consumer CPU s | target backend CPU s | CPU s per 1M changes | target WAL MB | peak RSS MB | load avg |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "consumer CPU s | target backend CPU s | CPU s per 1M changes | target WAL MB | target WAL syncs / buffers "
+             "written by backends | peak RSS MB | load avg |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     native = {(r["workload"], r["run"]): r for r in results if r.get("consumer") == "native" and "changes_per_s" in r}
     for r in results:
         if "changes_per_s" not in r:
@@ -871,6 +896,7 @@ def summary(results, out, header):
         lines.append(f"| {r['workload']} | {r['run']} | {r['consumer']} | {r['changes']:,} | {r['seconds']} | "
                      f"{r['changes_per_s']:,} | {ratio} | {r['walsender_cpu_share']} | {r.get('consumer_cpu_s')} | "
                      f"{r.get('target_backend_cpu_s') or ''} | {r.get('cpu_s_per_million', '')} | {r.get('target_wal_mb', '')} | "
+                     f"{r.get('target_wal_syncs', '')} / {r.get('target_buffers_backend', '')} | "
                      f"{r.get('cdcsync_vmhwm_mb', '')} | {r['loadavg_before']} |")
     lines += ["", "| lag | run | consumer | rate tx/s (achieved) | rows | p50 ms | p99 ms | max ms | metrics histogram | load avg |",
               "|---|---|---|---|---|---|---|---|---|---|"]
