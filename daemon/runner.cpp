@@ -173,21 +173,22 @@ PostgresSinkOptions target_sink_options(const config::Config& c) {
   o.pipeline = c.pipeline;
   o.progress_table = QualifiedName{c.target.progress_table.schema, c.target.progress_table.name};
   o.statement_timeout = c.target.statement_timeout;
-  switch (c.target.toast_compression) {
-    case config::ToastCompression::automatic:
-      o.toast_compression = ToastCompression::Auto;
-      break;
-    case config::ToastCompression::server:
-      o.toast_compression = ToastCompression::Server;
-      break;
-    case config::ToastCompression::lz4:
-      o.toast_compression = ToastCompression::Lz4;
-      break;
-    case config::ToastCompression::pglz:
-      o.toast_compression = ToastCompression::Pglz;
-      break;
-  }
+  o.toast_compression = sink_toast_compression(c.target.toast_compression);
   return o;
+}
+
+ToastCompression sink_toast_compression(config::ToastCompression method) {
+  switch (method) {
+    case config::ToastCompression::automatic:
+      return ToastCompression::Auto;
+    case config::ToastCompression::server:
+      return ToastCompression::Server;
+    case config::ToastCompression::lz4:
+      return ToastCompression::Lz4;
+    case config::ToastCompression::pglz:
+      return ToastCompression::Pglz;
+  }
+  return ToastCompression::Auto;
 }
 
 LeaseToken make_lease_token() {

@@ -263,43 +263,43 @@ void PostgresSink::connect() {
                toast_compression_);
 }
 
+ToastCompressionChoice choose_toast_compression(ToastCompression wanted, std::string_view setting,
+                                                std::string_view source, bool has_lz4) {
+  switch (wanted) {
+    case ToastCompression::Auto:
+      // lz4 compresses several times faster than pglz (and gives up on incompressible values sooner); a
+      // method somebody chose for the server, the database or the role is theirs to keep.
+      return {std::string(source == "default" && has_lz4 ? "lz4" : setting)};
+    case ToastCompression::Server:
+      return {std::string(setting)};
+    case ToastCompression::Lz4:
+      return has_lz4 ? ToastCompressionChoice{"lz4"} : ToastCompressionChoice{std::string(setting), true};
+    case ToastCompression::Pglz:
+      return {"pglz"};
+  }
+  return {std::string(setting)};
+}
+
 void PostgresSink::set_toast_compression() {
-  auto res = exec(
-      "SELECT setting, source, 'lz4' = ANY(enumvals) FROM pg_catalog.pg_settings WHERE name = "
-      "'default_toast_compression'",
-      "reading default_toast_compression");
+  auto res = exec(kToastCompressionSettingsQuery, "reading default_toast_compression");
   if (PQntuples(res.get()) == 0) {  // before PostgreSQL 14: pglz is the only method
     toast_compression_ = "pglz";
     return;
   }
   const std::string setting = PQgetvalue(res.get(), 0, 0);
-  const std::string_view source = PQgetvalue(res.get(), 0, 1);
-  const bool has_lz4 = std::string_view(PQgetvalue(res.get(), 0, 2)) == "t";
-  std::string want = setting;
-  switch (options_.toast_compression) {
-    case ToastCompression::Auto:
-      // lz4 compresses several times faster than pglz (and gives up on incompressible values sooner); a
-      // method somebody chose for the server, the database or the role is theirs to keep.
-      if (source == "default" && has_lz4) want = "lz4";
-      break;
-    case ToastCompression::Server:
-      break;
-    case ToastCompression::Lz4:
-      if (has_lz4) {
-        want = "lz4";
-      } else {
-        spdlog::warn(
-            "target.toast_compression = \"lz4\", but the order database was built without lz4: "
-            "large values are compressed with {}",
-            setting);
-      }
-      break;
-    case ToastCompression::Pglz:
-      want = "pglz";
-      break;
+  const auto choice =
+      choose_toast_compression(options_.toast_compression, setting, PQgetvalue(res.get(), 0, 1),
+                               std::string_view(PQgetvalue(res.get(), 0, 2)) == "t");
+  if (choice.lz4_missing) {
+    spdlog::warn(
+        "target.toast_compression = \"lz4\", but the order database was built without lz4: large values "
+        "are compressed with {}",
+        setting);
   }
-  if (want != setting) exec("SET default_toast_compression = " + want, "setting default_toast_compression");
-  toast_compression_ = want;
+  if (choice.method != setting) {
+    exec("SET default_toast_compression = " + choice.method, "setting default_toast_compression");
+  }
+  toast_compression_ = choice.method;
 }
 
 void PostgresSink::ensure_connected() {

@@ -30,6 +30,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "decoders/pg.h"
@@ -70,6 +71,20 @@ enum class ToastCompression {
   Lz4,     // lz4; a server without it keeps its own (warned at connect)
   Pglz,
 };
+
+// What the session's default_toast_compression becomes for `wanted`, given the server's `setting`, its
+// pg_settings.source and whether the server has lz4. `lz4_missing`: lz4 was asked for and the server lacks it
+// (the server's setting is kept).
+struct ToastCompressionChoice {
+  std::string method;
+  bool lz4_missing = false;
+};
+ToastCompressionChoice choose_toast_compression(ToastCompression wanted, std::string_view setting,
+                                                std::string_view source, bool has_lz4);
+// setting, source, has lz4 ('t'/'f'); no row before PostgreSQL 14 (pglz is then the only method).
+inline constexpr const char* kToastCompressionSettingsQuery =
+    "SELECT setting, source, 'lz4' = ANY(enumvals) FROM pg_catalog.pg_settings WHERE name = "
+    "'default_toast_compression'";
 
 struct PostgresSinkOptions {
   std::string conninfo;  // libpq conninfo or URI; never logged

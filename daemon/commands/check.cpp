@@ -8,6 +8,7 @@
 #include "daemon/exit_codes.h"
 #include "daemon/runner.h"
 #include "daemon/source_check.h"
+#include "sinks/postgres_sink.h"
 #include "sinks/target_ddl.h"
 
 namespace cdcsync::commands {
@@ -53,6 +54,19 @@ void add_check(CLI::App& app, Registry& registry) {
       const QualifiedName progress{cfg.target.progress_table.schema, cfg.target.progress_table.name};
       for (const auto& p : check_target(target.get(), mapping, progress, types.empty() ? nullptr : &types)) {
         report("target", p.table, p.problem, p.fix);
+      }
+      PgResult toast{PQexec(target.get(), kToastCompressionSettingsQuery)};
+      if (toast && PQresultStatus(toast.get()) == PGRES_TUPLES_OK && PQntuples(toast.get()) == 1) {
+        const auto choice = choose_toast_compression(
+            sink_toast_compression(cfg.target.toast_compression), PQgetvalue(toast.get(), 0, 0),
+            PQgetvalue(toast.get(), 0, 1), std::string_view(PQgetvalue(toast.get(), 0, 2)) == "t");
+        if (choice.lz4_missing) {
+          report("target", "target.toast_compression", "\"lz4\", but the order server was built without lz4",
+                 "set it to \"auto\" (lz4 where the server has it) or \"pglz\"");
+        }
+        std::cout << "target: large values compressed with " << choice.method
+                  << " (target.toast_compression = \"" << config::name_of(cfg.target.toast_compression)
+                  << "\")\n";
       }
       std::cout << "target: checked\n";
     } catch (const std::exception& e) {
