@@ -389,7 +389,12 @@ TEST_P(PostgresSinkTest, LargeValuesAreCompressedWithLz4UnlessSomebodyChoseTheMe
   EXPECT_EQ(write("lz4", ToastCompression::Lz4, 4), "lz4");
   exec_sql(db.admin(), "ALTER DATABASE " + dbname + " SET default_toast_compression = lz4");
   EXPECT_EQ(write("pglz", ToastCompression::Pglz, 5), "pglz");
-  EXPECT_EQ(customer(db, 5).substr(0, 3), "xxx");
+  // Every value reads back whole, whichever method stored it.
+  EXPECT_EQ(
+      db.value(
+          "SELECT string_agg(DISTINCT (display_name = repeat('x', 20000))::text, ',') FROM ref.customer"),
+      "true");
+  EXPECT_EQ(db.value("SELECT count(*) FROM ref.customer"), "5");
 }
 
 TEST_P(PostgresSinkTest, RowsInsertedWithoutTheirToastValueAreReportedOnceTheirTransactionCommits) {
