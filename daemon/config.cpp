@@ -65,6 +65,11 @@ struct EnumNames<ToastCompression> {
       {ToastCompression::pglz, "pglz"}};
 };
 template <>
+struct EnumNames<CopyFormat> {
+  static constexpr std::pair<CopyFormat, std::string_view> values[] = {{CopyFormat::binary, "binary"},
+                                                                       {CopyFormat::text, "text"}};
+};
+template <>
 struct EnumNames<LogLevel> {
   static constexpr std::pair<LogLevel, std::string_view> values[] = {{LogLevel::trace, "trace"},
                                                                      {LogLevel::debug, "debug"},
@@ -1422,6 +1427,9 @@ std::string_view name_of(TruncatePolicy v) {
   return enum_name(v);
 }
 std::string_view name_of(ToastCompression v) {
+  return enum_name(v);
+}
+std::string_view name_of(CopyFormat v) {
   return enum_name(v);
 }
 std::string_view name_of(LogLevel v) {

@@ -26,6 +26,7 @@ enum class TruncatePolicy { apply, ignore, fail };
 enum class LogLevel { trace, debug, info, warn, error };
 enum class LogFormat { text, json };
 enum class ToastCompression { automatic, server, lz4, pglz };
+enum class CopyFormat { binary, text };
 
 std::string_view name_of(StreamingMode v);
 std::string_view name_of(SnapshotMode v);
@@ -34,6 +35,7 @@ std::string_view name_of(TruncatePolicy v);
 std::string_view name_of(LogLevel v);
 std::string_view name_of(LogFormat v);
 std::string_view name_of(ToastCompression v);
+std::string_view name_of(CopyFormat v);
 
 // "schema.table"; each part unquoted lowercase (`public`) or a quoted identifier (`"Mixed Case"`).
 struct QualifiedName {
@@ -114,6 +116,7 @@ struct TargetConfig {
   QualifiedName progress_table{"ref", "cdc_progress"};
   std::chrono::milliseconds statement_timeout{30000};
   ToastCompression toast_compression = ToastCompression::automatic;
+  CopyFormat copy_format = CopyFormat::binary;
   bool allow_insecure_tls = false;
 };
 

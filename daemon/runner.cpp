@@ -174,6 +174,7 @@ PostgresSinkOptions target_sink_options(const config::Config& c) {
   o.progress_table = QualifiedName{c.target.progress_table.schema, c.target.progress_table.name};
   o.statement_timeout = c.target.statement_timeout;
   o.toast_compression = sink_toast_compression(c.target.toast_compression);
+  o.copy_format = c.target.copy_format == config::CopyFormat::text ? CopyFormat::Text : CopyFormat::Binary;
   return o;
 }
 

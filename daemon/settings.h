@@ -114,6 +114,8 @@ inline const auto kGlobalSettings = std::tuple{
         [](Config& c) -> auto& { return c.target.statement_timeout; }},
   Bound{Setting<ToastCompression>{"target.toast_compression", ToastCompression::automatic, {}, "How the target session compresses the large (TOASTed) values it writes, for columns without their own COMPRESSION: \"auto\" = lz4 when the server has it and nobody set default_toast_compression (server, database or role), else the server's choice; \"server\" = the server's default_toast_compression; \"lz4\" or \"pglz\"."},
         [](Config& c) -> auto& { return c.target.toast_compression; }},
+  Bound{Setting<CopyFormat>{"target.copy_format", CopyFormat::binary, {}, "How rows are copied into the target and its staging tables: \"binary\" = COPY's binary format for each table whose every column is boolean, an integer, numeric, real, double precision, text, varchar, char, json, jsonb, bytea, uuid, date, timestamp, timestamptz or pg_lsn, text for the other tables (and, for the rest of the session, for a table with a value not in its type's usual output form, such as a timestamp in another DateStyle); \"text\" = always COPY's text format."},
+        [](Config& c) -> auto& { return c.target.copy_format; }},
   Bound{Setting<bool>{"target.allow_insecure_tls", false, {}, "Allow sslmode disable/allow/prefer/require to a non-loopback target host (no server verification)."},
         [](Config& c) -> auto& { return c.target.allow_insecure_tls; }},
 

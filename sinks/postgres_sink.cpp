@@ -1,5 +1,6 @@
 #include "sinks/postgres_sink.h"
 
+#include "sinks/copy_binary.h"
 #include "sinks/copy_text.h"
 
 #include <spdlog/spdlog.h>
@@ -19,6 +20,14 @@ constexpr std::size_t kCopyPiece = 1u << 20;  // COPY data handed to libpq at a 
 // (a resync, a replay, tombstones of reused keys) tends to last, and each conflict costs a batch applied
 // twice.
 constexpr std::uint32_t kUpsertOnlyFlushes = 1000;
+
+// A value the binary encoder of its column refused in the middle of a COPY: the COPY was ended with an
+// error, and the call is applied again with the table copied as text.
+struct BinaryRefused {
+  std::size_t table;
+  std::size_t column;
+  Lsn lsn;  // the source transaction's commit LSN
+};
 
 // A data exception's primary message quotes the value it refused (`invalid input syntax for type
 // integer: "12.50"`): the quoted parts go, the rest (type, SQLSTATE) stays.
@@ -95,6 +104,9 @@ struct PostgresSink::TableState {
   bool stage_used = false;         // rows copied into the stage in the open transaction
   bool plain_used = false;         // rows inserted without ON CONFLICT in this apply call
   bool copy_into = false;          // COPY FROM can write the target (a table without row-level security)
+  bool binary = false;             // rows are copied in COPY's binary format (set at connect)
+  bool binary_refused = false;     // a value no encoder took: text for the rest of the session
+  std::vector<BinaryType> col_types;  // the encoder of each of cols (Unsupported: none)
   std::uint64_t without_toast = 0;  // rows inserted with an unchanged-TOAST column NULL, open transaction
   std::uint64_t without_toast_at_savepoint = 0;
   std::uint32_t upsert_only = 0;   // flushes left that must not insert without ON CONFLICT
@@ -254,13 +266,52 @@ void PostgresSink::connect() {
           "$1::regclass",
           "reading the target table's kind", 1, target_params);
       t->copy_into = std::string_view(PQgetvalue(kind.get(), 0, 0)) == "t";
+      read_column_types(*t);
     }
   } catch (const PgError& e) {
     raise(e);
   }
-  spdlog::info("order database connected; pipeline {} at {}; large values compressed with {}",
-               options_.pipeline, progress_ ? progress_->end_lsn.str() : std::string("(no progress yet)"),
-               toast_compression_);
+  spdlog::info(
+      "order database connected; pipeline {} at {}; large values compressed with {}; COPY in binary for {} "
+      "of {} tables",
+      options_.pipeline, progress_ ? progress_->end_lsn.str() : std::string("(no progress yet)"),
+      toast_compression_, binary_tables().size(), tables_.size());
+}
+
+void PostgresSink::read_column_types(TableState& t) {
+  t.binary = false;
+  t.col_types.assign(t.cols.size(), BinaryType::Unsupported);
+  if (options_.copy_format != CopyFormat::Binary || t.binary_refused) return;
+  const char* params[] = {t.target.c_str()};
+  auto res = exec(
+      "SELECT attname, atttypid FROM pg_catalog.pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 "
+      "AND NOT attisdropped",
+      "reading the target table's column types", 1, params);
+  std::map<std::string, BinaryType, std::less<>> types;
+  for (int r = 0; r < PQntuples(res.get()); ++r) {
+    types[PQgetvalue(res.get(), r, 0)] =
+        binary_type_of(static_cast<std::uint32_t>(std::stoul(PQgetvalue(res.get(), r, 1))));
+  }
+  const auto type_of = [&](const std::string& column) {
+    const auto it = types.find(column);
+    return it == types.end() ? BinaryType::Unsupported : it->second;
+  };
+  const TableMapping& m = *t.mapping;
+  for (std::size_t c = 0; c < m.columns.size(); ++c) t.col_types[c] = type_of(m.columns[c].target);
+  // The sink writes the LSN and the tombstone itself, as a pg_lsn and a bool.
+  t.binary = type_of(m.lsn_column) == BinaryType::PgLsn &&
+             (t.tomb_col.empty() || type_of(m.tombstone_column) == BinaryType::Bool) &&
+             std::none_of(t.col_types.begin(), t.col_types.end(),
+                          [](BinaryType b) { return b == BinaryType::Unsupported; });
+}
+
+std::vector<std::string> PostgresSink::binary_tables() const {
+  std::vector<std::string> out;
+  if (!conn_) return out;
+  for (const auto& t : tables_) {
+    if (t->binary) out.push_back(t->target);
+  }
+  return out;
 }
 
 ToastCompressionChoice choose_toast_compression(ToastCompression wanted, std::string_view setting,
@@ -464,13 +515,36 @@ std::optional<Lsn> PostgresSink::apply_inner(const Batch& batch, bool reconnecte
     in_txn_ = true;
     for (auto& t : tables_) t->without_toast_at_savepoint = t->without_toast;
     if (options_.method == ApplyMethod::Copy) {
+      const auto rolled_back = [this] {
+        for (auto& t : tables_) {
+          t->fold.clear();
+          // The rollback may have undone this call's TRUNCATE of rows staged by an earlier chunk of the
+          // open transaction: empty the stage before it is used again.
+          t->stage_used = true;
+          t->without_toast = t->without_toast_at_savepoint;
+        }
+      };
       while (true) {
         try {
           apply_set_based(todo);
           break;
+        } catch (const BinaryRefused& r) {
+          exec("ROLLBACK TO SAVEPOINT cdcsync_apply", "rolling back to the savepoint");
+          rolled_back();
+          for (auto& t : tables_) t->plain_used = false;
+          TableState& t = *tables_[r.table];
+          t.binary = false;
+          t.binary_refused = true;
+          ++stats_.binary_refusals;
+          spdlog::warn(
+              "{}: a value of column {} (source transaction at LSN {}) is not in the form the {} encoder of "
+              "COPY's binary format reads; the table is copied as text from now on",
+              t.mapping->target.str(), t.cols[r.column], r.lsn.str(), name_of(t.col_types[r.column]));
+          continue;
         } catch (const PgError& e) {
           if (e.transient()) throw;
           exec("ROLLBACK TO SAVEPOINT cdcsync_apply", "rolling back to the savepoint");
+          rolled_back();
           const bool conflict =
               e.sqlstate() == "23505" &&
               std::any_of(tables_.begin(), tables_.end(), [](const auto& t) { return t->plain_used; });
@@ -482,11 +556,6 @@ std::optional<Lsn> PostgresSink::apply_inner(const Batch& batch, bool reconnecte
             if (conflict && t->plain_used) t->upsert_only = kUpsertOnlyFlushes;
             if (copy_refused && t->plain_used) t->copy_into = false;
             t->plain_used = false;
-            t->fold.clear();
-            // The rollback may have undone this call's TRUNCATE of rows staged by an earlier chunk of the
-            // open transaction: empty the stage before it is used again.
-            t->stage_used = true;
-            t->without_toast = t->without_toast_at_savepoint;
           }
           if (copy_refused) {
             spdlog::info("COPY into {} refused; its rows go through the staging table from now on",
@@ -627,9 +696,11 @@ void PostgresSink::flush_table(std::size_t index) {
   // COPY streams: the rows go out in pieces of about kCopyPiece bytes while they are written, so the buffer
   // stays small and no value is copied more than once on its way out.
   const char* const what = direct ? "copying new rows into the target" : "staging rows";
+  const bool binary = t.binary;
   const std::string copy_sql =
-      direct ? "COPY " + t.target + " (" + t.row_columns() + ") FROM STDIN"
-             : "COPY " + t.stage + " (" + t.row_columns() + ", _cdc_stage_op, _cdc_stage_mask) FROM STDIN";
+      (direct ? "COPY " + t.target + " (" + t.row_columns() + ") FROM STDIN"
+              : "COPY " + t.stage + " (" + t.row_columns() + ", _cdc_stage_op, _cdc_stage_mask) FROM STDIN") +
+      (binary ? " (FORMAT binary)" : "");
   const auto round_trip = deadline_.round_trip();
   PgResult res{PQexec(conn_.get(), copy_sql.c_str())};
   if (!res || PQresultStatus(res.get()) != PGRES_COPY_IN) throw sink_error(conn_.get(), res.get(), what);
@@ -637,6 +708,16 @@ void PostgresSink::flush_table(std::size_t index) {
     if (PQputCopyData(conn_.get(), copy_buffer_.data(), static_cast<int>(copy_buffer_.size())) != 1)
       throw sink_error(conn_.get(), nullptr, what);
     copy_buffer_.clear();
+  };
+  // A value its column's binary encoder refused: end the COPY with an error; the caller applies the call
+  // again with the table in text.
+  const auto refuse = [&](std::size_t column, Lsn lsn) {
+    copy_buffer_.clear();
+    if (PQputCopyEnd(conn_.get(), "cdcsync: a value not in the form its binary encoder reads") != 1)
+      throw sink_error(conn_.get(), nullptr, what);
+    while (PgResult ended{PQgetResult(conn_.get())}) {
+    }
+    throw BinaryRefused{index, column, lsn};
   };
 
   // Masks of rows with unchanged-TOAST columns get their own statement (their SET lists differ).
@@ -646,6 +727,8 @@ void PostgresSink::flush_table(std::size_t index) {
   std::size_t plain = 0;
   copy_buffer_.clear();
   const std::size_t ncols = t.fold.columns();
+  const std::size_t fields = ncols + 1 + (t.tomb_col.empty() ? 0 : 1) + (direct ? 0 : 2);
+  if (binary) append_copy_binary_header(copy_buffer_);
   for (std::size_t r : t.fold.apply_order()) {
     const FoldedRow& row = t.fold.rows()[r];
     int mask_id = 0;
@@ -656,18 +739,31 @@ void PostgresSink::flush_table(std::size_t index) {
       }
       mask_id = masks.try_emplace(t.mask_scratch, static_cast<int>(masks.size()) + 1).first->second;
     }
-    for (std::size_t c = 0; c < ncols; ++c) {
-      const auto& v = t.fold.value(row, c);
-      if (v.state == ValueState::Value)
-        append_copy_text(copy_buffer_, t.fold.text(v));
-      else
-        copy_buffer_ += "\\N";
-      copy_buffer_.push_back('\t');
+    if (binary) {
+      append_copy_binary_row(copy_buffer_, fields);
+      for (std::size_t c = 0; c < ncols; ++c) {
+        const auto& v = t.fold.value(row, c);
+        if (v.state != ValueState::Value)
+          append_copy_binary_null(copy_buffer_);
+        else if (!append_copy_binary(copy_buffer_, t.col_types[c], t.fold.text(v)))
+          refuse(c, row.lsn);
+      }
+      append_copy_binary_lsn(copy_buffer_, row.lsn.value());
+      if (!t.tomb_col.empty()) append_copy_binary_bool(copy_buffer_, row.tombstone);
+    } else {
+      for (std::size_t c = 0; c < ncols; ++c) {
+        const auto& v = t.fold.value(row, c);
+        if (v.state == ValueState::Value)
+          append_copy_text(copy_buffer_, t.fold.text(v));
+        else
+          copy_buffer_ += "\\N";
+        copy_buffer_.push_back('\t');
+      }
+      append_lsn(copy_buffer_, row.lsn);
+      if (!t.tomb_col.empty()) copy_buffer_ += row.tombstone ? "\tt" : "\tf";
     }
-    append_lsn(copy_buffer_, row.lsn);
-    if (!t.tomb_col.empty()) copy_buffer_ += row.tombstone ? "\tt" : "\tf";
     if (direct) {
-      copy_buffer_.push_back('\n');
+      if (!binary) copy_buffer_.push_back('\n');
       ++plain;
       if (copy_buffer_.size() >= kCopyPiece) put();
       continue;
@@ -675,14 +771,22 @@ void PostgresSink::flush_table(std::size_t index) {
     // 'i': a key new to the source, inserted without ON CONFLICT (no arbiter probe, no speculative
     // insertion); 'u': upserted under the LSN guard; 'd': deleted under it.
     const bool as_new = plain_ok && row.action == RowAction::Upsert && row.fresh && mask_id == 0;
-    copy_buffer_ += row.action == RowAction::Delete ? "\td\t" : as_new ? "\ti\t" : "\tu\t";
-    copy_buffer_ += std::to_string(mask_id);
-    copy_buffer_.push_back('\n');
+    const char op = row.action == RowAction::Delete ? 'd' : as_new ? 'i' : 'u';
+    if (binary) {
+      append_copy_binary_char(copy_buffer_, op);
+      append_copy_binary_int4(copy_buffer_, mask_id);
+    } else {
+      const char text[] = {'\t', op, '\t'};
+      copy_buffer_.append(text, 3);
+      copy_buffer_ += std::to_string(mask_id);
+      copy_buffer_.push_back('\n');
+    }
     any_delete = any_delete || row.action == RowAction::Delete;
     any_upsert = any_upsert || (row.action == RowAction::Upsert && !as_new);
     plain += as_new ? 1 : 0;
     if (copy_buffer_.size() >= kCopyPiece) put();
   }
+  if (binary) append_copy_binary_trailer(copy_buffer_);
   if (!copy_buffer_.empty()) put();
   if (PQputCopyEnd(conn_.get(), nullptr) != 1) throw sink_error(conn_.get(), nullptr, what);
   res.reset(PQgetResult(conn_.get()));
@@ -691,6 +795,7 @@ void PostgresSink::flush_table(std::size_t index) {
   }
   // A piece that grew past a wide row's size is not kept for the next batch.
   if (copy_buffer_.capacity() > 4 * kCopyPiece) std::string().swap(copy_buffer_);
+  if (binary) ++stats_.binary_copies;
   if (direct) {
     ++stats_.direct_copies;
     stats_.rows_written += t.fold.size();

@@ -86,6 +86,13 @@ inline constexpr const char* kToastCompressionSettingsQuery =
     "SELECT setting, source, 'lz4' = ANY(enumvals) FROM pg_catalog.pg_settings WHERE name = "
     "'default_toast_compression'";
 
+// How rows are copied into the stage and the target.
+enum class CopyFormat {
+  Binary,  // COPY's binary format for a table whose every column has an encoder (sinks/copy_binary.h), text
+           // for the others; a table falls back to text for the session at its first value an encoder refuses
+  Text,    // always text
+};
+
 struct PostgresSinkOptions {
   std::string conninfo;  // libpq conninfo or URI; never logged
   std::string pipeline;  // the progress row's key, also the writer lock's name
@@ -101,6 +108,7 @@ struct PostgresSinkOptions {
   // after its statement was sent means a dead connection (sinks/reply_deadline.h): reconnect.
   std::chrono::milliseconds statement_timeout{0};
   ToastCompression toast_compression = ToastCompression::Auto;
+  CopyFormat copy_format = CopyFormat::Binary;
   // false for re-applying dead-lettered transactions next to a running daemon: no writer lock, the progress
   // row is neither read nor written and nothing is skipped; rows still pass the LSN guard.
   bool track_progress = true;
@@ -116,6 +124,8 @@ struct PostgresSinkStats {
   std::uint64_t rows_inserted_as_new = 0;  // folded rows inserted without ON CONFLICT (see FoldedRow::fresh)
   std::uint64_t plain_insert_conflicts = 0;  // ... of which one met an existing key: batch applied again
   std::uint64_t direct_copies = 0;  // flushes whose rows were all new: copied into the target, no stage
+  std::uint64_t binary_copies = 0;  // COPY statements (stage or target) in the binary format
+  std::uint64_t binary_refusals = 0;  // tables switched to text for the session by a value no encoder took
   std::uint64_t truncates_applied = 0;
   std::uint64_t reconnects = 0;
 };
@@ -145,6 +155,8 @@ class PostgresSink final : public Sink {
   const PostgresSinkStats& stats() const { return stats_; }
   // The session's default_toast_compression once connected ("lz4" or "pglz"); empty before.
   const std::string& toast_compression() const { return toast_compression_; }
+  // Target tables copied in the binary format, by their quoted names, once connected.
+  std::vector<std::string> binary_tables() const;
   // Distinct unmapped source columns (schema drift) per source table: never forwarded; the sink logs each
   // new one once (names only).
   std::map<std::string, std::uint64_t> drift_counts() const { return binder_.drift_counts(); }
@@ -169,6 +181,7 @@ class PostgresSink final : public Sink {
   bool already_applied(const TransactionInfo& info) const;
   void ensure_connected();
   void set_toast_compression();
+  void read_column_types(TableState& t);
   void drop_connection();
   void rollback_quietly();
   [[noreturn]] void raise(const PgError& e);

@@ -397,6 +397,85 @@ TEST_P(PostgresSinkTest, LargeValuesAreCompressedWithLz4UnlessSomebodyChoseTheMe
   EXPECT_EQ(db.value("SELECT count(*) FROM ref.customer"), "5");
 }
 
+TEST_P(PostgresSinkTest, RowsAreCopiedInBinaryUntilAValueIsNotInItsEncodersForm) {
+  SinkDatabase db(db_name("binary"),
+                  {"CREATE TABLE ref.account (id bigint PRIMARY KEY, amount numeric(12,2), opened date, "
+                   "seen timestamptz, tags jsonb, _cdc_lsn pg_lsn NOT NULL DEFAULT '0/0', "
+                   "_cdc_deleted boolean NOT NULL DEFAULT false)"});
+  TableMapping m;
+  m.source = {"public", "accounts"};
+  m.target = {"ref", "account"};
+  m.key = {"id"};
+  for (const char* c : {"id", "amount", "opened", "seen", "tags"})
+    m.columns.push_back({c, c, Transform::copy()});
+  m.deletes = DeletePolicy::Soft;
+  const auto rel = relation("public", "accounts", {"id", "amount", "opened", "seen", "tags"});
+  const auto account = [](int id, std::optional<std::string> amount, std::optional<std::string> tags) {
+    return tuple(
+        {std::to_string(id), std::move(amount), "2024-02-29", "2026-11-25 16:21:47.5+01", std::move(tags)});
+  };
+  const auto read = [&](int id) {
+    return db
+        .value(
+            "SELECT concat_ws('|', amount, opened, seen AT TIME ZONE 'UTC', tags, _cdc_lsn, _cdc_deleted) "
+            "FROM ref.account WHERE id = " +
+            std::to_string(id))
+        .value_or("<none>");
+  };
+  auto sink = make_sink(db, {m});
+  // New keys: copied into the target. Then an update with an unchanged TOAST value, a delete and a new key
+  // in one batch: through the stage.
+  EXPECT_EQ(sink->apply(batch_of({txn(1, kBase + 0x100,
+                                      {insert(rel, kBase + 0x10, account(1, "12.5", "{\"a\": [1]}")),
+                                       insert(rel, kBase + 0x20, account(2, "-0.005", std::nullopt))})})),
+            Lsn{kBase + 0x100});
+  EXPECT_EQ(
+      sink->apply(batch_of({txn(
+          2, kBase + 0x200,
+          {update(rel, kBase + 0x110, account(1, "99999.99", "<toast>")),
+           remove(rel, kBase + 0x120, tuple({"2", std::nullopt, std::nullopt, std::nullopt, std::nullopt})),
+           insert(rel, kBase + 0x130, account(3, "NaN", "[]"))})})),
+      Lsn{kBase + 0x200});
+  EXPECT_EQ(read(1), "99999.99|2024-02-29|2026-11-25 15:21:47.5|{\"a\": [1]}|1/1F8|f");
+  EXPECT_EQ(read(2), "-0.01|2024-02-29|2026-11-25 15:21:47.5|1/1F8|t");
+  EXPECT_EQ(read(3), "NaN|2024-02-29|2026-11-25 15:21:47.5|[]|1/1F8|f");
+  if (GetParam() == ApplyMethod::Copy) {
+    EXPECT_EQ(sink->stats().binary_copies, 2u);
+    EXPECT_EQ(sink->binary_tables(), std::vector<std::string>{"\"ref\".\"account\""});
+  }
+  // numeric's input function reads an exponent, its encoder does not: the batch is applied again with
+  // the table in text, which it stays in.
+  EXPECT_EQ(
+      sink->apply(batch_of({txn(3, kBase + 0x300, {insert(rel, kBase + 0x210, account(4, "1.5e3", "1"))})})),
+      Lsn{kBase + 0x300});
+  EXPECT_EQ(
+      sink->apply(batch_of({txn(4, kBase + 0x400, {insert(rel, kBase + 0x310, account(5, "7", "2"))})})),
+      Lsn{kBase + 0x400});
+  EXPECT_EQ(read(4), "1500.00|2024-02-29|2026-11-25 15:21:47.5|1|1/2F8|f");
+  EXPECT_EQ(read(5), "7.00|2024-02-29|2026-11-25 15:21:47.5|2|1/3F8|f");
+  EXPECT_EQ(db.value("SELECT count(*) FROM ref.account"), "5");
+  EXPECT_EQ(sink->stats().replays_in_order, 0u);
+  if (GetParam() == ApplyMethod::Copy) {
+    EXPECT_EQ(sink->stats().binary_refusals, 1u);
+    EXPECT_EQ(sink->stats().binary_copies, 2u);
+    EXPECT_TRUE(sink->binary_tables().empty());
+  }
+
+  // target.copy_format = "text": never binary.
+  PostgresSinkOptions o;
+  o.conninfo = db.target();
+  o.pipeline = "text";
+  o.method = GetParam();
+  o.copy_format = CopyFormat::Text;
+  PostgresSink text_sink(Mapping({m}), o);
+  EXPECT_EQ(
+      text_sink.apply(batch_of({txn(5, kBase + 0x500, {insert(rel, kBase + 0x410, account(6, "1", "3"))})})),
+      Lsn{kBase + 0x500});
+  EXPECT_EQ(read(6), "1.00|2024-02-29|2026-11-25 15:21:47.5|3|1/4F8|f");
+  EXPECT_EQ(text_sink.stats().binary_copies, 0u);
+  EXPECT_TRUE(text_sink.binary_tables().empty());
+}
+
 TEST_P(PostgresSinkTest, RowsInsertedWithoutTheirToastValueAreReportedOnceTheirTransactionCommits) {
   SinkDatabase db(db_name("toast_report"));
   std::vector<std::pair<std::string, std::uint64_t>> reported;

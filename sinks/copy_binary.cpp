@@ -1,0 +1,437 @@
+#include "sinks/copy_binary.h"
+
+#include <bit>
+#include <charconv>
+#include <cstring>
+#include <limits>
+#include <system_error>
+
+namespace cdcsync {
+
+namespace {
+
+constexpr bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+int hex_value(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// Exactly `n` decimal digits at `p`.
+bool fixed_digits(std::string_view v, std::size_t p, std::size_t n, int& out) {
+  if (p + n > v.size()) return false;
+  int x = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!is_digit(v[p + i])) return false;
+    x = x * 10 + (v[p + i] - '0');
+  }
+  out = x;
+  return true;
+}
+
+// [-]digits, as the integer types print it (leading zeros are read as the input functions read them).
+bool parse_integer(std::string_view v, std::int64_t lo, std::int64_t hi, std::int64_t& out) {
+  std::size_t i = 0;
+  const bool negative = !v.empty() && v[0] == '-';
+  if (negative) i = 1;
+  if (i == v.size() || v.size() - i > 20) return false;
+  std::uint64_t magnitude = 0;
+  for (; i < v.size(); ++i) {
+    if (!is_digit(v[i])) return false;
+    const auto d = static_cast<std::uint64_t>(v[i] - '0');
+    if (magnitude > (std::numeric_limits<std::uint64_t>::max() - d) / 10) return false;
+    magnitude = magnitude * 10 + d;
+  }
+  const auto limit = negative ? static_cast<std::uint64_t>(-(lo + 1)) + 1 : static_cast<std::uint64_t>(hi);
+  if (magnitude > limit) return false;
+  out = negative ? static_cast<std::int64_t>(0 - magnitude) : static_cast<std::int64_t>(magnitude);
+  return true;
+}
+
+// Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's days_from_civil).
+std::int64_t days_from_civil(int y, int m, int d) {
+  y -= m <= 2 ? 1 : 0;
+  const int era = (y >= 0 ? y : y - 399) / 400;
+  const int yoe = y - era * 400;
+  const int doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+  const int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return static_cast<std::int64_t>(era) * 146097 + doe - 719468;
+}
+
+constexpr std::int64_t kDaysTo2000 = 10957;  // 1970-01-01 → 2000-01-01, PostgreSQL's epoch
+constexpr std::int64_t kMicrosPerDay = 86'400'000'000LL;
+
+int days_in_month(int y, int m) {
+  static constexpr int kDays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  const bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+  return m == 2 && leap ? 29 : kDays[m - 1];
+}
+
+// "YYYY-MM-DD" at the start of `v` (years 1 to 9999: other years print otherwise), days since 2000-01-01.
+bool parse_iso_date(std::string_view v, std::int64_t& days) {
+  int y, m, d;
+  if (v.size() < 10 || !fixed_digits(v, 0, 4, y) || v[4] != '-' || !fixed_digits(v, 5, 2, m) || v[7] != '-' ||
+      !fixed_digits(v, 8, 2, d))
+    return false;
+  if (y < 1 || m < 1 || m > 12 || d < 1 || d > days_in_month(y, m)) return false;
+  days = days_from_civil(y, m, d) - kDaysTo2000;
+  return true;
+}
+
+// "YYYY-MM-DD HH:MM:SS[.f{1,6}]" then, with `zone`, the UTC offset "±HH[:MM[:SS]]": microseconds since
+// 2000-01-01 00:00:00 (UTC with `zone`). Also "infinity" and "-infinity".
+bool parse_iso_timestamp(std::string_view v, bool zone, std::int64_t& micros) {
+  if (v == "infinity") {
+    micros = std::numeric_limits<std::int64_t>::max();
+    return true;
+  }
+  if (v == "-infinity") {
+    micros = std::numeric_limits<std::int64_t>::min();
+    return true;
+  }
+  std::int64_t days;
+  int h, mi, s;
+  if (!parse_iso_date(v, days) || v.size() < 19 || v[10] != ' ' || !fixed_digits(v, 11, 2, h) ||
+      v[13] != ':' || !fixed_digits(v, 14, 2, mi) || v[16] != ':' || !fixed_digits(v, 17, 2, s))
+    return false;
+  if (h > 23 || mi > 59 || s > 59) return false;
+  std::size_t p = 19;
+  std::int64_t fraction = 0;
+  if (p < v.size() && v[p] == '.') {
+    ++p;
+    int n = 0;
+    for (; p < v.size() && is_digit(v[p]); ++p, ++n) {
+      if (n == 6) return false;
+      fraction = fraction * 10 + (v[p] - '0');
+    }
+    if (n == 0) return false;
+    for (; n < 6; ++n) fraction *= 10;
+  }
+  std::int64_t offset = 0;  // seconds east of UTC
+  if (zone) {
+    if (p == v.size() || (v[p] != '+' && v[p] != '-')) return false;
+    const bool west = v[p] == '-';
+    int oh, om = 0, os = 0;
+    if (!fixed_digits(v, p + 1, 2, oh)) return false;
+    p += 3;
+    if (p < v.size() && v[p] == ':') {
+      if (!fixed_digits(v, p + 1, 2, om)) return false;
+      p += 3;
+      if (p < v.size() && v[p] == ':') {
+        if (!fixed_digits(v, p + 1, 2, os)) return false;
+        p += 3;
+      }
+    }
+    if (oh > 15 || om > 59 || os > 59) return false;
+    offset = (oh * 3600 + om * 60 + os) * (west ? -1 : 1);
+  }
+  if (p != v.size()) return false;
+  micros = days * kMicrosPerDay + ((h * 60 + mi) * 60 + s - offset) * 1'000'000LL + fraction;
+  return true;
+}
+
+// [-]digits[.digits], NaN, Infinity, -Infinity: numeric's binary form (base-10000 digits without leading or
+// trailing zero digits, as numeric_send writes them; numeric_recv then rounds to the column's typmod as
+// numeric_in does).
+bool append_numeric(std::string& out, std::string_view v) {
+  constexpr std::uint16_t kPos = 0x0000, kNeg = 0x4000, kNan = 0xC000, kPinf = 0xD000, kNinf = 0xF000;
+  const auto special = [&](std::uint16_t sign) {
+    append_be32(out, 8);
+    append_be16(out, 0);
+    append_be16(out, 0);
+    append_be16(out, sign);
+    append_be16(out, 0);
+    return true;
+  };
+  if (v == "NaN") return special(kNan);
+  if (v == "Infinity") return special(kPinf);
+  if (v == "-Infinity") return special(kNinf);
+
+  std::size_t p = 0;
+  const bool negative = !v.empty() && v[0] == '-';
+  if (negative) p = 1;
+  const std::size_t int_begin = p;
+  while (p < v.size() && is_digit(v[p])) ++p;
+  const std::size_t int_digits = p - int_begin;
+  std::size_t frac_begin = p, frac_digits = 0;
+  if (p < v.size() && v[p] == '.') {
+    frac_begin = ++p;
+    while (p < v.size() && is_digit(v[p])) ++p;
+    frac_digits = p - frac_begin;
+    if (frac_digits == 0) return false;
+  }
+  // numeric's limits are far above these; longer text stays with the input function.
+  if (p != v.size() || int_digits == 0 || int_digits > 1000 || frac_digits > 1000) return false;
+
+  // Decimal digit i of the number padded to whole base-10000 digits: `lead` zeros, the integer digits, the
+  // fraction's digits, zeros.
+  const std::size_t lead = (4 - int_digits % 4) % 4;
+  const std::size_t total = (lead + int_digits + frac_digits + 3) / 4 * 4;
+  const auto decimal = [&](std::size_t i) -> int {
+    if (i < lead) return 0;
+    i -= lead;
+    if (i < int_digits) return v[int_begin + i] - '0';
+    i -= int_digits;
+    return i < frac_digits ? v[frac_begin + i] - '0' : 0;
+  };
+  const auto group = [&](std::size_t g) {
+    return decimal(4 * g) * 1000 + decimal(4 * g + 1) * 100 + decimal(4 * g + 2) * 10 + decimal(4 * g + 3);
+  };
+  std::size_t first = 0, last = total / 4;
+  int weight = static_cast<int>((lead + int_digits) / 4) - 1;
+  while (first < last && group(first) == 0) {
+    ++first;
+    --weight;
+  }
+  while (last > first && group(last - 1) == 0) --last;
+  const std::size_t ndigits = last - first;
+  if (ndigits == 0) weight = 0;
+
+  append_be32(out, static_cast<std::uint32_t>(8 + 2 * ndigits));
+  append_be16(out, static_cast<std::uint16_t>(ndigits));
+  append_be16(out, static_cast<std::uint16_t>(static_cast<std::int16_t>(weight)));
+  append_be16(out, ndigits == 0 || !negative ? kPos : kNeg);
+  append_be16(out, static_cast<std::uint16_t>(frac_digits));
+  for (std::size_t g = first; g < last; ++g) append_be16(out, static_cast<std::uint16_t>(group(g)));
+  return true;
+}
+
+template <typename F>
+bool append_float(std::string& out, std::string_view v) {
+  F x;
+  if (v == "NaN") {
+    x = std::numeric_limits<F>::quiet_NaN();
+  } else if (v == "Infinity") {
+    x = std::numeric_limits<F>::infinity();
+  } else if (v == "-Infinity") {
+    x = -std::numeric_limits<F>::infinity();
+  } else {
+    // Digits, a point, an exponent: from_chars would also read "inf", "nan" and other spellings.
+    for (char c : v) {
+      if (!is_digit(c) && c != '.' && c != 'e' && c != 'E' && c != '-' && c != '+') return false;
+    }
+    const auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), x);
+    if (ec != std::errc{} || end != v.data() + v.size()) return false;
+  }
+  if constexpr (sizeof(F) == 4) {
+    append_be32(out, 4);
+    append_be32(out, std::bit_cast<std::uint32_t>(x));
+  } else {
+    append_be32(out, 8);
+    append_be64(out, std::bit_cast<std::uint64_t>(x));
+  }
+  return true;
+}
+
+bool append_uuid(std::string& out, std::string_view v) {
+  if (v.size() != 36) return false;
+  char bytes[16];
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < 36;) {
+    if (i == 8 || i == 13 || i == 18 || i == 23) {
+      if (v[i] != '-') return false;
+      ++i;
+      continue;
+    }
+    const int hi = hex_value(v[i]), lo = hex_value(v[i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    bytes[n++] = static_cast<char>(hi << 4 | lo);
+    i += 2;
+  }
+  append_be32(out, 16);
+  out.append(bytes, 16);
+  return true;
+}
+
+bool append_bytea(std::string& out, std::string_view v) {
+  if (v.size() < 2 || v[0] != '\\' || v[1] != 'x' || v.size() % 2 != 0) return false;
+  const std::size_t n = (v.size() - 2) / 2;
+  if (n > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max())) return false;
+  const std::size_t mark = out.size();
+  append_be32(out, static_cast<std::uint32_t>(n));
+  out.resize(mark + 4 + n);
+  char* dst = out.data() + mark + 4;
+  for (std::size_t i = 0; i < n; ++i) {
+    const int hi = hex_value(v[2 + 2 * i]), lo = hex_value(v[3 + 2 * i]);
+    if (hi < 0 || lo < 0) {
+      out.resize(mark);
+      return false;
+    }
+    dst[i] = static_cast<char>(hi << 4 | lo);
+  }
+  return true;
+}
+
+// "X/Y", one to eight hex digits each.
+bool append_pg_lsn(std::string& out, std::string_view v) {
+  const auto slash = v.find('/');
+  if (slash == std::string_view::npos) return false;
+  const auto part = [](std::string_view h, std::uint32_t& x) {
+    if (h.empty() || h.size() > 8) return false;
+    x = 0;
+    for (char c : h) {
+      const int d = hex_value(c);
+      if (d < 0) return false;
+      x = x << 4 | static_cast<std::uint32_t>(d);
+    }
+    return true;
+  };
+  std::uint32_t hi, lo;
+  if (!part(v.substr(0, slash), hi) || !part(v.substr(slash + 1), lo)) return false;
+  append_copy_binary_lsn(out, static_cast<std::uint64_t>(hi) << 32 | lo);
+  return true;
+}
+
+bool append_bytes(std::string& out, std::string_view prefix, std::string_view v) {
+  const std::size_t n = prefix.size() + v.size();
+  if (n > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max())) return false;
+  append_be32(out, static_cast<std::uint32_t>(n));
+  out.append(prefix);
+  out.append(v);
+  return true;
+}
+
+}  // namespace
+
+BinaryType binary_type_of(std::uint32_t type_oid) {
+  switch (type_oid) {
+    case 16:
+      return BinaryType::Bool;
+    case 17:
+      return BinaryType::Bytea;
+    case 20:
+      return BinaryType::Int8;
+    case 21:
+      return BinaryType::Int2;
+    case 23:
+      return BinaryType::Int4;
+    case 25:    // text
+    case 114:   // json
+    case 1042:  // bpchar
+    case 1043:  // varchar
+      return BinaryType::Text;
+    case 700:
+      return BinaryType::Float4;
+    case 701:
+      return BinaryType::Float8;
+    case 1082:
+      return BinaryType::Date;
+    case 1114:
+      return BinaryType::Timestamp;
+    case 1184:
+      return BinaryType::Timestamptz;
+    case 1700:
+      return BinaryType::Numeric;
+    case 2950:
+      return BinaryType::Uuid;
+    case 3220:
+      return BinaryType::PgLsn;
+    case 3802:
+      return BinaryType::Jsonb;
+    default:
+      return BinaryType::Unsupported;
+  }
+}
+
+std::string_view name_of(BinaryType t) {
+  switch (t) {
+    case BinaryType::Unsupported:
+      return "unsupported";
+    case BinaryType::Bool:
+      return "bool";
+    case BinaryType::Int2:
+      return "int2";
+    case BinaryType::Int4:
+      return "int4";
+    case BinaryType::Int8:
+      return "int8";
+    case BinaryType::Float4:
+      return "float4";
+    case BinaryType::Float8:
+      return "float8";
+    case BinaryType::Numeric:
+      return "numeric";
+    case BinaryType::Text:
+      return "text";
+    case BinaryType::Jsonb:
+      return "jsonb";
+    case BinaryType::Bytea:
+      return "bytea";
+    case BinaryType::Uuid:
+      return "uuid";
+    case BinaryType::Date:
+      return "date";
+    case BinaryType::Timestamp:
+      return "timestamp";
+    case BinaryType::Timestamptz:
+      return "timestamptz";
+    case BinaryType::PgLsn:
+      return "pg_lsn";
+  }
+  return "unsupported";
+}
+
+bool append_copy_binary(std::string& out, BinaryType t, std::string_view v) {
+  std::int64_t i;
+  switch (t) {
+    case BinaryType::Unsupported:
+      return false;
+    case BinaryType::Bool:
+      if (v != "t" && v != "f") return false;
+      append_copy_binary_bool(out, v == "t");
+      return true;
+    case BinaryType::Int2:
+      if (!parse_integer(v, std::numeric_limits<std::int16_t>::min(), std::numeric_limits<std::int16_t>::max(), i))
+        return false;
+      append_be32(out, 2);
+      append_be16(out, static_cast<std::uint16_t>(i));
+      return true;
+    case BinaryType::Int4:
+      if (!parse_integer(v, std::numeric_limits<std::int32_t>::min(), std::numeric_limits<std::int32_t>::max(), i))
+        return false;
+      append_copy_binary_int4(out, static_cast<std::int32_t>(i));
+      return true;
+    case BinaryType::Int8:
+      if (!parse_integer(v, std::numeric_limits<std::int64_t>::min(), std::numeric_limits<std::int64_t>::max(), i))
+        return false;
+      append_be32(out, 8);
+      append_be64(out, static_cast<std::uint64_t>(i));
+      return true;
+    case BinaryType::Float4:
+      return append_float<float>(out, v);
+    case BinaryType::Float8:
+      return append_float<double>(out, v);
+    case BinaryType::Numeric:
+      return append_numeric(out, v);
+    case BinaryType::Text:
+      return append_bytes(out, {}, v);
+    case BinaryType::Jsonb:
+      return append_bytes(out, std::string_view("\1", 1), v);
+    case BinaryType::Bytea:
+      return append_bytea(out, v);
+    case BinaryType::Uuid:
+      return append_uuid(out, v);
+    case BinaryType::Date:
+      if (v == "infinity" || v == "-infinity") {
+        append_copy_binary_int4(out, v[0] == '-' ? std::numeric_limits<std::int32_t>::min()
+                                                 : std::numeric_limits<std::int32_t>::max());
+        return true;
+      }
+      if (v.size() != 10 || !parse_iso_date(v, i)) return false;
+      append_copy_binary_int4(out, static_cast<std::int32_t>(i));
+      return true;
+    case BinaryType::Timestamp:
+    case BinaryType::Timestamptz:
+      if (!parse_iso_timestamp(v, t == BinaryType::Timestamptz, i)) return false;
+      append_be32(out, 8);
+      append_be64(out, static_cast<std::uint64_t>(i));
+      return true;
+    case BinaryType::PgLsn:
+      return append_pg_lsn(out, v);
+  }
+  return false;
+}
+
+}  // namespace cdcsync
