@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Builds the pgoutput fuzz target with clang in build-fuzz and runs it; exits non-zero on a crash.
+# Builds the fuzz targets with clang in build-fuzz and runs each; exits non-zero on a crash.
+#   pgoutput_fuzz: the pgoutput decoder and assembler (seeds: tests/fuzz/corpus/pgoutput)
+#   copy_binary_fuzz: COPY's binary encoders (seeds: tests/fuzz/corpus/copy_binary)
 #
-#   scripts/fuzz.sh [--seconds N]      run for N seconds (default 30)
+#   scripts/fuzz.sh [--seconds N]      run each target for N seconds (default 30)
 #   scripts/fuzz.sh --seed             rewrite tests/fuzz/corpus/pgoutput/ from the captured fixtures
 #
 # New inputs found go to build-fuzz/corpus/pgoutput (not committed); a crashing input is written to
@@ -53,10 +55,17 @@ fi
 command -v clang++ >/dev/null || { echo "fuzz.sh: clang++ not installed" >&2; exit 1; }
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCDCSYNC_FUZZ=ON \
   -DCDCSYNC_INTEGRATION=OFF -DCDCSYNC_BENCH=OFF >/dev/null
-cmake --build build-fuzz -j 2 --target pgoutput_fuzz
+cmake --build build-fuzz -j 2 --target pgoutput_fuzz copy_binary_fuzz
 
 mkdir -p build-fuzz/corpus/pgoutput build-fuzz/fuzz-artifacts
 echo "== fuzzing the pgoutput decoder and assembler for $seconds s"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   build-fuzz/tests/fuzz/pgoutput/pgoutput_fuzz -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=262144 \
   -print_final_stats=1 -artifact_prefix=build-fuzz/fuzz-artifacts/ build-fuzz/corpus/pgoutput "$seeds"
+
+mkdir -p build-fuzz/corpus/copy_binary
+echo "== fuzzing COPY's binary encoders for $seconds s"
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  build-fuzz/tests/fuzz/copy_binary/copy_binary_fuzz -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=4096 \
+  -print_final_stats=1 -artifact_prefix=build-fuzz/fuzz-artifacts/ build-fuzz/corpus/copy_binary \
+  tests/fuzz/corpus/copy_binary

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command, and what CI runs (.ci/run): installs what is needed, builds, starts real
 # PostgreSQL x2 and Redis through ctest's "servers" fixture, runs every test; then the unit tests again in
-# an AddressSanitizer + UndefinedBehaviorSanitizer build, and a short fuzz run of the protocol decoder.
+# an AddressSanitizer + UndefinedBehaviorSanitizer build, and short fuzz runs of the protocol
+# decoder and of the binary COPY encoders.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 start=$(date +%s)
