@@ -278,31 +278,50 @@ void PostgresSink::connect() {
       toast_compression_, binary_tables().size(), tables_.size());
 }
 
+TargetColumnTypes read_target_column_types(PGresult* res) {
+  TargetColumnTypes types;
+  for (int r = 0; r < PQntuples(res); ++r) {
+    types[PQgetvalue(res, r, 0)] = {static_cast<std::uint32_t>(std::stoul(PQgetvalue(res, r, 1))),
+                                    PQgetvalue(res, r, 2)};
+  }
+  return types;
+}
+
+CopyPlan plan_copy(const TableMapping& table, const TargetColumnTypes& types) {
+  CopyPlan plan;
+  const auto need = [&](const std::string& column, const char* what) {
+    const auto it = types.find(column);
+    if (it == types.end()) {
+      if (plan.text_because.empty()) plan.text_because = std::string(what) + " \"" + column + "\" is missing";
+      return BinaryType::Unsupported;
+    }
+    const BinaryType b = binary_type_of(it->second.first);
+    if (b == BinaryType::Unsupported && plan.text_because.empty())
+      plan.text_because = std::string(what) + " \"" + column + "\" is " + it->second.second;
+    return b;
+  };
+  for (const auto& c : table.columns) plan.columns.push_back(need(c.target, "column"));
+  // The sink writes the LSN and the tombstone itself, as a pg_lsn and a boolean.
+  if (need(table.lsn_column, "LSN column") != BinaryType::PgLsn && plan.text_because.empty())
+    plan.text_because = "LSN column \"" + table.lsn_column + "\" is not pg_lsn";
+  if (table.deletes == DeletePolicy::Soft &&
+      need(table.tombstone_column, "tombstone column") != BinaryType::Bool && plan.text_because.empty())
+    plan.text_because = "tombstone column \"" + table.tombstone_column + "\" is not boolean";
+  return plan;
+}
+
 void PostgresSink::read_column_types(TableState& t) {
   t.binary = false;
   t.col_types.assign(t.cols.size(), BinaryType::Unsupported);
-  if (options_.copy_format != CopyFormat::Binary || t.binary_refused) return;
+  // Only the set-based method copies rows (the in-order method binds text parameters).
+  if (options_.method != ApplyMethod::Copy || options_.copy_format != CopyFormat::Binary || t.binary_refused)
+    return;
   const char* params[] = {t.target.c_str()};
-  auto res = exec(
-      "SELECT attname, atttypid FROM pg_catalog.pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 "
-      "AND NOT attisdropped",
-      "reading the target table's column types", 1, params);
-  std::map<std::string, BinaryType, std::less<>> types;
-  for (int r = 0; r < PQntuples(res.get()); ++r) {
-    types[PQgetvalue(res.get(), r, 0)] =
-        binary_type_of(static_cast<std::uint32_t>(std::stoul(PQgetvalue(res.get(), r, 1))));
-  }
-  const auto type_of = [&](const std::string& column) {
-    const auto it = types.find(column);
-    return it == types.end() ? BinaryType::Unsupported : it->second;
-  };
-  const TableMapping& m = *t.mapping;
-  for (std::size_t c = 0; c < m.columns.size(); ++c) t.col_types[c] = type_of(m.columns[c].target);
-  // The sink writes the LSN and the tombstone itself, as a pg_lsn and a bool.
-  t.binary = type_of(m.lsn_column) == BinaryType::PgLsn &&
-             (t.tomb_col.empty() || type_of(m.tombstone_column) == BinaryType::Bool) &&
-             std::none_of(t.col_types.begin(), t.col_types.end(),
-                          [](BinaryType b) { return b == BinaryType::Unsupported; });
+  auto res = exec(kTargetColumnTypesQuery, "reading the target table's column types", 1, params);
+  CopyPlan plan = plan_copy(*t.mapping, read_target_column_types(res.get()));
+  t.col_types = std::move(plan.columns);
+  t.binary = plan.text_because.empty();
+  if (!t.binary) spdlog::debug("{}: rows copied as text: {}", t.mapping->target.str(), plan.text_because);
 }
 
 std::vector<std::string> PostgresSink::binary_tables() const {

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "decoders/pg.h"
+#include "sinks/copy_binary.h"
 #include "sinks/fold.h"
 #include "sinks/mapping.h"
 #include "sinks/reply_deadline.h"
@@ -85,6 +86,24 @@ ToastCompressionChoice choose_toast_compression(ToastCompression wanted, std::st
 inline constexpr const char* kToastCompressionSettingsQuery =
     "SELECT setting, source, 'lz4' = ANY(enumvals) FROM pg_catalog.pg_settings WHERE name = "
     "'default_toast_compression'";
+
+// A target table's columns by name: type OID and format_type(), from kTargetColumnTypesQuery ($1: the
+// table's quoted name).
+using TargetColumnTypes = std::map<std::string, std::pair<std::uint32_t, std::string>, std::less<>>;
+inline constexpr const char* kTargetColumnTypesQuery =
+    "SELECT attname, atttypid, format_type(atttypid, atttypmod) FROM pg_catalog.pg_attribute WHERE attrelid "
+    "= "
+    "$1::regclass AND attnum > 0 AND NOT attisdropped";
+TargetColumnTypes read_target_column_types(PGresult* res);
+
+// How a table's rows are copied under CopyFormat::Binary: the encoder of each mapped column, or why the
+// table is copied as text (a column, the LSN column or the tombstone column without an encoder, or missing).
+struct CopyPlan {
+  std::vector<BinaryType> columns;  // mapping order
+  std::string text_because;         // empty: binary
+  bool binary() const { return text_because.empty(); }
+};
+CopyPlan plan_copy(const TableMapping& table, const TargetColumnTypes& types);
 
 // How rows are copied into the stage and the target.
 enum class CopyFormat {

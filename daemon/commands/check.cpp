@@ -68,6 +68,27 @@ void add_check(CLI::App& app, Registry& registry) {
                   << " (target.toast_compression = \"" << config::name_of(cfg.target.toast_compression)
                   << "\")\n";
       }
+      // How each table's rows will be copied (the set-based apply; sinks/copy_binary.h).
+      for (const auto& t : mapping.tables()) {
+        std::cout << "target: " << t.target.str() << ": rows copied ";
+        if (cfg.target.copy_format == config::CopyFormat::text) {
+          std::cout << "as text (target.copy_format = \"text\")\n";
+          continue;
+        }
+        const std::string table = t.target.quoted();
+        const char* params[] = {table.c_str()};
+        PgResult columns{
+            PQexecParams(target.get(), kTargetColumnTypesQuery, 1, nullptr, params, nullptr, nullptr, 0)};
+        if (!columns || PQresultStatus(columns.get()) != PGRES_TUPLES_OK) {
+          std::cout << "as text (the table cannot be read)\n";
+          continue;
+        }
+        const CopyPlan plan = plan_copy(t, read_target_column_types(columns.get()));
+        if (plan.binary())
+          std::cout << "in COPY's binary format\n";
+        else
+          std::cout << "as text (" << plan.text_because << ")\n";
+      }
       std::cout << "target: checked\n";
     } catch (const std::exception& e) {
       report("target", "connection", e.what(), "check target.conninfo and the password file");

@@ -108,6 +108,9 @@ TEST(Secrets, MarkerPasswordsAppearInNoLogArgvMetricOrError) {
   EXPECT_NE(check.out.find("target: large values compressed with lz4 (target.toast_compression = \"auto\")"),
             std::string::npos)
       << check.out;
+  // ... and how each table's rows are copied.
+  EXPECT_NE(check.out.find("target: ref.customer: rows copied in COPY's binary format"), std::string::npos)
+      << check.out;
   record("check", check);
   record("config show", p.cdcsync({"--log-level", "debug", "config", "show", "--config", config}));
 

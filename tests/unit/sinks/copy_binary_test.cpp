@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "sinks/postgres_sink.h"
+
 #include <cstdint>
 #include <random>
 #include <string>
@@ -168,6 +170,42 @@ TEST(CopyBinary, DatesAndTimestampsInIsoFormOnly) {
         "01/01/2000 00:00:00 UTC", "2000-01-01 00:00:00 UTC", "Infinity"}) {
     EXPECT_EQ(field(BinaryType::Timestamptz, bad), "REFUSED") << bad;
   }
+}
+
+// Which tables are copied in binary: every mapped column, the LSN column and (soft deletes) the tombstone
+// column need an encoder.
+TEST(CopyPlan, BinaryOnlyWhenEveryColumnTheSinkWritesHasAnEncoder) {
+  TableMapping m;
+  m.source = {"public", "customers"};
+  m.target = {"ref", "customer"};
+  m.key = {"id"};
+  m.columns = {{"id", "customer_id", Transform::copy()}, {"since", "since", Transform::copy()}};
+  TargetColumnTypes types = {{"customer_id", {20, "bigint"}},
+                             {"since", {1184, "timestamp with time zone"}},
+                             {"_cdc_lsn", {3220, "pg_lsn"}},
+                             {"_cdc_deleted", {16, "boolean"}},
+                             {"unmapped", {1186, "interval"}}};
+  CopyPlan plan = plan_copy(m, types);
+  EXPECT_TRUE(plan.binary()) << plan.text_because;
+  EXPECT_EQ(plan.columns, (std::vector<BinaryType>{BinaryType::Int8, BinaryType::Timestamptz}));
+
+  types["since"] = {1186, "interval"};
+  EXPECT_EQ(plan_copy(m, types).text_because, "column \"since\" is interval");
+  types["since"] = {1184, "timestamp with time zone"};
+
+  types["_cdc_lsn"] = {20, "bigint"};
+  EXPECT_EQ(plan_copy(m, types).text_because, "LSN column \"_cdc_lsn\" is not pg_lsn");
+  types["_cdc_lsn"] = {3220, "pg_lsn"};
+
+  m.deletes = DeletePolicy::Soft;
+  EXPECT_TRUE(plan_copy(m, types).binary());
+  types["_cdc_deleted"] = {23, "integer"};
+  EXPECT_EQ(plan_copy(m, types).text_because, "tombstone column \"_cdc_deleted\" is not boolean");
+  m.deletes = DeletePolicy::Hard;  // no tombstone written
+  EXPECT_TRUE(plan_copy(m, types).binary());
+
+  types.erase("since");
+  EXPECT_EQ(plan_copy(m, types).text_because, "column \"since\" is missing");
 }
 
 // Arbitrary bytes are refused or encoded, never read past.
