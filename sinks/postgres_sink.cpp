@@ -105,7 +105,7 @@ struct PostgresSink::TableState {
   bool plain_used = false;         // rows inserted without ON CONFLICT in this apply call
   bool copy_into = false;          // COPY FROM can write the target (a table without row-level security)
   bool binary = false;             // rows are copied in COPY's binary format (set at connect)
-  bool binary_refused = false;     // a value no encoder took: text for the rest of the session
+  bool binary_refused = false;  // a value no encoder took: text until the process restarts (reconnects too)
   std::vector<BinaryType> col_types;  // the encoder of each of cols (Unsupported: none)
   std::uint64_t without_toast = 0;  // rows inserted with an unchanged-TOAST column NULL, open transaction
   std::uint64_t without_toast_at_savepoint = 0;

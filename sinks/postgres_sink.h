@@ -108,7 +108,8 @@ CopyPlan plan_copy(const TableMapping& table, const TargetColumnTypes& types);
 // How rows are copied into the stage and the target.
 enum class CopyFormat {
   Binary,  // COPY's binary format for a table whose every column has an encoder (sinks/copy_binary.h), text
-           // for the others; a table falls back to text for the session at its first value an encoder refuses
+           // for the others; a table falls back to text, until the process restarts, at its first value an
+           // encoder refuses
   Text,    // always text
 };
 
@@ -144,7 +145,7 @@ struct PostgresSinkStats {
   std::uint64_t plain_insert_conflicts = 0;  // ... of which one met an existing key: batch applied again
   std::uint64_t direct_copies = 0;  // flushes whose rows were all new: copied into the target, no stage
   std::uint64_t binary_copies = 0;  // COPY statements (stage or target) in the binary format
-  std::uint64_t binary_refusals = 0;  // tables switched to text for the session by a value no encoder took
+  std::uint64_t binary_refusals = 0;  // tables switched to text (until restart) by a value no encoder took
   std::uint64_t truncates_applied = 0;
   std::uint64_t reconnects = 0;
 };
