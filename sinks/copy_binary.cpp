@@ -10,7 +10,9 @@ namespace cdcsync {
 
 namespace {
 
-constexpr bool is_digit(char c) { return c >= '0' && c <= '9'; }
+constexpr bool is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -383,18 +385,21 @@ bool append_copy_binary(std::string& out, BinaryType t, std::string_view v) {
       append_copy_binary_bool(out, v == "t");
       return true;
     case BinaryType::Int2:
-      if (!parse_integer(v, std::numeric_limits<std::int16_t>::min(), std::numeric_limits<std::int16_t>::max(), i))
+      if (!parse_integer(v, std::numeric_limits<std::int16_t>::min(),
+                         std::numeric_limits<std::int16_t>::max(), i))
         return false;
       append_be32(out, 2);
       append_be16(out, static_cast<std::uint16_t>(i));
       return true;
     case BinaryType::Int4:
-      if (!parse_integer(v, std::numeric_limits<std::int32_t>::min(), std::numeric_limits<std::int32_t>::max(), i))
+      if (!parse_integer(v, std::numeric_limits<std::int32_t>::min(),
+                         std::numeric_limits<std::int32_t>::max(), i))
         return false;
       append_copy_binary_int4(out, static_cast<std::int32_t>(i));
       return true;
     case BinaryType::Int8:
-      if (!parse_integer(v, std::numeric_limits<std::int64_t>::min(), std::numeric_limits<std::int64_t>::max(), i))
+      if (!parse_integer(v, std::numeric_limits<std::int64_t>::min(),
+                         std::numeric_limits<std::int64_t>::max(), i))
         return false;
       append_be32(out, 8);
       append_be64(out, static_cast<std::uint64_t>(i));

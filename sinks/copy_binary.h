@@ -65,8 +65,12 @@ inline void append_copy_binary_header(std::string& out) {
 inline void append_copy_binary_row(std::string& out, std::size_t fields) {
   append_be16(out, static_cast<std::uint16_t>(fields));
 }
-inline void append_copy_binary_null(std::string& out) { append_be32(out, 0xFFFFFFFFu); }
-inline void append_copy_binary_trailer(std::string& out) { append_be16(out, 0xFFFFu); }
+inline void append_copy_binary_null(std::string& out) {
+  append_be32(out, 0xFFFFFFFFu);
+}
+inline void append_copy_binary_trailer(std::string& out) {
+  append_be16(out, 0xFFFFu);
+}
 
 // Fields the sink writes itself: an int4, a pg_lsn, a bool, a "char".
 inline void append_copy_binary_int4(std::string& out, std::int32_t v) {

@@ -91,9 +91,8 @@ inline constexpr const char* kToastCompressionSettingsQuery =
 // table's quoted name).
 using TargetColumnTypes = std::map<std::string, std::pair<std::uint32_t, std::string>, std::less<>>;
 inline constexpr const char* kTargetColumnTypesQuery =
-    "SELECT attname, atttypid, format_type(atttypid, atttypmod) FROM pg_catalog.pg_attribute WHERE attrelid "
-    "= "
-    "$1::regclass AND attnum > 0 AND NOT attisdropped";
+    "SELECT attname, atttypid, format_type(atttypid, atttypmod) FROM pg_catalog.pg_attribute "
+    "WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped";
 TargetColumnTypes read_target_column_types(PGresult* res);
 
 // How a table's rows are copied under CopyFormat::Binary: the encoder of each mapped column, or why the

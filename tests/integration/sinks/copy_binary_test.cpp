@@ -22,10 +22,10 @@ using test::Server;
 using test::TestServers;
 
 struct Corpus {
-  std::string type;                  // the column's type, with its typmod
-  std::string source_type;           // the type whose output is loaded (the source column's)
-  std::vector<std::string> inputs;   // literals, cast to source_type to get the texts
-  std::set<std::string> refusals;    // texts the encoder may refuse
+  std::string type;                 // the column's type, with its typmod
+  std::string source_type;          // the type whose output is loaded (the source column's)
+  std::vector<std::string> inputs;  // literals, cast to source_type to get the texts
+  std::set<std::string> refusals;   // texts the encoder may refuse
 };
 
 class CopyBinaryTest : public ::testing::Test {
@@ -39,7 +39,8 @@ class CopyBinaryTest : public ::testing::Test {
   PgResult exec(const std::string& sql) {
     PgResult r{PQexec(conn_.get(), sql.c_str())};
     const auto st = PQresultStatus(r.get());
-    EXPECT_TRUE(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) << sql << ": " << PQerrorMessage(conn_.get());
+    EXPECT_TRUE(st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+        << sql << ": " << PQerrorMessage(conn_.get());
     return r;
   }
 
@@ -59,7 +60,8 @@ class CopyBinaryTest : public ::testing::Test {
     SCOPED_TRACE(c.type);
     exec("DROP TABLE IF EXISTS t; CREATE TABLE t (n int, as_text " + c.type + ", as_binary " + c.type + ")");
     PgResult oid_res = exec("SELECT '" + c.type + "'::regtype::oid");
-    const BinaryType bt = binary_type_of(static_cast<std::uint32_t>(std::stoul(PQgetvalue(oid_res.get(), 0, 0))));
+    const BinaryType bt =
+        binary_type_of(static_cast<std::uint32_t>(std::stoul(PQgetvalue(oid_res.get(), 0, 0))));
     EXPECT_NE(bt, BinaryType::Unsupported);
 
     std::vector<std::string> texts;
@@ -112,14 +114,14 @@ TEST_F(CopyBinaryTest, EveryEncodedValueIsTheValueTheInputFunctionReads) {
       {"bigint", "integer", {"-2147483648", "7"}, {}},  // a wider target column
       {"numeric",
        "numeric",
-       {"0", "'-0.00'", "123.45", "'1e-20'", "99999999999999999999.999999", "-1234567890.0987654321",
-        "'NaN'", "'Infinity'", "'-Infinity'", "0.000001", "10000", "'1e100'", "100000000.00000001",
-        "'-0.5'", "1.10"},
+       {"0", "'-0.00'", "123.45", "'1e-20'", "99999999999999999999.999999", "-1234567890.0987654321", "'NaN'",
+        "'Infinity'", "'-Infinity'", "0.000001", "10000", "'1e100'", "100000000.00000001", "'-0.5'", "1.10"},
        {}},
       // The column's typmod rounds on the way in, binary or text.
       {"numeric(12,2)", "numeric", {"1.005", "-2.675", "1234567890.1", "0.001", "7"}, {}},
-      {"real", "real", {"0.1", "'3.4028235e38'", "'1e-45'", "'NaN'", "'Infinity'", "'-Infinity'", "-0.0",
-                        "123456.7"},
+      {"real",
+       "real",
+       {"0.1", "'3.4028235e38'", "'1e-45'", "'NaN'", "'Infinity'", "'-Infinity'", "-0.0", "123456.7"},
        {"1e-45"}},
       {"double precision",
        "double precision",
@@ -135,9 +137,15 @@ TEST_F(CopyBinaryTest, EveryEncodedValueIsTheValueTheInputFunctionReads) {
       {"char(5)", "text", {"'ab'", "'abcde'"}, {}},
       {"json", "json", {"'{\"a\": [1, 2.5, \"x\"]}'", "'[]'"}, {}},
       {"jsonb", "jsonb", {"'{\"b\": 1, \"a\": [true, null]}'", "'\"s\"'", "'1.50'"}, {}},
-      {"jsonb", "text", {"'{\"b\":1,  \"b\":2}'"}, {}},  // jsonb keeps the last of a duplicated key, both ways
+      {"jsonb",
+       "text",
+       {"'{\"b\":1,  \"b\":2}'"},
+       {}},  // jsonb keeps the last of a duplicated key, both ways
       {"bytea", "bytea", {"'\\x'", "'\\x00ff'", "'\\x5c78'", "decode(repeat('ab', 5000), 'hex')"}, {}},
-      {"uuid", "uuid", {"'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'", "'{A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A12}'"}, {}},
+      {"uuid",
+       "uuid",
+       {"'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11'", "'{A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A12}'"},
+       {}},
       {"pg_lsn", "pg_lsn", {"'0/0'", "'16/B374D848'", "'FFFFFFFF/FFFFFFFF'"}, {}},
       {"date",
        "date",
@@ -163,16 +171,17 @@ TEST_F(CopyBinaryTest, EveryEncodedValueIsTheValueTheInputFunctionReads) {
 // The text of a timestamptz carries the walsender's TimeZone as an offset: hours, half hours, and the
 // seconds of local mean time before time zones.
 TEST_F(CopyBinaryTest, TimestampsWithTimeZoneAreTheSameInstantFromAnyTimeZone) {
-  for (const char* zone : {"UTC", "Asia/Kolkata", "America/St_Johns", "Europe/Amsterdam", "Pacific/Kiritimati"}) {
+  for (const char* zone :
+       {"UTC", "Asia/Kolkata", "America/St_Johns", "Europe/Amsterdam", "Pacific/Kiritimati"}) {
     SCOPED_TRACE(zone);
     exec(std::string("SET TimeZone = '") + zone + "'");
-    const std::size_t encoded = check(
-        {"timestamptz",
-         "timestamptz",
-         {"'2026-11-25 15:21:47.123456+00'", "'2000-01-01 00:00:00+00'", "'1900-01-01 00:00:00+00'",
-          "'1850-06-01 12:00:00+00'", "'2026-03-29 01:30:00+00'", "'infinity'", "'-infinity'",
-          "'0001-01-02 00:00:00+00'", "'9999-12-30 23:59:59.999999+00'"},
-         {}});
+    const std::size_t encoded =
+        check({"timestamptz",
+               "timestamptz",
+               {"'2026-11-25 15:21:47.123456+00'", "'2000-01-01 00:00:00+00'", "'1900-01-01 00:00:00+00'",
+                "'1850-06-01 12:00:00+00'", "'2026-03-29 01:30:00+00'", "'infinity'", "'-infinity'",
+                "'0001-01-02 00:00:00+00'", "'9999-12-30 23:59:59.999999+00'"},
+               {}});
     EXPECT_EQ(encoded, 9u);
   }
   exec("SET TimeZone = 'UTC'; SET DateStyle = 'SQL, DMY'");

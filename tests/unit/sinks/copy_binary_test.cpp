@@ -23,7 +23,8 @@ std::string field(BinaryType t, std::string_view text) {
   }
   EXPECT_GE(out.size(), 10u);
   const auto* p = reinterpret_cast<const unsigned char*>(out.data()) + 6;
-  const std::uint32_t length = std::uint32_t{p[0]} << 24 | std::uint32_t{p[1]} << 16 | std::uint32_t{p[2]} << 8 | p[3];
+  const std::uint32_t length =
+      std::uint32_t{p[0]} << 24 | std::uint32_t{p[1]} << 16 | std::uint32_t{p[2]} << 8 | p[3];
   EXPECT_EQ(length, out.size() - 10) << text;
   return out.substr(10);
 }
@@ -35,8 +36,12 @@ std::string be(std::initializer_list<std::uint64_t> values, int width) {
   }
   return out;
 }
-std::string i16(std::initializer_list<std::uint64_t> v) { return be(v, 2); }
-std::string i64(std::int64_t v) { return be({static_cast<std::uint64_t>(v)}, 8); }
+std::string i16(std::initializer_list<std::uint64_t> v) {
+  return be(v, 2);
+}
+std::string i64(std::int64_t v) {
+  return be({static_cast<std::uint64_t>(v)}, 8);
+}
 
 TEST(CopyBinary, TypesByOid) {
   EXPECT_EQ(binary_type_of(20), BinaryType::Int8);
@@ -161,13 +166,14 @@ TEST(CopyBinary, DatesAndTimestampsInIsoFormOnly) {
   EXPECT_EQ(field(BinaryType::Timestamptz, "2000-01-01 00:00:00+00"), i64(0));
   EXPECT_EQ(field(BinaryType::Timestamptz, "2000-01-01 01:00:00+01"), i64(0));
   EXPECT_EQ(field(BinaryType::Timestamptz, "1999-12-31 18:30:00-05:30"), i64(0));
-  EXPECT_EQ(field(BinaryType::Timestamptz, "1900-01-01 00:19:32.25+00:19:32"), i64(-3155673600000000 + 250000));
+  EXPECT_EQ(field(BinaryType::Timestamptz, "1900-01-01 00:19:32.25+00:19:32"),
+            i64(-3155673600000000 + 250000));
   EXPECT_EQ(field(BinaryType::Timestamptz, "2026-11-25 15:21:47.123456+00"), i64(848935307123456));
   for (const char* bad :
-       {"2000-01-01T00:00:00+00", "2000-01-01 24:00:00+00", "2000-01-01 00:60:00+00", "2000-01-01 00:00:60+00",
-        "2000-01-01 00:00:00.1234567+00", "2000-01-01 00:00:00.+00", "2000-01-01 00:00:00+1",
-        "2000-01-01 00:00:00+16", "2000-01-01 00:00:00+00 BC", "Sat Jan 01 00:00:00 2000 UTC",
-        "01/01/2000 00:00:00 UTC", "2000-01-01 00:00:00 UTC", "Infinity"}) {
+       {"2000-01-01T00:00:00+00", "2000-01-01 24:00:00+00", "2000-01-01 00:60:00+00",
+        "2000-01-01 00:00:60+00", "2000-01-01 00:00:00.1234567+00", "2000-01-01 00:00:00.+00",
+        "2000-01-01 00:00:00+1", "2000-01-01 00:00:00+16", "2000-01-01 00:00:00+00 BC",
+        "Sat Jan 01 00:00:00 2000 UTC", "01/01/2000 00:00:00 UTC", "2000-01-01 00:00:00 UTC", "Infinity"}) {
     EXPECT_EQ(field(BinaryType::Timestamptz, bad), "REFUSED") << bad;
   }
 }
@@ -217,8 +223,10 @@ TEST(CopyBinary, ArbitraryBytesNeverCrashAnEncoder) {
     for (auto& c : v) c = rng() % 4 == 0 ? static_cast<char>(rng()) : alphabet[rng() % alphabet.size()];
     for (int t = 0; t <= static_cast<int>(BinaryType::PgLsn); ++t) {
       std::string out;
-      if (append_copy_binary(out, static_cast<BinaryType>(t), v)) EXPECT_GE(out.size(), 4u);
-      else EXPECT_TRUE(out.empty());
+      if (append_copy_binary(out, static_cast<BinaryType>(t), v))
+        EXPECT_GE(out.size(), 4u);
+      else
+        EXPECT_TRUE(out.empty());
     }
   }
 }
