@@ -6,6 +6,7 @@
 #include <cstring>
 #include <limits>
 
+#include "decoders/pg_text.h"
 #include "decoders/pg_types.h"
 
 namespace cdcsync {
@@ -20,7 +21,6 @@ constexpr std::int64_t kMicrosPerDay = 86'400 * kMicrosPerSecond;
 // which is a whole number of seconds: 2,629,800.
 constexpr std::int64_t kMicrosPerMonth = 2'629'800 * kMicrosPerSecond;
 // PostgreSQL dates count days from 2000-01-01.
-constexpr std::int32_t kPgEpochUnixDays = 10'957;
 
 // "Data type mappings > TIMESTAMP type": +/-infinity timestamps become these values (the JDBC driver's
 // PGStatement.DATE_POSITIVE_INFINITY / DATE_NEGATIVE_INFINITY).
@@ -86,16 +86,6 @@ bool read_int(std::string_view s, std::size_t& i, std::int64_t& out, std::size_t
   if (i - start < width) return false;
   out = v;
   return true;
-}
-
-// Howard Hinnant's days_from_civil: proleptic Gregorian, astronomical year numbering.
-std::int64_t days_from_civil(std::int64_t y, unsigned m, unsigned d) {
-  y -= m <= 2;
-  const std::int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const auto yoe = static_cast<unsigned>(y - era * 400);
-  const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-  const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + static_cast<std::int64_t>(doe) - 719468;
 }
 
 void civil_from_days(std::int64_t z, std::int64_t& y, unsigned& m, unsigned& d) {
@@ -321,13 +311,6 @@ bool parse_interval(std::string_view s, std::int64_t& micros) {
   }
   micros = total;
   return true;
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
 }
 
 // bytea text output: hex ("\x0102") or escape format; appends the raw bytes to `out`.

@@ -37,6 +37,7 @@ inline constexpr Oid kBit = 1560;
 inline constexpr Oid kVarbit = 1562;
 inline constexpr Oid kNumeric = 1700;
 inline constexpr Oid kUuid = 2950;
+inline constexpr Oid kPgLsn = 3220;
 inline constexpr Oid kTsvector = 3614;
 inline constexpr Oid kJsonb = 3802;
 inline constexpr Oid kInt4Range = 3904;

@@ -6,19 +6,15 @@
 #include <limits>
 #include <system_error>
 
+#include "decoders/pg_text.h"
+#include "decoders/pg_types.h"
+
 namespace cdcsync {
 
 namespace {
 
 constexpr bool is_digit(char c) {
   return c >= '0' && c <= '9';
-}
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
 }
 
 // Exactly `n` decimal digits at `p`.
@@ -52,17 +48,6 @@ bool parse_integer(std::string_view v, std::int64_t lo, std::int64_t hi, std::in
   return true;
 }
 
-// Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's days_from_civil).
-std::int64_t days_from_civil(int y, int m, int d) {
-  y -= m <= 2 ? 1 : 0;
-  const int era = (y >= 0 ? y : y - 399) / 400;
-  const int yoe = y - era * 400;
-  const int doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const int doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return static_cast<std::int64_t>(era) * 146097 + doe - 719468;
-}
-
-constexpr std::int64_t kDaysTo2000 = 10957;  // 1970-01-01 → 2000-01-01, PostgreSQL's epoch
 constexpr std::int64_t kMicrosPerDay = 86'400'000'000LL;
 
 int days_in_month(int y, int m) {
@@ -78,7 +63,7 @@ bool parse_iso_date(std::string_view v, std::int64_t& days) {
       !fixed_digits(v, 8, 2, d))
     return false;
   if (y < 1 || m < 1 || m > 12 || d < 1 || d > days_in_month(y, m)) return false;
-  days = days_from_civil(y, m, d) - kDaysTo2000;
+  days = days_from_civil(y, static_cast<unsigned>(m), static_cast<unsigned>(d)) - kPgEpochUnixDays;
   return true;
 }
 
@@ -298,39 +283,40 @@ bool append_bytes(std::string& out, std::string_view prefix, std::string_view v)
 }  // namespace
 
 BinaryType binary_type_of(std::uint32_t type_oid) {
+  using namespace pgtype;
   switch (type_oid) {
-    case 16:
+    case kBool:
       return BinaryType::Bool;
-    case 17:
+    case kBytea:
       return BinaryType::Bytea;
-    case 20:
+    case kInt8:
       return BinaryType::Int8;
-    case 21:
+    case kInt2:
       return BinaryType::Int2;
-    case 23:
+    case kInt4:
       return BinaryType::Int4;
-    case 25:    // text
-    case 114:   // json
-    case 1042:  // bpchar
-    case 1043:  // varchar
+    case kText:
+    case kJson:
+    case kBpchar:
+    case kVarchar:
       return BinaryType::Text;
-    case 700:
+    case kFloat4:
       return BinaryType::Float4;
-    case 701:
+    case kFloat8:
       return BinaryType::Float8;
-    case 1082:
+    case kDate:
       return BinaryType::Date;
-    case 1114:
+    case kTimestamp:
       return BinaryType::Timestamp;
-    case 1184:
+    case kTimestampTz:
       return BinaryType::Timestamptz;
-    case 1700:
+    case kNumeric:
       return BinaryType::Numeric;
-    case 2950:
+    case kUuid:
       return BinaryType::Uuid;
-    case 3220:
+    case kPgLsn:
       return BinaryType::PgLsn;
-    case 3802:
+    case kJsonb:
       return BinaryType::Jsonb;
     default:
       return BinaryType::Unsupported;
