@@ -106,7 +106,7 @@ struct PostgresSink::TableState {
   bool copy_into = false;          // COPY FROM can write the target (a table without row-level security)
   bool binary = false;             // rows are copied in COPY's binary format (set at connect)
   bool binary_refused = false;  // a value no encoder took: text until the process restarts (reconnects too)
-  std::vector<BinaryType> col_types;  // the encoder of each of cols (Unsupported: none)
+  std::vector<BinaryEncoder> col_types;  // the encoder of each of cols (unsupported: none)
   std::uint64_t without_toast = 0;  // rows inserted with an unchanged-TOAST column NULL, open transaction
   std::uint64_t without_toast_at_savepoint = 0;
   std::uint32_t upsert_only = 0;   // flushes left that must not insert without ON CONFLICT
@@ -280,9 +280,17 @@ void PostgresSink::connect() {
 
 TargetColumnTypes read_target_column_types(PGresult* res) {
   TargetColumnTypes types;
+  const auto oid = [&](int r, int c) {
+    return static_cast<std::uint32_t>(std::stoul(PQgetvalue(res, r, c)));
+  };
   for (int r = 0; r < PQntuples(res); ++r) {
-    types[PQgetvalue(res, r, 0)] = {static_cast<std::uint32_t>(std::stoul(PQgetvalue(res, r, 1))),
-                                    PQgetvalue(res, r, 2)};
+    types[PQgetvalue(res, r, 0)] = {.oid = oid(r, 1),
+                                    .shown = PQgetvalue(res, r, 2),
+                                    .base = oid(r, 3),
+                                    .base_kind = PQgetvalue(res, r, 4)[0],
+                                    .element = oid(r, 5),
+                                    .element_base = oid(r, 6),
+                                    .element_kind = PQgetvalue(res, r, 7)[0]};
   }
   return types;
 }
@@ -293,26 +301,27 @@ CopyPlan plan_copy(const TableMapping& table, const TargetColumnTypes& types) {
     const auto it = types.find(column);
     if (it == types.end()) {
       if (plan.text_because.empty()) plan.text_because = std::string(what) + " \"" + column + "\" is missing";
-      return BinaryType::Unsupported;
+      return BinaryEncoder{};
     }
-    const BinaryType b = binary_type_of(it->second.first);
-    if (b == BinaryType::Unsupported && plan.text_because.empty())
-      plan.text_because = std::string(what) + " \"" + column + "\" is " + it->second.second;
+    const BinaryEncoder b = binary_encoder_of(it->second);
+    if (!b.supported() && plan.text_because.empty())
+      plan.text_because = std::string(what) + " \"" + column + "\" is " + it->second.shown;
     return b;
   };
   for (const auto& c : table.columns) plan.columns.push_back(need(c.target, "column"));
   // The sink writes the LSN and the tombstone itself, as a pg_lsn and a boolean.
-  if (need(table.lsn_column, "LSN column") != BinaryType::PgLsn && plan.text_because.empty())
+  if (need(table.lsn_column, "LSN column") != BinaryEncoder{BinaryType::PgLsn} && plan.text_because.empty())
     plan.text_because = "LSN column \"" + table.lsn_column + "\" is not pg_lsn";
   if (table.deletes == DeletePolicy::Soft &&
-      need(table.tombstone_column, "tombstone column") != BinaryType::Bool && plan.text_because.empty())
+      need(table.tombstone_column, "tombstone column") != BinaryEncoder{BinaryType::Bool} &&
+      plan.text_because.empty())
     plan.text_because = "tombstone column \"" + table.tombstone_column + "\" is not boolean";
   return plan;
 }
 
 void PostgresSink::read_column_types(TableState& t) {
   t.binary = false;
-  t.col_types.assign(t.cols.size(), BinaryType::Unsupported);
+  t.col_types.assign(t.cols.size(), BinaryEncoder{});
   // Only the set-based method copies rows (the in-order method binds text parameters).
   if (options_.method != ApplyMethod::Copy || options_.copy_format != CopyFormat::Binary || t.binary_refused)
     return;

@@ -87,18 +87,38 @@ inline constexpr const char* kToastCompressionSettingsQuery =
     "SELECT setting, source, 'lz4' = ANY(enumvals) FROM pg_catalog.pg_settings WHERE name = "
     "'default_toast_compression'";
 
-// A target table's columns by name: type OID and format_type(), from kTargetColumnTypesQuery ($1: the
-// table's quoted name).
-using TargetColumnTypes = std::map<std::string, std::pair<std::uint32_t, std::string>, std::less<>>;
+// A target table's columns by name, from kTargetColumnTypesQuery ($1: the table's quoted name): each type,
+// its base under any domains, and an array's element type (array_recv is its receive function).
+using TargetColumnTypes = std::map<std::string, ColumnType, std::less<>>;
 inline constexpr const char* kTargetColumnTypesQuery =
-    "SELECT attname, atttypid, format_type(atttypid, atttypmod) FROM pg_catalog.pg_attribute "
-    "WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped";
+    "WITH RECURSIVE cols AS ("
+    " SELECT attname, atttypid, pg_catalog.format_type(atttypid, atttypmod) AS shown"
+    " FROM pg_catalog.pg_attribute WHERE attrelid = $1::pg_catalog.regclass AND attnum > 0 AND NOT "
+    "attisdropped),"
+    " chain AS ("
+    " SELECT t.oid AS start, t.oid, t.typtype, t.typbasetype, t.typelem, t.typreceive, 0 AS depth"
+    " FROM pg_catalog.pg_type t WHERE t.oid IN (SELECT atttypid FROM cols)"
+    " UNION ALL SELECT c.start, t.oid, t.typtype, t.typbasetype, t.typelem, t.typreceive, c.depth + 1"
+    " FROM chain c JOIN pg_catalog.pg_type t ON t.oid = c.typbasetype WHERE c.typtype = 'd' AND c.depth < "
+    "32),"
+    " base AS (SELECT start, oid, typtype, CASE WHEN typreceive = 'pg_catalog.array_recv'::pg_catalog.regproc"
+    " THEN typelem ELSE 0 END AS elem FROM chain WHERE typtype <> 'd'),"
+    " echain AS ("
+    " SELECT t.oid AS start, t.oid, t.typtype, t.typbasetype, 0 AS depth"
+    " FROM pg_catalog.pg_type t WHERE t.oid IN (SELECT elem FROM base)"
+    " UNION ALL SELECT c.start, t.oid, t.typtype, t.typbasetype, c.depth + 1"
+    " FROM echain c JOIN pg_catalog.pg_type t ON t.oid = c.typbasetype WHERE c.typtype = 'd' AND c.depth < "
+    "32),"
+    " ebase AS (SELECT start, oid, typtype FROM echain WHERE typtype <> 'd')"
+    " SELECT c.attname, c.atttypid, c.shown, b.oid, b.typtype, b.elem, coalesce(e.oid, 0),"
+    " coalesce(e.typtype, 'b') FROM cols c JOIN base b ON b.start = c.atttypid"
+    " LEFT JOIN ebase e ON e.start = b.elem";
 TargetColumnTypes read_target_column_types(PGresult* res);
 
 // How a table's rows are copied under CopyFormat::Binary: the encoder of each mapped column, or why the
 // table is copied as text (a column, the LSN column or the tombstone column without an encoder, or missing).
 struct CopyPlan {
-  std::vector<BinaryType> columns;  // mapping order
+  std::vector<BinaryEncoder> columns;  // mapping order
   std::string text_because;         // empty: binary
   bool binary() const { return text_because.empty(); }
 };

@@ -13,6 +13,7 @@
 
 #include "decoders/pg.h"
 #include "sinks/copy_text.h"
+#include "sinks/postgres_sink.h"
 #include "tests/harness/servers.h"
 
 namespace cdcsync {
@@ -59,10 +60,15 @@ class CopyBinaryTest : public ::testing::Test {
   std::size_t check(const Corpus& c) {
     SCOPED_TRACE(c.type);
     exec("DROP TABLE IF EXISTS t; CREATE TABLE t (n int, as_text " + c.type + ", as_binary " + c.type + ")");
-    PgResult oid_res = exec("SELECT '" + c.type + "'::regtype::oid");
-    const BinaryType bt =
-        binary_type_of(static_cast<std::uint32_t>(std::stoul(PQgetvalue(oid_res.get(), 0, 0))));
-    EXPECT_NE(bt, BinaryType::Unsupported);
+    // The encoder as the sink chooses it, from the catalog.
+    const char* params[] = {"t"};
+    PgResult types_res{
+        PQexecParams(conn_.get(), kTargetColumnTypesQuery, 1, nullptr, params, nullptr, nullptr, 0)};
+    EXPECT_EQ(PQresultStatus(types_res.get()), PGRES_TUPLES_OK) << PQerrorMessage(conn_.get());
+    const TargetColumnTypes types = read_target_column_types(types_res.get());
+    EXPECT_EQ(types.size(), 3u);
+    const BinaryEncoder bt = binary_encoder_of(types.at("as_binary"));
+    EXPECT_TRUE(bt.supported());
 
     std::vector<std::string> texts;
     for (const auto& in : c.inputs) {
@@ -100,6 +106,16 @@ class CopyBinaryTest : public ::testing::Test {
       EXPECT_STREQ(PQgetvalue(rows.get(), r, 3), "t") << text;
     }
     return encoded;
+  }
+
+  // Every corpus: how many texts were encoded, of how many.
+  std::pair<std::size_t, std::size_t> check_all(const std::vector<Corpus>& corpus) {
+    std::size_t encoded = 0, total = 0;
+    for (const auto& c : corpus) {
+      encoded += check(c);
+      total += c.inputs.size();
+    }
+    return {encoded, total};
   }
 
   PgConn conn_;
@@ -160,12 +176,84 @@ TEST_F(CopyBinaryTest, EveryEncodedValueIsTheValueTheInputFunctionReads) {
        {"0100-01-01 00:00:00 BC"}},
       {"timestamp(2)", "timestamp", {"'2000-01-01 00:00:00.125'", "'2000-01-01 00:00:00.999'"}, {}},
   };
-  std::size_t encoded = 0, total = 0;
-  for (const auto& c : corpus) {
-    encoded += check(c);
-    total += c.inputs.size();
-  }
+  const auto [encoded, total] = check_all(corpus);
   EXPECT_GE(encoded, total - 8);
+}
+
+TEST_F(CopyBinaryTest, TimesIntervalsAddressesAndOids) {
+  const std::vector<Corpus> corpus = {
+      {"time", "time", {"'00:00:00'", "'24:00:00'", "'23:59:59.999999'", "'12:34:56.5'", "'allballs'"}, {}},
+      {"time(1)", "time", {"'12:34:56.25'", "'23:59:59.99'"}, {}},
+      {"timetz",
+       "timetz",
+       {"'00:00:00+00'", "'12:34:56.789-05:30'", "'23:59:59.999999+15:59'", "'01:02:03-15:59:59'",
+        "'04:05:06+01:02:03'"},
+       {}},
+      {"interval",
+       "interval",
+       {"'0'", "'1 year 2 mons 3 days 04:05:06.5'", "'-1 years -2 mons +3 days -04:05:06'",
+        "'1 day -1 second'", "'-2 days'", "'1 mon'", "'178956970 years 7 mons'", "'-178956970 years -8 mons'",
+        "'2562047788 hours 54.775807 seconds'", "'-2562047788 hours -54.775807 seconds'",
+        "'0.000001 seconds'", "'100 hours'", "'-1 day +1 second'", "'2147483647 days'", "'-2147483648 days'",
+        "'1 year -1 day'"},
+       {}},
+      {"interval(0)", "interval", {"'1 day 01:02:03.6'"}, {}},
+      {"interval day to second", "interval", {"'1 year 2 days 03:04:05'"}, {}},
+      {"inet",
+       "inet",
+       {"'192.168.0.5'", "'192.168.0.5/24'", "'0.0.0.0/0'", "'::1'", "'2001:db8::1/64'", "'::ffff:1.2.3.4'",
+        "'::ffff:1.2.3.4/120'", "'::'", "'fe80::1:2:3:4'", "'1:2:3:4:5:6:7:8'", "'::1.2.3.4'"},
+       {}},
+      {"cidr",
+       "cidr",
+       {"'10.0.0.0/8'", "'192.168.1'", "'192.168.100.128/25'", "'2001:db8::/32'", "'::/0'", "'1.2.3.4/32'",
+        "'::ffff:0.0.0.0/96'"},
+       {}},
+      {"cidr", "inet", {"'10.0.0.0/8'", "'1.2.3.4'"}, {"1.2.3.4"}},  // inet's text into cidr: the mask
+      {"inet", "cidr", {"'10.0.0.0/8'", "'1.2.3.4/32'"}, {}},
+      {"macaddr", "macaddr", {"'08:00:2b:01:02:03'", "'08-00-2B-01-02-FF'", "'0800.2b01.0203'"}, {}},
+      {"macaddr8", "macaddr8", {"'08:00:2b:01:02:03:04:05'", "'08:00:2b:01:02:03'"}, {}},
+      {"oid", "oid", {"'0'", "'4294967295'", "'-1'", "'12345'"}, {}},
+  };
+  const auto [encoded, total] = check_all(corpus);
+  EXPECT_EQ(encoded, total - 1);
+}
+
+// Enums and domains as the sink finds them in the catalog, and one-dimensional arrays of every kind.
+TEST_F(CopyBinaryTest, EnumsDomainsAndArrays) {
+  exec("DROP TYPE IF EXISTS mood CASCADE; CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy', 'a b', 'NULL')");
+  exec("DROP DOMAIN IF EXISTS email CASCADE; CREATE DOMAIN email AS text CHECK (VALUE LIKE '%@%')");
+  exec("DROP DOMAIN IF EXISTS work_email CASCADE; CREATE DOMAIN work_email AS email");
+  exec("DROP DOMAIN IF EXISTS price CASCADE; CREATE DOMAIN price AS numeric(10,2) CHECK (VALUE >= 0)");
+  exec("DROP DOMAIN IF EXISTS scores CASCADE; CREATE DOMAIN scores AS int[] CHECK (cardinality(VALUE) < 5)");
+  const std::vector<Corpus> corpus = {
+      {"mood", "mood", {"'sad'", "'happy'", "'a b'", "'NULL'"}, {}},
+      {"email", "text", {"'a@example.com'"}, {}},
+      {"work_email", "text", {"'b@example.com'"}, {}},
+      {"price", "numeric", {"1.005", "0", "12345678.9"}, {}},
+      {"integer[]",
+       "integer[]",
+       {"'{}'", "'{1,-2,3}'", "'{NULL,1}'", "ARRAY[NULL]::int[]", "'[0:1]={1,2}'", "'{{1,2},{3,4}}'"},
+       {"[0:1]={1,2}", "{{1,2},{3,4}}"}},
+      {"text[]",
+       "text[]",
+       {"'{a,\"b c\",\"\",NULL,\"NULL\",\"null\"}'", "ARRAY[E'q\"\\\\', E'tab\\there', '{}', ',', ' x ']",
+        "ARRAY['üñí', 'NuLl']"},
+       {}},
+      {"varchar(3)[]", "text[]", {"'{ab,abc}'"}, {}},
+      {"numeric(5,1)[]", "numeric[]", {"'{1.25,NaN,-0.05}'"}, {}},
+      {"timestamptz[]", "timestamptz[]", {"ARRAY['2026-11-25 15:21:47.5+00'::timestamptz, 'infinity']"}, {}},
+      {"bytea[]", "bytea[]", {"ARRAY['\\x00ff'::bytea, '\\x']"}, {}},
+      {"jsonb[]", "jsonb[]", {"ARRAY['{\"a\": [1, \"x,y\"]}'::jsonb, 'null']"}, {}},
+      {"uuid[]", "uuid[]", {"'{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}'"}, {}},
+      {"interval[]", "interval[]", {"ARRAY['1 day -00:00:01'::interval, '3 mons']"}, {}},
+      {"inet[]", "inet[]", {"'{10.0.0.1/8,::1}'"}, {}},
+      {"mood[]", "mood[]", {"'{sad,\"a b\",\"NULL\",NULL}'"}, {}},
+      {"email[]", "text[]", {"'{a@example.com,b@example.com}'"}, {}},
+      {"scores", "int[]", {"'{1,2,3}'"}, {}},
+  };
+  const auto [encoded, total] = check_all(corpus);
+  EXPECT_EQ(encoded, total - 2);
 }
 
 // The text of a timestamptz carries the walsender's TimeZone as an offset: hours, half hours, and the
