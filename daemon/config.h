@@ -123,7 +123,8 @@ struct TargetConfig {
 struct BatchConfig {
   std::int64_t max_rows = 5000;
   std::chrono::milliseconds max_wait{50};
-  std::chrono::milliseconds catch_up_lag{1000};  // 0 = off
+  std::chrono::milliseconds catch_up_lag{1000};    // 0 = off
+  std::chrono::milliseconds flush_interval{1000};  // 0 = every batch waits for its flush
   std::int64_t max_txn_chunk_rows = 10000;
   std::int64_t queue_max_transactions = 100000;
   std::int64_t queue_max_bytes = 16 * 1024 * 1024;

@@ -48,6 +48,8 @@ Pipeline::Pipeline(ChangeSource& source, Sink& sink, CheckpointStore& store, Lea
 void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
   status_.durable_lsn = confirmed_start.value();
   status_.confirmed_lsn = confirmed_start.value();
+  last_flush_ = Clock::now();
+  unflushed_ = false;
 
   BoundedQueue<Transaction> queue{options_.queue_max_transactions, options_.queue_max_bytes};
   std::atomic<bool> session_stop{false};
@@ -126,7 +128,7 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
   auto finish = [&](bool stopping) {
     session_stop = true;
     queue.close();
-    receiver.join();
+    if (receiver.joinable()) receiver.join();
     spent_.clear();
     if (stopping && in_chunked_txn) sink_.abort();
   };
@@ -180,6 +182,10 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
                                      : queue_empty || now >= batch_started + options_.batch_max_wait));
       if (due) {
         in_chunked_txn = !batch.ends_whole();
+        // A backlog behind this batch: its commit need not wait for the target's flush; the one that finds
+        // the queue empty, or comes flush_interval after the last flushed one, waits and covers it.
+        batch.durable = options_.flush_interval.count() == 0 || queue.size() == 0 ||
+                        now - last_flush_ >= options_.flush_interval;
         apply_batch(batch);
         batch_rows = 0;
         batch_bytes = 0;
@@ -193,7 +199,9 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
         }
         if (candidate && candidate->second == applied_items_.load() &&
             candidate->first.value() > status_.durable_lsn.load()) {
-          sink_.record_ack(candidate->first);
+          sink_.record_ack(candidate->first);  // its commit waits for the flush of everything before it
+          last_flush_ = Clock::now();
+          unflushed_ = false;
           status_.durable_lsn = candidate->first.value();
           mirror(candidate->first);
         }
@@ -224,9 +232,14 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
         }
       }
     }
-    // Graceful stop: a pending whole batch is applied, an open chunked source transaction rolled back.
-    if (!batch.empty() && !in_chunked_txn && batch.ends_whole()) apply_batch(batch);
+    // Graceful stop: a pending whole batch is applied, an open chunked source transaction rolled back, and
+    // commits that did not wait for their flush are made durable.
+    if (!batch.empty() && !in_chunked_txn && batch.ends_whole()) {
+      batch.durable = true;
+      apply_batch(batch);
+    }
     finish(true);
+    sync_unflushed();
     if (status_.durable_lsn > status_.confirmed_lsn) mirror(Lsn{status_.durable_lsn.load()});
     source_.report(Lsn{status_.received_lsn.load()}, Lsn{status_.confirmed_lsn.load()});
   } catch (...) {
@@ -257,10 +270,30 @@ void Pipeline::apply_batch(Batch& batch) {
   if (std::unique_lock lock{spent_mu_, std::try_to_lock}; lock && spent_.empty()) {
     spent_.swap(batch.transactions);
   }
+  const bool committed = batch.ends_whole();
   batch.transactions.clear();
   if (durable) {
+    last_flush_ = Clock::now();
+    unflushed_ = false;
     status_.durable_lsn = durable->value();
     mirror(*durable);
+  } else if (committed) {
+    unflushed_ = true;
+    status_.commits_unflushed += 1;
+  }
+}
+
+void Pipeline::sync_unflushed() {
+  if (!unflushed_) return;
+  try {
+    if (const auto durable = sink_.sync()) {
+      unflushed_ = false;
+      status_.durable_lsn = std::max(status_.durable_lsn.load(), durable->value());
+      mirror(*durable);
+    }
+  } catch (const std::exception& e) {
+    // Not confirmed, so not lost: the next session finds these commits in the target's progress row.
+    spdlog::warn("could not make the last commits durable before stopping: {}", e.what());
   }
 }
 

@@ -34,6 +34,11 @@ struct PipelineOptions {
   // this old (the delay it adds is at most the lag that started it). Bigger batches cost the target less
   // per change. 0: off.
   std::chrono::milliseconds catch_up_lag{1000};
+  // While more transactions are queued behind a batch, its target commit does not wait for the WAL flush
+  // (Batch::durable false): the batch that empties the queue, or the first one this long after the last
+  // flushed commit, waits for it and makes every commit before it durable. Nothing is mirrored or confirmed
+  // before it is durable. 0: every batch waits for its flush.
+  std::chrono::milliseconds flush_interval{1000};
   std::size_t queue_max_transactions = 100000;
   std::size_t queue_max_bytes = 16u << 20;
   std::chrono::milliseconds status_interval{1000};
@@ -47,11 +52,13 @@ struct PipelineOptions {
 // metrics endpoint reads them without locks.
 struct PipelineStatus {
   std::atomic<std::uint64_t> received_lsn{0};   // server WAL end last seen
-  std::atomic<std::uint64_t> durable_lsn{0};    // committed in the target
+  std::atomic<std::uint64_t> durable_lsn{0};    // committed and flushed in the target
   std::atomic<std::uint64_t> confirmed_lsn{0};  // mirrored to the checkpoint store and reported to the source
   std::atomic<std::uint64_t> transactions{0};
   std::atomic<std::uint64_t> changes{0};
   std::atomic<std::uint64_t> batches{0};
+  // Batches committed without waiting for the target's flush (PipelineOptions::flush_interval).
+  std::atomic<std::uint64_t> commits_unflushed{0};
   std::atomic<std::int64_t> last_commit_time_us{0};  // PostgreSQL epoch, of the last applied source txn
   std::atomic<bool> checkpoint_store_ok{true};
   std::atomic<std::size_t> queue_depth{0};
@@ -79,6 +86,8 @@ class Pipeline {
  private:
   void apply_batch(Batch& batch);
   void mirror(Lsn lsn);
+  // After commits that did not wait for their flush: makes them durable and mirrors them (at a stop).
+  void sync_unflushed();
 
   ChangeSource& source_;
   Sink& sink_;
@@ -92,6 +101,9 @@ class Pipeline {
   // Shared between receiver and applier.
   std::atomic<std::uint64_t> pushed_items_{0};
   std::atomic<std::uint64_t> applied_items_{0};
+  // Applier only.
+  std::chrono::steady_clock::time_point last_flush_;  // the last apply that returned a durable position
+  bool unflushed_ = false;  // an apply committed without waiting for its flush since
   // Applied transactions on their way back to the source, which reuses their memory: the applier leaves a
   // batch here when the receiver has taken the previous one (at most one batch waits), else frees it.
   std::mutex spent_mu_;

@@ -138,7 +138,14 @@ Probe::Probe(ProbeOptions options, const PipelineStatus& status)
            .Add({});
   confirmed_lsn_ =
       &gauge("cdcsync_confirmed_lsn", "LSN confirmed to the source as flushed, as a number.").Add({});
-  durable_lsn_ = &gauge("cdcsync_durable_lsn", "LSN committed in the target, as a number.").Add({});
+  durable_lsn_ =
+      &gauge("cdcsync_durable_lsn", "LSN committed and flushed in the target, as a number.").Add({});
+  commits_unflushed_ =
+      &counter("cdcsync_batches_unflushed_total",
+               "Batches committed in the target without waiting for its WAL flush (a backlog "
+               "queued behind them; batch.flush_interval_ms); a later flushed commit made "
+               "them durable before anything past them was confirmed.")
+           .Add({});
   received_lsn_ = &gauge("cdcsync_received_lsn", "Source WAL position last received, as a number.").Add({});
   reconnects_ = &counter("cdcsync_reconnects_total",
                          "Sessions restarted after a transient failure, by component and kind of failure.");
@@ -452,6 +459,9 @@ void Probe::refresh() const {
   const std::uint64_t read_during_replay = status_.messages_read_during_replay.load();
   read_during_replay_->Increment(static_cast<double>(read_during_replay - read_during_replay_seen_));
   read_during_replay_seen_ = read_during_replay;
+  const std::uint64_t commits_unflushed = status_.commits_unflushed.load();
+  commits_unflushed_->Increment(static_cast<double>(commits_unflushed - commits_unflushed_seen_));
+  commits_unflushed_seen_ = commits_unflushed;
   if (confirmed != last_confirmed_seen_ || !is_behind) {
     last_confirmed_seen_ = confirmed;
     confirmed_moved_at_ = now;

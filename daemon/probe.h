@@ -166,6 +166,7 @@ class Probe final : public metrics::Collectable {
   metrics::Family<metrics::Counter>* apply_fallbacks_;
   metrics::Gauge* queue_depth_;
   metrics::Counter* read_during_replay_;
+  metrics::Counter* commits_unflushed_;
   metrics::Gauge* checkpoint_store_up_;
   metrics::Gauge* source_probe_up_;
   metrics::Gauge* last_poll_time_;
@@ -193,6 +194,7 @@ class Probe final : public metrics::Collectable {
   std::deque<std::pair<std::chrono::system_clock::time_point, std::uint64_t>> wal_samples_;
   mutable std::uint64_t last_confirmed_seen_ = 0;
   mutable std::uint64_t read_during_replay_seen_ = 0;
+  mutable std::uint64_t commits_unflushed_seen_ = 0;
   mutable std::chrono::system_clock::time_point confirmed_moved_at_{};
 
   // Poller thread.

@@ -465,6 +465,7 @@ void Runner::stream_to(Sink& sink, CheckpointStore& store, bool checkpoint_known
   po.batch_max_rows = static_cast<std::size_t>(config_.batch.max_rows);
   po.batch_max_wait = config_.batch.max_wait;
   po.catch_up_lag = config_.batch.catch_up_lag;
+  po.flush_interval = config_.batch.flush_interval;
   po.queue_max_transactions = static_cast<std::size_t>(config_.batch.queue_max_transactions);
   po.queue_max_bytes = static_cast<std::size_t>(config_.batch.queue_max_bytes);
   po.batch_max_bytes = static_cast<std::size_t>(config_.batch.max_bytes);

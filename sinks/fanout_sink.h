@@ -35,6 +35,9 @@ class FanoutSink final : public Sink {
     return durable;
   }
 
+  // Secondaries return a durable position from every apply, so what waits for a flush is the primary's.
+  std::optional<Lsn> sync() override { return primary_.sync(); }
+
   void abort() override {
     primary_.abort();
     for (Sink* s : secondaries_) s->abort();

@@ -237,7 +237,22 @@ void PostgresSink::connect() {
         throw WriterLockHeld("another cdcsync session holds the writer lock of pipeline " +
                              options_.pipeline);
       }
-      load_progress();
+    }
+    set_synchronous_commit();
+    if (options_.track_progress) {
+      // The progress row as this session finds it, made durable (read_progress): when it is behind what
+      // this sink committed before it reconnected, the target lost commits that never reached its disk (a
+      // crash before their flush, a failover, a restore). Streaming on from here would skip them.
+      const std::optional<Progress> before = progress_;
+      read_progress();
+      if (before && before->end_lsn.valid() && (!progress_ || progress_->end_lsn < before->end_lsn)) {
+        const std::string now = progress_ ? progress_->end_lsn.str() : std::string("(none)");
+        drop_connection();
+        throw TransientError("the order database lost committed transactions: its progress went back from " +
+                             before->end_lsn.str() + " to " + now +
+                             " (it restarted before flushing them, or was restored or failed over); "
+                             "streaming again from its progress");
+      }
     }
     set_toast_compression();
     for (auto& t : tables_) {
@@ -426,26 +441,60 @@ std::optional<Progress> PostgresSink::load_progress() {
     return progress_;
   }
   try {
-    error_table_ = options_.progress_table.str();
-    const char* params[] = {options_.pipeline.c_str()};
-    auto res = exec(
-        "SELECT end_lsn::text, xid::text, (extract(epoch FROM commit_time - "
-        "'2000-01-01 00:00:00+00'::timestamptz) * 1000000)::bigint::text, acked_lsn::text FROM " +
-            options_.progress_table.quoted() + " WHERE pipeline = $1",
-        "reading the progress row", 1, params);
-    if (PQntuples(res.get()) == 0) {
-      progress_.reset();
-      return progress_;
-    }
-    Progress p;
-    p.end_lsn = Lsn::parse(PQgetvalue(res.get(), 0, 0)).value_or(Lsn{});
-    p.xid = Xid{static_cast<std::uint32_t>(std::stoull(PQgetvalue(res.get(), 0, 1)))};
-    if (!PQgetisnull(res.get(), 0, 2)) p.commit_time_us = std::stoll(PQgetvalue(res.get(), 0, 2));
-    p.acked_lsn = Lsn::parse(PQgetvalue(res.get(), 0, 3)).value_or(Lsn{});
-    progress_ = p;
+    read_progress();
     return progress_;
   } catch (const PgError& e) {
     raise(e);
+  }
+}
+
+void PostgresSink::read_progress() {
+  error_table_ = options_.progress_table.str();
+  const char* params[] = {options_.pipeline.c_str()};
+  // FOR NO KEY UPDATE: locking the row writes WAL, so this statement's commit waits for the flush of the
+  // WAL (synchronous_commit is never off here), and with it for every commit before it, including those
+  // that did not wait for theirs. The row read is durable.
+  auto res = exec(
+      "SELECT end_lsn::text, xid::text, (extract(epoch FROM commit_time - "
+      "'2000-01-01 00:00:00+00'::timestamptz) * 1000000)::bigint::text, acked_lsn::text FROM " +
+          options_.progress_table.quoted() + " WHERE pipeline = $1 FOR NO KEY UPDATE",
+      "reading the progress row", 1, params);
+  unflushed_ = false;
+  if (PQntuples(res.get()) == 0) {
+    progress_.reset();
+    return;
+  }
+  Progress p;
+  p.end_lsn = Lsn::parse(PQgetvalue(res.get(), 0, 0)).value_or(Lsn{});
+  p.xid = Xid{static_cast<std::uint32_t>(std::stoull(PQgetvalue(res.get(), 0, 1)))};
+  if (!PQgetisnull(res.get(), 0, 2)) p.commit_time_us = std::stoll(PQgetvalue(res.get(), 0, 2));
+  p.acked_lsn = Lsn::parse(PQgetvalue(res.get(), 0, 3)).value_or(Lsn{});
+  progress_ = p;
+}
+
+std::optional<Lsn> PostgresSink::sync() {
+  if (!unflushed_ || in_txn_) return std::nullopt;
+  ensure_connected();
+  if (!unflushed_) return progress_ ? progress_->end_lsn : Lsn{};  // the reconnect made it durable
+  try {
+    read_progress();
+    ++stats_.syncs;
+  } catch (const PgError& e) {
+    raise(e);
+  }
+  return progress_ ? progress_->end_lsn : Lsn{};
+}
+
+void PostgresSink::set_synchronous_commit() {
+  auto res = exec("SELECT pg_catalog.current_setting('synchronous_commit')", "reading synchronous_commit");
+  const std::string setting = PQgetvalue(res.get(), 0, 0);
+  synchronous_commit_ = session_synchronous_commit(setting);
+  if (synchronous_commit_ != setting) {
+    exec("SET synchronous_commit = " + synchronous_commit_, "setting synchronous_commit");
+    spdlog::info(
+        "the order database has synchronous_commit = {} for cdcsync's role or database; its session uses {}, "
+        "so that what it confirms to the source is on the target's disk",
+        setting, synchronous_commit_);
   }
 }
 
@@ -462,6 +511,7 @@ void PostgresSink::record_ack(Lsn lsn) {
              "ON CONFLICT (pipeline) DO UPDATE SET acked_lsn = greatest(p.acked_lsn, EXCLUDED.acked_lsn), "
              "updated_at = now()",
          "recording the acknowledged position", 3, params);
+    unflushed_ = false;  // the upsert's commit waited for the flush of everything before it
     if (progress_) {
       progress_->acked_lsn = std::max(progress_->acked_lsn, lsn);
     } else {
@@ -630,8 +680,17 @@ std::optional<Lsn> PostgresSink::apply_inner(const Batch& batch, bool reconnecte
       throw std::logic_error("open transaction without a finished source transaction");
     write_progress(*last_whole);
     error_table_ = options_.progress_table.str();
-    exec("COMMIT", "committing");
+    // More is queued behind this batch: its commit need not wait for the flush; a later one's does, and
+    // nothing past the last flushed commit is returned (so confirmed) before it.
+    const bool wait_for_flush = batch.durable || !options_.track_progress;
+    exec(wait_for_flush ? "COMMIT" : "SET LOCAL synchronous_commit = off; COMMIT", "committing");
     in_txn_ = false;
+    if (wait_for_flush) {
+      unflushed_ = false;
+    } else {
+      unflushed_ = true;
+      ++stats_.commits_unflushed;
+    }
     for (auto& t : tables_) {
       t->stage_used = false;
       if (t->without_toast > 0 && options_.observer.inserted_without_toast) {
@@ -642,7 +701,13 @@ std::optional<Lsn> PostgresSink::apply_inner(const Batch& batch, bool reconnecte
     if (!options_.track_progress) return last_whole->end_lsn;
     const Lsn acked = progress_ ? std::max(progress_->acked_lsn, last_whole->end_lsn) : last_whole->end_lsn;
     progress_ = Progress{last_whole->end_lsn, last_whole->xid, last_whole->commit_time_us, acked};
+  } else if (batch.durable && unflushed_) {
+    // Nothing left to commit (every transaction was applied before), but the caller wants what was
+    // committed durable.
+    read_progress();
+    ++stats_.syncs;
   }
+  if (unflushed_) return std::nullopt;
   return progress_ ? progress_->end_lsn : Lsn{};
 }
 

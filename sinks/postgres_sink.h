@@ -87,6 +87,13 @@ inline constexpr const char* kToastCompressionSettingsQuery =
     "SELECT setting, source, 'lz4' = ANY(enumvals) FROM pg_catalog.pg_settings WHERE name = "
     "'default_toast_compression'";
 
+// The synchronous_commit of the sink's session given the server's setting for its role and database: a batch
+// is confirmed once its commit returned, so that commit must wait for the flush. "off" becomes "local"
+// (this server's disk only: no standby wait nobody configured); the others are kept.
+inline std::string session_synchronous_commit(std::string_view setting) {
+  return setting == "off" ? std::string("local") : std::string(setting);
+}
+
 // A target table's columns by name, from kTargetColumnTypesQuery ($1: the table's quoted name): each type,
 // its base under any domains, and an array's element type (array_recv is its receive function).
 using TargetColumnTypes = std::map<std::string, ColumnType, std::less<>>;
@@ -167,6 +174,8 @@ struct PostgresSinkStats {
   std::uint64_t binary_refusals = 0;  // tables switched to text (until restart) by a value no encoder took
   std::uint64_t truncates_applied = 0;
   std::uint64_t reconnects = 0;
+  std::uint64_t commits_unflushed = 0;  // commits that did not wait for their flush (Batch::durable false)
+  std::uint64_t syncs = 0;              // sync() calls that flushed such commits
 };
 
 class PostgresSink final : public Sink {
@@ -190,10 +199,15 @@ class PostgresSink final : public Sink {
   // Autocommit upsert: acked_lsn = greatest(acked_lsn, lsn); inserts the row (end_lsn 0/0) if missing.
   // Throws std::logic_error inside an open chunked transaction.
   void record_ack(Lsn lsn) override;
+  // After commits that did not wait for their flush: re-reads the progress row under a row lock, whose
+  // commit waits for the WAL flush and so makes every earlier commit durable.
+  std::optional<Lsn> sync() override;
 
   const PostgresSinkStats& stats() const { return stats_; }
   // The session's default_toast_compression once connected ("lz4" or "pglz"); empty before.
   const std::string& toast_compression() const { return toast_compression_; }
+  // The session's synchronous_commit once connected: the server's, or "local" where it was "off".
+  const std::string& synchronous_commit() const { return synchronous_commit_; }
   // Target tables copied in the binary format, by their quoted names, once connected.
   std::vector<std::string> binary_tables() const;
   // Distinct unmapped source columns (schema drift) per source table: never forwarded; the sink logs each
@@ -220,6 +234,8 @@ class PostgresSink final : public Sink {
   bool already_applied(const TransactionInfo& info) const;
   void ensure_connected();
   void set_toast_compression();
+  void set_synchronous_commit();
+  void read_progress();
   void read_column_types(TableState& t);
   void drop_connection();
   void rollback_quietly();
@@ -235,8 +251,10 @@ class PostgresSink final : public Sink {
   std::vector<std::unique_ptr<TableState>> tables_;
   PostgresSinkStats stats_;
   std::string toast_compression_;
+  std::string synchronous_commit_;
 
   bool in_txn_ = false;           // a target transaction is open
+  bool unflushed_ = false;        // a commit since the last flushed one did not wait for its flush
   bool skipping_chunks_ = false;  // the open source transaction was applied before: drop its chunks
   // Where the last error happened, for PermanentError.
   std::string error_table_;

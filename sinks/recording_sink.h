@@ -74,6 +74,18 @@ class RecordingSink final : public Sink {
       }
     }
     if (!batch.ends_whole()) return std::nullopt;
+    // Like the real sink: a batch committed without waiting for its flush makes nothing new durable; a
+    // durable one makes everything before it durable.
+    unflushed_ = !batch.durable;
+    if (unflushed_) return std::nullopt;
+    return progress_ ? progress_->end_lsn : Lsn{};
+  }
+
+  std::optional<Lsn> sync() override {
+    std::lock_guard lock(mu_);
+    if (!unflushed_) return std::nullopt;
+    unflushed_ = false;
+    ++syncs_;
     return progress_ ? progress_->end_lsn : Lsn{};
   }
 
@@ -91,6 +103,7 @@ class RecordingSink final : public Sink {
   void record_ack(Lsn lsn) override {
     std::lock_guard lock(mu_);
     acks_.push_back(lsn);
+    unflushed_ = false;
     if (progress_)
       progress_->acked_lsn = std::max(progress_->acked_lsn, lsn);
     else
@@ -114,6 +127,15 @@ class RecordingSink final : public Sink {
     std::lock_guard lock(mu_);
     return aborts_;
   }
+  int syncs() const {
+    std::lock_guard lock(mu_);
+    return syncs_;
+  }
+  // A batch committed without waiting for its flush is not durable yet.
+  bool unflushed() const {
+    std::lock_guard lock(mu_);
+    return unflushed_;
+  }
 
  private:
   mutable std::mutex mu_;
@@ -125,7 +147,9 @@ class RecordingSink final : public Sink {
   std::exception_ptr next_error_;
   std::function<void(const Batch&)> hook_;
   bool skipping_ = false;
+  bool unflushed_ = false;
   int aborts_ = 0;
+  int syncs_ = 0;
 };
 
 }  // namespace cdcsync

@@ -18,6 +18,10 @@ struct Batch {
   // In source commit order. Only the first element may be a continuation chunk and only the last one may
   // be an unfinished chunk of its source transaction.
   std::vector<Transaction> transactions;
+  // false: the sink may commit this batch without waiting for the target to flush it (more work is queued
+  // behind it), and then returns nullopt from apply: nothing new is durable yet. A later durable commit, or
+  // Sink::sync, makes it durable together with everything committed before it.
+  bool durable = true;
 
   bool empty() const { return transactions.empty(); }
   std::size_t changes() const {
@@ -67,11 +71,15 @@ class Sink {
   virtual ~Sink() = default;
 
   // Applies the batch in one target transaction together with the progress row. Source transactions whose
-  // end LSN is at or below the durable progress are skipped whole. Returns the end LSN now durable, or
-  // nullopt when the batch ended inside a source transaction: the target transaction then stays open and
-  // the next apply continues it. Throws TransientError or PermanentError; after a throw nothing of the
-  // open target transaction is kept.
+  // end LSN is at or below the committed progress are skipped whole. Returns the end LSN now durable, or
+  // nullopt when the batch ended inside a source transaction (the target transaction then stays open and
+  // the next apply continues it) or was committed without waiting for its flush (`durable = false`). Throws
+  // TransientError or PermanentError; after a throw nothing of the open target transaction is kept.
   virtual std::optional<Lsn> apply(const Batch& batch) = 0;
+
+  // Makes every commit of a batch applied with `durable = false` durable and returns the end LSN now
+  // durable; nullopt when nothing was waiting for it. Sinks whose every commit is durable keep the default.
+  virtual std::optional<Lsn> sync() { return std::nullopt; }
 
   // Rolls back an open target transaction, if any.
   virtual void abort() = 0;
@@ -80,7 +88,8 @@ class Sink {
   virtual std::optional<Progress> load_progress() = 0;
 
   // Records, durably and before it is sent, a position about to be confirmed to the source without a
-  // transaction behind it (an idle keepalive). Never moves acked_lsn backwards.
+  // transaction behind it (an idle keepalive); every earlier commit is durable afterwards too. Never moves
+  // acked_lsn backwards.
   virtual void record_ack(Lsn lsn) = 0;
 };
 

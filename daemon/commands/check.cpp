@@ -68,6 +68,21 @@ void add_check(CLI::App& app, Registry& registry) {
                   << " (target.toast_compression = \"" << config::name_of(cfg.target.toast_compression)
                   << "\")\n";
       }
+      PgResult durability{PQexec(target.get(),
+                                 "SELECT pg_catalog.current_setting('synchronous_commit'), "
+                                 "pg_catalog.current_setting('fsync')")};
+      if (durability && PQresultStatus(durability.get()) == PGRES_TUPLES_OK &&
+          PQntuples(durability.get()) == 1) {
+        const std::string setting = PQgetvalue(durability.get(), 0, 0);
+        const std::string session = session_synchronous_commit(setting);
+        std::cout << "target: commits wait for the WAL flush (synchronous_commit = " << session;
+        if (session != setting) std::cout << "; the role or database has " << setting;
+        std::cout << ")\n";
+        if (std::string_view(PQgetvalue(durability.get(), 0, 1)) == "off") {
+          std::cout << "target: note: fsync = off on the order server: a crash of its host can lose what "
+                       "cdcsync confirmed\n";
+        }
+      }
       // How each table's rows will be copied (the set-based apply; sinks/copy_binary.h).
       for (const auto& t : mapping.tables()) {
         std::cout << "target: " << t.target.str() << ": rows copied ";

@@ -108,6 +108,11 @@ TEST(Secrets, MarkerPasswordsAppearInNoLogArgvMetricOrError) {
   EXPECT_NE(check.out.find("target: large values compressed with lz4 (target.toast_compression = \"auto\")"),
             std::string::npos)
       << check.out;
+  // ... whether its commits wait for the flush (the test servers run with fsync = off) ...
+  EXPECT_NE(check.out.find("target: commits wait for the WAL flush (synchronous_commit = on)"),
+            std::string::npos)
+      << check.out;
+  EXPECT_NE(check.out.find("target: note: fsync = off on the order server"), std::string::npos) << check.out;
   // ... and how each table's rows are copied.
   EXPECT_NE(check.out.find("target: ref.customer: rows copied in COPY's binary format"), std::string::npos)
       << check.out;

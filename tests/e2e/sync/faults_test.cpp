@@ -2,6 +2,7 @@
 // graceful stop, a second instance of the same pipeline, and an idle source.
 #include <gtest/gtest.h>
 
+#include <csignal>
 #include <filesystem>
 #include <thread>
 
@@ -209,6 +210,73 @@ TEST(SyncThroughFaults, AnIdleSourceWithOnlyUnpublishedWritesKeepsTheSlotAdvanci
       << ") never reached " << after.str() << "\n"
       << d->log_tail();
   EXPECT_EQ(query_value(p.order_admin(), "SELECT count(*) FROM ref.customer"), customers);
+  d->terminate();
+  EXPECT_EQ(d->wait_exit(10s), 0) << d->log_tail();
+}
+
+// Catching up on a backlog, batches commit without waiting for the order server's flush (only one a
+// second, and the last, wait for it). The order server crashes in the middle, with its WAL writer slowed
+// to every 10 s so that the commits not flushed yet are lost: the daemon notices its progress went back,
+// streams again from it, and nothing is lost or confirmed ahead of what the target kept.
+TEST(SyncThroughFaults, OrderServerCrashWhileABacklogIsAppliedLosesNothing) {
+  SyncPipeline p{"crash_backlog"};
+  ConfigOptions co;
+  co.batch_max_rows = 40;
+  co.metrics_port = free_port();
+  auto d = p.daemon("cdcsync", co);
+  Workload::insert_rows(p.customer_admin(), 200, "seed");
+  d->start();
+  ASSERT_TRUE(wait_for_log(*d, kStreaming, 30s)) << d->log_tail();
+  ASSERT_TRUE(p.wait_caught_up(p.source_wal_lsn(), 30s)) << d->log_tail();
+  d->terminate();
+  ASSERT_EQ(d->wait_exit(10s), 0) << d->log_tail();
+
+  Workload load{p.workload_options(5s, 600)};
+  load.start();
+  ASSERT_TRUE(load.wait_finished(60s));
+  std::cout << "[ e2e      ] backlog: " << load.summary() << std::endl;
+
+  const std::string order_postgres = TestServers::get().admin_conninfo(Server::Order, "postgres");
+  exec_sql(order_postgres, "ALTER SYSTEM SET wal_writer_delay = '10s'");
+  exec_sql(order_postgres, "SELECT pg_reload_conf()");
+  struct Reset {
+    std::string conninfo;
+    ~Reset() {
+      try {
+        exec_sql(conninfo, "ALTER SYSTEM RESET wal_writer_delay");
+        exec_sql(conninfo, "SELECT pg_reload_conf()");
+      } catch (...) {
+      }
+    }
+  } reset{order_postgres};
+
+  ConfirmedNeverAheadSampler sampler{p};
+  const Lsn before = p.progress().value_or(ProgressRow{}).end_lsn;
+  d->start();
+  ASSERT_TRUE(eventually([&] { return p.progress().value_or(ProgressRow{}).end_lsn > before; }, 30s, 5ms))
+      << d->log_tail();
+  // The daemon is frozen while the server crashes, so that what the target showed before is known exactly.
+  ASSERT_EQ(::kill(d->pid(), SIGSTOP), 0);
+  std::this_thread::sleep_for(100ms);  // a statement already sent finishes
+  const Lsn visible = p.progress().value_or(ProgressRow{}).end_lsn;
+  TestServers::get().control({"pg-stop", "order", "immediate"});
+  TestServers::get().control({"pg-start", "order"});
+  const Lsn kept = p.progress().value_or(ProgressRow{}).end_lsn;
+  ASSERT_EQ(::kill(d->pid(), SIGCONT), 0);
+  std::cout << "[ e2e      ] progress " << visible.str() << " visible before the crash, " << kept.str()
+            << " kept" << std::endl;
+  ASSERT_LT(kept, visible) << "the crash lost no commit: nothing here tests applying lost commits again";
+
+  p.expect_oracle(load.deleted_ids(), 60s, d.get());
+  sampler.stop();
+  expect_never_ahead(sampler);
+  // The backlog did go through commits that did not wait for their flush.
+  const std::string metrics = http_get(co.metrics_port, "/metrics");
+  const std::string series = "cdcsync_batches_unflushed_total{pipeline=\"" + p.pipeline() + "\"} ";
+  const auto at = metrics.find(series);
+  ASSERT_NE(at, std::string::npos) << metrics;
+  EXPECT_GT(std::stod(metrics.substr(at + series.size())), 0.0) << metrics.substr(at, 80);
+  ASSERT_TRUE(d->running()) << "the daemon exited by itself:\n" << d->log_tail();
   d->terminate();
   EXPECT_EQ(d->wait_exit(10s), 0) << d->log_tail();
 }

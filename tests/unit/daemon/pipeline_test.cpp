@@ -450,5 +450,107 @@ TEST_F(PipelineTest, ATargetErrorEndsTheSessionAndKeepsTheLastDurablePosition) {
   EXPECT_EQ(store_.load()->lsn, Lsn{0x100});
 }
 
+// A backlog: the batches with more queued behind them commit without waiting for the target's flush, the one
+// that empties the queue waits; nothing is mirrored or confirmed past the last flushed commit meanwhile.
+TEST_F(PipelineTest, ABacklogCommitsWithoutWaitingForTheFlushUntilTheQueueRunsEmpty) {
+  options_.batch_max_rows = 5;
+  options_.flush_interval = 60s;
+  std::mutex gate;
+  gate.lock();
+  std::mutex mu;
+  std::vector<Lsn> confirmed_at_apply;  // the source's and the store's highest position as each batch starts
+  std::vector<Lsn> stored_at_apply;
+  sink_.on_apply([&](const Batch&) {
+    {
+      std::lock_guard lock(mu);
+      confirmed_at_apply.push_back(source_.max_flushed());
+      const auto cp = store_.load();
+      stored_at_apply.push_back(cp ? cp->lsn : Lsn{});
+    }
+    std::lock_guard wait(gate);
+  });
+  start();
+  source_.push(txn(1, 0x100));
+  ASSERT_TRUE(test::eventually([&] { return sink_.batches().size() == 1; }, 5s));
+  for (std::uint32_t i = 2; i <= 21; ++i) source_.push(txn(i, 0x100 * i));
+  ASSERT_TRUE(test::eventually([&] { return status_.queue_depth.load() == 20; }, 5s));
+  gate.unlock();
+  ASSERT_TRUE(test::eventually([&] { return source_.max_flushed() == Lsn{0x100 * 21}; }, 5s));
+
+  std::vector<bool> durable;
+  for (const Batch& b : sink_.batches()) durable.push_back(b.durable);
+  EXPECT_EQ(durable, (std::vector<bool>{true, false, false, false, true}));
+  EXPECT_EQ(status_.commits_unflushed.load(), 3u);
+  std::lock_guard lock(mu);
+  ASSERT_EQ(confirmed_at_apply.size(), 5u);
+  // Batches 2-4 (transactions 2-16) were committed but not flushed: never confirmed before the last one.
+  EXPECT_LE(confirmed_at_apply[4], Lsn{0x100});
+  EXPECT_EQ(stored_at_apply[4], Lsn{0x100});
+  EXPECT_EQ(store_.load()->lsn, Lsn{0x100 * 21});
+}
+
+TEST_F(PipelineTest, ABacklogStillFlushesEveryFlushInterval) {
+  options_.batch_max_rows = 1;
+  options_.flush_interval = 40ms;
+  sink_.on_apply([](const Batch&) { std::this_thread::sleep_for(10ms); });
+  start();
+  for (std::uint32_t i = 1; i <= 40; ++i) source_.push(txn(i, 0x100 * i));
+  ASSERT_TRUE(test::eventually([&] { return source_.max_flushed() == Lsn{0x100 * 40}; }, 10s));
+  const auto batches = sink_.batches();
+  ASSERT_EQ(batches.size(), 40u);
+  // 400 ms of applying with a flush due every 40 ms: some batches in the middle waited for their flush, and
+  // never more than five (50 ms) in a row did not.
+  std::size_t in_a_row = 0;
+  std::size_t flushed_before_the_last = 0;
+  for (std::size_t i = 0; i + 1 < batches.size(); ++i) {
+    in_a_row = batches[i].durable ? 0 : in_a_row + 1;
+    EXPECT_LE(in_a_row, 5u) << "batch " << i;
+    flushed_before_the_last += batches[i].durable ? 1 : 0;
+  }
+  EXPECT_GE(flushed_before_the_last, 3u);
+  EXPECT_TRUE(batches.back().durable);
+}
+
+TEST_F(PipelineTest, WithoutAFlushIntervalEveryBatchWaitsForItsFlush) {
+  options_.batch_max_rows = 1;
+  options_.flush_interval = 0ms;
+  start();
+  for (std::uint32_t i = 1; i <= 10; ++i) source_.push(txn(i, 0x100 * i));
+  ASSERT_TRUE(test::eventually([&] { return source_.max_flushed() == Lsn{0x100 * 10}; }, 5s));
+  for (const Batch& b : sink_.batches()) EXPECT_TRUE(b.durable);
+  EXPECT_EQ(status_.commits_unflushed.load(), 0u);
+}
+
+// Stopped right after a batch that did not wait for its flush: the stop makes it durable and confirms it.
+TEST_F(PipelineTest, AGracefulStopFlushesAndConfirmsWhatDidNotWaitForItsFlush) {
+  options_.batch_max_rows = 1;
+  options_.flush_interval = 60s;
+  std::mutex gate;
+  gate.lock();
+  std::atomic<int> applies{0};
+  sink_.on_apply([&](const Batch&) {
+    if (++applies == 1) {
+      std::lock_guard wait(gate);  // the backlog queues up behind the first batch
+    }
+    if (applies == 3) stop_ = true;
+  });
+  start();
+  source_.push(txn(1, 0x100));
+  ASSERT_TRUE(test::eventually([&] { return applies.load() == 1; }, 5s));
+  for (std::uint32_t i = 2; i <= 10; ++i) source_.push(txn(i, 0x100 * i));
+  ASSERT_TRUE(test::eventually([&] { return status_.queue_depth.load() == 9; }, 5s));
+  gate.unlock();
+  ASSERT_TRUE(test::eventually([&] { return finished_.load(); }, 5s));
+  EXPECT_FALSE(error_);
+  const auto batches = sink_.batches();
+  ASSERT_EQ(batches.size(), 3u);
+  EXPECT_FALSE(batches[2].durable);
+  EXPECT_EQ(sink_.syncs(), 1);
+  EXPECT_FALSE(sink_.unflushed());
+  EXPECT_EQ(store_.load()->lsn, Lsn{0x300});
+  EXPECT_EQ(source_.max_flushed(), Lsn{0x300});
+  EXPECT_EQ(status_.durable_lsn.load(), 0x300u);
+}
+
 }  // namespace
 }  // namespace cdcsync
