@@ -77,6 +77,7 @@ class Servers:
         self.redis = e["CDCSYNC_REDIS_URL"]
         self.passfile = e["CDCSYNC_PGPASSFILE"]
         self.pg_root = e["CDCSYNC_PG_ROOT"]
+        self.dir = servers_dir
 
 
 def sql(conn, text, check=True):
@@ -303,6 +304,13 @@ def setup_once(s):
         sql(s.orders, f"ALTER SYSTEM SET {k} = '{v}'")
     if ORDER_SETTINGS:
         sql(s.orders, "SELECT pg_reload_conf()")
+        # A setting read only at server start (wal_buffers, shared_buffers): restart the order server.
+        if sql(s.orders, "SELECT count(*) FROM pg_settings WHERE pending_restart") != "0":
+            servers_sh = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts", "servers.sh")
+            subprocess.run(["bash", servers_sh, "pg-stop", s.dir, "order", "fast"], check=True,
+                           stdout=subprocess.DEVNULL)
+            subprocess.run(["bash", servers_sh, "pg-start", s.dir, "order"], check=True, stdout=subprocess.DEVNULL)
+            log("order server restarted for " + ", ".join(ORDER_SETTINGS))
 
 
 def fresh_tables(s, w):
