@@ -21,6 +21,9 @@ using std::chrono::milliseconds;
 constexpr milliseconds kCatchUpLook{5};
 // How often a receiver whose queue is full lets the source read on into its spools (ChangeSource::absorb).
 constexpr milliseconds kAbsorbInterval{2};
+// A backlog applied with commits that did not wait for their flush has ended when nothing arrived for this
+// long (or batch_max_wait, when shorter): those commits are flushed and confirmed.
+constexpr milliseconds kSyncWhenIdle{100};
 
 // What a transaction holds in memory, roughly: values, column slots and the Change itself (allocator
 // overhead and capacity slack are not counted, so the heap is somewhat larger).
@@ -122,6 +125,7 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
   bool in_chunked_txn = false;  // the target transaction is open across batches
   bool catching_up = false;     // the newest transaction taken was sent catch_up_lag or more after its commit
   auto last_activity = Clock::now();
+  auto last_arrival = Clock::now();  // the last transaction taken from the queue
   auto last_renew = Clock::now();
   auto last_mirror_try = Clock::now();
 
@@ -162,6 +166,7 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
         status_.queue_depth = popped->left;
         queue_empty = popped->left == 0;
         last_activity = Clock::now();
+        last_arrival = last_activity;
         if (was_empty) batch_started = last_activity;
         batch_rows += item.changes.size();
         batch_bytes += popped->bytes;  // as the receiver counted it for the queue
@@ -182,9 +187,10 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
                                      : queue_empty || now >= batch_started + options_.batch_max_wait));
       if (due) {
         in_chunked_txn = !batch.ends_whole();
-        // A backlog behind this batch: its commit need not wait for the target's flush; the one that finds
-        // the queue empty, or comes flush_interval after the last flushed one, waits and covers it.
-        batch.durable = options_.flush_interval.count() == 0 || queue.size() == 0 ||
+        // Catching up, or with more queued behind it, the batch's commit need not wait for the target's
+        // flush: the next batch comes at once. Caught up with nothing queued, or flush_interval after the last
+        // flushed commit, it waits and covers every commit before it.
+        batch.durable = options_.flush_interval.count() == 0 || (!catching_up && queue.size() == 0) ||
                         now - last_flush_ >= options_.flush_interval;
         apply_batch(batch);
         batch_rows = 0;
@@ -208,6 +214,12 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
         last_activity = Clock::now();
       }
       if (!batch.empty()) continue;
+
+      // The backlog ended after commits that did not wait for their flush.
+      if (unflushed_ && !in_chunked_txn && queue.size() == 0 &&
+          Clock::now() - last_arrival >= std::min(options_.batch_max_wait, kSyncWhenIdle)) {
+        sync_unflushed();
+      }
 
       // A durable position the checkpoint store did not take yet (it was unreachable): retry.
       if (status_.durable_lsn > status_.confirmed_lsn &&
@@ -239,7 +251,12 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
       apply_batch(batch);
     }
     finish(true);
-    sync_unflushed();
+    try {
+      sync_unflushed();
+    } catch (const std::exception& e) {
+      // Not confirmed, so not lost: the next session finds these commits in the target's progress row.
+      spdlog::warn("could not make the last commits durable before stopping: {}", e.what());
+    }
     if (status_.durable_lsn > status_.confirmed_lsn) mirror(Lsn{status_.durable_lsn.load()});
     source_.report(Lsn{status_.received_lsn.load()}, Lsn{status_.confirmed_lsn.load()});
   } catch (...) {
@@ -257,6 +274,7 @@ void Pipeline::apply_batch(Batch& batch) {
   const auto t0 = Clock::now();
   const auto durable = sink_.apply(batch);
   const auto took = Clock::now() - t0;
+  const bool committed = batch.ends_whole();  // the batch's transactions go back to the source below
   if (observer_) observer_(batch, took);
   status_.batches += 1;
   status_.changes += batch.changes();
@@ -270,7 +288,6 @@ void Pipeline::apply_batch(Batch& batch) {
   if (std::unique_lock lock{spent_mu_, std::try_to_lock}; lock && spent_.empty()) {
     spent_.swap(batch.transactions);
   }
-  const bool committed = batch.ends_whole();
   batch.transactions.clear();
   if (durable) {
     last_flush_ = Clock::now();
@@ -285,15 +302,12 @@ void Pipeline::apply_batch(Batch& batch) {
 
 void Pipeline::sync_unflushed() {
   if (!unflushed_) return;
-  try {
-    if (const auto durable = sink_.sync()) {
-      unflushed_ = false;
-      status_.durable_lsn = std::max(status_.durable_lsn.load(), durable->value());
-      mirror(*durable);
-    }
-  } catch (const std::exception& e) {
-    // Not confirmed, so not lost: the next session finds these commits in the target's progress row.
-    spdlog::warn("could not make the last commits durable before stopping: {}", e.what());
+  const auto durable = sink_.sync();
+  unflushed_ = false;
+  last_flush_ = Clock::now();
+  if (durable) {
+    status_.durable_lsn = std::max(status_.durable_lsn.load(), durable->value());
+    mirror(*durable);
   }
 }
 

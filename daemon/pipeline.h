@@ -34,10 +34,11 @@ struct PipelineOptions {
   // this old (the delay it adds is at most the lag that started it). Bigger batches cost the target less
   // per change. 0: off.
   std::chrono::milliseconds catch_up_lag{1000};
-  // While more transactions are queued behind a batch, its target commit does not wait for the WAL flush
-  // (Batch::durable false): the batch that empties the queue, or the first one this long after the last
-  // flushed commit, waits for it and makes every commit before it durable. Nothing is mirrored or confirmed
-  // before it is durable. 0: every batch waits for its flush.
+  // While catching up (catch_up_lag) or with more transactions queued behind it, a batch's target commit
+  // does not wait for the WAL flush (Batch::durable false). A batch caught up with nothing queued, or the
+  // first one this long after the last flushed commit, waits for it and makes every commit before it
+  // durable; so does Sink::sync once nothing arrived for min(batch_max_wait, 100 ms), and at a stop. Nothing is mirrored
+  // or confirmed before it is durable. 0: every batch waits for its flush.
   std::chrono::milliseconds flush_interval{1000};
   std::size_t queue_max_transactions = 100000;
   std::size_t queue_max_bytes = 16u << 20;
@@ -86,7 +87,7 @@ class Pipeline {
  private:
   void apply_batch(Batch& batch);
   void mirror(Lsn lsn);
-  // After commits that did not wait for their flush: makes them durable and mirrors them (at a stop).
+  // After commits that did not wait for their flush: makes them durable (Sink::sync) and mirrors them.
   void sync_unflushed();
 
   ChangeSource& source_;

@@ -18,7 +18,7 @@ struct Batch {
   // In source commit order. Only the first element may be a continuation chunk and only the last one may
   // be an unfinished chunk of its source transaction.
   std::vector<Transaction> transactions;
-  // false: the sink may commit this batch without waiting for the target to flush it (more work is queued
+  // false: the sink may commit this batch without waiting for the target to flush it (a backlog follows
   // behind it), and then returns nullopt from apply: nothing new is durable yet. A later durable commit, or
   // Sink::sync, makes it durable together with everything committed before it.
   bool durable = true;

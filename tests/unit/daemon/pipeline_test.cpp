@@ -489,6 +489,25 @@ TEST_F(PipelineTest, ABacklogCommitsWithoutWaitingForTheFlushUntilTheQueueRunsEm
   EXPECT_EQ(store_.load()->lsn, Lsn{0x100 * 21});
 }
 
+// Catching up, batches do not wait for the flush even when the queue runs empty between them (the source
+// sends slower than the target applies); once nothing arrived for batch_max_wait, a sync makes them durable.
+TEST_F(PipelineTest, CatchingUpBatchesDoNotWaitForTheFlushAndAreSyncedWhenTheBacklogEnds) {
+  options_.batch_max_rows = 1;
+  options_.batch_max_wait = 30ms;
+  options_.catch_up_lag = 1s;
+  options_.flush_interval = 60s;
+  start();
+  for (std::uint32_t i = 1; i <= 5; ++i) {
+    source_.push(committed(i, 0x100 * i, 60s));
+    ASSERT_TRUE(test::eventually([&] { return sink_.batches().size() == i; }, 5s));
+  }
+  ASSERT_TRUE(test::eventually([&] { return source_.max_flushed() == Lsn{0x500}; }, 5s));
+  for (const Batch& b : sink_.batches()) EXPECT_FALSE(b.durable);
+  EXPECT_EQ(sink_.syncs(), 1);
+  EXPECT_EQ(status_.commits_unflushed.load(), 5u);
+  EXPECT_EQ(store_.load()->lsn, Lsn{0x500});
+}
+
 TEST_F(PipelineTest, ABacklogStillFlushesEveryFlushInterval) {
   options_.batch_max_rows = 1;
   options_.flush_interval = 40ms;
