@@ -317,7 +317,11 @@ def setup_once(s):
             servers_sh = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts", "servers.sh")
             subprocess.run(["bash", servers_sh, "pg-stop", s.dir, "order", "fast"], check=True,
                            stdout=subprocess.DEVNULL)
-            subprocess.run(["bash", servers_sh, "pg-start", s.dir, "order"], check=True, stdout=subprocess.DEVNULL)
+            env = dict(os.environ)
+            if env.get("CDCSYNC_BENCH_ORDER_PRELOAD"):  # run.sh --order-fsync-delay-us
+                env["LD_PRELOAD"] = env["CDCSYNC_BENCH_ORDER_PRELOAD"]
+            subprocess.run(["bash", servers_sh, "pg-start", s.dir, "order"], check=True, stdout=subprocess.DEVNULL,
+                           env=env)
             log("order server restarted for " + ", ".join(ORDER_SETTINGS))
 
 

@@ -4,29 +4,31 @@
 #   bash bench/run.sh [--quick] [--runs N] [--workloads small,bulk,wide,lag] [--consumers cdcsync,native,pg_recvlogical]
 #                     [--batch max_rows=20000,max_wait_ms=20,...] [--source streaming=on,proto_version=2]
 #                     [--target toast_compression=server] [--order-config default_toast_compression=lz4]
-#                     [--bulk-rows N] [--profile] [--out DIR] [--no-build]
+#                     [--bulk-rows N] [--order-fsync-delay-us N] [--profile] [--out DIR] [--no-build]
 #
 # Builds cdcsync (build-bench/, RelWithDebInfo), starts a customer PostgreSQL 15, an order PostgreSQL 15 (with a
 # second database "native" for the native subscriber) and a Redis with fsync on (scripts/servers.sh --durable),
 # runs bench/bench.py (see bench/README.md for what it measures) and stops everything it started, also on
 # Ctrl-C. Raw results go to bench/results/<date>-<quick|full>/ (results.jsonl, summary.md, logs, configs).
 # --profile also records cdcsync and its target backend with `perf record` during the drains (slower numbers:
-# use it for the profile, not for the table).
+# use it for the profile, not for the table). --order-fsync-delay-us N makes every fsync of the order server
+# N microseconds slower (bench/slow_fsync.c, preloaded), as on a network volume.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$(pwd)
 args="$*"
 
-quick=0 runs="" build=1 out="" pass=()
+quick=0 runs="" build=1 out="" pass=() fsync_delay=
 while [ $# -gt 0 ]; do
   case $1 in
     --quick) quick=1; pass+=(--quick); shift ;;
     --runs) runs=$2; shift 2 ;;
     --workloads|--consumers|--batch|--source|--target|--order-config|--bulk-rows) pass+=("$1" "$2"); shift 2 ;;
     --profile) pass+=(--profile); shift ;;
+    --order-fsync-delay-us) fsync_delay=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --no-build) build=0; shift ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -78,6 +80,14 @@ trap 'exit 130' INT TERM
 } | tee "$out/environment.txt"
 
 bash scripts/servers.sh start "$dir" --durable --watch $$
+if [ -n "$fsync_delay" ]; then
+  mkdir -p "$root/build-bench"
+  cc -shared -fPIC -O2 -o "$root/build-bench/slow_fsync.so" bench/slow_fsync.c -ldl
+  export CDCSYNC_BENCH_ORDER_PRELOAD="$root/build-bench/slow_fsync.so" CDCSYNC_FSYNC_DELAY_US=$fsync_delay
+  bash scripts/servers.sh pg-stop "$dir" order fast
+  LD_PRELOAD=$CDCSYNC_BENCH_ORDER_PRELOAD bash scripts/servers.sh pg-start "$dir" order
+  echo "order server: every fsync $fsync_delay us slower (bench/slow_fsync.c)" | tee -a "$out/environment.txt"
+fi
 python3 "$root/bench/bench.py" --servers "$dir" --cdcsync "$bin" --out "$out" --runs "$runs" "${pass[@]}" &
 driver=$!
 wait "$driver"
