@@ -680,8 +680,8 @@ std::optional<Lsn> PostgresSink::apply_inner(const Batch& batch, bool reconnecte
       throw std::logic_error("open transaction without a finished source transaction");
     write_progress(*last_whole);
     error_table_ = options_.progress_table.str();
-    // More is queued behind this batch: its commit need not wait for the flush; a later one's does, and
-    // nothing past the last flushed commit is returned (so confirmed) before it.
+    // A backlog follows this batch (Batch::durable false): its commit need not wait for the flush; a later
+    // one's does, and nothing past the last flushed commit is returned (so confirmed) before it.
     const bool wait_for_flush = batch.durable || !options_.track_progress;
     exec(wait_for_flush ? "COMMIT" : "SET LOCAL synchronous_commit = off; COMMIT", "committing");
     in_txn_ = false;

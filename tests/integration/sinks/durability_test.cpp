@@ -78,6 +78,16 @@ class SinkDurabilityTest : public ::testing::Test {
     b.durable = false;
     return b;
   }
+  // Transaction 1 committed and flushed, then transaction 2 committed without waiting for its flush (it is
+  // still in the server's WAL buffers).
+  std::unique_ptr<PostgresSink> flushed_then_unflushed(const SinkDatabase& db,
+                                                       const SlowWalWriter& slow) const {
+    auto sink = make_sink(db);
+    EXPECT_EQ(sink->apply(batch_of({one_row(1, 0x100, 1)})), Lsn{kBase + 0x100});
+    slow.wake(db);
+    EXPECT_EQ(sink->apply(unflushed({one_row(2, 0x200, 2)})), std::nullopt);
+    return sink;
+  }
   static std::string progress(const SinkDatabase& db) {
     return db.value("SELECT end_lsn::text FROM ref.cdc_progress WHERE pipeline = 'durable'")
         .value_or("<none>");
@@ -107,10 +117,7 @@ TEST_F(SinkDurabilityTest, SynchronousCommitOffForTheDatabaseIsRaisedToLocal) {
 TEST_F(SinkDurabilityTest, ACommitLostBeforeItsFlushEndsTheSessionAndIsAppliedAgain) {
   SlowWalWriter slow;
   SinkDatabase db("durability_lost");
-  auto sink = make_sink(db);
-  EXPECT_EQ(sink->apply(batch_of({one_row(1, 0x100, 1)})), Lsn{kBase + 0x100});
-  slow.wake(db);
-  EXPECT_EQ(sink->apply(unflushed({one_row(2, 0x200, 2)})), std::nullopt);
+  auto sink = flushed_then_unflushed(db, slow);
   EXPECT_EQ(progress(db), "2/200");  // committed and visible
   ASSERT_TRUE(wal_unflushed(db)) << "the WAL writer flushed the commit already: nothing would be lost";
   restart_order_server_immediately();
@@ -137,10 +144,7 @@ TEST_F(SinkDurabilityTest, ACommitLostBeforeItsFlushEndsTheSessionAndIsAppliedAg
 TEST_F(SinkDurabilityTest, SyncMakesUnflushedCommitsDurable) {
   SlowWalWriter slow;
   SinkDatabase db("durability_sync");
-  auto sink = make_sink(db);
-  EXPECT_EQ(sink->apply(batch_of({one_row(1, 0x100, 1)})), Lsn{kBase + 0x100});
-  slow.wake(db);
-  EXPECT_EQ(sink->apply(unflushed({one_row(2, 0x200, 2)})), std::nullopt);
+  auto sink = flushed_then_unflushed(db, slow);
   ASSERT_TRUE(wal_unflushed(db));
   EXPECT_EQ(sink->sync(), Lsn{kBase + 0x200});
   EXPECT_EQ(sink->sync(), std::nullopt) << "nothing waits for a flush any more";
@@ -155,10 +159,7 @@ TEST_F(SinkDurabilityTest, SyncMakesUnflushedCommitsDurable) {
 TEST_F(SinkDurabilityTest, ANewSessionMakesTheProgressItFindsDurable) {
   SlowWalWriter slow;
   SinkDatabase db("durability_new_session");
-  auto sink = make_sink(db);
-  EXPECT_EQ(sink->apply(batch_of({one_row(1, 0x100, 1)})), Lsn{kBase + 0x100});
-  slow.wake(db);
-  EXPECT_EQ(sink->apply(unflushed({one_row(2, 0x200, 2)})), std::nullopt);
+  auto sink = flushed_then_unflushed(db, slow);
   ASSERT_TRUE(wal_unflushed(db));
   sink.reset();  // releases the writer lock
   auto next = make_sink(db);
