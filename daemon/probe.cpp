@@ -142,9 +142,9 @@ Probe::Probe(ProbeOptions options, const PipelineStatus& status)
       &gauge("cdcsync_durable_lsn", "LSN committed and flushed in the target, as a number.").Add({});
   commits_unflushed_ =
       &counter("cdcsync_batches_unflushed_total",
-               "Batches committed in the target without waiting for its WAL flush (a backlog "
-               "queued behind them; batch.flush_interval_ms); a later flushed commit made "
-               "them durable before anything past them was confirmed.")
+               "Batches committed in the target without waiting for its WAL flush (catching up on "
+               "a backlog; batch.flush_interval_ms); a later flushed commit made them durable "
+               "before anything past them was confirmed.")
            .Add({});
   received_lsn_ = &gauge("cdcsync_received_lsn", "Source WAL position last received, as a number.").Add({});
   reconnects_ = &counter("cdcsync_reconnects_total",

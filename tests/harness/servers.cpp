@@ -9,6 +9,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <iostream>
 #include <memory>
 #include <stdexcept>
 #include <thread>
@@ -140,6 +141,23 @@ void TestServers::control(const std::vector<std::string>& args) const {
   waitpid(pid, &status, 0);
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     throw std::runtime_error("scripts/servers.sh " + args.at(0) + " failed");
+  }
+}
+
+ClusterSetting::ClusterSetting(Server server, std::string name, const std::string& value)
+    : server_(server), name_(std::move(name)) {
+  const std::string admin = TestServers::get().admin_conninfo(server_, "postgres");
+  exec_sql(admin, "ALTER SYSTEM SET " + name_ + " = '" + value + "'");
+  exec_sql(admin, "SELECT pg_reload_conf()");
+}
+
+ClusterSetting::~ClusterSetting() {
+  try {
+    const std::string admin = TestServers::get().admin_conninfo(server_, "postgres");
+    exec_sql(admin, "ALTER SYSTEM RESET " + name_);
+    exec_sql(admin, "SELECT pg_reload_conf()");
+  } catch (const std::exception& e) {
+    std::cout << "[ harness  ] could not reset " << name_ << ": " << e.what() << std::endl;
   }
 }
 

@@ -55,6 +55,20 @@ void exec_sql(const std::string& conninfo, const std::string& sql);
 // First column of the first row, or nullopt when there is no row or it is NULL.
 std::optional<std::string> query_value(const std::string& conninfo, const std::string& sql);
 
+// Sets a server setting for the holder's lifetime (ALTER SYSTEM, reload), and resets it after (a failure to
+// reset is printed, not thrown: the server may be down after a failed test).
+class ClusterSetting {
+ public:
+  ClusterSetting(Server server, std::string name, const std::string& value);
+  ~ClusterSetting();
+  ClusterSetting(const ClusterSetting&) = delete;
+  ClusterSetting& operator=(const ClusterSetting&) = delete;
+
+ private:
+  Server server_;
+  std::string name_;
+};
+
 // A free loopback TCP port (for metrics.listen and proxies), found by binding port 0.
 int free_port();
 

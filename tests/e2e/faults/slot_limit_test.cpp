@@ -13,27 +13,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-// Sets a customer-cluster setting for the test's lifetime (ALTER SYSTEM, reload), and resets it after.
-class ClusterSetting {
- public:
-  ClusterSetting(std::string name, const std::string& value) : name_(std::move(name)) {
-    exec_sql(admin(), "ALTER SYSTEM SET " + name_ + " = '" + value + "'");
-    exec_sql(admin(), "SELECT pg_reload_conf()");
-  }
-  ~ClusterSetting() {
-    try {
-      exec_sql(admin(), "ALTER SYSTEM RESET " + name_);
-      exec_sql(admin(), "SELECT pg_reload_conf()");
-    } catch (const std::exception& e) {
-      std::cout << "[ e2e      ] could not reset " << name_ << ": " << e.what() << std::endl;
-    }
-  }
-
- private:
-  static std::string admin() { return TestServers::get().admin_conninfo(Server::Customer, "postgres"); }
-  std::string name_;
-};
-
 TEST(FaultsSlot, ASlotInvalidatedByMaxSlotWalKeepSizeExitsThreeNamingTheSlotAndWhatToDo) {
   SyncPipeline p{"slot_invalidated"};
   Workload::insert_rows(p.customer_admin(), 100, "seed");
@@ -46,7 +25,7 @@ TEST(FaultsSlot, ASlotInvalidatedByMaxSlotWalKeepSizeExitsThreeNamingTheSlotAndW
   ASSERT_EQ(d.wait_exit(10s), 0) << d.log_tail();
 
   // While the daemon is stopped, the source writes more WAL than the slot may keep, and checkpoints.
-  ClusterSetting keep{"max_slot_wal_keep_size", "1MB"};
+  ClusterSetting keep{Server::Customer, "max_slot_wal_keep_size", "1MB"};
   const auto wal_status = [&] {
     return query_value(p.customer_admin(),
                        "SELECT wal_status FROM pg_replication_slots WHERE slot_name = '" + p.slot() + "'");

@@ -236,19 +236,7 @@ TEST(SyncThroughFaults, OrderServerCrashWhileABacklogIsAppliedLosesNothing) {
   ASSERT_TRUE(load.wait_finished(60s));
   std::cout << "[ e2e      ] backlog: " << load.summary() << std::endl;
 
-  const std::string order_postgres = TestServers::get().admin_conninfo(Server::Order, "postgres");
-  exec_sql(order_postgres, "ALTER SYSTEM SET wal_writer_delay = '10s'");
-  exec_sql(order_postgres, "SELECT pg_reload_conf()");
-  struct Reset {
-    std::string conninfo;
-    ~Reset() {
-      try {
-        exec_sql(conninfo, "ALTER SYSTEM RESET wal_writer_delay");
-        exec_sql(conninfo, "SELECT pg_reload_conf()");
-      } catch (...) {
-      }
-    }
-  } reset{order_postgres};
+  const ClusterSetting slow_wal_writer{Server::Order, "wal_writer_delay", "10s"};
 
   ConfirmedNeverAheadSampler sampler{p};
   const Lsn before = p.progress().value_or(ProgressRow{}).end_lsn;

@@ -22,21 +22,7 @@ constexpr std::uint64_t kBase = 0x2'0000'0000;
 // wal_writer_delay = 10 s on the order server for the test's lifetime.
 class SlowWalWriter {
  public:
-  SlowWalWriter() {
-    exec_sql(admin(), "ALTER SYSTEM SET wal_writer_delay = '10s'");
-    exec_sql(admin(), "SELECT pg_reload_conf()");
-    std::this_thread::sleep_for(300ms);
-  }
-  ~SlowWalWriter() {
-    try {
-      exec_sql(admin(), "ALTER SYSTEM RESET wal_writer_delay");
-      exec_sql(admin(), "SELECT pg_reload_conf()");
-    } catch (...) {
-      // the server may be down after a failed test; the next start reads the reset setting anyway
-    }
-  }
-  SlowWalWriter(const SlowWalWriter&) = delete;
-  SlowWalWriter& operator=(const SlowWalWriter&) = delete;
+  SlowWalWriter() { std::this_thread::sleep_for(300ms); }  // the WAL writer rereads its settings
 
   // Wakes the WAL writer with a commit that does not wait for its flush (it is written at once).
   void wake(const SinkDatabase& db) const {
@@ -46,7 +32,7 @@ class SlowWalWriter {
   }
 
  private:
-  static std::string admin() { return TestServers::get().admin_conninfo(Server::Order, "postgres"); }
+  ClusterSetting delay_{Server::Order, "wal_writer_delay", "10s"};
 };
 
 void restart_order_server_immediately() {
