@@ -1,5 +1,5 @@
 // cdcsync: keeps the order DB's reference tables equal to the mapped projection of the customer DB.
-// Subcommands dispatch here; each returns a process exit code (daemon/exit_codes.h).
+// Subcommands dispatch here; each returns a process exit code (daemon/core/exit_codes.h).
 #include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -11,9 +11,9 @@
 #include <thread>
 
 #include "daemon/commands/commands.h"
-#include "daemon/config.h"
-#include "daemon/exit_codes.h"
-#include "daemon/logging.h"
+#include "daemon/config/config.h"
+#include "daemon/core/exit_codes.h"
+#include "daemon/ops/logging.h"
 
 namespace cdcsync {
 namespace {

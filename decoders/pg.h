@@ -5,6 +5,7 @@
 
 #include <initializer_list>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -70,6 +71,35 @@ inline PgResult pg_exec(PGconn* conn, const char* sql, std::string_view doing,
   const auto st = res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;
   if (st != expected && st != also) throw pg_error(conn, res.get(), doing);
   return res;
+}
+
+// A text parameter of a statement: a value, or SQL NULL (nullopt).
+using PgParam = std::optional<std::string>;
+
+// Runs a statement with text parameters ($1, $2, ...) and returns its result; throws PgError (without DETAIL)
+// unless the status is one of the expected ones. The one way every caller runs a parameterized statement.
+inline PgResult pg_exec_params(PGconn* conn, const char* sql, const std::vector<PgParam>& params,
+                               std::string_view doing, ExecStatusType expected = PGRES_TUPLES_OK,
+                               ExecStatusType also = PGRES_COMMAND_OK) {
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
+  PgResult res{PQexecParams(conn, sql, static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr,
+                            0)};
+  const auto st = res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;
+  if (st != expected && st != also) throw pg_error(conn, res.get(), doing);
+  return res;
+}
+inline PgResult pg_exec_params(PGconn* conn, const std::string& sql, const std::vector<PgParam>& params,
+                               std::string_view doing, ExecStatusType expected = PGRES_TUPLES_OK,
+                               ExecStatusType also = PGRES_COMMAND_OK) {
+  return pg_exec_params(conn, sql.c_str(), params, doing, expected, also);
+}
+
+// A result's value, or nullopt for SQL NULL.
+inline std::optional<std::string> pg_value(const PGresult* res, int row, int col) {
+  if (PQgetisnull(res, row, col)) return std::nullopt;
+  return std::string(PQgetvalue(res, row, col), static_cast<std::size_t>(PQgetlength(res, row, col)));
 }
 
 // Quotes an identifier with libpq's own rules (handles quotes, case and encoding).

@@ -1,5 +1,5 @@
 // COPY's text format, writing side: one field with backslash, tab, newline and carriage return escaped.
-// (NULL is written as \N by the caller; the reading side is daemon/snapshot.h's parse_copy_text_row.)
+// (NULL is written as \N by the caller; the reading side is daemon/core/snapshot.h's parse_copy_text_row.)
 #pragma once
 
 #include <array>

@@ -1,12 +1,12 @@
-// cdcsync audit --config FILE [--json]: the data segregation compliance report (daemon/audit.h); exit 1 on
+// cdcsync audit --config FILE [--json]: the data segregation compliance report (daemon/tools/audit.h); exit 1 on
 // any violation. `audit` is a parent command: its own subcommands (verify-archive) live in other files.
 #include <iostream>
 #include <memory>
 
-#include "daemon/audit.h"
+#include "daemon/tools/audit.h"
 #include "daemon/commands/commands.h"
-#include "daemon/config.h"
-#include "daemon/exit_codes.h"
+#include "daemon/config/config.h"
+#include "daemon/core/exit_codes.h"
 
 namespace cdcsync::commands {
 

@@ -11,8 +11,8 @@
 #include <optional>
 
 #include "daemon/commands/commands.h"
-#include "daemon/config.h"
-#include "daemon/exit_codes.h"
+#include "daemon/config/config.h"
+#include "daemon/core/exit_codes.h"
 #include "sinks/redis_archive_sink.h"
 
 namespace cdcsync::commands {

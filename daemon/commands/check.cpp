@@ -4,10 +4,10 @@
 
 #include "checkpoints/redis_store.h"
 #include "daemon/commands/commands.h"
-#include "daemon/config.h"
-#include "daemon/exit_codes.h"
-#include "daemon/runner.h"
-#include "daemon/source_check.h"
+#include "daemon/config/config.h"
+#include "daemon/core/exit_codes.h"
+#include "daemon/core/runner.h"
+#include "daemon/tools/source_check.h"
 #include "sinks/postgres_sink.h"
 #include "sinks/target_ddl.h"
 

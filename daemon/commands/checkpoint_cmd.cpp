@@ -5,10 +5,10 @@
 
 #include "checkpoints/redis_store.h"
 #include "daemon/commands/commands.h"
-#include "daemon/config.h"
-#include "daemon/exit_codes.h"
-#include "daemon/runner.h"
-#include "daemon/verify.h"
+#include "daemon/config/config.h"
+#include "daemon/core/exit_codes.h"
+#include "daemon/core/runner.h"
+#include "daemon/tools/verify.h"
 #include "decoders/replication_stream.h"
 
 namespace cdcsync::commands {

@@ -1,6 +1,6 @@
 #include "daemon/commands/commands.h"
 
-#include "daemon/exit_codes.h"
+#include "daemon/core/exit_codes.h"
 
 namespace cdcsync::commands {
 

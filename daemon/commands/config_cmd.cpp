@@ -2,8 +2,8 @@
 #include <iostream>
 
 #include "daemon/commands/commands.h"
-#include "daemon/config.h"
-#include "daemon/exit_codes.h"
+#include "daemon/config/config.h"
+#include "daemon/core/exit_codes.h"
 
 namespace cdcsync::commands {
 

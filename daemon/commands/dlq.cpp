@@ -1,6 +1,6 @@
 // cdcsync dlq list|replay|drop --config FILE: the source transactions the order DB refused, parked in the
 // Redis stream cdcsync:{<pipeline>}:dlq by a daemon running with dead_letter.enabled
-// (daemon/dead_letter_stream.h).
+// (daemon/core/dead_letter_stream.h).
 //
 // replay re-applies an entry through the order-DB sink (the same LSN-guarded upserts, without touching the
 // progress row, so it runs next to a live daemon; a row the daemon has written since is newer and wins) and
@@ -12,10 +12,10 @@
 #include <memory>
 
 #include "daemon/commands/commands.h"
-#include "daemon/config.h"
-#include "daemon/dead_letter_stream.h"
-#include "daemon/exit_codes.h"
-#include "daemon/runner.h"
+#include "daemon/config/config.h"
+#include "daemon/core/dead_letter_stream.h"
+#include "daemon/core/exit_codes.h"
+#include "daemon/core/runner.h"
 #include "sinks/postgres_sink.h"
 
 namespace cdcsync::commands {

@@ -23,10 +23,10 @@
 #include <optional>
 
 #include "daemon/commands/commands.h"
-#include "daemon/config.h"
-#include "daemon/exit_codes.h"
-#include "daemon/runner.h"
-#include "daemon/verify.h"
+#include "daemon/config/config.h"
+#include "daemon/core/exit_codes.h"
+#include "daemon/core/runner.h"
+#include "daemon/tools/verify.h"
 #include "decoders/pg.h"
 #include "sinks/archive_codec.h"
 #include "sinks/fold.h"

@@ -1,15 +1,15 @@
 // cdcsync resync --config FILE --table T: re-copies one table from a source snapshot while the daemon keeps
-// streaming. Why no row is lost or resurrected: daemon/verify.h (snapshot point, `<` guard) and
+// streaming. Why no row is lost or resurrected: daemon/tools/verify.h (snapshot point, `<` guard) and
 // verify::recopy_table (EXCLUSIVE lock while writing, absent keys checked against the source now).
 #include <chrono>
 #include <iostream>
 #include <memory>
 
 #include "daemon/commands/commands.h"
-#include "daemon/config.h"
-#include "daemon/exit_codes.h"
-#include "daemon/runner.h"
-#include "daemon/verify.h"
+#include "daemon/config/config.h"
+#include "daemon/core/exit_codes.h"
+#include "daemon/core/runner.h"
+#include "daemon/tools/verify.h"
 
 namespace cdcsync::commands {
 

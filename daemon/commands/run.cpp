@@ -9,14 +9,14 @@
 
 #include "checkpoints/redis_client.h"
 #include "daemon/commands/commands.h"
-#include "daemon/config.h"
-#include "daemon/dead_letter_stream.h"
-#include "daemon/exit_codes.h"
-#include "daemon/logging.h"
-#include "daemon/metrics/http_server.h"
-#include "daemon/probe.h"
-#include "daemon/runner.h"
-#include "daemon/systemd.h"
+#include "daemon/config/config.h"
+#include "daemon/core/dead_letter_stream.h"
+#include "daemon/core/exit_codes.h"
+#include "daemon/ops/logging.h"
+#include "daemon/ops/metrics/http_server.h"
+#include "daemon/ops/probe.h"
+#include "daemon/core/runner.h"
+#include "daemon/ops/systemd.h"
 
 namespace cdcsync::commands {
 namespace {

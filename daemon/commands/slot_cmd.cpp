@@ -3,9 +3,9 @@
 #include <memory>
 
 #include "daemon/commands/commands.h"
-#include "daemon/config.h"
-#include "daemon/exit_codes.h"
-#include "daemon/runner.h"
+#include "daemon/config/config.h"
+#include "daemon/core/exit_codes.h"
+#include "daemon/core/runner.h"
 #include "decoders/replication_stream.h"
 
 namespace cdcsync::commands {

@@ -18,8 +18,8 @@
 #include <vector>
 
 #include "daemon/commands/commands.h"
-#include "daemon/config.h"
-#include "daemon/exit_codes.h"
+#include "daemon/config/config.h"
+#include "daemon/core/exit_codes.h"
 #include "decoders/assembler.h"
 #include "decoders/byte_reader.h"
 #include "decoders/debezium_json.h"

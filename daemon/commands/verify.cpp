@@ -1,6 +1,6 @@
 // cdcsync verify --config FILE [--table T] [--repair] [--json]: compares the order DB's reference tables
 // with the mapped (and transformed) projection of the customer DB at a known source position; see
-// daemon/verify.h for the buckets, the hashes and the snapshot point.
+// daemon/tools/verify.h for the buckets, the hashes and the snapshot point.
 #include <chrono>
 #include <iostream>
 #include <memory>
@@ -9,11 +9,11 @@
 
 #include "checkpoints/redis_client.h"
 #include "daemon/commands/commands.h"
-#include "daemon/config.h"
-#include "daemon/dead_letter_stream.h"
-#include "daemon/exit_codes.h"
-#include "daemon/runner.h"
-#include "daemon/verify.h"
+#include "daemon/config/config.h"
+#include "daemon/core/dead_letter_stream.h"
+#include "daemon/core/exit_codes.h"
+#include "daemon/core/runner.h"
+#include "daemon/tools/verify.h"
 
 namespace cdcsync::commands {
 namespace {

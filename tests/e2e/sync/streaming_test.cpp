@@ -86,7 +86,7 @@ TEST(SyncStreaming, ABacklogOfStreamedTransactionsReadOnDuringEachReplayArrivesE
   daemon->start();
   p.expect_oracle(deleted, 180s, daemon.get());
   EXPECT_EQ(daemon->log().find("decoder failed"), std::string::npos) << daemon->log_tail();
-  // The receiver did read on during the replays (debug line of daemon/pg_change_source.cpp).
+  // The receiver did read on during the replays (debug line of daemon/core/pg_change_source.cpp).
   EXPECT_TRUE(
       std::regex_search(daemon->log(), std::regex("; [1-9][0-9]* messages of later ones read meanwhile")))
       << daemon->log_tail();

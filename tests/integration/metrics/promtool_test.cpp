@@ -6,9 +6,9 @@
 #include <filesystem>
 #include <fstream>
 
-#include "daemon/metrics/metrics.h"
-#include "daemon/metrics/process_collector.h"
-#include "daemon/metrics/text_format.h"
+#include "daemon/ops/metrics/metrics.h"
+#include "daemon/ops/metrics/process_collector.h"
+#include "daemon/ops/metrics/text_format.h"
 
 namespace cdcsync::metrics {
 namespace {

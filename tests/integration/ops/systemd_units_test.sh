@@ -19,7 +19,7 @@ for unit in cdcsync.service cdcsync@demo.service; do
   [ -z "$out" ] || fail "systemd-analyze verify $unit warned: $out"
 done
 
-# The settings the daemon and the runbook depend on (exit codes from daemon/exit_codes.h).
+# The settings the daemon and the runbook depend on (exit codes from daemon/core/exit_codes.h).
 for unit in cdcsync.service cdcsync@.service; do
   f="$root/deploy/$unit"
   for line in 'Type=notify' 'WatchdogSec=30' 'Restart=on-failure' 'RestartSec=5' 'RestartPreventExitStatus=2 3 4' \

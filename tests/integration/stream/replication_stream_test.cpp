@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <thread>
 
-#include "daemon/pg_change_source.h"
+#include "daemon/core/pg_change_source.h"
 #include "tests/harness/servers.h"
 
 namespace cdcsync::test {

@@ -1,6 +1,6 @@
 // The audit's rules on hand-made facts: what crosses, what must not be in the order DB, what each role may
 // hold, TLS and secrets. The same facts as read from live servers are exercised in tests/e2e/security.
-#include "daemon/audit.h"
+#include "daemon/tools/audit.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

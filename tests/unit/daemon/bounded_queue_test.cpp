@@ -1,5 +1,5 @@
 // The queue between the receiver and the applier: bounded by count and bytes, never stuck on a large item.
-#include "daemon/bounded_queue.h"
+#include "daemon/core/bounded_queue.h"
 
 #include <gtest/gtest.h>
 

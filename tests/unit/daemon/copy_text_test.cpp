@@ -1,6 +1,6 @@
 #include <gtest/gtest.h>
 
-#include "daemon/snapshot.h"
+#include "daemon/core/snapshot.h"
 #include "sinks/copy_text.h"
 
 namespace cdcsync {

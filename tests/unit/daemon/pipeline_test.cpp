@@ -1,7 +1,7 @@
 // The pipeline session with fakes: a scripted ChangeSource, the RecordingSink and the memory checkpoint
 // store. What it must never do: confirm to the source a position that is not durable in the target and
 // mirrored in the checkpoint store.
-#include "daemon/pipeline.h"
+#include "daemon/core/pipeline.h"
 
 #include <gtest/gtest.h>
 
@@ -15,7 +15,7 @@
 #include <thread>
 
 #include "checkpoints/memory_store.h"
-#include "daemon/errors.h"
+#include "daemon/core/errors.h"
 #include "sinks/recording_sink.h"
 #include "tests/harness/eventually.h"
 

@@ -1,8 +1,8 @@
-#include "daemon/reconcile.h"
+#include "daemon/core/reconcile.h"
 
 #include <gtest/gtest.h>
 
-#include "daemon/errors.h"
+#include "daemon/core/errors.h"
 
 namespace cdcsync {
 namespace {

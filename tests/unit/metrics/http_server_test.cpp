@@ -1,11 +1,11 @@
-#include "daemon/metrics/http_server.h"
+#include "daemon/ops/metrics/http_server.h"
 
 #include <gtest/gtest.h>
 #include <httplib.h>
 
 #include <atomic>
 
-#include "daemon/metrics/text_format.h"
+#include "daemon/ops/metrics/text_format.h"
 
 namespace cdcsync::metrics {
 namespace {

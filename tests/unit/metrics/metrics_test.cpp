@@ -1,4 +1,4 @@
-#include "daemon/metrics/metrics.h"
+#include "daemon/ops/metrics/metrics.h"
 
 #include <gtest/gtest.h>
 

@@ -1,4 +1,4 @@
-#include "daemon/metrics/process_collector.h"
+#include "daemon/ops/metrics/process_collector.h"
 
 #include <gtest/gtest.h>
 

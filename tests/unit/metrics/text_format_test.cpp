@@ -1,4 +1,4 @@
-#include "daemon/metrics/text_format.h"
+#include "daemon/ops/metrics/text_format.h"
 
 #include <gtest/gtest.h>
 

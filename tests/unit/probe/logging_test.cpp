@@ -1,5 +1,5 @@
 // JSON log lines: one object per line, whatever the message holds.
-#include "daemon/logging.h"
+#include "daemon/ops/logging.h"
 
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>

@@ -1,13 +1,13 @@
 // The probe turns what the pipeline observes into metrics: fed batches, polls and hooks by hand, with a fake
 // clock, and read back through Collect() as a scrape would.
-#include "daemon/probe.h"
+#include "daemon/ops/probe.h"
 
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <cmath>
 
-#include "daemon/metrics/text_format.h"
+#include "daemon/ops/metrics/text_format.h"
 
 #include "tests/unit/probe/alloc_counter.h"
 

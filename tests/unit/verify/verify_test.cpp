@@ -1,5 +1,5 @@
 // The pieces of `cdcsync verify` that must agree with their SQL twins byte for byte, and the comparison.
-#include "daemon/verify.h"
+#include "daemon/tools/verify.h"
 
 #include <gtest/gtest.h>
 

@@ -1,0 +1,114 @@
+// One streaming session of a pipeline: a receiver thread reads whole source transactions from the
+// ChangeSource onto a bounded queue; the applier (the calling thread) groups them into batches, applies each
+// batch to the Sink in one target transaction, mirrors the durable LSN to the CheckpointStore under the
+// lease, and only then lets the receiver confirm it to the source.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "checkpoints/checkpoint_store.h"
+#include "daemon/core/change_source.h"
+#include "decoders/lsn.h"
+#include "sinks/sink.h"
+
+namespace cdcsync {
+
+struct PipelineOptions {
+  // A batch is applied when nothing more is queued, or earlier at one of these bounds (whole source
+  // transactions are never split; a transaction larger than a bound is a batch of its own).
+  std::size_t batch_max_rows = 5000;
+  std::size_t batch_max_bytes = 16u << 20;  // decoded bytes, as the queue counts them
+  // Longest a batch keeps taking transactions that keep arriving.
+  std::chrono::milliseconds batch_max_wait{50};
+  // Catching up: the source sent the newest transaction in the batch this long after it committed it (a
+  // backlog; both times by the source's clock). Then a
+  // batch is not applied merely because the queue is momentarily empty: it grows to its row or byte bound
+  // while transactions keep arriving, and is applied when none arrived for batch_max_wait, or when it is
+  // this old (the delay it adds is at most the lag that started it). Bigger batches cost the target less
+  // per change. 0: off.
+  std::chrono::milliseconds catch_up_lag{1000};
+  // While catching up (catch_up_lag) or with more transactions queued behind it, a batch's target commit
+  // does not wait for the WAL flush (Batch::durable false). A batch caught up with nothing queued, or the
+  // first one this long after the last flushed commit, waits for it and makes every commit before it
+  // durable; so does Sink::sync once nothing arrived for min(batch_max_wait, 100 ms), and at a stop. Nothing is mirrored
+  // or confirmed before it is durable. 0: every batch waits for its flush.
+  std::chrono::milliseconds flush_interval{1000};
+  std::size_t queue_max_transactions = 100000;
+  std::size_t queue_max_bytes = 16u << 20;
+  std::chrono::milliseconds status_interval{1000};
+  std::chrono::milliseconds lease_ttl{10000};
+  std::chrono::milliseconds lease_renew{3000};
+  // How long the pipeline must be idle before it confirms a keepalive position without a transaction.
+  std::chrono::milliseconds idle_ack_after{1000};
+};
+
+// What the session observed; read by the probe (metrics) and by tests. All fields are atomics so the
+// metrics endpoint reads them without locks.
+struct PipelineStatus {
+  std::atomic<std::uint64_t> received_lsn{0};   // server WAL end last seen
+  std::atomic<std::uint64_t> durable_lsn{0};    // committed and flushed in the target
+  std::atomic<std::uint64_t> confirmed_lsn{0};  // mirrored to the checkpoint store and reported to the source
+  std::atomic<std::uint64_t> transactions{0};
+  std::atomic<std::uint64_t> changes{0};
+  std::atomic<std::uint64_t> batches{0};
+  // Batches committed without waiting for the target's flush (PipelineOptions::flush_interval).
+  std::atomic<std::uint64_t> commits_unflushed{0};
+  std::atomic<std::int64_t> last_commit_time_us{0};  // PostgreSQL epoch, of the last applied source txn
+  std::atomic<bool> checkpoint_store_ok{true};
+  std::atomic<std::size_t> queue_depth{0};
+  // Messages of streamed transactions read into their spools while a committed one was applied
+  // (ChangeSource::absorb), over every session.
+  std::atomic<std::uint64_t> messages_read_during_replay{0};
+};
+
+// Called after each applied batch (for metrics: rows per table and op, apply time, latency).
+using BatchObserver = std::function<void(const Batch&, std::chrono::steady_clock::duration apply_time)>;
+
+class Pipeline {
+ public:
+  Pipeline(ChangeSource& source, Sink& sink, CheckpointStore& store, LeaseToken token,
+           PipelineOptions options, PipelineStatus& status, BatchObserver observer = {});
+
+  // Runs until `stop` becomes true (returns normally after applying or rolling back the open batch and a
+  // final status update) or an error: FatalError, LeaseLost, PermanentError, or anything transient.
+  // `confirmed_start` is the position already confirmed (the durable progress at session start).
+  void run(const std::atomic<bool>& stop, Lsn confirmed_start);
+
+  // Called on every turn of the apply loop (systemd's watchdog is fed from here, not from a side thread).
+  void set_tick(std::function<void()> tick) { tick_ = std::move(tick); }
+
+ private:
+  void apply_batch(Batch& batch);
+  void mirror(Lsn lsn);
+  // After commits that did not wait for their flush: makes them durable (Sink::sync) and mirrors them.
+  void sync_unflushed();
+
+  ChangeSource& source_;
+  Sink& sink_;
+  CheckpointStore& store_;
+  LeaseToken token_;
+  PipelineOptions options_;
+  PipelineStatus& status_;
+  BatchObserver observer_;
+  std::function<void()> tick_;
+
+  // Shared between receiver and applier.
+  std::atomic<std::uint64_t> pushed_items_{0};
+  std::atomic<std::uint64_t> applied_items_{0};
+  // Applier only.
+  std::chrono::steady_clock::time_point last_flush_;  // the last apply that returned a durable position
+  bool unflushed_ = false;  // an apply committed without waiting for its flush since
+  // Applied transactions on their way back to the source, which reuses their memory: the applier leaves a
+  // batch here when the receiver has taken the previous one (at most one batch waits), else frees it.
+  std::mutex spent_mu_;
+  std::vector<Transaction> spent_;
+};
+
+}  // namespace cdcsync

@@ -1,0 +1,485 @@
+#include "daemon/core/runner.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <condition_variable>
+#include <cstdlib>
+#include <filesystem>
+#include <mutex>
+#include <random>
+#include <stop_token>
+#include <thread>
+
+#include "checkpoints/redis_store.h"
+#include "daemon/core/dead_letter_stream.h"
+#include "daemon/core/errors.h"
+#include "daemon/core/exit_codes.h"
+#include "daemon/core/pg_change_source.h"
+#include "daemon/core/reconcile.h"
+#include "daemon/core/secondary_sinks.h"
+#include "daemon/core/snapshot.h"
+#include "decoders/byte_reader.h"
+#include "decoders/pgoutput.h"
+#include "decoders/replication_stream.h"
+#include "sinks/fanout_sink.h"
+#include "sinks/postgres_sink.h"
+
+namespace cdcsync {
+namespace {
+
+using std::chrono::milliseconds;
+
+std::string with_password(const std::string& conninfo, const config::SecretFile& file) {
+  if (!file.configured()) return conninfo;
+  return conninfo_with_password(conninfo, config::read_secret(file));
+}
+
+// Which server a transient failure came from, for the reconnect log line and the errors metric.
+std::string component_of(const std::exception& e) {
+  if (dynamic_cast<const KafkaUnavailable*>(&e) != nullptr) return "kafka";
+  if (dynamic_cast<const TransientError*>(&e) != nullptr) return "target";
+  if (dynamic_cast<const CheckpointUnavailable*>(&e) != nullptr) return "checkpoint";
+  if (dynamic_cast<const DecodeError*>(&e) != nullptr || dynamic_cast<const ProtocolError*>(&e) != nullptr) {
+    return "decoder";
+  }
+  return "source";
+}
+
+std::string kind_of(const std::exception& e) {
+  if (const auto* pg = dynamic_cast<const PgError*>(&e))
+    return pg->sqlstate().empty() ? "connection" : pg->sqlstate();
+  if (dynamic_cast<const DecodeError*>(&e) != nullptr) return "malformed_message";
+  if (dynamic_cast<const ProtocolError*>(&e) != nullptr) return "protocol_violation";
+  if (dynamic_cast<const TransientError*>(&e) != nullptr) return "transient";
+  if (dynamic_cast<const CheckpointUnavailable*>(&e) != nullptr) return "unavailable";
+  return "other";
+}
+
+std::filesystem::path spool_dir(const config::Config& c) {
+  const char* state = std::getenv("STATE_DIRECTORY");  // systemd StateDirectory=
+  std::filesystem::path base =
+      state != nullptr ? std::filesystem::path(state) : std::filesystem::temp_directory_path();
+  return base / ("cdcsync-spool-" + c.pipeline);
+}
+
+// Emits a non-transactional logical message on an ordinary source connection every `every`: when the
+// published tables are quiet while other WAL grows (other tables, other databases), the message travels
+// through the slot and lets the pipeline confirm past it, so the slot never pins WAL.
+class Heartbeat {
+ public:
+  Heartbeat(std::string conninfo, milliseconds every) {
+    if (every.count() <= 0) return;
+    thread_ = std::jthread([conninfo = std::move(conninfo), every](std::stop_token stop) {
+      std::mutex mu;
+      std::condition_variable_any cv;
+      PgConn conn;
+      bool warned = false;
+      while (true) {
+        {
+          std::unique_lock lock(mu);
+          if (cv.wait_for(lock, stop, every, [] { return false; }) || stop.stop_requested()) return;
+        }
+        try {
+          if (!conn || PQstatus(conn.get()) != CONNECTION_OK)
+            conn = pg_connect(conninfo, "the source (heartbeat)");
+          pg_exec(conn.get(), "SELECT pg_catalog.pg_logical_emit_message(false, 'cdcsync_heartbeat', '')",
+                  "emitting a heartbeat", PGRES_TUPLES_OK);
+          warned = false;
+        } catch (const std::exception& e) {
+          conn.reset();
+          if (!warned) spdlog::warn("heartbeat failed (retrying every {} ms): {}", every.count(), e.what());
+          warned = true;
+        }
+      }
+    });
+  }
+
+ private:
+  std::jthread thread_;
+};
+
+}  // namespace
+
+std::string_view name_of(RunnerState s) {
+  switch (s) {
+    case RunnerState::Starting:
+      return "starting";
+    case RunnerState::Standby:
+      return "standby";
+    case RunnerState::Snapshot:
+      return "snapshot";
+    case RunnerState::Streaming:
+      return "streaming";
+    case RunnerState::Backoff:
+      return "backoff";
+    case RunnerState::Stopped:
+      return "stopped";
+  }
+  return "unknown";
+}
+
+Mapping mapping_from_config(const config::Config& c) {
+  std::vector<TableMapping> tables;
+  for (const auto& t : c.tables) {
+    TableMapping m;
+    m.source = QualifiedName{t.source.schema, t.source.name};
+    m.target = QualifiedName{t.target.schema, t.target.name};
+    m.key = t.key;
+    for (const auto& col : t.columns) {
+      ColumnMapping cm{col.source, col.target, Transform::copy()};
+      if (col.transform) {
+        std::visit(
+            [&](const auto& tr) {
+              using T = std::decay_t<decltype(tr)>;
+              if constexpr (std::is_same_v<T, config::HmacSha256>) {
+                cm.transform = Transform::hmac_sha256(config::read_secret(tr.key_file));
+              } else if constexpr (std::is_same_v<T, config::Mask>) {
+                cm.transform = Transform::mask(static_cast<std::size_t>(tr.keep_last));
+              } else {
+                cm.transform = Transform::constant(tr.value);
+              }
+            },
+            *col.transform);
+      }
+      m.columns.push_back(std::move(cm));
+    }
+    m.deletes = t.deletes == config::DeletePolicy::hard   ? DeletePolicy::Hard
+                : t.deletes == config::DeletePolicy::soft ? DeletePolicy::Soft
+                                                          : DeletePolicy::Ignore;
+    m.truncates = t.truncate == config::TruncatePolicy::apply    ? TruncatePolicy::Apply
+                  : t.truncate == config::TruncatePolicy::ignore ? TruncatePolicy::Ignore
+                                                                 : TruncatePolicy::Fail;
+    m.lsn_column = t.lsn_column;
+    m.tombstone_column = t.tombstone_column;
+    tables.push_back(std::move(m));
+  }
+  return Mapping{std::move(tables)};
+}
+
+std::string source_conninfo(const config::Config& c) {
+  // row_security=off: a row-level security policy on a published table stops the copy loudly instead of
+  // filtering rows silently.
+  return with_password(c.source.conninfo, c.source.password_file);
+}
+
+std::string target_conninfo(const config::Config& c) {
+  return with_password(c.target.conninfo, c.target.password_file);
+}
+
+PostgresSinkOptions target_sink_options(const config::Config& c) {
+  PostgresSinkOptions o;
+  o.conninfo = target_conninfo(c);
+  o.pipeline = c.pipeline;
+  o.progress_table = QualifiedName{c.target.progress_table.schema, c.target.progress_table.name};
+  o.statement_timeout = c.target.statement_timeout;
+  o.toast_compression = sink_toast_compression(c.target.toast_compression);
+  o.copy_format = c.target.copy_format == config::CopyFormat::text ? CopyFormat::Text : CopyFormat::Binary;
+  return o;
+}
+
+ToastCompression sink_toast_compression(config::ToastCompression method) {
+  switch (method) {
+    case config::ToastCompression::automatic:
+      return ToastCompression::Auto;
+    case config::ToastCompression::server:
+      return ToastCompression::Server;
+    case config::ToastCompression::lz4:
+      return ToastCompression::Lz4;
+    case config::ToastCompression::pglz:
+      return ToastCompression::Pglz;
+  }
+  return ToastCompression::Auto;
+}
+
+LeaseToken make_lease_token() {
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  std::random_device rd;
+  const auto r = (static_cast<std::uint64_t>(rd()) << 32) | rd();
+  return LeaseToken{fmt::format("{}:{}:{:016x}", host, getpid(), r)};
+}
+
+Runner::Runner(const config::Config& config, PipelineStatus& status, RunnerHooks hooks)
+    : config_(config),
+      status_(status),
+      hooks_(std::move(hooks)),
+      mapping_(mapping_from_config(config)),
+      token_(make_lease_token()) {}
+
+void Runner::set_state(RunnerState s) {
+  if (state_.exchange(s) != s) {
+    spdlog::info("state: {}", name_of(s));
+    if (hooks_.state_changed) hooks_.state_changed(s);
+  }
+}
+
+void Runner::sleep_for(milliseconds d, const std::atomic<bool>& stop) {
+  const auto until = std::chrono::steady_clock::now() + d;
+  while (!stop && std::chrono::steady_clock::now() < until) {
+    if (hooks_.heartbeat) hooks_.heartbeat();
+    std::this_thread::sleep_for(std::min(milliseconds(100), d));
+  }
+}
+
+int Runner::run(const std::atomic<bool>& stop) {
+  std::mt19937_64 rng{std::random_device{}()};
+  milliseconds backoff = config_.source.reconnect_min;
+  std::string last_standby_reason;
+  while (!stop) {
+    const auto session_started = std::chrono::steady_clock::now();
+    const auto durable_before = status_.durable_lsn.load();
+    try {
+      session(stop);
+      break;  // stopped on request
+    } catch (const FatalError& e) {
+      spdlog::critical("stopping: {} ({})", e.what(), e.reason());
+      if (hooks_.fatal) hooks_.fatal(e.reason());
+      set_state(RunnerState::Stopped);
+      return e.exit_code();
+    } catch (const PermanentError& e) {
+      spdlog::critical(
+          "stopping: the target refused source transaction {} on {} (SQLSTATE {}): {}. Nothing past it "
+          "was confirmed; fix the target, or skip the transaction, and start again",
+          e.lsn().str(), e.table(), e.sqlstate(), e.what());
+      if (hooks_.fatal) hooks_.fatal("apply_failed");
+      set_state(RunnerState::Stopped);
+      return exit_code::kApplyFailed;
+    } catch (const CheckpointFatal& e) {
+      spdlog::critical("stopping: checkpoint store refused us ({}): {}", e.code(), e.what());
+      if (hooks_.fatal) hooks_.fatal("checkpoint_store");
+      set_state(RunnerState::Stopped);
+      return exit_code::kError;
+    } catch (const std::invalid_argument& e) {
+      spdlog::critical("stopping: {}", e.what());
+      if (hooks_.fatal) hooks_.fatal("config");
+      set_state(RunnerState::Stopped);
+      return exit_code::kError;
+    } catch (const LeaseLost& e) {
+      lease_held_ = false;
+      if (last_standby_reason != e.what()) spdlog::info("standing by: {}", e.what());
+      last_standby_reason = e.what();
+      set_state(RunnerState::Standby);
+      sleep_for(config_.checkpoint.renew, stop);
+      continue;
+    } catch (const WriterLockHeld& e) {
+      lease_held_ = false;
+      if (last_standby_reason != e.what()) spdlog::info("standing by: {}", e.what());
+      last_standby_reason = e.what();
+      set_state(RunnerState::Standby);
+      sleep_for(config_.checkpoint.renew, stop);
+      continue;
+    } catch (const std::exception& e) {
+      lease_held_ = false;
+      const std::string component = component_of(e);
+      if (hooks_.error) hooks_.error(component, kind_of(e));
+      // Back off further while sessions fail without applying anything (a target that cannot write: disk
+      // full, a lock); start from the minimum again after a session that made progress or lasted.
+      if (status_.durable_lsn.load() != durable_before ||
+          std::chrono::steady_clock::now() - session_started >= config_.source.reconnect_max) {
+        backoff = config_.source.reconnect_min;
+      }
+      std::uniform_int_distribution<long> jitter(backoff.count() / 2, backoff.count());
+      const milliseconds wait{jitter(rng)};
+      spdlog::warn("{} failed, reconnecting in {} ms: {}", component, wait.count(), e.what());
+      set_state(RunnerState::Backoff);
+      sleep_for(wait, stop);
+      backoff = std::min(config_.source.reconnect_max, backoff * 2);
+    }
+  }
+  set_state(RunnerState::Stopped);
+  return exit_code::kOk;
+}
+
+void Runner::session(const std::atomic<bool>& stop) {
+  set_state(RunnerState::Starting);
+  RedisStoreOptions store_options;
+  store_options.connection.url = RedisUrl::parse(config_.checkpoint.redis);
+  if (config_.checkpoint.password_file.configured()) {
+    store_options.connection.url.password = config::read_secret(config_.checkpoint.password_file);
+  }
+  store_options.pipeline = config_.pipeline;
+  RedisCheckpointStore store{store_options};
+
+  // 1. The lease (Redis), then the writer lock (target): two instances never write at once.
+  bool checkpoint_known = true;
+  try {
+    if (!store.acquire_lease(token_, config_.checkpoint.lease_ttl)) {
+      const auto holder = store.lease_holder();
+      throw LeaseLost("the pipeline's lease is held by " + holder.value_or("another instance"));
+    }
+  } catch (const CheckpointUnavailable& e) {
+    if (config_.checkpoint.required) throw;
+    checkpoint_known = false;
+    spdlog::warn(
+        "checkpoint store unreachable at start ({}): the target's writer lock alone keeps a single "
+        "writer, and nothing is confirmed to the source until the store is back",
+        e.what());
+  }
+  struct Release {
+    CheckpointStore& store;
+    const LeaseToken& token;
+    ~Release() {
+      try {
+        store.release_lease(token);
+      } catch (...) {
+        // the lease lapses by itself
+      }
+    }
+  } release{store, token_};
+
+  if (!config_.target.enabled) {
+    // Kafka only: no order DB, no writer lock; the transactional.id fences a second writer instead.
+    const std::unique_ptr<KafkaSink> kafka = make_kafka_sink(config_, hooks_.kafka);
+    kafka->connect();
+    lease_held_ = true;
+    stream_to(*kafka, store, checkpoint_known, stop);
+    return;
+  }
+  PostgresSinkOptions sink_options = target_sink_options(config_);
+  if (hooks_.schema_drift) {
+    sink_options.on_drift = [drift = hooks_.schema_drift](const std::string& table, const std::string&) {
+      drift(table);
+    };
+  }
+  sink_options.observer = hooks_.target;
+  PostgresSink target_sink{mapping_, sink_options};
+  target_sink.connect();
+  DeadLetterWiring dead_letters{config_,
+                                mapping_,
+                                target_sink,
+                                {[this](const DeadLetter&) {
+                                   if (hooks_.dead_lettered) hooks_.dead_lettered();
+                                 },
+                                 hooks_.dead_letter_entries}};
+  const std::vector<std::unique_ptr<Sink>> secondaries =
+      make_secondary_sinks(config_, hooks_.kafka, hooks_.archive);
+  std::vector<Sink*> secondary_ptrs;
+  for (const auto& s : secondaries) secondary_ptrs.push_back(s.get());
+  FanoutSink sink{dead_letters.sink(), std::move(secondary_ptrs)};
+  lease_held_ = true;
+  stream_to(sink, store, checkpoint_known, stop);
+}
+
+void Runner::stream_to(Sink& sink, CheckpointStore& store, bool checkpoint_known,
+                       const std::atomic<bool>& stop) {
+  // 2. The source, and the three positions.
+  const std::string source = source_conninfo(config_);
+  ReplicationStream stream{source};
+  const SystemIdentity identity = stream.identify_system();
+  StartupFacts facts;
+  facts.slot_name = config_.source.slot;
+  facts.slot = stream.slot_state(config_.source.slot);
+  facts.progress = sink.load_progress();
+  facts.create_slot = config_.source.create_slot;
+  facts.snapshot =
+      config_.snapshot.mode == config::SnapshotMode::initial ? SnapshotMode::Initial : SnapshotMode::Never;
+  facts.checkpoint_known = checkpoint_known;
+  if (checkpoint_known) {
+    try {
+      facts.checkpoint = store.load();
+    } catch (const CheckpointUnavailable&) {
+      facts.checkpoint_known = false;
+    }
+  }
+  if (facts.slot && facts.slot->active) {
+    throw LeaseLost("replication slot \"" + config_.source.slot + "\" is in use by PID " +
+                    std::to_string(facts.slot->active_pid));
+  }
+  StartPlan plan = reconcile(facts);
+  for (const auto& w : plan.warnings) spdlog::warn("{}", w);
+  spdlog::info("source system {} timeline {} at {}; slot {}; target progress {}; checkpoint {}",
+               identity.system_id, identity.timeline, identity.wal_position.str(),
+               facts.slot ? facts.slot->confirmed_flush_lsn.str() : std::string("(none)"),
+               facts.progress ? facts.progress->end_lsn.str() : std::string("(none)"),
+               facts.checkpoint ? facts.checkpoint->lsn.str()
+                                : std::string(checkpoint_known ? "(none)" : "(unknown)"));
+
+  if (plan.action != StartAction::Stream) {
+    if (plan.action == StartAction::RecreateSlot) {
+      stream.drop_slot(config_.source.slot);
+      spdlog::warn("dropped slot {} to start the initial snapshot over", config_.source.slot);
+    }
+    const bool copy = facts.snapshot == SnapshotMode::Initial;
+    const CreatedSlot created =
+        stream.create_slot(config_.source.slot, config_.source.temporary_slot, copy, /*two_phase=*/false);
+    spdlog::info("created slot {} at {}", created.name, created.consistent_point.str());
+    if (copy) {
+      set_state(RunnerState::Snapshot);
+      std::vector<SnapshotTable> tables;
+      for (const auto& t : mapping_.tables()) {
+        SnapshotTable st{t.source.schema, t.source.name, {}, t.key};
+        for (const auto& c : t.columns) st.columns.push_back(c.source);
+        tables.push_back(std::move(st));
+      }
+      const auto started = std::chrono::steady_clock::now();
+      const auto rows = copy_snapshot(
+          source, created.snapshot_name, created.consistent_point, tables,
+          static_cast<std::size_t>(config_.batch.max_txn_chunk_rows),
+          [&](Transaction&& t) {
+            Batch b;
+            b.transactions.push_back(std::move(t));
+            sink.apply(b);
+            if (hooks_.heartbeat) hooks_.heartbeat();
+          },
+          [&](const std::string& table, std::uint64_t n) {
+            const double secs =
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+            spdlog::info("snapshot: {} rows of {} copied ({:.0f} rows/s)", n, table,
+                         secs > 0 ? n / secs : 0.0);
+          });
+      spdlog::info("snapshot complete: {} rows at {}", rows, created.consistent_point.str());
+    } else {
+      sink.record_ack(created.consistent_point);
+    }
+    plan.start_lsn = created.consistent_point;
+    plan.confirmed = created.consistent_point;
+    plan.repair_checkpoint = created.consistent_point;
+  }
+  if (plan.repair_checkpoint && checkpoint_known) {
+    try {
+      store.advance(token_, *plan.repair_checkpoint);
+    } catch (const CheckpointUnavailable& e) {
+      spdlog::warn("could not repair the checkpoint yet: {}", e.what());
+    }
+  }
+
+  // 3. Stream.
+  StreamOptions so;
+  so.proto_version = static_cast<int>(config_.source.proto_version);
+  so.publications = {config_.source.publication};
+  so.streaming = config_.source.streaming == config::StreamingMode::on;
+  so.messages = true;
+  so.min_read_interval = std::chrono::microseconds(config_.source.min_read_interval_us);
+  stream.start(config_.source.slot, plan.start_lsn, so);
+  spdlog::info("streaming slot {} from {}", config_.source.slot, plan.start_lsn.str());
+
+  AssemblerOptions ao;
+  ao.protocol.version = so.proto_version;
+  ao.protocol.streaming = so.streaming ? StreamingMode::On : StreamingMode::Off;
+  ao.max_changes_per_chunk = static_cast<std::size_t>(config_.batch.max_txn_chunk_rows);
+  ao.spool_dir = spool_dir(config_);
+  PgChangeSource changes{stream, ao, config_.source.receive_timeout};
+
+  PipelineOptions po;
+  po.batch_max_rows = static_cast<std::size_t>(config_.batch.max_rows);
+  po.batch_max_wait = config_.batch.max_wait;
+  po.catch_up_lag = config_.batch.catch_up_lag;
+  po.flush_interval = config_.batch.flush_interval;
+  po.queue_max_transactions = static_cast<std::size_t>(config_.batch.queue_max_transactions);
+  po.queue_max_bytes = static_cast<std::size_t>(config_.batch.queue_max_bytes);
+  po.batch_max_bytes = static_cast<std::size_t>(config_.batch.max_bytes);
+  po.status_interval = config_.source.status_interval;
+  po.lease_ttl = config_.checkpoint.lease_ttl;
+  po.lease_renew = config_.checkpoint.renew;
+  Pipeline pipeline{changes, sink, store, token_, po, status_, hooks_.batch_applied};
+  pipeline.set_tick(hooks_.heartbeat);
+  status_.checkpoint_store_ok = checkpoint_known;
+  Heartbeat heartbeat{source, config_.source.heartbeat_interval};
+  set_state(RunnerState::Streaming);
+  pipeline.run(stop, plan.confirmed);
+  stream.finish();
+  spdlog::info("stopped at {} (confirmed to the source)", Lsn{status_.confirmed_lsn.load()}.str());
+}
+
+}  // namespace cdcsync

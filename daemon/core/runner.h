@@ -1,0 +1,75 @@
+// `cdcsync run`: connects the three servers, takes the pipeline's lease, reconciles the positions, makes
+// the initial snapshot when the slot is new, and streams; comes back by itself after any transient fault
+// (exponential backoff with jitter) and stops with a distinct exit code when only an operator can help.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <string>
+
+#include "daemon/config/config.h"
+#include "daemon/core/pipeline.h"
+#include "sinks/kafka_sink.h"
+#include "sinks/mapping.h"
+#include "sinks/postgres_sink.h"
+#include "sinks/redis_archive_sink.h"
+
+namespace cdcsync {
+
+// What the runner is doing, for logs, /readyz and systemd's STATUS=.
+enum class RunnerState { Starting, Standby, Snapshot, Streaming, Backoff, Stopped };
+std::string_view name_of(RunnerState s);
+
+struct RunnerHooks {
+  std::function<void(RunnerState)> state_changed;        // also tells systemd READY=1 once streaming
+  std::function<void()> heartbeat;                       // from the main loop: systemd WATCHDOG=1
+  std::function<void(const std::string& reason)> fatal;  // cdcsync_fatal{reason}
+  std::function<void(const std::string& component, const std::string& kind)> error;  // reconnect reasons
+  BatchObserver batch_applied;
+  std::function<void()> dead_lettered;                   // one source transaction dead-lettered
+  std::function<void(std::size_t)> dead_letter_entries;  // entries in the dead-letter stream
+  KafkaSinkObserver kafka;  // the Kafka sink's produce latency, in-flight records, errors, transactions
+  ArchiveSinkObserver archive;  // the event archive's entries appended, skipped, trimmed; its errors
+  std::function<void(const std::string& table)> schema_drift;  // a source column found unmapped
+  PostgresSinkObserver target;  // rows inserted without their TOAST value, set-based apply fallbacks
+};
+
+class Runner {
+ public:
+  Runner(const config::Config& config, PipelineStatus& status, RunnerHooks hooks = {});
+
+  // Runs until `stop`; returns the process exit code (exit_code.h).
+  int run(const std::atomic<bool>& stop);
+
+  RunnerState state() const { return state_.load(); }
+  bool lease_held() const { return lease_held_.load(); }
+
+ private:
+  void session(const std::atomic<bool>& stop);
+  // Steps 2 and 3 of a session, once the sinks are connected: positions, snapshot, streaming.
+  void stream_to(Sink& sink, CheckpointStore& store, bool checkpoint_known, const std::atomic<bool>& stop);
+  void set_state(RunnerState s);
+  void sleep_for(std::chrono::milliseconds d, const std::atomic<bool>& stop);
+
+  const config::Config& config_;
+  PipelineStatus& status_;
+  RunnerHooks hooks_;
+  Mapping mapping_;
+  LeaseToken token_;
+  std::atomic<RunnerState> state_{RunnerState::Starting};
+  std::atomic<bool> lease_held_{false};
+};
+
+// The sink mapping a config describes (transforms' key files are read here).
+Mapping mapping_from_config(const config::Config& config);
+// The source conninfo with the password from password_file when one is configured.
+std::string source_conninfo(const config::Config& config);
+std::string target_conninfo(const config::Config& config);
+// The order-DB sink's options from [target]: conninfo, pipeline, progress table, statement timeout and
+// TOAST compression.
+PostgresSinkOptions target_sink_options(const config::Config& config);
+ToastCompression sink_toast_compression(config::ToastCompression method);
+// A token unique to this process: host, pid and random bits.
+LeaseToken make_lease_token();
+
+}  // namespace cdcsync

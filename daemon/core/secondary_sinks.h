@@ -1,0 +1,26 @@
+// The sinks a pipeline feeds besides its primary one (the order DB): each is built from the config when
+// enabled, and the runner hands them all to a FanoutSink.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "daemon/config/config.h"
+#include "sinks/kafka_sink.h"
+#include "sinks/redis_archive_sink.h"
+#include "sinks/sink.h"
+
+namespace cdcsync {
+
+// `kafka`: the Kafka sink's metrics hooks, when [kafka] is enabled next to the order DB.
+std::vector<std::unique_ptr<Sink>> make_secondary_sinks(const Config& config,
+                                                        const KafkaSinkObserver& kafka = {},
+                                                        const ArchiveSinkObserver& archive = {});
+
+// The sink [kafka] describes (not connected yet): a secondary, or the primary of a Kafka-only pipeline.
+std::unique_ptr<KafkaSink> make_kafka_sink(const Config& config, KafkaSinkObserver observer);
+
+// The event archive [archive] describes: a Redis stream on the checkpoint Redis (sinks/redis_archive_sink.h).
+std::unique_ptr<Sink> make_archive_sink(const Config& config, ArchiveSinkObserver observer = {});
+
+}  // namespace cdcsync

@@ -1,0 +1,147 @@
+#include "daemon/ops/logging.h"
+
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <ctime>
+
+namespace cdcsync::logging {
+namespace {
+
+constexpr std::string_view kTextPattern = "%Y-%m-%dT%H:%M:%S.%e%z %^%l%$ %v";
+
+void append(spdlog::memory_buf_t& dest, std::string_view s) {
+  dest.append(s.data(), s.data() + s.size());
+}
+
+// Length of the valid UTF-8 sequence starting at text[i], or 0 when it is not one.
+std::size_t utf8_sequence(std::string_view text, std::size_t i) {
+  const auto byte = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
+  const unsigned char c = byte(i);
+  std::size_t n = 0;
+  std::uint32_t min = 0;
+  std::uint32_t cp = 0;
+  if (c >= 0xC2 && c <= 0xDF) {
+    n = 2, min = 0x80, cp = c & 0x1F;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    n = 3, min = 0x800, cp = c & 0x0F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    n = 4, min = 0x10000, cp = c & 0x07;
+  } else {
+    return 0;
+  }
+  if (i + n > text.size()) return 0;
+  for (std::size_t k = 1; k < n; ++k) {
+    if ((byte(i + k) & 0xC0) != 0x80) return 0;
+    cp = (cp << 6) | (byte(i + k) & 0x3F);
+  }
+  if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+  return n;
+}
+
+}  // namespace
+
+void append_json_escaped(std::string_view text, spdlog::memory_buf_t& dest) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (std::size_t i = 0; i < text.size();) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x80) {
+      switch (c) {
+        case '"':
+          append(dest, "\\\"");
+          break;
+        case '\\':
+          append(dest, "\\\\");
+          break;
+        case '\n':
+          append(dest, "\\n");
+          break;
+        case '\r':
+          append(dest, "\\r");
+          break;
+        case '\t':
+          append(dest, "\\t");
+          break;
+        case '\b':
+          append(dest, "\\b");
+          break;
+        case '\f':
+          append(dest, "\\f");
+          break;
+        default:
+          if (c < 0x20 || c == 0x7F) {
+            const char esc[] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 0xF]};
+            dest.append(esc, esc + sizeof esc);
+          } else {
+            dest.push_back(static_cast<char>(c));
+          }
+      }
+      ++i;
+      continue;
+    }
+    const std::size_t n = utf8_sequence(text, i);
+    if (n == 0) {
+      append(dest, "\\ufffd");  // invalid byte: replaced, never copied raw
+      ++i;
+      continue;
+    }
+    const std::string_view seq = text.substr(i, n);
+    if (seq == "\xE2\x80\xA8") {
+      append(dest, "\\u2028");
+    } else if (seq == "\xE2\x80\xA9") {
+      append(dest, "\\u2029");
+    } else {
+      append(dest, seq);
+    }
+    i += n;
+  }
+}
+
+void JsonFormatter::format(const spdlog::details::log_msg& msg, spdlog::memory_buf_t& dest) {
+  using namespace std::chrono;
+  const auto since_epoch = msg.time.time_since_epoch();
+  const auto secs = duration_cast<seconds>(since_epoch);
+  const auto micros = duration_cast<microseconds>(since_epoch - secs).count();
+  const std::time_t t = secs.count();
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char ts[40];
+  const std::size_t len = std::strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+  append(dest, "{\"ts\":\"");
+  append(dest, std::string_view(ts, len));
+  fmt::format_to(std::back_inserter(dest), ".{:06d}Z\",\"level\":\"", micros);
+  const auto level = spdlog::level::to_string_view(msg.level);
+  append(dest, std::string_view(level.data(), level.size()));
+  append(dest, "\",\"logger\":\"");
+  append_json_escaped(std::string_view(msg.logger_name.data(), msg.logger_name.size()), dest);
+  append(dest, "\",\"msg\":\"");
+  append_json_escaped(std::string_view(msg.payload.data(), msg.payload.size()), dest);
+  fmt::format_to(std::back_inserter(dest), "\",\"tid\":{}}}\n", msg.thread_id);
+}
+
+std::unique_ptr<spdlog::formatter> JsonFormatter::clone() const {
+  return std::make_unique<JsonFormatter>();
+}
+
+void setup(std::string_view level) {
+  auto logger = spdlog::get("cdcsync");
+  if (!logger) logger = spdlog::stderr_color_mt("cdcsync");
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern(std::string(kTextPattern));
+  set_level(level);
+}
+
+void set_format(Format format) {
+  if (format == Format::Json) {
+    spdlog::set_formatter(std::make_unique<JsonFormatter>());
+  } else {
+    spdlog::set_pattern(std::string(kTextPattern));
+  }
+}
+
+void set_level(std::string_view level) {
+  spdlog::set_level(spdlog::level::from_str(std::string(level)));
+}
+
+}  // namespace cdcsync::logging

@@ -1,0 +1,240 @@
+#include "daemon/ops/metrics/http_server.h"
+
+#include <arpa/inet.h>
+#include <fmt/format.h>
+#include <httplib.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
+#include <charconv>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+
+#include "daemon/ops/metrics/text_format.h"
+
+namespace cdcsync::metrics {
+namespace {
+
+constexpr const char* kPlain = "text/plain; charset=utf-8";
+
+bool is_loopback(const std::string& host) {
+  in_addr v4{};
+  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  if (inet_pton(AF_INET6, host.c_str(), &v6) == 1) return IN6_IS_ADDR_LOOPBACK(&v6);
+  return false;
+}
+
+bool is_ip_literal(const std::string& host) {
+  in_addr v4{};
+  in6_addr v6{};
+  return inet_pton(AF_INET, host.c_str(), &v4) == 1 || inet_pton(AF_INET6, host.c_str(), &v6) == 1;
+}
+
+// httplib's ThreadPool queues without limit; this one makes the accept loop wait instead, so a flood of
+// connections costs at most `threads` workers and `max_queued` sockets (the rest wait in the kernel backlog).
+class BoundedThreadPool final : public httplib::TaskQueue {
+ public:
+  BoundedThreadPool(std::size_t threads, std::size_t max_queued) : max_queued_(max_queued) {
+    for (std::size_t i = 0; i < threads; ++i) workers_.emplace_back([this] { work(); });
+  }
+
+  void enqueue(std::function<void()> fn) override {
+    std::unique_lock lock(mutex_);
+    space_.wait(lock, [&] { return jobs_.size() < max_queued_ || shutdown_; });
+    jobs_.push_back(std::move(fn));
+    ready_.notify_one();
+  }
+
+  void shutdown() override {
+    {
+      std::lock_guard lock(mutex_);
+      shutdown_ = true;
+    }
+    ready_.notify_all();
+    space_.notify_all();
+    for (auto& t : workers_) t.join();
+  }
+
+ private:
+  void work() {
+    while (true) {
+      std::function<void()> job;
+      {
+        std::unique_lock lock(mutex_);
+        ready_.wait(lock, [&] { return !jobs_.empty() || shutdown_; });
+        if (jobs_.empty()) return;  // shut down and drained: every queued socket was served and closed
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      space_.notify_one();
+      job();
+    }
+  }
+
+  const std::size_t max_queued_;
+  std::mutex mutex_;
+  std::condition_variable ready_;
+  std::condition_variable space_;
+  std::deque<std::function<void()>> jobs_;
+  std::vector<std::thread> workers_;
+  bool shutdown_ = false;
+};
+
+void answer_health(const HealthCheck& check, std::string_view what, httplib::Response& res) {
+  HealthStatus status;
+  try {
+    status = check();
+  } catch (const std::exception& e) {
+    status = HealthStatus{.ok = false, .reason = fmt::format("{} check failed", what)};
+    spdlog::warn("metrics server: {} check threw: {}", what, e.what());
+  }
+  res.status = status.ok ? 200 : 503;
+  res.set_content(
+      fmt::format("{}{}{}\n", status.ok ? "ok" : "not ok", status.reason.empty() ? "" : ": ", status.reason),
+      kPlain);
+}
+
+}  // namespace
+
+ListenAddress parse_listen_address(std::string_view text, bool allow_remote) {
+  ListenAddress address;
+  std::string_view port_text;
+  if (text.starts_with('[')) {
+    const auto close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+      throw MetricsServerError(fmt::format("metrics listen address '{}': expected [ipv6]:port", text));
+    }
+    address.host = std::string(text.substr(1, close - 1));
+    port_text = text.substr(close + 2);
+  } else {
+    const auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) {
+      throw MetricsServerError(fmt::format("metrics listen address '{}': expected host:port", text));
+    }
+    address.host = std::string(text.substr(0, colon));
+    port_text = text.substr(colon + 1);
+  }
+  if (address.host == "localhost") address.host = "127.0.0.1";
+  if (!is_ip_literal(address.host)) {
+    throw MetricsServerError(
+        fmt::format("metrics listen address '{}': host '{}' is not an IP address", text, address.host));
+  }
+  int port = -1;
+  const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
+  if (port_text.empty() || ec != std::errc{} || end != port_text.data() + port_text.size() || port < 0 ||
+      port > 65535) {
+    throw MetricsServerError(fmt::format("metrics listen address '{}': bad port '{}'", text, port_text));
+  }
+  address.port = port;
+  if (!allow_remote && !is_loopback(address.host)) {
+    throw MetricsServerError(
+        fmt::format("metrics listen address '{}' is not loopback; /metrics must not face other hosts unless "
+                    "allow_remote is set",
+                    text));
+  }
+  return address;
+}
+
+MetricsServer::MetricsServer(MetricsServerOptions options,
+                             std::vector<std::shared_ptr<const Collectable>> collectables,
+                             HealthCheck healthz, HealthCheck readyz)
+    : options_(std::move(options)),
+      address_(parse_listen_address(options_.listen, options_.allow_remote)),
+      collectables_(std::move(collectables)),
+      healthz_(std::move(healthz)),
+      readyz_(std::move(readyz)) {
+  if (options_.threads < 1 || options_.max_queued_connections < 1) {
+    throw MetricsServerError("metrics server needs at least one thread and one queued connection");
+  }
+  if (!healthz_) healthz_ = [] { return HealthStatus{.ok = true}; };
+  if (!readyz_) readyz_ = [] { return HealthStatus{.ok = false, .reason = "no readiness check"}; };
+}
+
+MetricsServer::~MetricsServer() {
+  stop();
+}
+
+std::string MetricsServer::scrape() const {
+  std::vector<MetricFamily> families;
+  for (const auto& c : collectables_) {
+    auto more = c->Collect();
+    families.insert(families.end(), std::make_move_iterator(more.begin()),
+                    std::make_move_iterator(more.end()));
+  }
+  return SerializeText(families);
+}
+
+void MetricsServer::start() {
+  if (server_) return;
+  auto server = std::make_unique<httplib::Server>();
+  const auto threads = options_.threads;
+  const auto queued = options_.max_queued_connections;
+  server->new_task_queue = [threads, queued] { return new BoundedThreadPool(threads, queued); };
+  server->set_read_timeout(std::chrono::duration_cast<std::chrono::microseconds>(options_.read_timeout));
+  server->set_write_timeout(std::chrono::duration_cast<std::chrono::microseconds>(options_.write_timeout));
+  server->set_keep_alive_timeout(2);
+  server->set_keep_alive_max_count(20);
+  server->set_payload_max_length(1024);
+  // httplib's default is SO_REUSEPORT, which lets a second daemon bind the same port and split the scrapes.
+  // SO_REUSEADDR alone still allows a quick restart past TIME_WAIT but refuses a second listener.
+  server->set_socket_options([](int sock) {
+    const int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
+
+  server->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(scrape(), std::string(kTextContentType));
+  });
+  server->Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
+    answer_health(healthz_, "health", res);
+  });
+  server->Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
+    answer_health(readyz_, "readiness", res);
+  });
+  const auto not_allowed = [](const httplib::Request&, httplib::Response& res) {
+    res.status = 405;
+    res.set_header("Allow", "GET, HEAD");
+    res.set_content("method not allowed\n", kPlain);
+  };
+  server->Post(".*", not_allowed);
+  server->Put(".*", not_allowed);
+  server->Patch(".*", not_allowed);
+  server->Delete(".*", not_allowed);
+  server->Options(".*", not_allowed);
+  server->set_error_handler([](const httplib::Request&, httplib::Response& res) {
+    if (res.status == 404) res.set_content("not found; try /metrics, /healthz or /readyz\n", kPlain);
+  });
+  server->set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+    res.status = 500;
+    res.set_content("internal error\n", kPlain);
+  });
+
+  int port = address_.port;
+  if (port == 0) {
+    port = server->bind_to_any_port(address_.host);
+    if (port < 0) port = 0;
+  } else if (!server->bind_to_port(address_.host, port)) {
+    port = 0;
+  }
+  if (port == 0) {
+    throw MetricsServerError(fmt::format("metrics server cannot listen on {}", options_.listen));
+  }
+  port_ = port;
+  server_ = std::move(server);
+  thread_ = std::thread([s = server_.get()] { s->listen_after_bind(); });
+  // httplib's stop() does nothing until the listen loop runs: wait for it, so stop() right after start()
+  // works.
+  while (!server_->is_running()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  spdlog::info("metrics server listening on {}:{}", address_.host, port_);
+}
+
+void MetricsServer::stop() {
+  if (!server_) return;
+  server_->stop();
+  if (thread_.joinable()) thread_.join();
+  server_.reset();
+}
+
+}  // namespace cdcsync::metrics

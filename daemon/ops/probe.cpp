@@ -1,0 +1,598 @@
+#include "daemon/ops/probe.h"
+
+#include <libpq-fe.h>
+#include <spdlog/spdlog.h>
+
+#include <array>
+#include <cmath>
+#include <limits>
+
+#include "daemon/ops/metrics/process_collector.h"
+#include "decoders/pg.h"
+#include "sinks/reply_deadline.h"
+
+namespace cdcsync {
+namespace {
+
+using metrics::BuildCounter;
+using metrics::BuildGauge;
+using metrics::BuildHistogram;
+using metrics::Histogram;
+using metrics::Labels;
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+constexpr std::array kStates = {RunnerState::Starting,  RunnerState::Standby, RunnerState::Snapshot,
+                                RunnerState::Streaming, RunnerState::Backoff, RunnerState::Stopped};
+// pg_replication_slots.wal_status values, plus "missing" when the slot does not exist.
+constexpr std::array<const char*, 5> kWalStatuses = {"reserved", "extended", "unreserved", "lost", "missing"};
+
+std::string_view op_name(ChangeOp op) {
+  switch (op) {
+    case ChangeOp::Insert:
+      return "insert";
+    case ChangeOp::Update:
+      return "update";
+    case ChangeOp::Delete:
+      return "delete";
+    case ChangeOp::Truncate:
+      return "truncate";
+    case ChangeOp::Message:
+      return "message";
+  }
+  return "unknown";
+}
+
+double seconds_between(std::chrono::system_clock::time_point later,
+                       std::chrono::system_clock::time_point earlier) {
+  return std::max(0.0, std::chrono::duration<double>(later - earlier).count());
+}
+
+std::optional<std::uint64_t> parse_u64(const PGresult* res, int column) {
+  if (PQgetisnull(res, 0, column)) return std::nullopt;
+  // pg_lsn - pg_lsn is numeric; without a fraction for LSNs.
+  return std::strtoull(PQgetvalue(res, 0, column), nullptr, 10);
+}
+
+}  // namespace
+
+Probe::Probe(ProbeOptions options, const PipelineStatus& status)
+    : options_(std::move(options)),
+      status_(status),
+      registry_(std::make_shared<metrics::Registry>()),
+      process_(std::make_shared<metrics::ProcessCollector>()) {
+  const Labels constant{{"pipeline", options_.pipeline}};
+  auto& r = *registry_;
+  auto counter = [&](const char* name, const char* help) -> metrics::Family<metrics::Counter>& {
+    return BuildCounter().Name(name).Help(help).Labels(constant).Register(r);
+  };
+  auto gauge = [&](const char* name, const char* help) -> metrics::Family<metrics::Gauge>& {
+    return BuildGauge().Name(name).Help(help).Labels(constant).Register(r);
+  };
+  auto histogram = [&](const char* name, const char* help, Histogram::BucketBoundaries bounds) -> Histogram& {
+    return BuildHistogram().Name(name).Help(help).Labels(constant).Register(r).Add({}, std::move(bounds));
+  };
+
+  gauge("cdcsync_build_info", "cdcsync version running this pipeline (always 1).")
+      .Add({{"version", options_.version}})
+      .Set(1);
+  state_family_ = &gauge("cdcsync_state",
+                         "1 for the runner's current state (starting, standby, snapshot, "
+                         "streaming, backoff, stopped), 0 for the others.");
+  for (RunnerState s : kStates) {
+    state_family_->Add({{"state", std::string(name_of(s))}}).Set(s == RunnerState::Starting ? 1 : 0);
+  }
+  lease_held_ =
+      &gauge("cdcsync_lease_held", "1 while this instance holds the pipeline's single-writer lease.").Add({});
+  change_events_ =
+      &counter("cdcsync_change_events_total",
+               "Source changes applied to the target, by source table and op (insert, update, delete, "
+               "truncate, message).");
+  transactions_ =
+      &counter("cdcsync_transactions_total", "Source transactions applied to the target.").Add({});
+  batches_ = &counter("cdcsync_batches_total", "Batches applied to the target (one target transaction each).")
+                  .Add({});
+  batch_rows_ = &histogram("cdcsync_batch_rows", "Changes per applied batch.",
+                           {1, 5, 10, 50, 100, 500, 1000, 5000, 10000, 50000, 100000});
+  apply_duration_ = &histogram("cdcsync_apply_duration_seconds", "Time to apply one batch to the target.",
+                               Histogram::ExponentialBuckets(0.0005, 2, 16));
+  end_to_end_latency_ =
+      &histogram("cdcsync_end_to_end_latency_seconds",
+                 "From the source commit to the end of its apply in the target, per source transaction.",
+                 Histogram::ExponentialBuckets(0.001, 2, 20));
+  lag_bytes_ = &gauge("cdcsync_replication_lag_bytes",
+                      "Source pg_current_wal_lsn() minus the slot's confirmed_flush_lsn (polled).")
+                    .Add({});
+  lag_seconds_ = &gauge("cdcsync_replication_lag_seconds",
+                        "Now minus the commit time of the last applied source transaction while work is "
+                        "waiting; 0 when caught up.")
+                      .Add({});
+  retained_wal_ = &gauge("cdcsync_slot_retained_wal_bytes",
+                         "WAL the slot keeps on the source: pg_current_wal_lsn() minus restart_lsn (polled).")
+                       .Add({});
+  safe_wal_size_ = &gauge("cdcsync_slot_safe_wal_size_bytes",
+                          "WAL that may still be written before max_slot_wal_keep_size invalidates the slot "
+                          "(pg_replication_slots.safe_wal_size); +Inf when the size is unlimited.")
+                        .Add({});
+  wal_status_ =
+      &gauge("cdcsync_slot_wal_status",
+             "1 for the slot's wal_status (reserved, extended, unreserved, lost; missing: no such slot).");
+  for (const char* s : kWalStatuses) wal_status_->Add({{"status", s}}).Set(0);
+  wal_rate_ = &gauge("cdcsync_source_wal_rate_bytes_per_second",
+                     "WAL generated by the source per second, over a sliding window (polled).")
+                   .Add({});
+  forecast_ =
+      &gauge("cdcsync_slot_invalidation_forecast_seconds",
+             "Seconds until max_slot_wal_keep_size would invalidate the slot if it stopped advancing now: "
+             "safe_wal_size over the WAL generation rate; +Inf when unlimited or the source is idle.")
+           .Add({});
+  source_wal_lsn_ =
+      &gauge("cdcsync_source_wal_lsn", "Source pg_current_wal_lsn() as a number (polled).").Add({});
+  checkpoint_lsn_ =
+      &gauge("cdcsync_checkpoint_lsn",
+             "LSN of the checkpoint (mirrored to Redis and confirmed to the source), as a number.")
+           .Add({});
+  checkpoint_age_ =
+      &gauge("cdcsync_checkpoint_age_seconds",
+             "Seconds since the confirmed LSN last moved while work was waiting; 0 when caught up.")
+           .Add({});
+  confirmed_lsn_ =
+      &gauge("cdcsync_confirmed_lsn", "LSN confirmed to the source as flushed, as a number.").Add({});
+  durable_lsn_ =
+      &gauge("cdcsync_durable_lsn", "LSN committed and flushed in the target, as a number.").Add({});
+  commits_unflushed_ =
+      &counter("cdcsync_batches_unflushed_total",
+               "Batches committed in the target without waiting for its WAL flush (catching up on "
+               "a backlog; batch.flush_interval_ms); a later flushed commit made them durable "
+               "before anything past them was confirmed.")
+           .Add({});
+  received_lsn_ = &gauge("cdcsync_received_lsn", "Source WAL position last received, as a number.").Add({});
+  reconnects_ = &counter("cdcsync_reconnects_total",
+                         "Sessions restarted after a transient failure, by component and kind of failure.");
+  errors_ = &counter("cdcsync_errors_total", "Errors by component and kind (transient and fatal).");
+  fatal_ = &gauge("cdcsync_fatal",
+                  "1 when the daemon stopped on a condition only an operator can fix, by reason.");
+  dead_lettered_ = &counter("cdcsync_dead_lettered_transactions_total",
+                            "Source transactions parked in the dead-letter stream.")
+                        .Add({});
+  verify_mismatched_ =
+      &gauge("cdcsync_verify_mismatched_rows",
+             "Rows that differed between the source projection and the target (missing, extra or "
+             "different) at the last cdcsync verify; 0 before any.")
+           .Add({});
+  verify_time_ = &gauge("cdcsync_verify_last_run_timestamp_seconds",
+                        "Unix time the last cdcsync verify finished; 0 when none was recorded.")
+                      .Add({});
+  verify_table_mismatched_ =
+      &gauge("cdcsync_verify_table_mismatched_rows",
+             "Rows that differed in one target table at the last cdcsync verify that compared it (by "
+             "table; no series before one did).");
+  dead_letter_entries_ =
+      &gauge("cdcsync_dead_letter_transactions",
+             "Entries in the dead-letter stream cdcsync:{pipeline}:dlq (read when the daemon "
+             "dead-letters and at most every 15 s while it applies).")
+           .Add({});
+  kafka_produce_latency_ =
+      &histogram("cdcsync_kafka_produce_latency_seconds",
+                 "From producing a record to Kafka to the broker's acknowledgement, per record.",
+                 Histogram::ExponentialBuckets(0.0005, 2, 16));
+  kafka_in_flight_ = &gauge("cdcsync_kafka_in_flight_records",
+                            "Records produced to Kafka and not yet acknowledged by the broker.")
+                          .Add({});
+  kafka_errors_ = &counter("cdcsync_kafka_errors_total",
+                           "Kafka errors (delivery, commit, init), by librdkafka error name.");
+  kafka_transactions_ = &counter("cdcsync_kafka_transactions_total",
+                                 "Kafka transactions ended, by outcome (committed, aborted); one per batch.");
+  for (const char* outcome : {"committed", "aborted"}) kafka_transactions_->Add({{"outcome", outcome}});
+  archive_entries_ =
+      &counter("cdcsync_archive_entries_total",
+               "Event archive entries, by outcome: appended, skipped (appended before a restart), "
+               "trimmed (older than archive.max_age_hours).");
+  for (const char* outcome : {"appended", "skipped", "trimmed"})
+    archive_entries_->Add({{"outcome", outcome}});
+  archive_errors_ =
+      &counter("cdcsync_archive_errors_total", "Batches the event archive failed to append (then retried).")
+           .Add({});
+  schema_drift_ = &counter("cdcsync_schema_drift_columns_total",
+                           "Distinct source columns not in the mapping (never forwarded), by source table.");
+  rows_without_toast_ =
+      &counter("cdcsync_target_rows_without_toast_total",
+               "Rows inserted into a target table with an unchanged-TOAST column left NULL: "
+               "the change did not carry the value and the target had no row to keep it "
+               "from (verify --repair copies it). Committed transactions only.");
+  apply_fallbacks_ = &counter("cdcsync_target_apply_fallbacks_total",
+                              "Batches whose set-based apply fell back, by target table and reason: "
+                              "existing_key (a key inserted as new was there: applied again with upserts), "
+                              "replay_in_order (a statement failed: replayed change by change).");
+  queue_depth_ =
+      &gauge("cdcsync_queue_depth", "Source transactions waiting between receiver and applier.").Add({});
+  read_during_replay_ = &counter("cdcsync_source_messages_read_during_replay_total",
+                                 "Messages of streamed transactions read into their spools while a committed "
+                                 "one was applied (source.streaming), instead of leaving the server waiting.")
+                             .Add({});
+  checkpoint_store_up_ =
+      &gauge("cdcsync_checkpoint_store_up", "1 while the Redis checkpoint store answers.").Add({});
+  source_probe_up_ = &gauge("cdcsync_source_probe_up",
+                            "1 when the last poll of the source (lag, slot WAL retention) succeeded.")
+                          .Add({});
+  last_poll_time_ = &gauge("cdcsync_source_probe_last_success_timestamp_seconds",
+                           "Unix time of the last successful poll of the source.")
+                         .Add({});
+  message_counter_ = &change_events_->Add({{"table", "(none)"}, {"op", "message"}});
+  counter_cache_.reserve(64);
+  forecast_->Set(kInf);
+  safe_wal_size_->Set(kInf);
+  confirmed_moved_at_ = options_.now();
+}
+
+Probe::~Probe() {
+  stop_polling();
+}
+
+RunnerHooks Probe::hooks(std::function<void(RunnerState)> on_state, std::function<void()> heartbeat) {
+  RunnerHooks h;
+  h.state_changed = [this, on_state = std::move(on_state)](RunnerState s) {
+    state_changed(s);
+    if (on_state) on_state(s);
+  };
+  h.heartbeat = std::move(heartbeat);
+  h.fatal = [this](const std::string& reason) { fatal(reason); };
+  h.error = [this](const std::string& component, const std::string& kind) { error(component, kind); };
+  h.batch_applied = [this](const Batch& b, std::chrono::steady_clock::duration d) { batch_applied(b, d); };
+  h.dead_lettered = [this] { dead_lettered_->Increment(); };
+  h.dead_letter_entries = [this](std::size_t n) { dead_letter_entries_->Set(static_cast<double>(n)); };
+  h.kafka = kafka_observer();
+  h.archive = archive_observer();
+  h.schema_drift = [this](const std::string& table) { schema_drift_->Add({{"table", table}}).Increment(); };
+  h.target = target_observer();
+  return h;
+}
+
+ArchiveSinkObserver Probe::archive_observer() {
+  ArchiveSinkObserver o;
+  o.entries = [this](std::string_view outcome, std::uint64_t n) {
+    archive_entries_->Add({{"outcome", std::string(outcome)}}).Increment(static_cast<double>(n));
+  };
+  o.error = [this] { archive_errors_->Increment(); };
+  return o;
+}
+
+PostgresSinkObserver Probe::target_observer() {
+  PostgresSinkObserver o;
+  o.inserted_without_toast = [this](const std::string& table, std::uint64_t rows) {
+    rows_without_toast_->Add({{"table", table}}).Increment(static_cast<double>(rows));
+  };
+  o.apply_fallback = [this](const std::string& table, std::string_view reason) {
+    apply_fallbacks_->Add({{"table", table}, {"reason", std::string(reason)}}).Increment();
+  };
+  return o;
+}
+
+KafkaSinkObserver Probe::kafka_observer() {
+  KafkaSinkObserver o;
+  o.record_delivered = [this](std::chrono::microseconds us) {
+    kafka_produce_latency_->Observe(std::chrono::duration<double>(us).count());
+  };
+  o.in_flight_changed = [this](std::int64_t n) { kafka_in_flight_->Increment(static_cast<double>(n)); };
+  o.error = [this](std::string_view kind) { kafka_errors_->Add({{"kind", std::string(kind)}}).Increment(); };
+  o.transaction_ended = [this](bool committed) {
+    kafka_transactions_->Add({{"outcome", committed ? "committed" : "aborted"}}).Increment();
+  };
+  return o;
+}
+
+void Probe::state_changed(RunnerState s) {
+  const RunnerState before = state_.exchange(s);
+  state_family_->Add({{"state", std::string(name_of(before))}}).Set(0);
+  state_family_->Add({{"state", std::string(name_of(s))}}).Set(1);
+}
+
+void Probe::error(const std::string& component, const std::string& kind) {
+  const Labels labels{{"component", component}, {"kind", kind}};
+  errors_->Add(labels).Increment();
+  reconnects_->Add(labels).Increment();
+}
+
+void Probe::fatal(const std::string& reason) {
+  fatal_->Add({{"reason", reason}}).Set(1);
+  errors_->Add({{"component", "runner"}, {"kind", reason}}).Increment();
+}
+
+metrics::Counter& Probe::counter_for(const RelationDef& relation, ChangeOp op) {
+  const std::uint64_t key =
+      (static_cast<std::uint64_t>(relation.id.value) << 8) | static_cast<std::uint8_t>(op);
+  auto it = counter_cache_.find(key);
+  // Same OID, same names: the common case, two string comparisons and no allocation. A renamed table (same
+  // OID, new name) gets the counter of its new name.
+  if (it != counter_cache_.end() && it->second.schema == relation.schema &&
+      it->second.name == relation.name) {
+    return *it->second.counter;
+  }
+  metrics::Counter& counter =
+      change_events_->Add({{"table", relation.qualified_name()}, {"op", std::string(op_name(op))}});
+  counter_cache_[key] = CachedCounter{relation.schema, relation.name, &counter};
+  return counter;
+}
+
+void Probe::batch_applied(const Batch& batch, std::chrono::steady_clock::duration apply_time) {
+  const auto now_us =
+      std::chrono::duration_cast<std::chrono::microseconds>(options_.now().time_since_epoch()).count();
+  std::size_t rows = 0;
+  // Changes come in runs of one table and op (a chunk of a bulk load is thousands): count a run, then add it
+  // to its counter once, instead of a lookup and an atomic add per change.
+  const RelationDef* run_relation = nullptr;
+  ChangeOp run_op = ChangeOp::Insert;
+  std::uint64_t run_length = 0;
+  std::uint64_t messages = 0;
+  const auto end_run = [&] {
+    if (run_length > 0) counter_for(*run_relation, run_op).Increment(static_cast<double>(run_length));
+    run_length = 0;
+  };
+  for (const Transaction& t : batch.transactions) {
+    rows += t.changes.size();
+    for (const Change& c : t.changes) {
+      if (c.op == ChangeOp::Message) {
+        ++messages;
+      } else if (c.op == ChangeOp::Truncate) {
+        for (const RelationPtr& rel : c.truncated) {
+          if (rel) counter_for(*rel, ChangeOp::Truncate).Increment();
+        }
+      } else if (c.relation) {
+        if (c.relation.get() != run_relation || c.op != run_op) {
+          end_run();
+          run_relation = c.relation.get();
+          run_op = c.op;
+        }
+        ++run_length;
+      }
+    }
+    if (t.last_chunk) {
+      transactions_->Increment();
+      if (t.info.commit_time_us != 0) {
+        const auto latency_us = now_us - pg_micros_to_unix_micros(t.info.commit_time_us);
+        end_to_end_latency_->Observe(std::max<double>(0.0, static_cast<double>(latency_us) / 1e6));
+      }
+    }
+  }
+  end_run();
+  if (messages > 0) message_counter_->Increment(static_cast<double>(messages));
+  batches_->Increment();
+  batch_rows_->Observe(static_cast<double>(rows));
+  apply_duration_->Observe(std::chrono::duration<double>(apply_time).count());
+}
+
+void Probe::record_poll(const SlotPoll& poll) {
+  const auto now = options_.now();
+  std::lock_guard lock(mutex_);
+  poll_ok_ = true;
+  wal_samples_.emplace_back(now, poll.current_wal_lsn);
+  while (wal_samples_.size() > 2 && now - wal_samples_.front().first > options_.wal_rate_window) {
+    wal_samples_.pop_front();
+  }
+  source_probe_up_->Set(1);
+  last_poll_time_->Set(std::chrono::duration<double>(now.time_since_epoch()).count());
+  source_wal_lsn_->Set(static_cast<double>(poll.current_wal_lsn));
+
+  double rate = 0;
+  if (wal_samples_.size() >= 2) {
+    const auto& [t0, lsn0] = wal_samples_.front();
+    const auto& [t1, lsn1] = wal_samples_.back();
+    const double secs = std::chrono::duration<double>(t1 - t0).count();
+    if (secs > 0 && lsn1 >= lsn0) rate = static_cast<double>(lsn1 - lsn0) / secs;
+  }
+  wal_rate_->Set(rate);
+
+  const std::string status = poll.slot_exists ? poll.wal_status : "missing";
+  for (const char* s : kWalStatuses) wal_status_->Add({{"status", s}}).Set(status == s ? 1 : 0);
+  if (!poll.slot_exists) {
+    last_poll_ = poll;
+    return;
+  }
+  if (poll.confirmed_flush_lsn) {
+    const auto c = *poll.confirmed_flush_lsn;
+    lag_bytes_->Set(poll.current_wal_lsn > c ? static_cast<double>(poll.current_wal_lsn - c) : 0.0);
+  }
+  if (poll.restart_lsn) {
+    const auto r = *poll.restart_lsn;
+    retained_wal_->Set(poll.current_wal_lsn > r ? static_cast<double>(poll.current_wal_lsn - r) : 0.0);
+  }
+  if (poll.wal_status == "lost") {
+    safe_wal_size_->Set(0);
+    forecast_->Set(0);
+  } else if (!poll.safe_wal_size) {
+    safe_wal_size_->Set(kInf);
+    forecast_->Set(kInf);
+  } else {
+    const double safe = std::max<double>(0.0, static_cast<double>(*poll.safe_wal_size));
+    safe_wal_size_->Set(safe);
+    forecast_->Set(rate > 0 ? safe / rate : (safe > 0 ? kInf : 0.0));
+  }
+  last_poll_ = poll;
+}
+
+void Probe::record_poll_failure() {
+  std::lock_guard lock(mutex_);
+  poll_ok_ = false;
+  source_probe_up_->Set(0);
+}
+
+std::optional<std::int64_t> Probe::replication_lag_bytes() const {
+  std::lock_guard lock(mutex_);
+  if (!last_poll_ || !last_poll_->slot_exists) return std::nullopt;
+  return static_cast<std::int64_t>(lag_bytes_->Value());
+}
+
+bool Probe::behind() const {
+  // Work waiting to be applied; or, while this instance is not streaming (reconnecting, starting), a slot
+  // the source reports behind. Keepalive positions alone do not count: an idle slot is acknowledged within
+  // about a second, and counting them would turn every quiet minute into lag.
+  if (status_.queue_depth.load() > 0) return true;
+  const RunnerState s = state_.load();
+  if (s == RunnerState::Streaming || s == RunnerState::Standby) return false;
+  std::lock_guard lock(mutex_);
+  return last_poll_ && last_poll_->slot_exists && lag_bytes_->Value() > 0;
+}
+
+double Probe::replication_lag_seconds() const {
+  if (!behind()) return 0;
+  const std::int64_t commit = status_.last_commit_time_us.load();
+  if (commit == 0) return 0;  // nothing applied yet by this process: checkpoint age tells how long
+  const auto now_us =
+      std::chrono::duration_cast<std::chrono::microseconds>(options_.now().time_since_epoch()).count();
+  return std::max(0.0, static_cast<double>(now_us - pg_micros_to_unix_micros(commit)) / 1e6);
+}
+
+void Probe::refresh() const {
+  const auto now = options_.now();
+  const std::uint64_t confirmed = status_.confirmed_lsn.load();
+  received_lsn_->Set(static_cast<double>(status_.received_lsn.load()));
+  durable_lsn_->Set(static_cast<double>(status_.durable_lsn.load()));
+  confirmed_lsn_->Set(static_cast<double>(confirmed));
+  checkpoint_lsn_->Set(static_cast<double>(confirmed));
+  queue_depth_->Set(static_cast<double>(status_.queue_depth.load()));
+  checkpoint_store_up_->Set(status_.checkpoint_store_ok.load() ? 1 : 0);
+  lease_held_->Set(lease_held_view_ && lease_held_view_() ? 1 : 0);
+  lag_seconds_->Set(replication_lag_seconds());
+
+  const bool is_behind = behind();
+  std::lock_guard lock(mutex_);
+  const std::uint64_t read_during_replay = status_.messages_read_during_replay.load();
+  read_during_replay_->Increment(static_cast<double>(read_during_replay - read_during_replay_seen_));
+  read_during_replay_seen_ = read_during_replay;
+  const std::uint64_t commits_unflushed = status_.commits_unflushed.load();
+  commits_unflushed_->Increment(static_cast<double>(commits_unflushed - commits_unflushed_seen_));
+  commits_unflushed_seen_ = commits_unflushed;
+  if (confirmed != last_confirmed_seen_ || !is_behind) {
+    last_confirmed_seen_ = confirmed;
+    confirmed_moved_at_ = now;
+  }
+  checkpoint_age_->Set(is_behind ? seconds_between(now, confirmed_moved_at_) : 0.0);
+}
+
+std::vector<metrics::MetricFamily> Probe::Collect() const {
+  refresh();
+  std::vector<metrics::MetricFamily> families = registry_->Collect();
+  for (auto& family : process_->Collect()) {
+    for (auto& m : family.metrics) m.labels.emplace("pipeline", options_.pipeline);
+    families.push_back(std::move(family));
+  }
+  return families;
+}
+
+metrics::HealthStatus Probe::liveness() const {
+  return {.ok = true, .reason = "alive"};
+}
+
+metrics::HealthStatus Probe::readiness() const {
+  const RunnerState s = state_.load();
+  if (s == RunnerState::Standby)
+    return {.ok = true, .reason = "standing by: another instance holds the lease"};
+  if (s != RunnerState::Streaming) return {.ok = false, .reason = "state " + std::string(name_of(s))};
+  if (!status_.checkpoint_store_ok.load()) {
+    return {.ok = false, .reason = "checkpoint store unreachable: lease state unknown"};
+  }
+  const double lag = replication_lag_seconds();
+  const double bound = static_cast<double>(options_.ready_max_lag.count());
+  if (lag > bound) {
+    return {.ok = false, .reason = fmt::format("replication lag {:.0f} s over {:.0f} s", lag, bound)};
+  }
+  return {.ok = true, .reason = "streaming"};
+}
+
+void Probe::record_verify(const VerifyResult& result) {
+  verify_mismatched_->Set(static_cast<double>(result.mismatched_rows));
+  verify_time_->Set(static_cast<double>(result.unix_ms) / 1000.0);
+  for (const auto& [table, rows] : result.tables) {
+    verify_table_mismatched_->Add({{"table", table}}).Set(static_cast<double>(rows));
+  }
+}
+
+void Probe::start_polling(std::string conninfo) {
+  stop_polling();
+  {
+    std::lock_guard lock(poll_mutex_);
+    poll_stop_ = false;
+  }
+  poller_ = std::thread([this, conninfo = std::move(conninfo)]() mutable { poll_loop(std::move(conninfo)); });
+}
+
+void Probe::stop_polling() {
+  {
+    std::lock_guard lock(poll_mutex_);
+    poll_stop_ = true;
+  }
+  poll_cv_.notify_all();
+  if (poller_.joinable()) poller_.join();
+}
+
+void Probe::poll_loop(std::string conninfo) {
+  static constexpr const char* kQuery =
+      "SELECT (pg_current_wal_lsn() - '0/0'::pg_lsn)::text, (s.confirmed_flush_lsn - '0/0'::pg_lsn)::text, "
+      "(s.restart_lsn - '0/0'::pg_lsn)::text, s.wal_status, s.safe_wal_size::text, s.slot_name IS NOT NULL "
+      "FROM (SELECT 1) AS one LEFT JOIN pg_replication_slots AS s ON s.slot_name = $1";
+  PgConn conn;
+  // A silent (half-open) link would hold a poll, and a SIGTERM after it, until the link is reset: a reply
+  // that has not come after the statement_timeout below plus 3 s shuts the socket down.
+  ReplyDeadline deadline{std::chrono::milliseconds(8000), "the customer database (metrics poller)"};
+  const auto drop = [&] {
+    deadline.watch(-1);
+    conn.reset();
+  };
+  std::string last_error;
+  while (true) {
+    {
+      std::unique_lock lock(poll_mutex_);
+      if (poll_stop_) return;
+    }
+    try {
+      if (!conn || PQstatus(conn.get()) != CONNECTION_OK) {
+        drop();
+        // What the poller needs comes after the conninfo, whatever it says.
+        conn = pg_connect_with_defaults(conninfo,
+                                        {{"application_name", "cdcsync_probe"}, {"connect_timeout", "5"}});
+        if (!conn || PQstatus(conn.get()) != CONNECTION_OK) {
+          const std::string msg = pg_connection_error(conn);
+          conn.reset();
+          throw PgError{"08000", "cannot connect to the source: " + msg};
+        }
+        deadline.watch(PQsocket(conn.get()));
+        const auto round_trip = deadline.round_trip();
+        pg_exec(conn.get(), "SET statement_timeout = 5000", "setting the probe's statement_timeout");
+      }
+      const char* params[] = {options_.slot.c_str()};
+      const auto round_trip = deadline.round_trip();
+      PgResult res{PQexecParams(conn.get(), kQuery, 1, nullptr, params, nullptr, nullptr, 0)};
+      if (PQresultStatus(res.get()) != PGRES_TUPLES_OK || PQntuples(res.get()) != 1) {
+        throw pg_error(conn.get(), res.get(), "polling the slot");
+      }
+      SlotPoll poll;
+      poll.current_wal_lsn = parse_u64(res.get(), 0).value_or(0);
+      poll.confirmed_flush_lsn = parse_u64(res.get(), 1);
+      poll.restart_lsn = parse_u64(res.get(), 2);
+      poll.wal_status = PQgetisnull(res.get(), 0, 3) ? "" : PQgetvalue(res.get(), 0, 3);
+      if (!PQgetisnull(res.get(), 0, 4))
+        poll.safe_wal_size = std::strtoll(PQgetvalue(res.get(), 0, 4), nullptr, 10);
+      poll.slot_exists = std::string_view(PQgetvalue(res.get(), 0, 5)) == "t";
+      record_poll(poll);
+      if (!last_error.empty()) spdlog::info("probe: polling the source again");
+      last_error.clear();
+    } catch (const std::exception& e) {
+      record_poll_failure();
+      if (conn && PQstatus(conn.get()) != CONNECTION_OK) drop();
+      if (last_error != e.what()) spdlog::warn("probe: cannot poll the source's slot: {}", e.what());
+      last_error = e.what();
+    }
+    if (verify_reader_) {
+      try {
+        if (const auto v = verify_reader_()) record_verify(*v);
+      } catch (const std::exception& e) {
+        spdlog::debug("probe: cannot read the last verify result: {}", e.what());
+      }
+    }
+    refresh();
+    std::unique_lock lock(poll_mutex_);
+    poll_cv_.wait_for(lock, options_.poll_interval, [&] { return poll_stop_; });
+  }
+}
+
+}  // namespace cdcsync

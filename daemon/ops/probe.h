@@ -1,0 +1,207 @@
+// Every metric of the daemon, in one place: names and help live in probe.cpp. The probe is fed by the
+// runner's hooks (state, errors, fatal), the pipeline's BatchObserver (per applied batch), the
+// PipelineStatus atomics (read at scrape time) and its own poller thread, which asks the source over an
+// ordinary connection how far the slot is behind and how much WAL it retains, and forecasts when
+// max_slot_wal_keep_size would invalidate the slot if it stopped advancing.
+//
+// Every series carries the constant label pipeline="<name>", so many instances share one dashboard. Labels
+// hold table names, ops, states and error classes only: never row values or keys.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "daemon/ops/metrics/http_server.h"
+#include "daemon/ops/metrics/metrics.h"
+#include "daemon/core/pipeline.h"
+#include "daemon/core/runner.h"
+#include "decoders/change.h"
+#include "sinks/sink.h"
+
+namespace cdcsync {
+
+struct ProbeOptions {
+  std::string pipeline;
+  std::string version;
+  std::string slot;
+  // How often the poller asks the source about the slot.
+  std::chrono::milliseconds poll_interval{5000};
+  // Window over which the WAL generation rate is measured.
+  std::chrono::seconds wal_rate_window{300};
+  // /readyz answers 503 while streaming with a replication lag above this.
+  std::chrono::seconds ready_max_lag{300};
+  // Wall clock; tests pass a fake one.
+  std::function<std::chrono::system_clock::time_point()> now = [] {
+    return std::chrono::system_clock::now();
+  };
+};
+
+// What one poll of the source saw (pg_current_wal_lsn() and the slot's row of pg_replication_slots).
+struct SlotPoll {
+  std::uint64_t current_wal_lsn = 0;
+  bool slot_exists = false;
+  std::optional<std::uint64_t> confirmed_flush_lsn;
+  std::optional<std::uint64_t> restart_lsn;
+  std::string wal_status;                     // reserved, extended, unreserved, lost
+  std::optional<std::int64_t> safe_wal_size;  // null: max_slot_wal_keep_size = -1 (unlimited)
+};
+
+// The last `cdcsync verify` result, as verify records it in Redis (hash cdcsync:{<pipeline>}:verify).
+struct VerifyResult {
+  std::int64_t mismatched_rows = 0;  // missing + extra + different
+  std::int64_t unix_ms = 0;          // when it finished
+  // Per target table ("ref.customer"): its mismatched rows at the last verify that compared it.
+  std::vector<std::pair<std::string, std::int64_t>> tables;
+};
+
+class Probe final : public metrics::Collectable {
+ public:
+  Probe(ProbeOptions options, const PipelineStatus& status);
+  ~Probe() override;  // stops the poller
+  Probe(const Probe&) = delete;
+  Probe& operator=(const Probe&) = delete;
+
+  // RunnerHooks for `run`: state, error, fatal and batch_applied feed the metrics; `on_state` (optional) is
+  // called as well, after the probe has recorded the state (systemd's READY= and STATUS=).
+  RunnerHooks hooks(std::function<void(RunnerState)> on_state = {}, std::function<void()> heartbeat = {});
+
+  void state_changed(RunnerState s);
+  void error(const std::string& component, const std::string& kind);
+  void fatal(const std::string& reason);
+  void set_lease_view(std::function<bool()> lease_held) { lease_held_view_ = std::move(lease_held); }
+  // The hot path: called by the applier after each batch. Single-threaded (the applier's thread only); the
+  // per-(relation, op) counters are cached so a batch costs no lookup that allocates.
+  void batch_applied(const Batch& batch, std::chrono::steady_clock::duration apply_time);
+  // The Kafka sink's hooks: produce latency, in-flight records, errors by kind, transactions by outcome.
+  KafkaSinkObserver kafka_observer();
+  ArchiveSinkObserver archive_observer();
+  PostgresSinkObserver target_observer();
+
+  // Records one poll of the source (the poller calls it; tests call it directly).
+  void record_poll(const SlotPoll& poll);
+  // The poller could not reach the source (or the query failed).
+  void record_poll_failure();
+
+  // The last verify result (the poller reads it with `set_verify_reader`'s function; tests call it directly).
+  void record_verify(const VerifyResult& result);
+  // Called by the poller on each turn (from its thread); nullopt when no verify ran. Throws on a Redis error.
+  void set_verify_reader(std::function<std::optional<VerifyResult>()> reader) {
+    verify_reader_ = std::move(reader);
+  }
+
+  // Starts/stops the poller thread on an ordinary (non-replication) connection to `conninfo`.
+  void start_polling(std::string conninfo);
+  void stop_polling();
+
+  // Refreshes the gauges derived from PipelineStatus and the clock, then returns every family (ours and
+  // the process collector's), each series labelled with the pipeline.
+  std::vector<metrics::MetricFamily> Collect() const override;
+
+  metrics::HealthStatus liveness() const;
+  metrics::HealthStatus readiness() const;
+
+  RunnerState state() const { return state_.load(); }
+  // Seconds behind the source: now - last applied commit time while behind, 0 when caught up.
+  double replication_lag_seconds() const;
+  std::optional<std::int64_t> replication_lag_bytes() const;
+
+ private:
+  metrics::Counter& counter_for(const RelationDef& relation, ChangeOp op);
+  void refresh() const;
+  bool behind() const;
+  void poll_loop(std::string conninfo);
+
+  ProbeOptions options_;
+  const PipelineStatus& status_;
+  std::shared_ptr<metrics::Registry> registry_;
+  std::shared_ptr<const metrics::Collectable> process_;
+
+  // Families.
+  metrics::Family<metrics::Counter>* change_events_;
+  metrics::Counter* transactions_;
+  metrics::Counter* batches_;
+  metrics::Histogram* batch_rows_;
+  metrics::Histogram* apply_duration_;
+  metrics::Histogram* end_to_end_latency_;
+  metrics::Gauge* lag_bytes_;
+  metrics::Gauge* lag_seconds_;
+  metrics::Gauge* retained_wal_;
+  metrics::Gauge* safe_wal_size_;
+  metrics::Family<metrics::Gauge>* wal_status_;
+  metrics::Gauge* wal_rate_;
+  metrics::Gauge* forecast_;
+  metrics::Gauge* checkpoint_lsn_;
+  metrics::Gauge* checkpoint_age_;
+  metrics::Gauge* confirmed_lsn_;
+  metrics::Gauge* durable_lsn_;
+  metrics::Gauge* received_lsn_;
+  metrics::Gauge* source_wal_lsn_;
+  metrics::Family<metrics::Counter>* reconnects_;
+  metrics::Family<metrics::Counter>* errors_;
+  metrics::Family<metrics::Gauge>* fatal_;
+  metrics::Counter* dead_lettered_;
+  metrics::Gauge* dead_letter_entries_;
+  metrics::Histogram* kafka_produce_latency_;
+  metrics::Gauge* kafka_in_flight_;
+  metrics::Family<metrics::Counter>* kafka_errors_;
+  metrics::Family<metrics::Counter>* kafka_transactions_;
+  metrics::Family<metrics::Counter>* archive_entries_;
+  metrics::Counter* archive_errors_;
+  metrics::Gauge* lease_held_;
+  metrics::Family<metrics::Gauge>* state_family_;
+  metrics::Family<metrics::Counter>* schema_drift_;
+  metrics::Family<metrics::Counter>* rows_without_toast_;
+  metrics::Family<metrics::Counter>* apply_fallbacks_;
+  metrics::Gauge* queue_depth_;
+  metrics::Counter* read_during_replay_;
+  metrics::Counter* commits_unflushed_;
+  metrics::Gauge* checkpoint_store_up_;
+  metrics::Gauge* source_probe_up_;
+  metrics::Gauge* last_poll_time_;
+
+  // Hot-path cache, keyed by relation OID and op; touched by the applier thread only.
+  struct CachedCounter {
+    std::string schema;  // the names the counter was made for
+    std::string name;
+    metrics::Counter* counter = nullptr;
+  };
+  std::unordered_map<std::uint64_t, CachedCounter> counter_cache_;
+  metrics::Counter* message_counter_ = nullptr;
+
+  std::atomic<RunnerState> state_{RunnerState::Starting};
+  std::function<bool()> lease_held_view_;
+  std::function<std::optional<VerifyResult>()> verify_reader_;
+  metrics::Gauge* verify_mismatched_;
+  metrics::Gauge* verify_time_;
+  metrics::Family<metrics::Gauge>* verify_table_mismatched_;
+
+  // Poll results and derived state.
+  mutable std::mutex mutex_;
+  std::optional<SlotPoll> last_poll_;
+  bool poll_ok_ = false;
+  std::deque<std::pair<std::chrono::system_clock::time_point, std::uint64_t>> wal_samples_;
+  mutable std::uint64_t last_confirmed_seen_ = 0;
+  mutable std::uint64_t read_during_replay_seen_ = 0;
+  mutable std::uint64_t commits_unflushed_seen_ = 0;
+  mutable std::chrono::system_clock::time_point confirmed_moved_at_{};
+
+  // Poller thread.
+  std::mutex poll_mutex_;
+  std::condition_variable poll_cv_;
+  bool poll_stop_ = false;
+  std::thread poller_;
+};
+
+}  // namespace cdcsync

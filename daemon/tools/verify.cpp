@@ -1,0 +1,616 @@
+#include "daemon/tools/verify.h"
+
+#include "sinks/copy_text.h"
+
+#include <openssl/evp.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <random>
+#include <stdexcept>
+
+#include "daemon/core/snapshot.h"
+
+namespace cdcsync::verify {
+namespace {
+
+std::array<unsigned char, 16> md5(std::string_view text) {
+  std::array<unsigned char, 16> out{};
+  unsigned int len = 0;
+  if (EVP_Digest(text.data(), text.size(), out.data(), &len, EVP_md5(), nullptr) != 1 || len != 16) {
+    throw std::runtime_error("md5 failed");
+  }
+  return out;
+}
+
+std::string column_expr(const std::string& column) {
+  return "t." + quote_ident(column);
+}
+
+std::string join(const std::vector<std::string>& parts, std::string_view sep) {
+  std::string out;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    if (i) out += sep;
+    out += parts[i];
+  }
+  return out;
+}
+
+// A text[] literal for a parameter.
+std::string text_array(const std::vector<std::string>& values) {
+  std::string out = "{";
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    if (i) out += ',';
+    out += '"';
+    for (char c : values[i]) {
+      if (c == '"' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '"';
+  }
+  return out + "}";
+}
+
+PgResult exec_params(PGconn* conn, const std::string& sql, const std::vector<std::string>& params,
+                     std::string_view doing) {
+  std::vector<const char*> values;
+  for (const auto& p : params) values.push_back(p.c_str());
+  PgResult res{PQexecParams(conn, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
+                            nullptr, nullptr, 0)};
+  const auto st = res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;
+  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) throw pg_error(conn, res.get(), doing);
+  return res;
+}
+
+std::optional<std::string> get(const PGresult* res, int row, int col) {
+  if (PQgetisnull(res, row, col)) return std::nullopt;
+  return std::string(PQgetvalue(res, row, col), static_cast<std::size_t>(PQgetlength(res, row, col)));
+}
+
+std::string bucket_list(const std::set<std::uint32_t>& only) {
+  std::string out = "{";
+  for (auto b : only) out += (out.size() > 1 ? "," : "") + std::to_string(b);
+  return out + "}";
+}
+
+// One COPY text field (tab, newline, carriage return and backslash escaped; NULL as \N).
+void append_copy_field(std::string& out, const std::optional<std::string>& v) {
+  if (v) {
+    append_copy_text(out, *v);
+  } else {
+    out += "\\N";
+  }
+}
+
+void put_copy(PGconn* conn, std::string& buffer, bool final, std::string_view doing) {
+  if (!buffer.empty() && PQputCopyData(conn, buffer.data(), static_cast<int>(buffer.size())) != 1) {
+    throw pg_error(conn, nullptr, doing);
+  }
+  buffer.clear();
+  if (!final) return;
+  if (PQputCopyEnd(conn, nullptr) != 1) throw pg_error(conn, nullptr, doing);
+  PgResult res{PQgetResult(conn)};
+  if (!res || PQresultStatus(res.get()) != PGRES_COMMAND_OK) throw pg_error(conn, res.get(), doing);
+  while (PgResult more{PQgetResult(conn)}) {
+  }
+}
+
+}  // namespace
+
+void append_canonical(std::string& out, std::optional<std::string_view> value) {
+  if (!value) {
+    out += "N;";
+    return;
+  }
+  out += std::to_string(value->size());
+  out += ':';
+  out += *value;
+  out += ';';
+}
+
+std::int64_t row_hash(std::string_view canonical_row) {
+  const auto d = md5(canonical_row);
+  std::uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | d[i];
+  return static_cast<std::int64_t>(v);
+}
+
+std::uint32_t bucket_of(std::string_view canonical_key, std::uint32_t buckets) {
+  const auto d = md5(canonical_key);
+  const std::uint32_t v =
+      (std::uint32_t{d[0]} << 24) | (std::uint32_t{d[1]} << 16) | (std::uint32_t{d[2]} << 8) | d[3];
+  return buckets == 0 ? 0 : v % buckets;
+}
+
+std::string to_string(HashSum sum) {
+  if (sum == 0) return "0";
+  const bool negative = sum < 0;
+  std::string out;
+  while (sum != 0) {
+    const int digit = static_cast<int>(sum % 10);
+    out.push_back(static_cast<char>('0' + (digit < 0 ? -digit : digit)));
+    sum /= 10;
+  }
+  if (negative) out.push_back('-');
+  std::reverse(out.begin(), out.end());
+  return out;
+}
+
+std::optional<HashSum> parse_sum(std::string_view text) {
+  if (text.empty()) return std::nullopt;
+  bool negative = false;
+  if (text.front() == '-') {
+    negative = true;
+    text.remove_prefix(1);
+  }
+  if (text.empty() || text.size() > 38) return std::nullopt;
+  HashSum v = 0;
+  for (char c : text) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + (negative ? -(c - '0') : (c - '0'));
+  }
+  return v;
+}
+
+std::string canonical_sql(const std::vector<std::string>& column_exprs) {
+  std::vector<std::string> parts;
+  for (const auto& e : column_exprs) {
+    parts.push_back("coalesce(octet_length((" + e + ")::text)::text || ':' || (" + e +
+                    ")::text || ';', 'N;')");
+  }
+  return "(" + join(parts, " || ") + ")";
+}
+
+std::string row_hash_sql(const std::vector<std::string>& column_exprs) {
+  return "('x' || left(md5(" + canonical_sql(column_exprs) + "), 16))::bit(64)::bigint";
+}
+
+std::string bucket_sql(const std::vector<std::string>& key_exprs, std::uint32_t buckets) {
+  return "(('x' || '00000000' || left(md5(" + canonical_sql(key_exprs) + "), 8))::bit(64)::bigint % " +
+         std::to_string(buckets) + ")";
+}
+
+RowDiff RowDiff::intersect(const RowDiff& earlier) const {
+  const auto before = earlier.keys();
+  RowDiff out;
+  auto keep = [&](const std::vector<KeyRef>& in, std::vector<KeyRef>& to) {
+    for (const auto& k : in) {
+      if (before.contains(k.canonical)) to.push_back(k);
+    }
+  };
+  keep(missing, out.missing);
+  keep(extra, out.extra);
+  keep(different, out.different);
+  return out;
+}
+
+std::set<std::string> RowDiff::keys() const {
+  std::set<std::string> out;
+  for (const auto* v : {&missing, &extra, &different}) {
+    for (const auto& k : *v) out.insert(k.canonical);
+  }
+  return out;
+}
+
+std::string describe_key(const TableMapping& table, const RowDigest& row) {
+  const auto idx = table.key_indexes();
+  std::string out;
+  for (std::size_t i = 0; i < idx.size() && i < row.key.size(); ++i) {
+    if (i) out += ", ";
+    out += table.columns[idx[i]].target + "=" + row.key[i].value_or("NULL");
+  }
+  return idx.size() > 1 ? "(" + out + ")" : out;
+}
+
+RowDiff diff_rows(const TableMapping& table, const RowDigests& source, const RowDigests& target) {
+  RowDiff out;
+  for (const auto& [key, row] : source) {
+    const auto it = target.find(key);
+    if (it == target.end()) {
+      out.missing.push_back({key, describe_key(table, row)});
+    } else if (it->second.hash != row.hash) {
+      out.different.push_back({key, describe_key(table, row)});
+    }
+  }
+  if (table.deletes != DeletePolicy::Ignore) {
+    for (const auto& [key, row] : target) {
+      if (!source.contains(key)) out.extra.push_back({key, describe_key(table, row)});
+    }
+  }
+  return out;
+}
+
+std::vector<std::uint32_t> differing_buckets(const BucketSums& source, const BucketSums& target) {
+  std::vector<std::uint32_t> out;
+  for (const auto& [b, s] : source) {
+    const auto it = target.find(b);
+    if (it == target.end() || !(it->second == s)) out.push_back(b);
+  }
+  for (const auto& [b, t] : target) {
+    if (!source.contains(b)) out.push_back(b);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void set_canonical_session(PGconn* conn) {
+  pg_exec(conn,
+          "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'; "
+          "SET extra_float_digits = 3; SET bytea_output = 'hex'; SET row_security = off; "
+          "SET statement_timeout = 0",
+          "setting the session's output styles");
+}
+
+SourceSnapshot::SourceSnapshot(const std::string& conninfo, std::string_view purpose) {
+  std::random_device rd;
+  const std::string slot = "cdcsync_" + std::string(purpose) + "_" + std::to_string(getpid()) + "_" +
+                           std::to_string(rd() % 1000000);
+  // The replication connection ends at the end of this scope: the temporary slot goes with it, once the
+  // snapshot is imported (an imported snapshot stays valid for the importing transaction).
+  ReplicationStream repl{conninfo};
+  const CreatedSlot created = repl.create_slot(slot, /*temporary=*/true, /*export_snapshot=*/true, false);
+  conn_ = pg_connect(conninfo, "the source");
+  set_canonical_session(conn_.get());
+  pg_exec(conn_.get(), "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "starting the source snapshot");
+  std::unique_ptr<char, PqFreemem> lit{
+      PQescapeLiteral(conn_.get(), created.snapshot_name.data(), created.snapshot_name.size())};
+  pg_exec(conn_.get(), (std::string("SET TRANSACTION SNAPSHOT ") + lit.get()).c_str(),
+          "importing the exported snapshot");
+  point_ = created.consistent_point;
+}
+
+void SourceSnapshot::finish() {
+  pg_exec(conn_.get(), "COMMIT", "ending the source snapshot");
+}
+
+std::optional<Lsn> target_position(PGconn* target, const QualifiedName& progress_table,
+                                   const std::string& pipeline) {
+  auto res = exec_params(
+      target,
+      "SELECT greatest(end_lsn, acked_lsn)::text FROM " + progress_table.quoted() + " WHERE pipeline = $1",
+      {pipeline}, "reading the progress row");
+  if (PQntuples(res.get()) == 0) return std::nullopt;
+  return Lsn::parse(PQgetvalue(res.get(), 0, 0));
+}
+
+bool TableReader::source_in_sql() const {
+  return std::all_of(table_.columns.begin(), table_.columns.end(),
+                     [](const ColumnMapping& c) { return c.transform.kind() == TransformKind::Copy; });
+}
+
+std::string TableReader::target_filter() const {
+  if (table_.deletes != DeletePolicy::Soft) return "";
+  return " WHERE NOT t." + quote_ident(table_.tombstone_column);
+}
+
+std::uint32_t TableReader::bucket_count(PGconn* source, std::uint64_t rows_per_bucket) const {
+  auto res = exec_params(source, "SELECT reltuples::bigint FROM pg_catalog.pg_class WHERE oid = $1::regclass",
+                         {table_.source.quoted()}, "estimating the rows of " + table_.source.str());
+  long long estimate = PQntuples(res.get()) ? std::stoll(PQgetvalue(res.get(), 0, 0)) : -1;
+  if (estimate < 0) {  // never analyzed: count
+    auto c = pg_exec(source, ("SELECT count(*) FROM " + table_.source.quoted()).c_str(),
+                     "counting the rows of " + table_.source.str(), PGRES_TUPLES_OK);
+    estimate = std::stoll(PQgetvalue(c.get(), 0, 0));
+  }
+  const std::uint64_t per = std::max<std::uint64_t>(rows_per_bucket, 1);
+  const std::uint64_t n = (static_cast<std::uint64_t>(estimate) + per - 1) / per;
+  return static_cast<std::uint32_t>(std::clamp<std::uint64_t>(n, 1, 1u << 20));
+}
+
+namespace {
+
+struct Exprs {
+  std::vector<std::string> columns;
+  std::vector<std::string> key;
+};
+
+Exprs exprs_of(const TableMapping& t, bool target) {
+  Exprs e;
+  for (const auto& c : t.columns) e.columns.push_back(column_expr(target ? c.target : c.source));
+  for (auto i : t.key_indexes()) e.key.push_back(e.columns[i]);
+  return e;
+}
+
+BucketSums sums_sql(PGconn* conn, const std::string& table, const Exprs& e, const std::string& filter,
+                    std::uint32_t buckets, std::string_view doing) {
+  const std::string sql = "SELECT b, count(*), sum(h)::text FROM (SELECT " + bucket_sql(e.key, buckets) +
+                          " AS b, " + row_hash_sql(e.columns) + " AS h FROM " + table + " AS t" + filter +
+                          ") x GROUP BY b";
+  auto res = pg_exec(conn, sql.c_str(), doing, PGRES_TUPLES_OK);
+  BucketSums out;
+  for (int r = 0; r < PQntuples(res.get()); ++r) {
+    const auto b = static_cast<std::uint32_t>(std::stoul(PQgetvalue(res.get(), r, 0)));
+    const auto sum = parse_sum(PQgetvalue(res.get(), r, 2));
+    if (!sum) throw std::runtime_error(std::string(doing) + ": unreadable hash sum");
+    out[b] = BucketSum{std::stoull(PQgetvalue(res.get(), r, 1)), *sum};
+  }
+  return out;
+}
+
+RowDigests rows_sql(PGconn* conn, const std::string& table, const Exprs& e, const std::string& filter,
+                    std::uint32_t buckets, const std::set<std::uint32_t>& only, std::string_view doing) {
+  std::string sql = "SELECT " + canonical_sql(e.key) + ", " + row_hash_sql(e.columns);
+  for (const auto& k : e.key) sql += ", (" + k + ")::text";
+  sql += " FROM " + table + " AS t" + (filter.empty() ? " WHERE " : filter + " AND ") +
+         bucket_sql(e.key, buckets) + " = ANY($1::bigint[])";
+  auto res = exec_params(conn, sql, {bucket_list(only)}, doing);
+  RowDigests out;
+  for (int r = 0; r < PQntuples(res.get()); ++r) {
+    RowDigest d;
+    d.hash = std::stoll(PQgetvalue(res.get(), r, 1));
+    for (std::size_t k = 0; k < e.key.size(); ++k)
+      d.key.push_back(get(res.get(), r, static_cast<int>(k) + 2));
+    out.emplace(PQgetvalue(res.get(), r, 0), std::move(d));
+  }
+  return out;
+}
+
+}  // namespace
+
+void TableReader::stream_source(
+    PGconn* source,
+    const std::function<void(const std::string& key, const std::vector<std::optional<std::string>>& values,
+                             const std::vector<std::optional<std::string>>& source_key)>& row) const {
+  std::vector<std::string> select;
+  for (const auto& c : table_.columns) {
+    // Copied columns through ::text like the SQL side; transformed ones in their output form, which is what
+    // the daemon's transforms see.
+    select.push_back(column_expr(c.source) + (c.transform.kind() == TransformKind::Copy ? "::text" : ""));
+  }
+  const std::string sql =
+      "COPY (SELECT " + join(select, ", ") + " FROM " + table_.source.quoted() + " AS t) TO STDOUT";
+  const std::string doing = "reading " + table_.source.str();
+  PgResult res{PQexec(source, sql.c_str())};
+  if (!res || PQresultStatus(res.get()) != PGRES_COPY_OUT) throw pg_error(source, res.get(), doing);
+  const auto key_idx = table_.key_indexes();
+  Tuple tuple;
+  std::string scratch;
+  std::string key;
+  std::string out;
+  std::vector<std::optional<std::string>> values(table_.columns.size());
+  std::vector<std::optional<std::string>> source_key(key_idx.size());
+  while (true) {
+    char* raw = nullptr;
+    const int n = PQgetCopyData(source, &raw, 0);
+    if (n == -1) break;
+    if (n < 0) throw pg_error(source, nullptr, doing);
+    std::unique_ptr<char, PqFreemem> line{raw};
+    if (!parse_copy_text_row({raw, static_cast<std::size_t>(n)}, table_.columns.size(), tuple, scratch)) {
+      throw std::runtime_error("malformed COPY row from " + table_.source.str());
+    }
+    for (std::size_t i = 0; i < table_.columns.size(); ++i) {
+      const std::optional<std::string_view> in =
+          tuple.is_null(i) ? std::nullopt : std::optional<std::string_view>(tuple.value(i));
+      out.clear();
+      if (table_.columns[i].transform.apply(in, out)) {
+        values[i] = out;
+      } else {
+        values[i].reset();
+      }
+    }
+    key.clear();
+    for (std::size_t k = 0; k < key_idx.size(); ++k) {
+      const auto& v = values[key_idx[k]];
+      append_canonical(key, v ? std::optional<std::string_view>(*v) : std::nullopt);
+      source_key[k] = tuple.is_null(key_idx[k])
+                          ? std::nullopt
+                          : std::optional<std::string>(std::string(tuple.value(key_idx[k])));
+    }
+    row(key, values, source_key);
+  }
+  PgResult done{PQgetResult(source)};
+  if (!done || PQresultStatus(done.get()) != PGRES_COMMAND_OK) throw pg_error(source, done.get(), doing);
+  while (PgResult more{PQgetResult(source)}) {
+  }
+}
+
+namespace {
+
+std::int64_t hash_values(const std::vector<std::optional<std::string>>& values, std::string& scratch) {
+  scratch.clear();
+  for (const auto& v : values)
+    append_canonical(scratch, v ? std::optional<std::string_view>(*v) : std::nullopt);
+  return row_hash(scratch);
+}
+
+}  // namespace
+
+BucketSums TableReader::source_sums(PGconn* source, std::uint32_t buckets) const {
+  if (source_in_sql()) {
+    return sums_sql(source, table_.source.quoted(), exprs_of(table_, false), "", buckets,
+                    "hashing " + table_.source.str());
+  }
+  BucketSums out;
+  std::string scratch;
+  stream_source(source, [&](const std::string& key, const auto& values, const auto&) {
+    auto& s = out[bucket_of(key, buckets)];
+    ++s.rows;
+    s.sum += hash_values(values, scratch);
+  });
+  return out;
+}
+
+BucketSums TableReader::target_sums(PGconn* target, std::uint32_t buckets) const {
+  return sums_sql(target, table_.target.quoted(), exprs_of(table_, true), target_filter(), buckets,
+                  "hashing " + table_.target.str());
+}
+
+RowDigests TableReader::source_rows(PGconn* source, std::uint32_t buckets,
+                                    const std::set<std::uint32_t>& only) const {
+  if (source_in_sql()) {
+    return rows_sql(source, table_.source.quoted(), exprs_of(table_, false), "", buckets, only,
+                    "reading row hashes of " + table_.source.str());
+  }
+  RowDigests out;
+  std::string scratch;
+  const auto key_idx = table_.key_indexes();
+  stream_source(source, [&](const std::string& key, const auto& values, const auto&) {
+    if (!only.contains(bucket_of(key, buckets))) return;
+    RowDigest d;
+    d.hash = hash_values(values, scratch);
+    for (auto i : key_idx) d.key.push_back(values[i]);
+    out.emplace(key, std::move(d));
+  });
+  return out;
+}
+
+RowDigests TableReader::target_rows(PGconn* target, std::uint32_t buckets,
+                                    const std::set<std::uint32_t>& only) const {
+  return rows_sql(target, table_.target.quoted(), exprs_of(table_, true), target_filter(), buckets, only,
+                  "reading row hashes of " + table_.target.str());
+}
+
+RecopyResult recopy_table(const TableMapping& table, SourceSnapshot& snapshot,
+                          const std::string& source_conninfo, PGconn* target,
+                          const std::optional<std::set<std::string>>& only_keys) {
+  RecopyResult result;
+  const auto key_idx = table.key_indexes();
+  const std::string lsn_col = quote_ident(table.lsn_column);
+  const std::string tomb_col = quote_ident(table.tombstone_column);
+  const bool soft = table.deletes == DeletePolicy::Soft;
+  std::vector<std::string> cols;
+  for (const auto& c : table.columns) cols.push_back(quote_ident(c.target));
+  std::vector<std::string> keys;
+  for (auto i : key_idx) keys.push_back(cols[i]);
+  std::vector<std::string> src_keys;
+  for (std::size_t k = 0; k < key_idx.size(); ++k) src_keys.push_back("_cdc_src_k" + std::to_string(k));
+  const std::string stage = "pg_temp._cdc_recopy";
+  const std::string where = table.target.str();
+
+  // 1. The snapshot's rows, transformed, into a temporary staging table (no lock held yet).
+  pg_exec(target, ("DROP TABLE IF EXISTS " + stage).c_str(), "dropping an old staging table");
+  std::string create = "CREATE TEMP TABLE _cdc_recopy AS SELECT ";
+  for (std::size_t i = 0; i < cols.size(); ++i) create += (i ? ", t." : "t.") + cols[i];
+  create += " FROM " + table.target.quoted() + " AS t WITH NO DATA";
+  pg_exec(target, create.c_str(), "creating the staging table for " + where);
+  std::string alter = "ALTER TABLE " + stage;
+  for (const auto& k : src_keys) alter += " ADD COLUMN " + k + " text,";
+  alter += " ADD COLUMN _cdc_skip boolean NOT NULL DEFAULT false";
+  pg_exec(target, alter.c_str(), "preparing the staging table for " + where);
+  const std::string copy =
+      "COPY " + stage + " (" + join(cols, ", ") + ", " + join(src_keys, ", ") + ") FROM STDIN";
+  pg_exec(target, copy.c_str(), "staging rows for " + where, PGRES_COPY_IN);
+  std::string buffer;
+  TableReader reader{table};
+  reader.stream_source(snapshot.conn(),
+                       [&](const std::string& key, const auto& values, const auto& source_key) {
+                         if (only_keys && !only_keys->contains(key)) return;
+                         ++result.source_rows;
+                         for (std::size_t i = 0; i < values.size(); ++i) {
+                           if (i) buffer += '\t';
+                           append_copy_field(buffer, values[i]);
+                         }
+                         for (const auto& k : source_key) {
+                           buffer += '\t';
+                           append_copy_field(buffer, k);
+                         }
+                         buffer += '\n';
+                         if (buffer.size() >= (1u << 20))
+                           put_copy(target, buffer, false, "staging rows for " + where);
+                       });
+  put_copy(target, buffer, true, "staging rows for " + where);
+  snapshot.finish();
+
+  // 2. One guarded target transaction, with the daemon's writes to this table held off.
+  const std::string cp = snapshot.point().str();
+  pg_exec(target, "BEGIN", "starting the re-copy");
+  try {
+    pg_exec(target, ("LOCK TABLE " + table.target.quoted() + " IN EXCLUSIVE MODE").c_str(),
+            "locking " + where + " against concurrent writes");
+    std::string on_key;
+    for (std::size_t k = 0; k < keys.size(); ++k)
+      on_key += (k ? " AND t." : "t.") + keys[k] + " = s." + keys[k];
+    std::string absent = "SELECT " + join(src_keys, ", ") + " FROM " + stage +
+                         " AS s WHERE NOT EXISTS (SELECT 1 FROM " + table.target.quoted() + " AS t WHERE " +
+                         on_key + ")";
+    auto res = pg_exec(target, absent.c_str(), "finding rows absent from " + where, PGRES_TUPLES_OK);
+    if (PQntuples(res.get()) > 0) {
+      // Which of them still exist on the source now (read committed, not the snapshot).
+      std::vector<std::vector<std::string>> columns(key_idx.size());
+      for (int r = 0; r < PQntuples(res.get()); ++r) {
+        for (std::size_t k = 0; k < key_idx.size(); ++k)
+          columns[k].push_back(PQgetvalue(res.get(), r, static_cast<int>(k)));
+      }
+      PgConn now = pg_connect(source_conninfo, "the source");
+      set_canonical_session(now.get());
+      std::vector<std::string> params;
+      std::vector<std::string> src_text;
+      std::vector<std::string> unnest_args;
+      std::vector<std::string> aliases;
+      for (std::size_t k = 0; k < key_idx.size(); ++k) {
+        src_text.push_back(column_expr(table.columns[key_idx[k]].source) + "::text");
+        unnest_args.push_back("$" + std::to_string(k + 1) + "::text[]");
+        aliases.push_back("a" + std::to_string(k));
+        params.push_back(text_array(columns[k]));
+      }
+      const std::string unnest = "unnest(" + join(unnest_args, ", ") + ") AS u(" + join(aliases, ", ") + ")";
+      const std::string sel = "SELECT " + join(src_text, ", ") + " FROM " + table.source.quoted() +
+                              " AS t WHERE (" + join(src_text, ", ") + ") IN (SELECT " + join(aliases, ", ") +
+                              " FROM " + unnest + ")";
+      auto exists = exec_params(now.get(), sel, params, "checking rows on " + table.source.str());
+      std::set<std::vector<std::string>> alive;
+      for (int r = 0; r < PQntuples(exists.get()); ++r) {
+        std::vector<std::string> k;
+        for (std::size_t c = 0; c < key_idx.size(); ++c)
+          k.push_back(PQgetvalue(exists.get(), r, static_cast<int>(c)));
+        alive.insert(std::move(k));
+      }
+      std::vector<std::vector<std::string>> gone(key_idx.size());
+      for (std::size_t r = 0; r < columns[0].size(); ++r) {
+        std::vector<std::string> k;
+        for (std::size_t c = 0; c < key_idx.size(); ++c) k.push_back(columns[c][r]);
+        if (alive.contains(k)) continue;
+        ++result.skipped_gone;
+        for (std::size_t c = 0; c < key_idx.size(); ++c) gone[c].push_back(k[c]);
+      }
+      if (result.skipped_gone > 0) {
+        std::vector<std::string> gone_params;
+        for (const auto& g : gone) gone_params.push_back(text_array(g));
+        const std::string skip = "UPDATE " + stage + " SET _cdc_skip = true WHERE (" + join(src_keys, ", ") +
+                                 ") IN (SELECT * FROM " + unnest + ")";
+        exec_params(target, skip, gone_params, "marking rows deleted since the snapshot");
+      }
+    }
+
+    std::string upsert = "INSERT INTO " + table.target.quoted() + " AS t (" + join(cols, ", ") + ", " +
+                         lsn_col + (soft ? ", " + tomb_col : "") + ") SELECT " + join(cols, ", ") +
+                         ", $1::pg_lsn" + (soft ? ", false" : "") + " FROM " + stage +
+                         " WHERE NOT _cdc_skip ON CONFLICT (" + join(keys, ", ") + ") DO UPDATE SET ";
+    for (std::size_t i = 0; i < cols.size(); ++i) {
+      if (std::find(key_idx.begin(), key_idx.end(), i) != key_idx.end()) continue;
+      upsert += cols[i] + " = EXCLUDED." + cols[i] + ", ";
+    }
+    upsert += lsn_col + " = EXCLUDED." + lsn_col + (soft ? ", " + tomb_col + " = false" : "") + " WHERE t." +
+              lsn_col + " < EXCLUDED." + lsn_col;
+    auto up = exec_params(target, upsert, {cp}, "re-copying rows into " + where);
+    result.upserted = std::stoull(PQcmdTuples(up.get()));
+
+    if (table.deletes != DeletePolicy::Ignore) {
+      std::vector<std::string> params{cp};
+      std::string cond = "t." + lsn_col + " < $1::pg_lsn AND NOT EXISTS (SELECT 1 FROM " + stage +
+                         " AS s WHERE " + on_key + ")";
+      if (only_keys) {
+        std::vector<std::string> keys_of_interest(only_keys->begin(), only_keys->end());
+        std::vector<std::string> key_exprs;
+        for (const auto& k : keys) key_exprs.push_back("t." + k);
+        cond += " AND " + canonical_sql(key_exprs) + " = ANY($2::text[])";
+        params.push_back(text_array(keys_of_interest));
+      }
+      const std::string sql = soft ? "UPDATE " + table.target.quoted() + " AS t SET " + tomb_col +
+                                         " = true, " + lsn_col + " = $1::pg_lsn WHERE NOT t." + tomb_col +
+                                         " AND " + cond
+                                   : "DELETE FROM " + table.target.quoted() + " AS t WHERE " + cond;
+      auto del = exec_params(target, sql, params, "removing rows absent from the source in " + where);
+      result.removed = std::stoull(PQcmdTuples(del.get()));
+    }
+    pg_exec(target, "COMMIT", "committing the re-copy of " + where);
+  } catch (...) {
+    PgResult rb{PQexec(target, "ROLLBACK")};
+    throw;
+  }
+  pg_exec(target, ("DROP TABLE IF EXISTS " + stage).c_str(), "dropping the staging table");
+  return result;
+}
+
+}  // namespace cdcsync::verify
