@@ -34,6 +34,18 @@ class CheckpointUnavailable : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Retrying will not help: wrong credentials or permissions, a key of the wrong type, a corrupt value.
+class CheckpointFatal : public std::runtime_error {
+ public:
+  CheckpointFatal(std::string code, const std::string& what)
+      : std::runtime_error(what), code_(std::move(code)) {}
+  // The Redis error code ("WRONGPASS", "NOPERM", "WRONGTYPE", ...) or "CORRUPT" / "REPLY_TOO_LARGE".
+  const std::string& code() const { return code_; }
+
+ private:
+  std::string code_;
+};
+
 class CheckpointStore {
  public:
   virtual ~CheckpointStore() = default;

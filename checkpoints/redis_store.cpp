@@ -1,7 +1,7 @@
+// RedisCheckpointStore: the checkpoint hash and the lease, moved by Lua scripts.
 #include "checkpoints/redis_store.h"
 
 #include <fmt/format.h>
-#include <hiredis/hiredis.h>
 #include <openssl/evp.h>
 #include <spdlog/spdlog.h>
 
@@ -88,22 +88,17 @@ const Script& script(std::string_view body) {
   throw std::logic_error("unknown checkpoint script");
 }
 
-std::string_view reply_view(const redisReply* r) {
-  return {r->str, r->len};
-}
-
-void check_reply_size(const redisReply* r, std::size_t max_bytes, int depth = 0) {
+void check_reply_size(const RedisValue& r, std::size_t max_bytes, int depth = 0) {
   if (depth > 2) throw CheckpointFatal("REPLY_TOO_LARGE", "Redis reply nests deeper than expected");
-  if ((r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_ERROR) &&
-      r->len > max_bytes) {
+  if (r.str.size() > max_bytes) {
     throw CheckpointFatal("REPLY_TOO_LARGE", fmt::format("Redis reply of {} bytes exceeds the {}-byte limit",
-                                                         r->len, max_bytes));
+                                                         r.str.size(), max_bytes));
   }
-  if (r->type == REDIS_REPLY_ARRAY) {
-    if (r->elements > 16) {
-      throw CheckpointFatal("REPLY_TOO_LARGE", fmt::format("Redis reply of {} elements", r->elements));
+  if (r.type == RedisValue::Type::Array) {
+    if (r.elements.size() > 16) {
+      throw CheckpointFatal("REPLY_TOO_LARGE", fmt::format("Redis reply of {} elements", r.elements.size()));
     }
-    for (std::size_t i = 0; i < r->elements; ++i) check_reply_size(r->element[i], max_bytes, depth + 1);
+    for (const RedisValue& e : r.elements) check_reply_size(e, max_bytes, depth + 1);
   }
 }
 
@@ -142,15 +137,7 @@ RedisCheckpointStore::RedisCheckpointStore(RedisStoreOptions options) : options_
   if (!valid_pipeline_name(options_.pipeline)) {
     throw std::invalid_argument("pipeline name must be 1..64 characters of [A-Za-z0-9_.-]");
   }
-  if (!options_.connection.url.user.empty() && options_.connection.url.password.empty()) {
-    throw std::invalid_argument("Redis " + options_.connection.url.redacted() +
-                                ": an ACL user needs a password (in the URL or a password file)");
-  }
-  if (options_.connection.connect_timeout.count() < 1 || options_.connection.command_timeout.count() < 1 ||
-      options_.connection.tcp_user_timeout.count() < 1 || options_.connection.keepalive_idle.count() < 1 ||
-      options_.connection.keepalive_interval.count() < 1 || options_.connection.keepalive_count < 1) {
-    throw std::invalid_argument("Redis timeouts and keepalive settings must be positive");
-  }
+  client_ = std::make_unique<RedisClient>(options_.connection);  // checks the URL and timeouts
   if (options_.max_reply_bytes < 256) throw std::invalid_argument("Redis max_reply_bytes must be >= 256");
   checkpoint_key_ = fmt::format("cdcsync:{{{}}}:checkpoint", options_.pipeline);
   lease_key_ = fmt::format("cdcsync:{{{}}}:lease", options_.pipeline);
@@ -158,12 +145,10 @@ RedisCheckpointStore::RedisCheckpointStore(RedisStoreOptions options) : options_
 
 RedisCheckpointStore::~RedisCheckpointStore() = default;
 
-RedisCheckpointStore::Reply RedisCheckpointStore::run(std::string_view what,
-                                                      const std::vector<std::string_view>& argv,
-                                                      bool pass_noscript) {
+RedisValue RedisCheckpointStore::run(std::string_view what, const std::vector<std::string_view>& argv,
+                                     bool pass_noscript) {
   try {
-    if (!connection_) {
-      connection_ = std::make_unique<RedisConnection>(options_.connection);
+    if (client_->connect()) {
       if (!connected_once_ || lost_) {
         spdlog::info("checkpoint store: connected to Redis {} (pipeline {})",
                      options_.connection.url.redacted(), options_.pipeline);
@@ -171,33 +156,33 @@ RedisCheckpointStore::Reply RedisCheckpointStore::run(std::string_view what,
       connected_once_ = true;
       lost_ = false;
     }
-    auto reply = connection_->command(argv.at(0), argv);
-    check_reply_size(reply.get(), options_.max_reply_bytes);
-    if (reply->type == REDIS_REPLY_ERROR) {
-      if (pass_noscript && reply_view(reply.get()).starts_with("NOSCRIPT")) return reply;
-      throw_redis_reply_error(options_.connection.url, fmt::format("{} on {}", what, checkpoint_key_),
-                              reply.get());
+    RedisValue reply = client_->command_or_error(argv.at(0), argv);
+    check_reply_size(reply, options_.max_reply_bytes);
+    if (reply.error()) {
+      if (pass_noscript && reply.str.starts_with("NOSCRIPT")) return reply;
+      throw_redis_error_reply(options_.connection.url, fmt::format("{} on {}", what, checkpoint_key_),
+                              reply.str);
     }
     return reply;
   } catch (const std::exception& e) {
     // hiredis contexts are unusable after an I/O or protocol error; replies like READONLY hint at a failover.
-    connection_.reset();
+    client_->disconnect();
     if (!lost_) spdlog::warn("checkpoint store: {}", e.what());
     lost_ = true;
     throw;
   }
 }
 
-RedisCheckpointStore::Reply RedisCheckpointStore::eval(std::string_view what, std::string_view body,
-                                                       const std::vector<std::string_view>& keys,
-                                                       const std::vector<std::string_view>& args) {
+RedisValue RedisCheckpointStore::eval(std::string_view what, std::string_view body,
+                                      const std::vector<std::string_view>& keys,
+                                      const std::vector<std::string_view>& args) {
   const auto& s = script(body);
   const auto numkeys = std::to_string(keys.size());
   std::vector<std::string_view> argv = {"EVALSHA", s.sha, numkeys};
   argv.insert(argv.end(), keys.begin(), keys.end());
   argv.insert(argv.end(), args.begin(), args.end());
   auto reply = run(what, argv, /*pass_noscript=*/true);
-  if (reply->type != REDIS_REPLY_ERROR) return reply;
+  if (!reply.error()) return reply;
   argv[0] = "EVAL";
   argv[1] = s.body;
   return run(what, argv);
@@ -206,16 +191,17 @@ RedisCheckpointStore::Reply RedisCheckpointStore::eval(std::string_view what, st
 std::optional<Checkpoint> RedisCheckpointStore::load() {
   std::lock_guard lock(mutex_);
   const auto reply = eval("load", kLoadScript, {checkpoint_key_}, {});
-  if (reply->type == REDIS_REPLY_NIL) return std::nullopt;
+  if (reply.nil()) return std::nullopt;
   const auto corrupt = [&](std::string_view what) {
     return CheckpointFatal("CORRUPT", fmt::format("Redis {}: checkpoint {} is corrupt: {}",
                                                   options_.connection.url.redacted(), checkpoint_key_, what));
   };
-  if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 4) throw corrupt("unexpected reply shape");
+  if (reply.type != RedisValue::Type::Array || reply.elements.size() != 4)
+    throw corrupt("unexpected reply shape");
   std::array<std::optional<std::string_view>, 4> f;  // lsn, lsn_hex, unix_ms, owner
   for (std::size_t i = 0; i < 4; ++i) {
-    const auto* e = reply->element[i];
-    if (e->type == REDIS_REPLY_STRING) f[i] = reply_view(e);
+    const RedisValue& e = reply.elements[i];
+    if (e.type == RedisValue::Type::String) f[i] = e.str;
   }
   if (!f[0]) throw corrupt("field lsn is missing");
   if (!f[1]) throw corrupt("field lsn_hex is missing");
@@ -237,9 +223,9 @@ bool RedisCheckpointStore::acquire_lease(const LeaseToken& token, std::chrono::m
   const auto px = ttl_ms(ttl);
   std::lock_guard lock(mutex_);
   const auto reply = run("acquire lease", {"SET", lease_key_, token.value, "NX", "PX", px});
-  if (reply->type == REDIS_REPLY_STATUS) return true;  // +OK: it was free
+  if (reply.type == RedisValue::Type::Status) return true;  // +OK: it was free
   const auto renewed = eval("acquire lease", kRenewScript, {lease_key_}, {token.value, px});
-  return renewed->type == REDIS_REPLY_INTEGER && renewed->integer == 1;
+  return renewed.type == RedisValue::Type::Integer && renewed.integer == 1;
 }
 
 bool RedisCheckpointStore::renew_lease(const LeaseToken& token, std::chrono::milliseconds ttl) {
@@ -247,7 +233,7 @@ bool RedisCheckpointStore::renew_lease(const LeaseToken& token, std::chrono::mil
   const auto px = ttl_ms(ttl);
   std::lock_guard lock(mutex_);
   const auto reply = eval("renew lease", kRenewScript, {lease_key_}, {token.value, px});
-  return reply->type == REDIS_REPLY_INTEGER && reply->integer == 1;
+  return reply.type == RedisValue::Type::Integer && reply.integer == 1;
 }
 
 void RedisCheckpointStore::release_lease(const LeaseToken& token) {
@@ -259,8 +245,8 @@ void RedisCheckpointStore::release_lease(const LeaseToken& token) {
 std::optional<std::string> RedisCheckpointStore::lease_holder() {
   std::lock_guard lock(mutex_);
   const auto reply = run("read lease", {"GET", lease_key_});
-  if (reply->type == REDIS_REPLY_NIL) return std::nullopt;
-  return std::string(reply_view(reply.get()));
+  if (reply.nil()) return std::nullopt;
+  return reply.str;
 }
 
 Advance RedisCheckpointStore::advance(const LeaseToken& token, Lsn lsn) {
@@ -272,8 +258,8 @@ Advance RedisCheckpointStore::advance(const LeaseToken& token, Lsn lsn) {
   std::lock_guard lock(mutex_);
   const auto reply =
       eval("advance", kAdvanceScript, {checkpoint_key_, lease_key_}, {token.value, text, hex, now});
-  const auto answer = reply->type == REDIS_REPLY_STRING || reply->type == REDIS_REPLY_STATUS
-                          ? reply_view(reply.get())
+  const auto answer = reply.type == RedisValue::Type::String || reply.type == RedisValue::Type::Status
+                          ? std::string_view(reply.str)
                           : std::string_view{};
   if (answer == "moved") return Advance::Moved;
   if (answer == "not_ahead") return Advance::NotAhead;

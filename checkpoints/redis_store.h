@@ -1,4 +1,5 @@
-// The checkpoint mirror in Redis (hiredis 0.14, synchronous), with the single-writer lease.
+// The checkpoint mirror in Redis (through RedisClient: checkpoints/redis_client.h), with the single-writer
+// lease.
 //
 // Keys per pipeline (the {hash tag} keeps both in one cluster slot, so one script may touch both):
 //   cdcsync:{<pipeline>}:checkpoint  hash: lsn ("16/B374D848"), lsn_hex (16 hex digits), unix_ms, owner
@@ -23,25 +24,13 @@
 #include <vector>
 
 #include "checkpoints/checkpoint_store.h"
-#include "checkpoints/redis_connection.h"
+#include "checkpoints/redis_client.h"
 #include "checkpoints/redis_url.h"
 
 namespace cdcsync {
 
-// Retrying will not help: wrong credentials or permissions, a key of the wrong type, a corrupt value.
-class CheckpointFatal : public std::runtime_error {
- public:
-  CheckpointFatal(std::string code, const std::string& what)
-      : std::runtime_error(what), code_(std::move(code)) {}
-  // The Redis error code ("WRONGPASS", "NOPERM", "WRONGTYPE", ...) or "CORRUPT" / "REPLY_TOO_LARGE".
-  const std::string& code() const { return code_; }
-
- private:
-  std::string code_;
-};
-
 struct RedisStoreOptions {
-  RedisConnectOptions connection;      // the URL, timeouts and TCP keepalive
+  RedisConnectOptions connection;      // the URL, timeouts and TCP keepalive (checkpoints/redis_client.h)
   std::string pipeline;                // 1..64 of [A-Za-z0-9_.-]; names the keys
   std::size_t max_reply_bytes = 4096;  // any longer string in a reply is refused (CheckpointFatal)
 };
@@ -70,20 +59,19 @@ class RedisCheckpointStore final : public CheckpointStore {
   const std::string& lease_key() const { return lease_key_; }
 
  private:
-  using Reply = RedisReplyPtr;
-
   // With the mutex held. Connects on demand, drops the connection after any error, throws by error class;
   // a NOSCRIPT reply is returned (not thrown) when `pass_noscript`.
-  Reply run(std::string_view what, const std::vector<std::string_view>& argv, bool pass_noscript = false);
+  RedisValue run(std::string_view what, const std::vector<std::string_view>& argv,
+                 bool pass_noscript = false);
   // EVALSHA, falling back to EVAL when the server does not have the script cached.
-  Reply eval(std::string_view what, std::string_view script, const std::vector<std::string_view>& keys,
-             const std::vector<std::string_view>& args);
+  RedisValue eval(std::string_view what, std::string_view script, const std::vector<std::string_view>& keys,
+                  const std::vector<std::string_view>& args);
 
   RedisStoreOptions options_;
   std::string checkpoint_key_;
   std::string lease_key_;
   std::mutex mutex_;  // one command at a time on the connection
-  std::unique_ptr<RedisConnection> connection_;
+  std::unique_ptr<RedisClient> client_;
   bool connected_once_ = false;  // for logging state changes once, not every retry
   bool lost_ = false;
 };

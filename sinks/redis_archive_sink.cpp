@@ -1,6 +1,5 @@
 #include "sinks/redis_archive_sink.h"
 
-#include <hiredis/hiredis.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -13,14 +12,6 @@
 
 namespace cdcsync {
 namespace {
-
-struct RedisFree {
-  void operator()(redisContext* c) const { redisFree(c); }
-};
-struct ReplyFree {
-  void operator()(redisReply* r) const { freeReplyObject(r); }
-};
-using Reply = std::unique_ptr<redisReply, ReplyFree>;
 
 constexpr std::string_view kAppendScript = R"lua(
 local cur = redis.call('HGET', KEYS[2], 'last_hash')
@@ -44,24 +35,6 @@ if ARGV[5] ~= '' then
 end
 return 'ok'
 )lua";
-
-std::string printable(std::string_view text) {
-  std::string out;
-  for (char c : text.substr(0, 300)) out += (c >= 0x20 && c < 0x7f) ? c : ' ';
-  return out;
-}
-
-bool retriable(std::string_view text) {
-  static constexpr std::array<std::string_view, 8> kCodes = {
-      "LOADING", "READONLY", "BUSY", "TRYAGAIN", "MASTERDOWN", "OOM", "CLUSTERDOWN", "CDCSYNC_CONFLICT"};
-  const auto code = text.substr(0, text.find(' '));
-  return std::find(kCodes.begin(), kCodes.end(), code) != kCodes.end() ||
-         text.find("max number of clients") != std::string_view::npos;
-}
-
-std::string_view view(const redisReply* r) {
-  return {r->str, r->len};
-}
 
 bool id_less_or_equal(std::string_view a, std::string_view b) {
   const auto pa = parse_archive_entry_id(a);
@@ -145,81 +118,44 @@ std::optional<std::string> ArchiveChainChecker::check(const ArchiveEntry& e) {
 
 // ---- RedisArchive ----
 
-class RedisArchive::Connection {
- public:
-  explicit Connection(const ArchiveConnectionOptions& o) : url_(o.url.redacted()) {
-    const timeval tv{static_cast<time_t>(o.timeout.count() / 1000),
-                     static_cast<suseconds_t>(o.timeout.count() % 1000 * 1000)};
-    ctx_.reset(o.url.transport == RedisUrl::Transport::Unix
-                   ? redisConnectUnixWithTimeout(o.url.socket_path.c_str(), tv)
-                   : redisConnectWithTimeout(o.url.host.c_str(), o.url.port, tv));
-    if (!ctx_ || ctx_->err) {
-      throw TransientError("Redis " + url_ +
-                           ": cannot connect: " + (ctx_ ? printable(ctx_->errstr) : "out of memory"));
-    }
-    redisSetTimeout(ctx_.get(), tv);
-    if (!o.url.password.empty()) {
-      if (o.url.user.empty())
-        command({"AUTH", o.url.password}, "AUTH");
-      else
-        command({"AUTH", o.url.user, o.url.password}, "AUTH");
-    }
-    if (o.url.db != 0) command({"SELECT", std::to_string(o.url.db)}, "SELECT");
-  }
+namespace {
 
-  // Throws TransientError (connection, retriable replies) or PermanentError (other error replies).
-  Reply command(const std::vector<std::string_view>& argv, std::string_view what, std::string_view key = "") {
-    std::vector<const char*> a;
-    std::vector<std::size_t> l;
-    for (const auto& s : argv) {
-      a.push_back(s.data());
-      l.push_back(s.size());
-    }
-    Reply r{static_cast<redisReply*>(
-        redisCommandArgv(ctx_.get(), static_cast<int>(a.size()), a.data(), l.data()))};
-    if (!r) {
-      broken_ = true;
-      throw TransientError("Redis " + url_ + ": " + std::string(what) + ": " +
-                           (ctx_->err ? printable(ctx_->errstr) : std::string("no reply")));
-    }
-    if (r->type == REDIS_REPLY_ERROR) {
-      const std::string text = printable(view(r.get()));
-      const std::string msg = "Redis " + url_ + ": " + std::string(what) +
-                              (key.empty() ? "" : " on " + std::string(key)) + ": " + text;
-      if (retriable(text)) throw TransientError(msg);
-      throw PermanentError(std::string(key), Lsn{}, text.substr(0, text.find(' ')), msg);
-    }
-    return r;
-  }
-  bool broken() const { return broken_; }
+RedisConnectOptions archive_redis_options(const ArchiveConnectionOptions& o) {
+  return RedisConnectOptions{.url = o.url, .connect_timeout = o.timeout, .command_timeout = o.timeout};
+}
 
- private:
-  std::string url_;
-  std::unique_ptr<redisContext, RedisFree> ctx_;
-  bool broken_ = false;
-};
+}  // namespace
 
 RedisArchive::RedisArchive(ArchiveConnectionOptions options)
     : options_(std::move(options)),
       stream_key_(archive_stream_key(options_.pipeline)),
-      head_key_(archive_head_key(options_.pipeline)) {}
+      head_key_(archive_head_key(options_.pipeline)),
+      client_(std::make_unique<RedisClient>(archive_redis_options(options_))) {}
 
 RedisArchive::~RedisArchive() = default;
 
-RedisArchive::Connection& RedisArchive::conn() {
-  if (connection_ && connection_->broken()) connection_.reset();
-  if (!connection_) connection_ = std::make_unique<Connection>(options_);
-  return *connection_;
+RedisValue RedisArchive::run(const std::vector<std::string_view>& argv, std::string_view what,
+                             std::string_view key) {
+  try {
+    return client_->command(key.empty() ? std::string(what) : std::string(what) + " on " + std::string(key),
+                            argv);
+  } catch (const CheckpointUnavailable& e) {
+    throw TransientError(e.what());
+  } catch (const CheckpointFatal& e) {
+    // A second writer moved the head (the append script's refusal): retried after rereading the head.
+    if (e.code() == "CDCSYNC_CONFLICT") throw TransientError(e.what());
+    throw PermanentError(std::string(key), Lsn{}, e.code(), e.what());
+  }
 }
 
 std::optional<ArchiveHead> RedisArchive::head() {
-  auto r = conn().command({"HGETALL", head_key_}, "reading the archive head", head_key_);
-  if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) return std::nullopt;
+  auto r = run({"HGETALL", head_key_}, "reading the archive head", head_key_);
+  if (r.type != RedisValue::Type::Array || r.elements.empty()) return std::nullopt;
   ArchiveHead h;
   h.last_hash = std::string(kArchiveGenesisHash);
-  for (std::size_t i = 0; i + 1 < r->elements; i += 2) {
-    const auto k = view(r->element[i]);
-    const auto v = view(r->element[i + 1]);
+  for (std::size_t i = 0; i + 1 < r.elements.size(); i += 2) {
+    const std::string_view k = r.elements[i].str;
+    const std::string_view v = r.elements[i + 1].str;
     if (k == "last_id") h.last_id = v;
     if (k == "last_hash") h.last_hash = v;
     if (k == "end_lsn") h.end_lsn = Lsn::parse(v).value_or(Lsn{});
@@ -242,17 +178,16 @@ std::vector<ArchiveEntry> RedisArchive::range_reverse(std::string_view end, std:
 std::vector<ArchiveEntry> RedisArchive::read_range(std::string_view verb, std::string_view a,
                                                    std::string_view b, std::size_t count) {
   const std::string n = std::to_string(count);
-  auto r = conn().command({verb, stream_key_, a, b, "COUNT", n}, "reading the archive", stream_key_);
+  auto r = run({verb, stream_key_, a, b, "COUNT", n}, "reading the archive", stream_key_);
   std::vector<ArchiveEntry> out;
-  if (r->type != REDIS_REPLY_ARRAY) return out;
-  for (std::size_t i = 0; i < r->elements; ++i) {
-    const redisReply* e = r->element[i];
-    if (e->type != REDIS_REPLY_ARRAY || e->elements != 2) continue;
+  if (r.type != RedisValue::Type::Array) return out;
+  for (RedisValue& e : r.elements) {
+    if (e.type != RedisValue::Type::Array || e.elements.size() != 2) continue;
     ArchiveEntry entry;
-    entry.id = view(e->element[0]);
-    const redisReply* f = e->element[1];
-    for (std::size_t j = 0; f->type == REDIS_REPLY_ARRAY && j + 1 < f->elements; j += 2) {
-      entry.fields.emplace_back(view(f->element[j]), view(f->element[j + 1]));
+    entry.id = std::move(e.elements[0].str);
+    RedisValue& f = e.elements[1];
+    for (std::size_t j = 0; f.type == RedisValue::Type::Array && j + 1 < f.elements.size(); j += 2) {
+      entry.fields.emplace_back(std::move(f.elements[j].str), std::move(f.elements[j + 1].str));
     }
     out.push_back(std::move(entry));
   }
@@ -260,8 +195,8 @@ std::vector<ArchiveEntry> RedisArchive::read_range(std::string_view verb, std::s
 }
 
 std::uint64_t RedisArchive::length() {
-  auto r = conn().command({"XLEN", stream_key_}, "measuring the archive", stream_key_);
-  return r->type == REDIS_REPLY_INTEGER ? static_cast<std::uint64_t>(r->integer) : 0;
+  auto r = run({"XLEN", stream_key_}, "measuring the archive", stream_key_);
+  return r.type == RedisValue::Type::Integer ? static_cast<std::uint64_t>(r.integer) : 0;
 }
 
 void RedisArchive::append(const Append& a, std::int64_t max_len) {
@@ -292,19 +227,19 @@ void RedisArchive::append(const Append& a, std::int64_t max_len) {
     }
   }
   std::vector<std::string_view> argv(args.begin(), args.end());
-  conn().command(argv, "appending to the archive", stream_key_);
+  run(argv, "appending to the archive", stream_key_);
 }
 
 std::uint64_t RedisArchive::trim_before(std::string_view id) {
-  auto r = conn().command({"XTRIM", stream_key_, "MINID", id}, "trimming the archive", stream_key_);
-  return r->type == REDIS_REPLY_INTEGER ? static_cast<std::uint64_t>(r->integer) : 0;
+  auto r = run({"XTRIM", stream_key_, "MINID", id}, "trimming the archive", stream_key_);
+  return r.type == RedisValue::Type::Integer ? static_cast<std::uint64_t>(r.integer) : 0;
 }
 
 std::string RedisArchive::raw(const std::vector<std::string>& argv) {
   std::vector<std::string_view> a(argv.begin(), argv.end());
-  auto r = conn().command(a, argv.empty() ? "command" : argv[0]);
-  if (r->type == REDIS_REPLY_INTEGER) return std::to_string(r->integer);
-  if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS) return std::string(view(r.get()));
+  auto r = run(a, argv.empty() ? "command" : argv[0]);
+  if (r.type == RedisValue::Type::Integer) return std::to_string(r.integer);
+  if (r.type == RedisValue::Type::String || r.type == RedisValue::Type::Status) return r.str;
   return "";
 }
 

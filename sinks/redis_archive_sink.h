@@ -44,6 +44,7 @@
 #include <utility>
 #include <vector>
 
+#include "checkpoints/redis_client.h"
 #include "checkpoints/redis_url.h"
 #include "decoders/lsn.h"
 #include "sinks/archive_codec.h"
@@ -109,8 +110,9 @@ struct ArchiveConnectionOptions {
   std::chrono::milliseconds timeout{5000};
 };
 
-// One connection to a pipeline's archive keys (reads for replay and audit, the append script for the sink).
-// Not thread-safe.
+// One connection to a pipeline's archive keys (reads for replay and audit, the append script for the sink),
+// through RedisClient and its network policy (checkpoints/redis_client.h), with `timeout` as both its connect
+// and its command timeout. Not thread-safe.
 class RedisArchive {
  public:
   explicit RedisArchive(ArchiveConnectionOptions options);
@@ -144,15 +146,16 @@ class RedisArchive {
   std::string raw(const std::vector<std::string>& argv);
 
  private:
-  class Connection;
-  Connection& conn();
+  // Throws TransientError (connection, retriable replies, a moved head) or PermanentError (other error
+  // replies, naming `key`).
+  RedisValue run(const std::vector<std::string_view>& argv, std::string_view what, std::string_view key = "");
   std::vector<ArchiveEntry> read_range(std::string_view verb, std::string_view a, std::string_view b,
                                        std::size_t count);
 
   ArchiveConnectionOptions options_;
   std::string stream_key_;
   std::string head_key_;
-  std::unique_ptr<Connection> connection_;
+  std::unique_ptr<RedisClient> client_;
 };
 
 // Counts for the metrics, called on the applying thread: entries appended, skipped (appended before a

@@ -27,7 +27,7 @@ std::string dead_letter_key(const std::string& pipeline) {
   return "cdcsync:{" + pipeline + "}:dlq";
 }
 
-RedisDeadLetterStore::RedisDeadLetterStore(RedisClient::Options redis, std::string pipeline)
+RedisDeadLetterStore::RedisDeadLetterStore(RedisConnectOptions redis, std::string pipeline)
     : client_(std::move(redis)), key_(dead_letter_key(pipeline)) {}
 
 template <typename F>
@@ -123,9 +123,10 @@ bool RedisDeadLetterStore::remove(const std::string& id) {
   return guarded("XDEL", [&] { return client_.command("XDEL " + key_, {"XDEL", key_, id}).integer > 0; });
 }
 
-RedisClient::Options redis_options(const config::Config& config) {
-  RedisClient::Options o;
+RedisConnectOptions redis_options(const config::Config& config) {
+  RedisConnectOptions o;
   o.url = RedisUrl::parse(config.checkpoint.redis);
+  o.command_timeout = std::chrono::milliseconds(5000);
   if (config.checkpoint.password_file.configured())
     o.url.password = config::read_secret(config.checkpoint.password_file);
   return o;

@@ -43,7 +43,7 @@ std::string iso_utc(std::int64_t unix_us);
 // NOPERM or WRONGTYPE, naming the key).
 class RedisDeadLetterStore final : public DeadLetterStore {
  public:
-  RedisDeadLetterStore(RedisClient::Options redis, std::string pipeline);
+  RedisDeadLetterStore(RedisConnectOptions redis, std::string pipeline);
 
   std::size_t size() override;
   bool contains(Lsn commit_lsn) override;
@@ -61,7 +61,7 @@ class RedisDeadLetterStore final : public DeadLetterStore {
   std::string key_;
 };
 
-RedisClient::Options redis_options(const config::Config& config);
+RedisConnectOptions redis_options(const config::Config& config);
 
 // Encodes a transaction's changes as archive rows in target form, one JSON per line; `changes` gets their
 // number. Unmapped tables and messages leave nothing.
