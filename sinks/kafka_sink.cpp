@@ -1,86 +1,25 @@
+// KafkaSink: the producer, one Kafka transaction per batch, and the transactions as published.
 #include "sinks/kafka_sink.h"
 
-#include <librdkafka/rdkafka.h>
-#include <rapidjson/document.h>
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <array>
 #include <stdexcept>
 #include <unordered_map>
 #include <vector>
 
 #include "decoders/debezium_json.h"
+#include "sinks/kafka_internal.h"
 #include "sinks/kafka_properties.h"
 
 namespace cdcsync {
 namespace {
 
+using namespace kafka;
 using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 
-struct RdKafkaDestroy {
-  void operator()(rd_kafka_t* rk) const { rd_kafka_destroy(rk); }
-};
-using RdKafka = std::unique_ptr<rd_kafka_t, RdKafkaDestroy>;
-struct RdConfDestroy {
-  void operator()(rd_kafka_conf_t* c) const { rd_kafka_conf_destroy(c); }
-};
-using RdConf = std::unique_ptr<rd_kafka_conf_t, RdConfDestroy>;
-struct RdErrorDestroy {
-  void operator()(rd_kafka_error_t* e) const { rd_kafka_error_destroy(e); }
-};
-using RdError = std::unique_ptr<rd_kafka_error_t, RdErrorDestroy>;
-struct RdMessageDestroy {
-  void operator()(rd_kafka_message_t* m) const { rd_kafka_message_destroy(m); }
-};
-using RdMessage = std::unique_ptr<rd_kafka_message_t, RdMessageDestroy>;
-struct RdTopicDestroy {
-  void operator()(rd_kafka_topic_t* t) const { rd_kafka_topic_destroy(t); }
-};
-using RdTopic = std::unique_ptr<rd_kafka_topic_t, RdTopicDestroy>;
-struct RdPartitionsDestroy {
-  void operator()(rd_kafka_topic_partition_list_t* l) const { rd_kafka_topic_partition_list_destroy(l); }
-};
-using RdPartitions = std::unique_ptr<rd_kafka_topic_partition_list_t, RdPartitionsDestroy>;
-struct RdMetadataDestroy {
-  void operator()(const rd_kafka_metadata_t* m) const { rd_kafka_metadata_destroy(m); }
-};
-using RdMetadata = std::unique_ptr<const rd_kafka_metadata_t, RdMetadataDestroy>;
-struct RdQueueDestroy {
-  void operator()(rd_kafka_queue_t* q) const { rd_kafka_queue_destroy(q); }
-};
-using RdQueue = std::unique_ptr<rd_kafka_queue_t, RdQueueDestroy>;
-struct RdEventDestroy {
-  void operator()(rd_kafka_event_t* e) const { rd_kafka_event_destroy(e); }
-};
-using RdEvent = std::unique_ptr<rd_kafka_event_t, RdEventDestroy>;
-struct RdNewTopicDestroy {
-  void operator()(rd_kafka_NewTopic_t* t) const { rd_kafka_NewTopic_destroy(t); }
-};
-using RdNewTopic = std::unique_ptr<rd_kafka_NewTopic_t, RdNewTopicDestroy>;
-
 constexpr Oid kTextOid = 25;
-
-// Properties that also matter to the progress reader (a consumer): connection and security.
-bool applies_to_consumer(std::string_view name) {
-  for (std::string_view prefix : {"security.", "sasl.", "ssl.", "socket.", "broker.", "client.",
-                                  "api.version", "reconnect.", "topic.metadata.", "metadata."}) {
-    if (name.starts_with(prefix)) return true;
-  }
-  return false;
-}
-
-// Kafka topic names allow [a-zA-Z0-9._-]; Debezium replaces anything else with '_'.
-void sanitize_topic(std::string& topic) {
-  for (char& c : topic) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
-                    c == '_' || c == '-';
-    if (!ok) c = '_';
-  }
-}
 
 // Delivery errors that retrying cannot fix: the batch stops the pipeline (exit 4), naming the topic.
 bool permanent(rd_kafka_resp_err_t err) {
@@ -100,57 +39,7 @@ bool permanent(rd_kafka_resp_err_t err) {
   }
 }
 
-std::string progress_json(const std::string& pipeline, const std::string& transactional_id,
-                          const Progress& p) {
-  rapidjson::StringBuffer buf;
-  rapidjson::Writer<rapidjson::StringBuffer> w(buf);
-  w.StartObject();
-  w.Key("pipeline");
-  w.String(pipeline);
-  w.Key("end_lsn");
-  w.String(p.end_lsn.str());
-  w.Key("xid");
-  w.Uint(p.xid.value);
-  w.Key("commit_time_us");
-  w.Int64(p.commit_time_us);
-  w.Key("acked_lsn");
-  w.String(p.acked_lsn.str());
-  w.Key("transactional_id");
-  w.String(transactional_id);
-  w.EndObject();
-  return buf.GetString();
-}
-
-std::optional<Progress> parse_progress(std::string_view json) {
-  rapidjson::Document doc;
-  doc.Parse(json.data(), json.size());
-  if (doc.HasParseError() || !doc.IsObject()) return std::nullopt;
-  auto lsn = [&](const char* name) -> std::optional<Lsn> {
-    auto it = doc.FindMember(name);
-    if (it == doc.MemberEnd() || !it->value.IsString()) return std::nullopt;
-    return Lsn::parse(it->value.GetString());
-  };
-  const auto end = lsn("end_lsn");
-  const auto acked = lsn("acked_lsn");
-  if (!end || !acked) return std::nullopt;
-  Progress p;
-  p.end_lsn = *end;
-  p.acked_lsn = *acked;
-  if (auto it = doc.FindMember("xid"); it != doc.MemberEnd() && it->value.IsUint())
-    p.xid = Xid{it->value.GetUint()};
-  if (auto it = doc.FindMember("commit_time_us"); it != doc.MemberEnd() && it->value.IsInt64()) {
-    p.commit_time_us = it->value.GetInt64();
-  }
-  return p;
-}
-
 }  // namespace
-
-std::string kafka_progress_topic(std::string_view topic_prefix) {
-  std::string t = fmt::format("{}.cdcsync.progress", topic_prefix);
-  sanitize_topic(t);
-  return t;
-}
 
 struct KafkaSink::Impl {
   explicit Impl(const KafkaSinkOptions& o, const Mapping& mapping)
@@ -165,6 +54,10 @@ struct KafkaSink::Impl {
             }(),
             *catalog),
         binder(mapping) {}
+
+  // `t` as published, into `txn`: mapped tables and columns only, transforms applied. `lsn` names it in
+  // errors.
+  void project(const Transaction& t, Lsn lsn);
 
   TypeCatalog own_catalog;
   const TypeCatalog* catalog;
@@ -183,6 +76,11 @@ struct KafkaSink::Impl {
   Transaction txn;
   std::string topic;
   std::string value_scratch;
+
+ private:
+  std::pair<const BoundTable*, RelationPtr> project_relation(const RelationPtr& rel, Lsn lsn);
+  void project_tuple(const BoundTable& b, const Tuple& in, bool key_only, Tuple& to);
+  void project_truncate(const Change& c, Lsn lsn);
 };
 
 KafkaSink::KafkaSink(Mapping mapping, KafkaSinkOptions options, KafkaSinkObserver observer)
@@ -217,20 +115,8 @@ void KafkaSink::drop_producer() {
   const std::int64_t left = in_flight_.exchange(0);
   if (left != 0 && observer_.in_flight_changed) observer_.in_flight_changed(-left);
   in_txn_ = false;
-  skipping_chunks_ = false;
+  skip_.reset();
 }
-
-namespace {
-
-void set_conf(rd_kafka_conf_t* conf, const std::string& name, const std::string& value, bool secret = false) {
-  char err[512] = {};
-  if (rd_kafka_conf_set(conf, name.c_str(), value.c_str(), err, sizeof err) != RD_KAFKA_CONF_OK) {
-    throw std::invalid_argument(
-        fmt::format("kafka.properties.{}: {}", name, secret ? std::string("refused by librdkafka") : err));
-  }
-}
-
-}  // namespace
 
 void KafkaSink::connect() {
   drop_producer();
@@ -279,43 +165,7 @@ void KafkaSink::connect() {
                                        transactional_id_, options_.brokers, rd_kafka_error_string(e.get())));
   }
 
-  // The progress topic, compacted (one record per pipeline survives). Creating it may be refused (ACLs,
-  // a policy): an operator then creates it; auto-creation would give it the default, deleting, policy.
-  bool exists = false;
-  {
-    // All topics, not this one: a metadata request for one topic may auto-create it with the default policy.
-    const rd_kafka_metadata_t* raw = nullptr;
-    if (rd_kafka_metadata(rk.get(), 1, nullptr, &raw, static_cast<int>(options_.timeout.count())) ==
-        RD_KAFKA_RESP_ERR_NO_ERROR) {
-      RdMetadata md{raw};
-      for (int i = 0; i < md->topic_cnt; ++i) exists = exists || progress_topic_ == md->topics[i].topic;
-    }
-  }
-  if (!exists) {
-    RdNewTopic nt{rd_kafka_NewTopic_new(progress_topic_.c_str(), 1, -1, err, sizeof err)};
-    if (nt) {
-      rd_kafka_NewTopic_set_config(nt.get(), "cleanup.policy", "compact");
-      RdQueue q{rd_kafka_queue_new(rk.get())};
-      rd_kafka_NewTopic_t* topics[] = {nt.get()};
-      rd_kafka_CreateTopics(rk.get(), topics, 1, nullptr, q.get());
-      RdEvent ev{rd_kafka_queue_poll(
-          q.get(), static_cast<int>(std::min(options_.timeout, milliseconds(10000)).count()))};
-      rd_kafka_resp_err_t code = RD_KAFKA_RESP_ERR__TIMED_OUT;
-      if (ev) {
-        code = rd_kafka_event_error(ev.get());
-        if (const auto* res = rd_kafka_event_CreateTopics_result(ev.get()); res != nullptr && code == 0) {
-          size_t n = 0;
-          const rd_kafka_topic_result_t** results = rd_kafka_CreateTopics_result_topics(res, &n);
-          if (n == 1) code = rd_kafka_topic_result_error(results[0]);
-        }
-      }
-      if (code != RD_KAFKA_RESP_ERR_NO_ERROR && code != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
-        spdlog::warn(
-            "kafka: could not create the progress topic {} ({}); create it with cleanup.policy=compact",
-            progress_topic_, rd_kafka_err2name(code));
-      }
-    }
-  }
+  ensure_progress_topic(rk.get(), progress_topic_, options_.timeout);
   impl_->producer = std::move(rk);
   impl_->delivery_error = RD_KAFKA_RESP_ERR_NO_ERROR;
   progress_ = read_progress();
@@ -325,110 +175,6 @@ void KafkaSink::connect() {
 
 void KafkaSink::ensure_connected() {
   if (!impl_->producer) connect();
-}
-
-std::optional<Progress> KafkaSink::read_progress() {
-  RdConf conf{rd_kafka_conf_new()};
-  for (const auto& [name, value] : options_.properties) {
-    if (applies_to_consumer(name))
-      set_conf(conf.get(), name, value, name.find("password") != std::string::npos);
-  }
-  set_conf(conf.get(), "bootstrap.servers", options_.brokers);
-  set_conf(conf.get(), "isolation.level", "read_committed");
-  set_conf(conf.get(), "enable.partition.eof", "true");
-  set_conf(conf.get(), "enable.auto.commit", "false");
-  set_conf(conf.get(), "auto.offset.reset", "earliest");
-  set_conf(conf.get(), "group.id", "cdcsync-progress-" + options_.pipeline);  // never joined: assign() only
-  char err[512] = {};
-  RdKafka rk{rd_kafka_new(RD_KAFKA_CONSUMER, conf.get(), err, sizeof err)};
-  if (!rk) throw std::invalid_argument(fmt::format("kafka: cannot create the progress reader: {}", err));
-  conf.release();
-  const auto fail = [&](const std::string& what) -> std::optional<Progress> {
-    throw KafkaUnavailable(fmt::format("kafka: reading progress topic {}: {}", progress_topic_, what));
-  };
-
-  RdTopic topic{rd_kafka_topic_new(rk.get(), progress_topic_.c_str(), nullptr)};
-  const rd_kafka_metadata_t* raw = nullptr;
-  const int timeout = static_cast<int>(options_.timeout.count());
-  if (auto e = rd_kafka_metadata(rk.get(), 0, topic.get(), &raw, timeout); e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    return fail(rd_kafka_err2str(e));
-  }
-  RdMetadata md{raw};
-  if (md->topic_cnt != 1 || md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) return std::nullopt;
-  if (md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR) return fail(rd_kafka_err2str(md->topics[0].err));
-
-  RdPartitions assignment{rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt)};
-  std::unordered_map<std::int32_t, std::int64_t> end;  // partition -> high watermark to reach
-  for (int i = 0; i < md->topics[0].partition_cnt; ++i) {
-    const std::int32_t p = md->topics[0].partitions[i].id;
-    std::int64_t lo = 0;
-    std::int64_t hi = 0;
-    if (auto e = rd_kafka_query_watermark_offsets(rk.get(), progress_topic_.c_str(), p, &lo, &hi, timeout);
-        e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      return fail(fmt::format("watermarks of partition {}: {}", p, rd_kafka_err2str(e)));
-    }
-    if (hi <= lo) continue;
-    end[p] = hi;
-    rd_kafka_topic_partition_list_add(assignment.get(), progress_topic_.c_str(), p)->offset = lo;
-  }
-  if (end.empty()) return std::nullopt;
-  if (auto e = rd_kafka_assign(rk.get(), assignment.get()); e != RD_KAFKA_RESP_ERR_NO_ERROR) {
-    return fail(rd_kafka_err2str(e));
-  }
-
-  // Read up to the high watermark seen now. With read_committed the consumer stops at the last stable
-  // offset, which another pipeline's open transaction on the same partition may hold back for a moment.
-  std::optional<Progress> found;
-  bool tombstoned = false;
-  const auto deadline = Clock::now() + options_.timeout;
-  while (!end.empty()) {
-    if (Clock::now() >= deadline) {
-      rd_kafka_consumer_close(rk.get());
-      return fail(
-          "did not reach the end of the topic in time (an open transaction holding the last stable offset?)");
-    }
-    RdMessage m{rd_kafka_consumer_poll(rk.get(), 100)};
-    if (!m) continue;
-    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
-      if (auto it = end.find(m->partition); it != end.end() && m->offset >= it->second) end.erase(it);
-      continue;
-    }
-    if (m->err != RD_KAFKA_RESP_ERR_NO_ERROR) {
-      rd_kafka_consumer_close(rk.get());
-      return fail(rd_kafka_message_errstr(m.get()));
-    }
-    if (auto it = end.find(m->partition); it != end.end() && m->offset + 1 >= it->second) end.erase(it);
-    const std::string_view key{static_cast<const char*>(m->key), m->key_len};
-    if (key != options_.pipeline) continue;
-    if (m->payload == nullptr) {
-      tombstoned = true;  // an operator deleted the pipeline's progress
-      found.reset();
-      continue;
-    }
-    auto p = parse_progress({static_cast<const char*>(m->payload), m->len});
-    if (!p) {
-      rd_kafka_consumer_close(rk.get());
-      return fail(fmt::format("the record at partition {} offset {} is not a progress record", m->partition,
-                              m->offset));
-    }
-    if (!found || p->end_lsn >= found->end_lsn) {
-      const Lsn acked = found ? std::max(found->acked_lsn, p->acked_lsn) : p->acked_lsn;
-      found = *p;
-      found->acked_lsn = acked;
-    }
-    tombstoned = false;
-  }
-  rd_kafka_consumer_close(rk.get());
-  if (tombstoned)
-    spdlog::warn("kafka: the progress of pipeline {} was deleted from {}", options_.pipeline,
-                 progress_topic_);
-  return found;
-}
-
-bool KafkaSink::already_applied(const TransactionInfo& info) const {
-  if (!progress_ || !progress_->end_lsn.valid()) return false;
-  if (info.end_lsn.valid()) return info.end_lsn <= progress_->end_lsn;
-  return info.final_lsn.valid() && info.final_lsn < progress_->end_lsn;
 }
 
 void KafkaSink::fail(const std::string& what, Lsn lsn) {
@@ -463,21 +209,10 @@ std::optional<Lsn> KafkaSink::apply(const Batch& batch) {
 
 std::optional<Lsn> KafkaSink::apply_inner(const Batch& batch) {
   ensure_connected();
-  if (!batch.empty() && !batch.transactions.front().first_chunk && !in_txn_ && !skipping_chunks_) {
-    throw PermanentError("", batch.transactions.front().info.final_lsn, "",
-                         "a continuation chunk arrived without the start of its source transaction");
-  }
+  skip_.check_continuation(batch, in_txn_);
   const TransactionInfo* last_whole = nullptr;
   for (const auto& t : batch.transactions) {
-    bool skip;
-    if (t.first_chunk) {
-      skip = already_applied(t.info);
-      skipping_chunks_ = skip && !t.last_chunk;
-    } else {
-      skip = skipping_chunks_;
-      if (t.last_chunk) skipping_chunks_ = false;
-    }
-    if (skip) {
+    if (skip_.skip(t, progress_)) {
       if (t.last_chunk) ++stats_.source_transactions_skipped;
       continue;
     }
@@ -506,120 +241,125 @@ std::optional<Lsn> KafkaSink::apply_inner(const Batch& batch) {
   return progress_ ? progress_->end_lsn : Lsn{};
 }
 
-void KafkaSink::produce_transaction(const Transaction& t) {
-  Impl& im = *impl_;
-  const Lsn lsn = t.info.end_lsn.valid() ? t.info.end_lsn : t.info.final_lsn;
-  // The transaction as published: mapped tables and columns only, transforms applied.
-  Transaction& out = im.txn;
-  out.info = t.info;
-  out.first_chunk = t.first_chunk;
-  out.last_chunk = t.last_chunk;
-  out.changes.clear();
-  auto project_relation = [&](const RelationPtr& rel) -> std::pair<const BoundTable*, RelationPtr> {
-    const BoundTable* b = im.binder.bind(rel, lsn);
-    if (b == nullptr) return {nullptr, nullptr};
-    RelationPtr& cached = im.projected[rel.get()];
-    if (!cached) {
-      auto def = std::make_shared<RelationDef>();
-      def->id = rel->id;
-      def->schema = rel->schema;
-      def->name = rel->name;
-      def->replica_identity = rel->replica_identity;
-      const auto& cols = b->mapping->columns;
-      for (std::size_t i = 0; i < cols.size(); ++i) {
-        const ColumnDef& src = rel->columns[b->source_index[i]];
-        ColumnDef c{src.name, src.type_oid, src.type_modifier, false};
-        if (cols[i].transform.yields_text()) {
-          c.type_oid = kTextOid;
-          c.type_modifier = -1;
-        }
-        c.part_of_key = std::find(b->key.begin(), b->key.end(), i) != b->key.end();
-        def->columns.push_back(std::move(c));
-      }
-      cached = std::move(def);
-    }
-    return {b, cached};
-  };
-  auto project_tuple = [&](const BoundTable& b, const Tuple& in, bool key_only, Tuple& to) {
-    to.clear();
-    const auto& cols = b.mapping->columns;
+std::pair<const BoundTable*, RelationPtr> KafkaSink::Impl::project_relation(const RelationPtr& rel, Lsn lsn) {
+  const BoundTable* b = binder.bind(rel, lsn);
+  if (b == nullptr) return {nullptr, nullptr};
+  RelationPtr& cached = projected[rel.get()];
+  if (!cached) {
+    auto def = std::make_shared<RelationDef>();
+    def->id = rel->id;
+    def->schema = rel->schema;
+    def->name = rel->name;
+    def->replica_identity = rel->replica_identity;
+    const auto& cols = b->mapping->columns;
     for (std::size_t i = 0; i < cols.size(); ++i) {
-      const std::size_t idx = b.source_index[i];
-      const bool is_key = std::find(b.key.begin(), b.key.end(), i) != b.key.end();
-      if (idx >= in.size() || (key_only && !is_key)) {
-        to.add_null();
-        continue;
+      const ColumnDef& src = rel->columns[b->source_index[i]];
+      ColumnDef c{src.name, src.type_oid, src.type_modifier, false};
+      if (cols[i].transform.yields_text()) {
+        c.type_oid = kTextOid;
+        c.type_modifier = -1;
       }
-      const DatumKind kind = in.kind(idx);
-      if (kind == DatumKind::UnchangedToast) {
-        to.add_unchanged_toast();
-        continue;
-      }
-      const Transform& tr = cols[i].transform;
-      if (tr.kind() == TransformKind::Copy) {
-        if (kind == DatumKind::Null) {
-          to.add_null();
-        } else if (kind == DatumKind::Binary) {
-          to.add_binary(in.value(idx));
-        } else {
-          to.add_text(in.value(idx));
-        }
-        continue;
-      }
-      im.value_scratch.clear();
-      const std::optional<std::string_view> v =
-          kind == DatumKind::Null ? std::nullopt : std::optional<std::string_view>(in.value(idx));
-      if (tr.apply(v, im.value_scratch)) {
-        to.add_text(im.value_scratch);
-      } else {
-        to.add_null();
-      }
+      c.part_of_key = std::find(b->key.begin(), b->key.end(), i) != b->key.end();
+      def->columns.push_back(std::move(c));
     }
-  };
+    cached = std::move(def);
+  }
+  return {b, cached};
+}
 
+void KafkaSink::Impl::project_tuple(const BoundTable& b, const Tuple& in, bool key_only, Tuple& to) {
+  to.clear();
+  const auto& cols = b.mapping->columns;
+  for (std::size_t i = 0; i < cols.size(); ++i) {
+    const std::size_t idx = b.source_index[i];
+    const bool is_key = std::find(b.key.begin(), b.key.end(), i) != b.key.end();
+    if (idx >= in.size() || (key_only && !is_key)) {
+      to.add_null();
+      continue;
+    }
+    const DatumKind kind = in.kind(idx);
+    if (kind == DatumKind::UnchangedToast) {
+      to.add_unchanged_toast();
+      continue;
+    }
+    const Transform& tr = cols[i].transform;
+    if (tr.kind() == TransformKind::Copy) {
+      if (kind == DatumKind::Null) {
+        to.add_null();
+      } else if (kind == DatumKind::Binary) {
+        to.add_binary(in.value(idx));
+      } else {
+        to.add_text(in.value(idx));
+      }
+      continue;
+    }
+    value_scratch.clear();
+    const std::optional<std::string_view> v =
+        kind == DatumKind::Null ? std::nullopt : std::optional<std::string_view>(in.value(idx));
+    if (tr.apply(v, value_scratch)) {
+      to.add_text(value_scratch);
+    } else {
+      to.add_null();
+    }
+  }
+}
+
+void KafkaSink::Impl::project_truncate(const Change& c, Lsn lsn) {
+  Change pc;
+  pc.op = ChangeOp::Truncate;
+  pc.lsn = c.lsn;
+  pc.truncate_cascade = c.truncate_cascade;
+  pc.truncate_restart_identity = c.truncate_restart_identity;
+  for (const RelationPtr& rel : c.truncated) {
+    if (!rel) continue;
+    auto [b, relation] = project_relation(rel, lsn);
+    if (b == nullptr || b->mapping->truncates == TruncatePolicy::Ignore) continue;
+    if (b->mapping->truncates == TruncatePolicy::Fail) {
+      throw PermanentError(rel->qualified_name(), lsn, "",
+                           "TRUNCATE of " + rel->qualified_name() + " with truncate = \"fail\"");
+    }
+    pc.truncated.push_back(relation);
+  }
+  if (!pc.truncated.empty()) txn.changes.push_back(std::move(pc));
+}
+
+void KafkaSink::Impl::project(const Transaction& t, Lsn lsn) {
+  txn.info = t.info;
+  txn.first_chunk = t.first_chunk;
+  txn.last_chunk = t.last_chunk;
+  txn.changes.clear();
   for (const Change& c : t.changes) {
     switch (c.op) {
       case ChangeOp::Message:
         break;
-      case ChangeOp::Truncate: {
-        Change pc;
-        pc.op = ChangeOp::Truncate;
-        pc.lsn = c.lsn;
-        pc.truncate_cascade = c.truncate_cascade;
-        pc.truncate_restart_identity = c.truncate_restart_identity;
-        for (const RelationPtr& rel : c.truncated) {
-          if (!rel) continue;
-          auto [b, projected] = project_relation(rel);
-          if (b == nullptr || b->mapping->truncates == TruncatePolicy::Ignore) continue;
-          if (b->mapping->truncates == TruncatePolicy::Fail) {
-            throw PermanentError(rel->qualified_name(), lsn, "",
-                                 "TRUNCATE of " + rel->qualified_name() + " with truncate = \"fail\"");
-          }
-          pc.truncated.push_back(projected);
-        }
-        if (!pc.truncated.empty()) out.changes.push_back(std::move(pc));
+      case ChangeOp::Truncate:
+        project_truncate(c, lsn);
         break;
-      }
       default: {
         if (!c.relation) break;
-        auto [b, projected] = project_relation(c.relation);
+        auto [b, relation] = project_relation(c.relation, lsn);
         if (b == nullptr) break;
         Change pc;
         pc.op = c.op;
         pc.lsn = c.lsn;
-        pc.relation = projected;
+        pc.relation = relation;
         pc.before_kind = c.before_kind;
         if (!c.before.empty()) project_tuple(*b, c.before, c.before_kind == 'K', pc.before);
         if (!c.after.empty()) project_tuple(*b, c.after, false, pc.after);
-        out.changes.push_back(std::move(pc));
+        txn.changes.push_back(std::move(pc));
       }
     }
   }
-  for (const ColumnDrift& d : im.binder.take_new_drift()) {
+  for (const ColumnDrift& d : binder.take_new_drift()) {
     spdlog::warn("kafka: source column {}.{} is not mapped; it is not published", d.table, d.column);
   }
+}
 
-  im.encoder.encode(out, [&](const DebeziumEvent& ev) {
+void KafkaSink::produce_transaction(const Transaction& t) {
+  Impl& im = *impl_;
+  const Lsn lsn = t.info.end_lsn.valid() ? t.info.end_lsn : t.info.final_lsn;
+  im.project(t, lsn);
+  im.encoder.encode(im.txn, [&](const DebeziumEvent& ev) {
     im.topic.assign(ev.topic);
     sanitize_topic(im.topic);
     const auto deadline = Clock::now() + options_.timeout;
@@ -690,13 +430,13 @@ void KafkaSink::commit(Lsn lsn) {
 void KafkaSink::abort() {
   if (!in_txn_ || !impl_ || !impl_->producer) {
     in_txn_ = false;
-    skipping_chunks_ = false;
+    skip_.reset();
     return;
   }
   RdError e{rd_kafka_abort_transaction(impl_->producer.get(), static_cast<int>(options_.timeout.count()))};
   if (observer_.transaction_ended) observer_.transaction_ended(false);
   in_txn_ = false;
-  skipping_chunks_ = false;
+  skip_.reset();
   if (e) {
     spdlog::warn("kafka: aborting the transaction failed ({}); the next producer fences it",
                  rd_kafka_error_string(e.get()));

@@ -37,6 +37,7 @@
 #include "sinks/kafka_properties.h"
 #include "sinks/mapping.h"
 #include "sinks/sink.h"
+#include "sinks/skip_applied.h"
 
 namespace cdcsync {
 
@@ -109,7 +110,6 @@ class KafkaSink final : public Sink {
   void ensure_connected();
   void drop_producer();
   std::optional<Progress> read_progress();
-  bool already_applied(const TransactionInfo& info) const;
   void produce_transaction(const Transaction& txn);
   void produce_progress(const Progress& p);
   void commit(Lsn lsn);
@@ -124,7 +124,7 @@ class KafkaSink final : public Sink {
   std::unique_ptr<Impl> impl_;
   std::optional<Progress> progress_;
   bool in_txn_ = false;
-  bool skipping_chunks_ = false;
+  SkipApplied skip_;
   std::atomic<std::int64_t> in_flight_{0};
   Stats stats_;
   std::uint64_t produced_in_txn_ = 0;
