@@ -39,6 +39,7 @@
 #include "sinks/mapping.h"
 #include "sinks/reply_deadline.h"
 #include "sinks/sink.h"
+#include "sinks/skip_applied.h"
 
 namespace cdcsync {
 
@@ -126,7 +127,7 @@ TargetColumnTypes read_target_column_types(PGresult* res);
 // table is copied as text (a column, the LSN column or the tombstone column without an encoder, or missing).
 struct CopyPlan {
   std::vector<BinaryEncoder> columns;  // mapping order
-  std::string text_because;         // empty: binary
+  std::string text_because;            // empty: binary
   bool binary() const { return text_because.empty(); }
 };
 CopyPlan plan_copy(const TableMapping& table, const TargetColumnTypes& types);
@@ -169,8 +170,8 @@ struct PostgresSinkStats {
   std::uint64_t replays_in_order = 0;        // set-based apply fell back to change-by-change
   std::uint64_t rows_inserted_as_new = 0;  // folded rows inserted without ON CONFLICT (see FoldedRow::fresh)
   std::uint64_t plain_insert_conflicts = 0;  // ... of which one met an existing key: batch applied again
-  std::uint64_t direct_copies = 0;  // flushes whose rows were all new: copied into the target, no stage
-  std::uint64_t binary_copies = 0;  // COPY statements (stage or target) in the binary format
+  std::uint64_t direct_copies = 0;    // flushes whose rows were all new: copied into the target, no stage
+  std::uint64_t binary_copies = 0;    // COPY statements (stage or target) in the binary format
   std::uint64_t binary_refusals = 0;  // tables switched to text (until restart) by a value no encoder took
   std::uint64_t truncates_applied = 0;
   std::uint64_t reconnects = 0;
@@ -215,24 +216,44 @@ class PostgresSink final : public Sink {
   std::map<std::string, std::uint64_t> drift_counts() const { return binder_.drift_counts(); }
 
  private:
+  // Split by role over postgres_sink.cpp (a batch's transaction), postgres_sink_session.cpp (the session,
+  // settings and the progress row), postgres_sink_copy.cpp (the set-based path) and
+  // postgres_sink_in_order.cpp (the in-order path); postgres_sink_table.h holds what they share.
   struct TableState;
+  struct StagedRows;
   struct Pending {
     std::size_t table;
     Lsn lsn;
   };
 
+  // A batch's target transaction.
   std::optional<Lsn> apply_inner(const Batch& batch, bool reconnected);
-  void apply_set_based(const std::vector<const Transaction*>& txns);
-  void apply_in_order(const std::vector<const Transaction*>& txns);
-  void flush_table(std::size_t table);
-  void flush_all();
-  void apply_truncate(const Change& change, Lsn txn_lsn, bool pipelined);
+  bool open_savepoint(const Batch& batch, bool reconnected);
+  void apply_set_based_or_fall_back(const std::vector<const Transaction*>& txns);
+  void roll_back_to_savepoint();
+  bool retry_after_failure(const PgError& e);
+  void commit(const Batch& batch, const TransactionInfo& last_whole);
+  void write_progress(const TransactionInfo& info);
   const BoundTable* bind(const RelationPtr& relation, Lsn txn_lsn);
+
+  // The set-based path: fold, COPY into the stage (or the target), set-based statements.
+  void apply_set_based(const std::vector<const Transaction*>& txns);
+  void flush_all();
+  void flush_table(std::size_t table);
+  StagedRows copy_rows(std::size_t table, bool direct, bool plain_ok);
+  void put_copy_data(const char* what);
+  [[noreturn]] void refuse_copy(std::size_t table, std::size_t column, Lsn lsn, const char* what);
+  void apply_staged(TableState& t, const StagedRows& staged);
+
+  // The in-order path: one prepared statement per change, pipelined.
+  void apply_in_order(const std::vector<const Transaction*>& txns);
+  void apply_truncate(const Change& change, Lsn txn_lsn, bool pipelined);
   void send_row(TableState& t, const FoldedRow& row, Lsn txn_lsn);
   void sync_and_drain();
-  void write_progress(const TransactionInfo& info);
-  bool already_applied(const TransactionInfo& info) const;
+
+  // The session.
   void ensure_connected();
+  void create_stage(TableState& t);
   void set_toast_compression();
   void set_synchronous_commit();
   void read_progress();
@@ -240,7 +261,11 @@ class PostgresSink final : public Sink {
   void drop_connection();
   void rollback_quietly();
   [[noreturn]] void raise(const PgError& e);
-  PgResult exec(const std::string& sql, const char* doing, int n = 0, const char* const* values = nullptr);
+  // A statement without parameters (several may share the string); any failure throws sink_error.
+  PgResult exec(const std::string& sql, const char* doing);
+  // A statement with text parameters, through pg_exec_params; `ok` is the status it succeeds with.
+  PgResult exec_params(const std::string& sql, const std::vector<PgParam>& params, const char* doing,
+                       ExecStatusType ok);
 
   Mapping mapping_;
   PostgresSinkOptions options_;
@@ -253,9 +278,9 @@ class PostgresSink final : public Sink {
   std::string toast_compression_;
   std::string synchronous_commit_;
 
-  bool in_txn_ = false;           // a target transaction is open
-  bool unflushed_ = false;        // a commit since the last flushed one did not wait for its flush
-  bool skipping_chunks_ = false;  // the open source transaction was applied before: drop its chunks
+  bool in_txn_ = false;     // a target transaction is open
+  bool unflushed_ = false;  // a commit since the last flushed one did not wait for its flush
+  SkipApplied skip_;        // source transactions at or below the progress
   // Where the last error happened, for PermanentError.
   std::string error_table_;
   Lsn error_lsn_;
