@@ -1,3 +1,5 @@
+// `cdcsync target-ddl` (idempotent DDL for the mapped tables and the progress table) and `cdcsync check`
+// (what the target lacks, each problem with its fix).
 #include "sinks/target_ddl.h"
 
 #include <algorithm>
@@ -49,14 +51,18 @@ constexpr const char* kKeyIndexQuery =
     "FROM pg_catalog.pg_attribute a WHERE a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)) = "
     "$2::text[]";
 
-PgResult query(PGconn* conn, const std::string& sql, const std::vector<std::string>& params,
-               std::string_view doing) {
-  std::vector<const char*> values;
-  for (const auto& p : params) values.push_back(p.c_str());
-  PgResult res{PQexecParams(conn, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
-                            nullptr, nullptr, 0)};
-  if (!res || PQresultStatus(res.get()) != PGRES_TUPLES_OK) throw pg_error(conn, res.get(), doing);
-  return res;
+// Each column of `table` by name, with its type as format_type() shows it.
+ColumnTypes column_types(PGconn* conn, const QualifiedName& table, std::string_view doing) {
+  auto res =
+      pg_exec_params(conn,
+                     "SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod) FROM "
+                     "pg_catalog.pg_attribute a WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT "
+                     "a.attisdropped",
+                     {table.quoted()}, doing);
+  ColumnTypes out;
+  for (int r = 0; r < PQntuples(res.get()); ++r)
+    out[PQgetvalue(res.get(), r, 0)] = PQgetvalue(res.get(), r, 1);
+  return out;
 }
 
 }  // namespace
@@ -142,40 +148,26 @@ std::string target_ddl(const Mapping& mapping, const SourceTypes& types,
 }
 
 ColumnTypes read_source_types(PGconn* source, const QualifiedName& table) {
-  auto res = query(source,
-                   "SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod) FROM "
-                   "pg_catalog.pg_attribute a WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT "
-                   "a.attisdropped",
-                   {table.quoted()}, "reading source column types");
-  ColumnTypes out;
-  for (int r = 0; r < PQntuples(res.get()); ++r)
-    out[PQgetvalue(res.get(), r, 0)] = PQgetvalue(res.get(), r, 1);
-  return out;
+  return column_types(source, table, "reading source column types");
 }
 
 std::vector<TargetProblem> check_target(PGconn* conn, const Mapping& mapping,
                                         const QualifiedName& progress_table, const SourceTypes* types) {
   std::vector<TargetProblem> problems;
-  const auto user_res = query(conn, "SELECT current_user::text", {}, "reading the current user");
+  const auto user_res = pg_exec_params(conn, "SELECT current_user::text", {}, "reading the current user");
   const std::string user = PQgetvalue(user_res.get(), 0, 0);
   const auto exists = [&](const QualifiedName& t) {
-    auto r = query(conn, "SELECT pg_catalog.to_regclass($1) IS NOT NULL", {t.quoted()}, "looking up a table");
+    auto r = pg_exec_params(conn, "SELECT pg_catalog.to_regclass($1) IS NOT NULL", {t.quoted()},
+                            "looking up a table");
     return std::string_view(PQgetvalue(r.get(), 0, 0)) == "t";
   };
   const auto columns_of = [&](const QualifiedName& t) {
-    auto r = query(conn,
-                   "SELECT a.attname::text, pg_catalog.format_type(a.atttypid, a.atttypmod) FROM "
-                   "pg_catalog.pg_attribute a WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT "
-                   "a.attisdropped",
-                   {t.quoted()}, "reading target columns");
-    ColumnTypes out;
-    for (int i = 0; i < PQntuples(r.get()); ++i) out[PQgetvalue(r.get(), i, 0)] = PQgetvalue(r.get(), i, 1);
-    return out;
+    return column_types(conn, t, "reading target columns");
   };
   const auto privileges = [&](const QualifiedName& t, const std::vector<std::string>& wanted) {
     for (const auto& p : wanted) {
-      auto r = query(conn, "SELECT pg_catalog.has_table_privilege($1, $2)", {t.quoted(), p},
-                     "checking privileges");
+      auto r = pg_exec_params(conn, "SELECT pg_catalog.has_table_privilege($1, $2)", {t.quoted(), p},
+                              "checking privileges");
       if (std::string_view(PQgetvalue(r.get(), 0, 0)) != "t") {
         problems.push_back({t.str(), "role " + user + " lacks " + p + " on the table",
                             "GRANT " + p + " ON " + t.quoted() + " TO " + quote_ident(user) + ";"});
@@ -189,8 +181,8 @@ std::vector<TargetProblem> check_target(PGconn* conn, const Mapping& mapping,
     privileges(progress_table, {"SELECT", "INSERT", "UPDATE"});
   }
   {
-    auto r = query(conn, "SELECT pg_catalog.has_database_privilege(current_database(), 'TEMP')", {},
-                   "checking the TEMP privilege");
+    auto r = pg_exec_params(conn, "SELECT pg_catalog.has_database_privilege(current_database(), 'TEMP')", {},
+                            "checking the TEMP privilege");
     if (std::string_view(PQgetvalue(r.get(), 0, 0)) != "t") {
       problems.push_back({"(database)", "role " + user + " cannot create temporary (staging) tables",
                           "GRANT TEMP ON DATABASE <this database> TO " + quote_ident(user) + ";"});
@@ -241,8 +233,8 @@ std::vector<TargetProblem> check_target(PGconn* conn, const Mapping& mapping,
                                 quote_ident(t.tombstone_column) + " boolean NOT NULL DEFAULT false;"});
       }
     }
-    auto idx = query(conn, kKeyIndexQuery, {t.target.quoted(), text_array(sorted_key_targets(t))},
-                     "looking for the key's unique index");
+    auto idx = pg_exec_params(conn, kKeyIndexQuery, {t.target.quoted(), text_array(sorted_key_targets(t))},
+                              "looking for the key's unique index");
     if (std::string_view(PQgetvalue(idx.get(), 0, 0)) == "0") {
       std::string cols;
       for (std::size_t k : t.key_indexes())
