@@ -1,3 +1,4 @@
+// RedisUrl: parsing redis:// and unix:// URLs, the password file, the redacted form.
 #include "checkpoints/redis_url.h"
 
 #include <fmt/format.h>

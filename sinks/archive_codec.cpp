@@ -1,3 +1,4 @@
+// The event archive's row format (target-form changes), entry ids and hash chain.
 #include "sinks/archive_codec.h"
 
 #include <openssl/evp.h>

@@ -1,3 +1,4 @@
+// DeadLetterSink: a transaction the target refuses goes to the dead-letter store; the pipeline goes on.
 #include "sinks/dead_letter_sink.h"
 
 #include <fmt/format.h>

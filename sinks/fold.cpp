@@ -1,3 +1,4 @@
+// TableFold: a batch's changes folded to one action per key (pure logic).
 #include "sinks/fold.h"
 
 #include <algorithm>

@@ -1,3 +1,4 @@
+// Mapping and RelationBinder: source -> target names, key, transforms and policies; fail-closed binding.
 #include "sinks/mapping.h"
 
 #include <openssl/evp.h>

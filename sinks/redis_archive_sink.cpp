@@ -1,3 +1,4 @@
+// RedisArchive (a pipeline's archive stream and head) and RedisArchiveSink (appends applied transactions).
 #include "sinks/redis_archive_sink.h"
 
 #include <spdlog/spdlog.h>
