@@ -28,7 +28,6 @@ std::string without_quoted_values(const std::string& msg) {
 
 }  // namespace
 
-// The error of a failed result without DETAIL, with the constraint's name when the server gave one.
 PgError sink_error(PGconn* conn, const PGresult* res, std::string_view doing) {
   PgError e = pg_error(conn, res, doing);
   std::string msg = e.sqlstate().starts_with("22") ? without_quoted_values(e.what()) : std::string(e.what());
