@@ -111,10 +111,12 @@ Probe::Probe(ProbeOptions options, const PipelineStatus& status)
                            {1, 5, 10, 50, 100, 500, 1000, 5000, 10000, 50000, 100000});
   apply_duration_ = &histogram("cdcsync_apply_duration_seconds", "Time to apply one batch to the target.",
                                exponential_buckets(0.0005, 2, 16));
+  latency_bounds_ = exponential_buckets(0.001, 2, 20);
+  latency_counts_.assign(latency_bounds_.size() + 1, 0.0);
   end_to_end_latency_ =
       &histogram("cdcsync_end_to_end_latency_seconds",
                  "From the source commit to the end of its apply in the target, per source transaction.",
-                 exponential_buckets(0.001, 2, 20));
+                 latency_bounds_);
   lag_bytes_ = &gauge("cdcsync_replication_lag_bytes",
                       "Source pg_current_wal_lsn() minus the slot's confirmed_flush_lsn (polled).")
                     .Add({});
@@ -339,6 +341,9 @@ void Probe::batch_applied(const Batch& batch, std::chrono::steady_clock::duratio
   ChangeOp run_op = ChangeOp::Insert;
   std::uint64_t run_length = 0;
   std::uint64_t messages = 0;
+  std::uint64_t transactions = 0;
+  std::uint64_t latencies = 0;
+  double latency_sum = 0;  // of this batch's latencies; one of them alone is observed directly
   const auto end_run = [&] {
     if (run_length > 0) counter_for(*run_relation, run_op).Increment(static_cast<double>(run_length));
     run_length = 0;
@@ -362,15 +367,28 @@ void Probe::batch_applied(const Batch& batch, std::chrono::steady_clock::duratio
       }
     }
     if (t.last_chunk) {
-      transactions_->Increment();
+      ++transactions;
       if (t.info.commit_time_us != 0) {
         const auto latency_us = now_us - pg_micros_to_unix_micros(t.info.commit_time_us);
-        end_to_end_latency_->Observe(std::max<double>(0.0, static_cast<double>(latency_us) / 1e6));
+        const double seconds = std::max<double>(0.0, static_cast<double>(latency_us) / 1e6);
+        // The bucket Histogram::Observe would count it in: the first upper bound >= seconds.
+        latency_counts_[static_cast<std::size_t>(
+            std::lower_bound(latency_bounds_.begin(), latency_bounds_.end(), seconds) -
+            latency_bounds_.begin())] += 1;
+        latency_sum += seconds;
+        ++latencies;
       }
     }
   }
   end_run();
   if (messages > 0) message_counter_->Increment(static_cast<double>(messages));
+  if (transactions > 0) transactions_->Increment(static_cast<double>(transactions));
+  if (latencies == 1) {
+    end_to_end_latency_->Observe(latency_sum);  // cheaper than a pass over every bucket
+  } else if (latencies > 1) {
+    end_to_end_latency_->ObserveMultiple(latency_counts_, latency_sum);
+  }
+  if (latencies > 0) std::fill(latency_counts_.begin(), latency_counts_.end(), 0.0);
   batches_->Increment();
   batch_rows_->Observe(static_cast<double>(rows));
   apply_duration_->Observe(std::chrono::duration<double>(apply_time).count());

@@ -187,6 +187,10 @@ class Probe final : public prometheus::Collectable {
   };
   std::unordered_map<std::uint64_t, CachedCounter> counter_cache_;
   prometheus::Counter* message_counter_ = nullptr;
+  // One batch's end-to-end latencies per bucket (not cumulative), handed to end_to_end_latency_ at once:
+  // prometheus-cpp's Observe takes a mutex, once per batch instead of once per transaction.
+  prometheus::Histogram::BucketBoundaries latency_bounds_;
+  std::vector<double> latency_counts_;
 
   std::atomic<RunnerState> state_{RunnerState::Starting};
   std::function<bool()> lease_held_view_;

@@ -229,6 +229,34 @@ TEST_F(ProbeTest, ObservesBatchSizeApplyTimeAndEndToEndLatencyInTheRightBuckets)
   EXPECT_EQ(bucket(*latency, 4.096), 1u);
 }
 
+TEST_F(ProbeTest, ObservesEveryTransactionsLatencyWhenABatchHoldsMany) {
+  auto r = relation("public", "customers", 7);
+  Batch b;
+  b.transactions.push_back(txn({change(ChangeOp::Insert, r)}, now_ - 500ms));
+  b.transactions.push_back(txn({change(ChangeOp::Insert, r)}, now_ - 3s));
+  b.transactions.push_back(txn({change(ChangeOp::Insert, r)}, now_ - 3s));
+  probe_.batch_applied(b, 1ms);
+  auto latency = histogram("cdcsync_end_to_end_latency_seconds");
+  ASSERT_TRUE(latency);
+  EXPECT_EQ(latency->sample_count, 3u);
+  EXPECT_NEAR(latency->sample_sum, 6.5, 1e-6);
+  EXPECT_EQ(bucket(*latency, 0.256), 0u);
+  EXPECT_EQ(bucket(*latency, 0.512), 1u);
+  EXPECT_EQ(bucket(*latency, 2.048), 1u);
+  EXPECT_EQ(bucket(*latency, 4.096), 3u);
+
+  Batch caught_up;  // the next batch starts from empty buckets
+  caught_up.transactions.push_back(txn({change(ChangeOp::Insert, r)}, now_));
+  caught_up.transactions.push_back(txn({change(ChangeOp::Insert, r)}, now_));
+  probe_.batch_applied(caught_up, 1ms);
+  latency = histogram("cdcsync_end_to_end_latency_seconds");
+  EXPECT_EQ(latency->sample_count, 5u);
+  EXPECT_EQ(bucket(*latency, 0.001), 2u);
+  EXPECT_EQ(bucket(*latency, 0.512), 3u);
+  EXPECT_EQ(bucket(*latency, 4.096), 5u);
+  EXPECT_EQ(value("cdcsync_transactions_total"), 5);
+}
+
 TEST_F(ProbeTest, TheBatchHotPathAllocatesNothingOnceEveryTableAndOpWasSeen) {
   auto customers = relation("public", "customers", 16400);
   auto loyalty = relation("public", "loyalty_accounts", 16410);
@@ -236,6 +264,7 @@ TEST_F(ProbeTest, TheBatchHotPathAllocatesNothingOnceEveryTableAndOpWasSeen) {
   b.transactions.push_back(txn({change(ChangeOp::Insert, customers), change(ChangeOp::Update, customers),
                                 change(ChangeOp::Delete, loyalty)},
                                now_ - 10ms));
+  b.transactions.push_back(txn({change(ChangeOp::Delete, loyalty)}, now_ - 5ms));  // latencies of two
   probe_.batch_applied(b, 1ms);  // warms the cache
   // A fresh RelationDef for the same table (a Relation message after a reconnect) hits the cache as well.
   Batch again = b;
