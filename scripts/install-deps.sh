@@ -9,6 +9,7 @@ packages=(
   # libraries
   libpq-dev rapidjson-dev libhiredis-dev libgtest-dev libgmock-dev libbenchmark-dev libspdlog-dev libfmt-dev
   libcli11-dev libtomlplusplus-dev libsystemd-dev libssl-dev libcpp-httplib-dev librdkafka-dev
+  prometheus-cpp-dev
   # servers and tools the tests, the demo and the benchmarks start
   postgresql-15 postgresql-client-15 postgresql-contrib redis-server redis-tools prometheus
   procps iproute2 util-linux systemd kcat

@@ -3,6 +3,9 @@
 #include <libpq-fe.h>
 #include <spdlog/spdlog.h>
 
+#include <prometheus/client_metric.h>
+
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <limits>
@@ -14,11 +17,14 @@
 namespace cdcsync {
 namespace {
 
-using metrics::BuildCounter;
-using metrics::BuildGauge;
-using metrics::BuildHistogram;
-using metrics::Histogram;
-using metrics::Labels;
+using prometheus::BuildCounter;
+using prometheus::BuildGauge;
+using prometheus::BuildHistogram;
+using prometheus::Counter;
+using prometheus::Family;
+using prometheus::Gauge;
+using prometheus::Histogram;
+using prometheus::Labels;
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
@@ -43,15 +49,23 @@ std::string_view op_name(ChangeOp op) {
   return "unknown";
 }
 
+// start, start * factor, ... (`count` bounds), multiplied step by step so the bounds, and the le labels
+// written from them, stay what dashboards have always seen.
+Histogram::BucketBoundaries exponential_buckets(double start, double factor, std::size_t count) {
+  Histogram::BucketBoundaries bounds;
+  for (double v = start; bounds.size() < count; v *= factor) bounds.push_back(v);
+  return bounds;
+}
+
 double seconds_between(std::chrono::system_clock::time_point later,
                        std::chrono::system_clock::time_point earlier) {
   return std::max(0.0, std::chrono::duration<double>(later - earlier).count());
 }
 
-std::optional<std::uint64_t> parse_u64(const PGresult* res, int column) {
+std::optional<Lsn> parse_lsn_bytes(const PGresult* res, int column) {
   if (PQgetisnull(res, 0, column)) return std::nullopt;
-  // pg_lsn - pg_lsn is numeric; without a fraction for LSNs.
-  return std::strtoull(PQgetvalue(res, 0, column), nullptr, 10);
+  // pg_lsn - '0/0' is numeric: the LSN as a number of bytes, without a fraction.
+  return Lsn{std::strtoull(PQgetvalue(res, 0, column), nullptr, 10)};
 }
 
 }  // namespace
@@ -59,18 +73,19 @@ std::optional<std::uint64_t> parse_u64(const PGresult* res, int column) {
 Probe::Probe(ProbeOptions options, const PipelineStatus& status)
     : options_(std::move(options)),
       status_(status),
-      registry_(std::make_shared<metrics::Registry>()),
+      registry_(std::make_shared<prometheus::Registry>(prometheus::Registry::InsertBehavior::Throw)),
       process_(std::make_shared<metrics::ProcessCollector>()) {
   const Labels constant{{"pipeline", options_.pipeline}};
   auto& r = *registry_;
-  auto counter = [&](const char* name, const char* help) -> metrics::Family<metrics::Counter>& {
+  auto counter = [&](const char* name, const char* help) -> Family<Counter>& {
     return BuildCounter().Name(name).Help(help).Labels(constant).Register(r);
   };
-  auto gauge = [&](const char* name, const char* help) -> metrics::Family<metrics::Gauge>& {
+  auto gauge = [&](const char* name, const char* help) -> Family<Gauge>& {
     return BuildGauge().Name(name).Help(help).Labels(constant).Register(r);
   };
-  auto histogram = [&](const char* name, const char* help, Histogram::BucketBoundaries bounds) -> Histogram& {
-    return BuildHistogram().Name(name).Help(help).Labels(constant).Register(r).Add({}, std::move(bounds));
+  auto histogram = [&](const char* name, const char* help,
+                       const Histogram::BucketBoundaries& bounds) -> Histogram& {
+    return BuildHistogram().Name(name).Help(help).Labels(constant).Register(r).Add({}, bounds);
   };
 
   gauge("cdcsync_build_info", "cdcsync version running this pipeline (always 1).")
@@ -95,11 +110,13 @@ Probe::Probe(ProbeOptions options, const PipelineStatus& status)
   batch_rows_ = &histogram("cdcsync_batch_rows", "Changes per applied batch.",
                            {1, 5, 10, 50, 100, 500, 1000, 5000, 10000, 50000, 100000});
   apply_duration_ = &histogram("cdcsync_apply_duration_seconds", "Time to apply one batch to the target.",
-                               Histogram::ExponentialBuckets(0.0005, 2, 16));
+                               exponential_buckets(0.0005, 2, 16));
+  latency_bounds_ = exponential_buckets(0.001, 2, 20);
+  latency_counts_.assign(latency_bounds_.size() + 1, 0.0);
   end_to_end_latency_ =
       &histogram("cdcsync_end_to_end_latency_seconds",
                  "From the source commit to the end of its apply in the target, per source transaction.",
-                 Histogram::ExponentialBuckets(0.001, 2, 20));
+                 latency_bounds_);
   lag_bytes_ = &gauge("cdcsync_replication_lag_bytes",
                       "Source pg_current_wal_lsn() minus the slot's confirmed_flush_lsn (polled).")
                     .Add({});
@@ -175,7 +192,7 @@ Probe::Probe(ProbeOptions options, const PipelineStatus& status)
   kafka_produce_latency_ =
       &histogram("cdcsync_kafka_produce_latency_seconds",
                  "From producing a record to Kafka to the broker's acknowledgement, per record.",
-                 Histogram::ExponentialBuckets(0.0005, 2, 16));
+                 exponential_buckets(0.0005, 2, 16));
   kafka_in_flight_ = &gauge("cdcsync_kafka_in_flight_records",
                             "Records produced to Kafka and not yet acknowledged by the broker.")
                           .Add({});
@@ -298,7 +315,7 @@ void Probe::fatal(const std::string& reason) {
   errors_->Add({{"component", "runner"}, {"kind", reason}}).Increment();
 }
 
-metrics::Counter& Probe::counter_for(const RelationDef& relation, ChangeOp op) {
+Counter& Probe::counter_for(const RelationDef& relation, ChangeOp op) {
   const std::uint64_t key =
       (static_cast<std::uint64_t>(relation.id.value) << 8) | static_cast<std::uint8_t>(op);
   auto it = counter_cache_.find(key);
@@ -308,7 +325,7 @@ metrics::Counter& Probe::counter_for(const RelationDef& relation, ChangeOp op) {
       it->second.name == relation.name) {
     return *it->second.counter;
   }
-  metrics::Counter& counter =
+  Counter& counter =
       change_events_->Add({{"table", relation.qualified_name()}, {"op", std::string(op_name(op))}});
   counter_cache_[key] = CachedCounter{relation.schema, relation.name, &counter};
   return counter;
@@ -324,6 +341,9 @@ void Probe::batch_applied(const Batch& batch, std::chrono::steady_clock::duratio
   ChangeOp run_op = ChangeOp::Insert;
   std::uint64_t run_length = 0;
   std::uint64_t messages = 0;
+  std::uint64_t transactions = 0;
+  std::uint64_t latencies = 0;
+  double latency_sum = 0;  // of this batch's latencies; one of them alone is observed directly
   const auto end_run = [&] {
     if (run_length > 0) counter_for(*run_relation, run_op).Increment(static_cast<double>(run_length));
     run_length = 0;
@@ -347,15 +367,28 @@ void Probe::batch_applied(const Batch& batch, std::chrono::steady_clock::duratio
       }
     }
     if (t.last_chunk) {
-      transactions_->Increment();
+      ++transactions;
       if (t.info.commit_time_us != 0) {
         const auto latency_us = now_us - pg_micros_to_unix_micros(t.info.commit_time_us);
-        end_to_end_latency_->Observe(std::max<double>(0.0, static_cast<double>(latency_us) / 1e6));
+        const double seconds = std::max<double>(0.0, static_cast<double>(latency_us) / 1e6);
+        // The bucket Histogram::Observe would count it in: the first upper bound >= seconds.
+        latency_counts_[static_cast<std::size_t>(
+            std::lower_bound(latency_bounds_.begin(), latency_bounds_.end(), seconds) -
+            latency_bounds_.begin())] += 1;
+        latency_sum += seconds;
+        ++latencies;
       }
     }
   }
   end_run();
   if (messages > 0) message_counter_->Increment(static_cast<double>(messages));
+  if (transactions > 0) transactions_->Increment(static_cast<double>(transactions));
+  if (latencies == 1) {
+    end_to_end_latency_->Observe(latency_sum);  // cheaper than a pass over every bucket
+  } else if (latencies > 1) {
+    end_to_end_latency_->ObserveMultiple(latency_counts_, latency_sum);
+  }
+  if (latencies > 0) std::fill(latency_counts_.begin(), latency_counts_.end(), 0.0);
   batches_->Increment();
   batch_rows_->Observe(static_cast<double>(rows));
   apply_duration_->Observe(std::chrono::duration<double>(apply_time).count());
@@ -371,14 +404,14 @@ void Probe::record_poll(const SlotPoll& poll) {
   }
   source_probe_up_->Set(1);
   last_poll_time_->Set(std::chrono::duration<double>(now.time_since_epoch()).count());
-  source_wal_lsn_->Set(static_cast<double>(poll.current_wal_lsn));
+  source_wal_lsn_->Set(static_cast<double>(poll.current_wal_lsn.value()));
 
   double rate = 0;
   if (wal_samples_.size() >= 2) {
     const auto& [t0, lsn0] = wal_samples_.front();
     const auto& [t1, lsn1] = wal_samples_.back();
     const double secs = std::chrono::duration<double>(t1 - t0).count();
-    if (secs > 0 && lsn1 >= lsn0) rate = static_cast<double>(lsn1 - lsn0) / secs;
+    if (secs > 0) rate = static_cast<double>(bytes_between(lsn0, lsn1)) / secs;
   }
   wal_rate_->Set(rate);
 
@@ -389,12 +422,10 @@ void Probe::record_poll(const SlotPoll& poll) {
     return;
   }
   if (poll.confirmed_flush_lsn) {
-    const auto c = *poll.confirmed_flush_lsn;
-    lag_bytes_->Set(poll.current_wal_lsn > c ? static_cast<double>(poll.current_wal_lsn - c) : 0.0);
+    lag_bytes_->Set(static_cast<double>(bytes_between(*poll.confirmed_flush_lsn, poll.current_wal_lsn)));
   }
   if (poll.restart_lsn) {
-    const auto r = *poll.restart_lsn;
-    retained_wal_->Set(poll.current_wal_lsn > r ? static_cast<double>(poll.current_wal_lsn - r) : 0.0);
+    retained_wal_->Set(static_cast<double>(bytes_between(*poll.restart_lsn, poll.current_wal_lsn)));
   }
   if (poll.wal_status == "lost") {
     safe_wal_size_->Set(0);
@@ -444,11 +475,11 @@ double Probe::replication_lag_seconds() const {
 
 void Probe::refresh() const {
   const auto now = options_.now();
-  const std::uint64_t confirmed = status_.confirmed_lsn.load();
+  const Lsn confirmed{status_.confirmed_lsn.load()};
   received_lsn_->Set(static_cast<double>(status_.received_lsn.load()));
   durable_lsn_->Set(static_cast<double>(status_.durable_lsn.load()));
-  confirmed_lsn_->Set(static_cast<double>(confirmed));
-  checkpoint_lsn_->Set(static_cast<double>(confirmed));
+  confirmed_lsn_->Set(static_cast<double>(confirmed.value()));
+  checkpoint_lsn_->Set(static_cast<double>(confirmed.value()));
   queue_depth_->Set(static_cast<double>(status_.queue_depth.load()));
   checkpoint_store_up_->Set(status_.checkpoint_store_ok.load() ? 1 : 0);
   lease_held_->Set(lease_held_view_ && lease_held_view_() ? 1 : 0);
@@ -469,12 +500,19 @@ void Probe::refresh() const {
   checkpoint_age_->Set(is_behind ? seconds_between(now, confirmed_moved_at_) : 0.0);
 }
 
-std::vector<metrics::MetricFamily> Probe::Collect() const {
+std::vector<prometheus::MetricFamily> Probe::Collect() const {
   refresh();
-  std::vector<metrics::MetricFamily> families = registry_->Collect();
+  std::vector<prometheus::MetricFamily> families = registry_->Collect();
   for (auto& family : process_->Collect()) {
-    for (auto& m : family.metrics) m.labels.emplace("pipeline", options_.pipeline);
+    for (auto& m : family.metric) m.label.push_back({.name = "pipeline", .value = options_.pipeline});
     families.push_back(std::move(family));
+  }
+  // prometheus-cpp writes the constant labels first and a family's series in hash order: labels in name
+  // order and series in label order, a scrape reads as it always has.
+  for (auto& family : families) {
+    for (auto& m : family.metric) std::sort(m.label.begin(), m.label.end());
+    std::sort(family.metric.begin(), family.metric.end(),
+              [](const auto& a, const auto& b) { return a.label < b.label; });
   }
   return families;
 }
@@ -566,9 +604,9 @@ void Probe::poll_loop(std::string conninfo) {
         throw pg_error(conn.get(), res.get(), "polling the slot");
       }
       SlotPoll poll;
-      poll.current_wal_lsn = parse_u64(res.get(), 0).value_or(0);
-      poll.confirmed_flush_lsn = parse_u64(res.get(), 1);
-      poll.restart_lsn = parse_u64(res.get(), 2);
+      poll.current_wal_lsn = parse_lsn_bytes(res.get(), 0).value_or(Lsn{});
+      poll.confirmed_flush_lsn = parse_lsn_bytes(res.get(), 1);
+      poll.restart_lsn = parse_lsn_bytes(res.get(), 2);
       poll.wal_status = PQgetisnull(res.get(), 0, 3) ? "" : PQgetvalue(res.get(), 0, 3);
       if (!PQgetisnull(res.get(), 0, 4))
         poll.safe_wal_size = std::strtoll(PQgetvalue(res.get(), 0, 4), nullptr, 10);

@@ -23,11 +23,19 @@
 #include <utility>
 #include <vector>
 
-#include "daemon/ops/metrics/http_server.h"
-#include "daemon/ops/metrics/metrics.h"
+#include <prometheus/collectable.h>
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/metric_family.h>
+#include <prometheus/registry.h>
+
 #include "daemon/core/pipeline.h"
 #include "daemon/core/runner.h"
+#include "daemon/ops/metrics/http_server.h"
 #include "decoders/change.h"
+#include "decoders/lsn.h"
 #include "sinks/sink.h"
 
 namespace cdcsync {
@@ -50,10 +58,10 @@ struct ProbeOptions {
 
 // What one poll of the source saw (pg_current_wal_lsn() and the slot's row of pg_replication_slots).
 struct SlotPoll {
-  std::uint64_t current_wal_lsn = 0;
+  Lsn current_wal_lsn;
   bool slot_exists = false;
-  std::optional<std::uint64_t> confirmed_flush_lsn;
-  std::optional<std::uint64_t> restart_lsn;
+  std::optional<Lsn> confirmed_flush_lsn;
+  std::optional<Lsn> restart_lsn;
   std::string wal_status;                     // reserved, extended, unreserved, lost
   std::optional<std::int64_t> safe_wal_size;  // null: max_slot_wal_keep_size = -1 (unlimited)
 };
@@ -66,7 +74,7 @@ struct VerifyResult {
   std::vector<std::pair<std::string, std::int64_t>> tables;
 };
 
-class Probe final : public metrics::Collectable {
+class Probe final : public prometheus::Collectable {
  public:
   Probe(ProbeOptions options, const PipelineStatus& status);
   ~Probe() override;  // stops the poller
@@ -106,8 +114,8 @@ class Probe final : public metrics::Collectable {
   void stop_polling();
 
   // Refreshes the gauges derived from PipelineStatus and the clock, then returns every family (ours and
-  // the process collector's), each series labelled with the pipeline.
-  std::vector<metrics::MetricFamily> Collect() const override;
+  // the process collector's), each series labelled with the pipeline and its labels in name order.
+  std::vector<prometheus::MetricFamily> Collect() const override;
 
   metrics::HealthStatus liveness() const;
   metrics::HealthStatus readiness() const;
@@ -118,81 +126,85 @@ class Probe final : public metrics::Collectable {
   std::optional<std::int64_t> replication_lag_bytes() const;
 
  private:
-  metrics::Counter& counter_for(const RelationDef& relation, ChangeOp op);
+  prometheus::Counter& counter_for(const RelationDef& relation, ChangeOp op);
   void refresh() const;
   bool behind() const;
   void poll_loop(std::string conninfo);
 
   ProbeOptions options_;
   const PipelineStatus& status_;
-  std::shared_ptr<metrics::Registry> registry_;
-  std::shared_ptr<const metrics::Collectable> process_;
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::shared_ptr<const prometheus::Collectable> process_;
 
   // Families.
-  metrics::Family<metrics::Counter>* change_events_;
-  metrics::Counter* transactions_;
-  metrics::Counter* batches_;
-  metrics::Histogram* batch_rows_;
-  metrics::Histogram* apply_duration_;
-  metrics::Histogram* end_to_end_latency_;
-  metrics::Gauge* lag_bytes_;
-  metrics::Gauge* lag_seconds_;
-  metrics::Gauge* retained_wal_;
-  metrics::Gauge* safe_wal_size_;
-  metrics::Family<metrics::Gauge>* wal_status_;
-  metrics::Gauge* wal_rate_;
-  metrics::Gauge* forecast_;
-  metrics::Gauge* checkpoint_lsn_;
-  metrics::Gauge* checkpoint_age_;
-  metrics::Gauge* confirmed_lsn_;
-  metrics::Gauge* durable_lsn_;
-  metrics::Gauge* received_lsn_;
-  metrics::Gauge* source_wal_lsn_;
-  metrics::Family<metrics::Counter>* reconnects_;
-  metrics::Family<metrics::Counter>* errors_;
-  metrics::Family<metrics::Gauge>* fatal_;
-  metrics::Counter* dead_lettered_;
-  metrics::Gauge* dead_letter_entries_;
-  metrics::Histogram* kafka_produce_latency_;
-  metrics::Gauge* kafka_in_flight_;
-  metrics::Family<metrics::Counter>* kafka_errors_;
-  metrics::Family<metrics::Counter>* kafka_transactions_;
-  metrics::Family<metrics::Counter>* archive_entries_;
-  metrics::Counter* archive_errors_;
-  metrics::Gauge* lease_held_;
-  metrics::Family<metrics::Gauge>* state_family_;
-  metrics::Family<metrics::Counter>* schema_drift_;
-  metrics::Family<metrics::Counter>* rows_without_toast_;
-  metrics::Family<metrics::Counter>* apply_fallbacks_;
-  metrics::Gauge* queue_depth_;
-  metrics::Counter* read_during_replay_;
-  metrics::Counter* commits_unflushed_;
-  metrics::Gauge* checkpoint_store_up_;
-  metrics::Gauge* source_probe_up_;
-  metrics::Gauge* last_poll_time_;
+  prometheus::Family<prometheus::Counter>* change_events_;
+  prometheus::Counter* transactions_;
+  prometheus::Counter* batches_;
+  prometheus::Histogram* batch_rows_;
+  prometheus::Histogram* apply_duration_;
+  prometheus::Histogram* end_to_end_latency_;
+  prometheus::Gauge* lag_bytes_;
+  prometheus::Gauge* lag_seconds_;
+  prometheus::Gauge* retained_wal_;
+  prometheus::Gauge* safe_wal_size_;
+  prometheus::Family<prometheus::Gauge>* wal_status_;
+  prometheus::Gauge* wal_rate_;
+  prometheus::Gauge* forecast_;
+  prometheus::Gauge* checkpoint_lsn_;
+  prometheus::Gauge* checkpoint_age_;
+  prometheus::Gauge* confirmed_lsn_;
+  prometheus::Gauge* durable_lsn_;
+  prometheus::Gauge* received_lsn_;
+  prometheus::Gauge* source_wal_lsn_;
+  prometheus::Family<prometheus::Counter>* reconnects_;
+  prometheus::Family<prometheus::Counter>* errors_;
+  prometheus::Family<prometheus::Gauge>* fatal_;
+  prometheus::Counter* dead_lettered_;
+  prometheus::Gauge* dead_letter_entries_;
+  prometheus::Histogram* kafka_produce_latency_;
+  prometheus::Gauge* kafka_in_flight_;
+  prometheus::Family<prometheus::Counter>* kafka_errors_;
+  prometheus::Family<prometheus::Counter>* kafka_transactions_;
+  prometheus::Family<prometheus::Counter>* archive_entries_;
+  prometheus::Counter* archive_errors_;
+  prometheus::Gauge* lease_held_;
+  prometheus::Family<prometheus::Gauge>* state_family_;
+  prometheus::Family<prometheus::Counter>* schema_drift_;
+  prometheus::Family<prometheus::Counter>* rows_without_toast_;
+  prometheus::Family<prometheus::Counter>* apply_fallbacks_;
+  prometheus::Gauge* queue_depth_;
+  prometheus::Counter* read_during_replay_;
+  prometheus::Counter* commits_unflushed_;
+  prometheus::Gauge* checkpoint_store_up_;
+  prometheus::Gauge* source_probe_up_;
+  prometheus::Gauge* last_poll_time_;
 
   // Hot-path cache, keyed by relation OID and op; touched by the applier thread only.
   struct CachedCounter {
     std::string schema;  // the names the counter was made for
     std::string name;
-    metrics::Counter* counter = nullptr;
+    prometheus::Counter* counter = nullptr;
   };
   std::unordered_map<std::uint64_t, CachedCounter> counter_cache_;
-  metrics::Counter* message_counter_ = nullptr;
+  prometheus::Counter* message_counter_ = nullptr;
+  // One batch's end-to-end latencies per bucket (not cumulative), handed to end_to_end_latency_ at once:
+  // prometheus-cpp's Observe takes a mutex, once per batch instead of once per transaction.
+  prometheus::Histogram::BucketBoundaries latency_bounds_;
+  std::vector<double> latency_counts_;
 
   std::atomic<RunnerState> state_{RunnerState::Starting};
   std::function<bool()> lease_held_view_;
   std::function<std::optional<VerifyResult>()> verify_reader_;
-  metrics::Gauge* verify_mismatched_;
-  metrics::Gauge* verify_time_;
-  metrics::Family<metrics::Gauge>* verify_table_mismatched_;
+  prometheus::Gauge* verify_mismatched_;
+  prometheus::Gauge* verify_time_;
+  prometheus::Family<prometheus::Gauge>* verify_table_mismatched_;
 
   // Poll results and derived state.
   mutable std::mutex mutex_;
   std::optional<SlotPoll> last_poll_;
   bool poll_ok_ = false;
-  std::deque<std::pair<std::chrono::system_clock::time_point, std::uint64_t>> wal_samples_;
-  mutable std::uint64_t last_confirmed_seen_ = 0;
+  std::deque<std::pair<std::chrono::system_clock::time_point, Lsn>> wal_samples_;
+  mutable Lsn last_confirmed_seen_;
   mutable std::uint64_t read_during_replay_seen_ = 0;
   mutable std::uint64_t commits_unflushed_seen_ = 0;
   mutable std::chrono::system_clock::time_point confirmed_moved_at_{};

@@ -3,6 +3,8 @@
 #include <arpa/inet.h>
 #include <fmt/format.h>
 #include <httplib.h>
+#include <prometheus/metric_family.h>
+#include <prometheus/text_serializer.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
@@ -10,8 +12,6 @@
 #include <condition_variable>
 #include <deque>
 #include <mutex>
-
-#include "daemon/ops/metrics/text_format.h"
 
 namespace cdcsync::metrics {
 namespace {
@@ -138,7 +138,7 @@ ListenAddress parse_listen_address(std::string_view text, bool allow_remote) {
 }
 
 MetricsServer::MetricsServer(MetricsServerOptions options,
-                             std::vector<std::shared_ptr<const Collectable>> collectables,
+                             std::vector<std::shared_ptr<const prometheus::Collectable>> collectables,
                              HealthCheck healthz, HealthCheck readyz)
     : options_(std::move(options)),
       address_(parse_listen_address(options_.listen, options_.allow_remote)),
@@ -157,13 +157,13 @@ MetricsServer::~MetricsServer() {
 }
 
 std::string MetricsServer::scrape() const {
-  std::vector<MetricFamily> families;
+  std::vector<prometheus::MetricFamily> families;
   for (const auto& c : collectables_) {
     auto more = c->Collect();
     families.insert(families.end(), std::make_move_iterator(more.begin()),
                     std::make_move_iterator(more.end()));
   }
-  return SerializeText(families);
+  return prometheus::TextSerializer().Serialize(families);
 }
 
 void MetricsServer::start() {

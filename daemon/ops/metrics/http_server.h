@@ -1,7 +1,12 @@
-// The /metrics, /healthz and /readyz endpoint (cpp-httplib). Loopback only unless allow_remote is set: the
-// Prometheus security model says /metrics must not face public networks. GET (and HEAD) only: other methods
-// get 405, other paths 404. A fixed number of worker threads with a bounded queue; slow clients time out.
+// The /metrics, /healthz and /readyz endpoint: cpp-httplib, with /metrics serialized by prometheus-cpp's
+// TextSerializer. Not prometheus-cpp-pull's Exposer: it serves collectables only (no /healthz, /readyz,
+// 405s), and Debian's civetweb is built without IPv6, so "[::1]:port" could not listen.
+// Loopback only unless allow_remote is set: the Prometheus security model says /metrics must not face public
+// networks. GET (and HEAD) only: other methods get 405, other paths 404. A fixed number of worker threads
+// with a bounded queue; slow clients time out.
 #pragma once
+
+#include <prometheus/collectable.h>
 
 #include <chrono>
 #include <cstddef>
@@ -13,13 +18,14 @@
 #include <thread>
 #include <vector>
 
-#include "daemon/ops/metrics/metrics.h"
-
 namespace httplib {
 class Server;
 }
 
 namespace cdcsync::metrics {
+
+// The Prometheus text exposition format, version 0.0.4.
+inline constexpr std::string_view kTextContentType = "text/plain; version=0.0.4; charset=utf-8";
 
 class MetricsServerError : public std::runtime_error {
  public:
@@ -55,7 +61,8 @@ class MetricsServer {
  public:
   // `collectables` are scraped in order on every GET /metrics. Without a check, /healthz answers 200 "ok" and
   // /readyz 503 "not ready: no readiness check". Throws MetricsServerError for a bad or refused address.
-  MetricsServer(MetricsServerOptions options, std::vector<std::shared_ptr<const Collectable>> collectables,
+  MetricsServer(MetricsServerOptions options,
+                std::vector<std::shared_ptr<const prometheus::Collectable>> collectables,
                 HealthCheck healthz = {}, HealthCheck readyz = {});
   ~MetricsServer();  // stops
   MetricsServer(const MetricsServer&) = delete;
@@ -75,7 +82,7 @@ class MetricsServer {
  private:
   MetricsServerOptions options_;
   ListenAddress address_;
-  std::vector<std::shared_ptr<const Collectable>> collectables_;
+  std::vector<std::shared_ptr<const prometheus::Collectable>> collectables_;
   HealthCheck healthz_;
   HealthCheck readyz_;
   std::unique_ptr<httplib::Server> server_;

@@ -1,5 +1,7 @@
 #include "daemon/ops/metrics/process_collector.h"
 
+#include <prometheus/client_metric.h>
+#include <prometheus/metric_type.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -34,11 +36,12 @@ std::optional<std::vector<std::string>> stat_fields(const std::filesystem::path&
   return fields;
 }
 
-MetricFamily single(std::string name, std::string help, MetricType type, double value) {
-  return MetricFamily{.name = std::move(name),
-                      .help = std::move(help),
-                      .type = type,
-                      .metrics = {ClientMetric{.value = value}}};
+prometheus::MetricFamily single(std::string name, std::string help, prometheus::MetricType type,
+                                double value) {
+  prometheus::ClientMetric m;
+  (type == prometheus::MetricType::Counter ? m.counter.value : m.gauge.value) = value;
+  return prometheus::MetricFamily{
+      .name = std::move(name), .help = std::move(help), .type = type, .metric = {m}};
 }
 
 }  // namespace
@@ -52,8 +55,9 @@ ProcessCollector::ProcessCollector() {
   }
 }
 
-std::vector<MetricFamily> ProcessCollector::Collect() const {
-  std::vector<MetricFamily> out;
+std::vector<prometheus::MetricFamily> ProcessCollector::Collect() const {
+  using prometheus::MetricType;
+  std::vector<prometheus::MetricFamily> out;
   const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
   const double page_size = static_cast<double>(sysconf(_SC_PAGESIZE));
   if (const auto f = stat_fields("/proc/self"); f && ticks > 0) {

@@ -6,9 +6,13 @@
 #include <filesystem>
 #include <fstream>
 
-#include "daemon/ops/metrics/metrics.h"
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
 #include "daemon/ops/metrics/process_collector.h"
-#include "daemon/ops/metrics/text_format.h"
 
 namespace cdcsync::metrics {
 namespace {
@@ -35,14 +39,20 @@ PromtoolResult promtool_check(const std::string& exposition) {
 
 TEST(MetricsPromtool, AcceptsTheExpositionOfEveryMetricKind) {
   if (std::system("command -v promtool >/dev/null 2>&1") != 0) GTEST_SKIP() << "promtool is not installed";
+  using namespace prometheus;
   auto registry = std::make_shared<Registry>();
-  AddBuildInfo(*registry, "0.1.0");
+  BuildGauge()
+      .Name("cdcsync_build_info")
+      .Help("Always 1.")
+      .Register(*registry)
+      .Add({{"version", "0.1.0"}})
+      .Set(1);
   auto& rows = BuildCounter().Name("cdcsync_demo_rows_total").Help("Rows applied.").Register(*registry);
   rows.Add({{"table", "public.customers"}, {"op", "c"}}).Increment(3);
   rows.Add({{"table", "public.\"odd\\name\""}, {"op", "u"}}).Increment();
   BuildGauge()
       .Name("cdcsync_demo_lag_bytes")
-      .Help("Bytes behind,\nwith a newline.")
+      .Help("Bytes behind.")
       .Labels({{"slot", "cdcsync"}})
       .Register(*registry)
       .Add({})
@@ -51,13 +61,13 @@ TEST(MetricsPromtool, AcceptsTheExpositionOfEveryMetricKind) {
                 .Name("cdcsync_demo_apply_seconds")
                 .Help("Apply time.")
                 .Register(*registry)
-                .Add({{"sink", "pg"}}, Histogram::ExponentialBuckets(0.001, 4, 6));
+                .Add({{"sink", "pg"}}, Histogram::BucketBoundaries{0.001, 0.004, 0.016, 0.064, 0.256, 1.024});
   for (double v : {0.0005, 0.01, 0.3, 5.0}) h.Observe(v);
 
   std::vector<MetricFamily> families = registry->Collect();
   const auto process = ProcessCollector().Collect();
   families.insert(families.end(), process.begin(), process.end());
-  const auto text = SerializeText(families);
+  const auto text = TextSerializer().Serialize(families);
   const auto result = promtool_check(text);
   EXPECT_EQ(result.exit_code, 0) << result.output << "\n--- exposition ---\n" << text;
   EXPECT_EQ(result.output, "") << text;  // no lint warnings either

@@ -258,6 +258,7 @@ TEST(OpsPrometheus, ScrapesARunningDaemonAndEvaluatesEveryDashboardAndAlertExpre
     const std::string cmd = "promtool check metrics < '" + (dir / "metrics.txt").string() + "' > '" +
                             (dir / "promtool.txt").string() + "' 2>&1";
     EXPECT_EQ(std::system(cmd.c_str()), 0) << read_file(dir / "promtool.txt");
+    EXPECT_EQ(read_file(dir / "promtool.txt"), "") << "promtool lint findings";
   }
 
   // A real Prometheus scraping it every second, with the alert rules loaded.

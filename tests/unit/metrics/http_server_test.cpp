@@ -2,10 +2,10 @@
 
 #include <gtest/gtest.h>
 #include <httplib.h>
+#include <prometheus/counter.h>
+#include <prometheus/registry.h>
 
 #include <atomic>
-
-#include "daemon/ops/metrics/text_format.h"
 
 namespace cdcsync::metrics {
 namespace {
@@ -13,7 +13,7 @@ namespace {
 class MetricsHttpServer : public ::testing::Test {
  protected:
   void SetUp() override {
-    BuildCounter()
+    prometheus::BuildCounter()
         .Name("demo_requests_total")
         .Help("Requests.")
         .Register(*registry_)
@@ -21,7 +21,7 @@ class MetricsHttpServer : public ::testing::Test {
         .Increment(7);
     server_ = std::make_unique<MetricsServer>(
         MetricsServerOptions{.listen = "127.0.0.1:0"},
-        std::vector<std::shared_ptr<const Collectable>>{registry_},
+        std::vector<std::shared_ptr<const prometheus::Collectable>>{registry_},
         [] { return HealthStatus{.ok = true, .reason = "receiving"}; },
         [this] {
           return HealthStatus{.ok = ready_.load(), .reason = ready_ ? "caught up" : "replaying backlog"};
@@ -31,7 +31,7 @@ class MetricsHttpServer : public ::testing::Test {
     client_->set_read_timeout(5, 0);
   }
 
-  std::shared_ptr<Registry> registry_ = std::make_shared<Registry>();
+  std::shared_ptr<prometheus::Registry> registry_ = std::make_shared<prometheus::Registry>();
   std::atomic<bool> ready_{false};
   std::unique_ptr<MetricsServer> server_;
   std::unique_ptr<httplib::Client> client_;
@@ -43,7 +43,9 @@ TEST_F(MetricsHttpServer, ServesMetricsInTheTextFormat) {
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200);
   EXPECT_EQ(res->get_header_value("Content-Type"), kTextContentType);
-  EXPECT_NE(res->body.find("demo_requests_total{op=\"c\"} 7\n"), std::string::npos);
+  EXPECT_NE(res->body.find("# TYPE demo_requests_total counter\ndemo_requests_total{op=\"c\"} 7\n"),
+            std::string::npos)
+      << res->body;
 }
 
 TEST_F(MetricsHttpServer, AnswersHealthAndReadinessFromTheCallbacks) {

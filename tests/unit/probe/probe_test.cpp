@@ -7,7 +7,7 @@
 #include <atomic>
 #include <cmath>
 
-#include "daemon/ops/metrics/text_format.h"
+#include <prometheus/text_serializer.h>
 
 #include "tests/unit/probe/alloc_counter.h"
 
@@ -15,7 +15,9 @@ namespace cdcsync {
 namespace {
 
 using namespace std::chrono_literals;
-using metrics::MetricFamily;
+using prometheus::ClientMetric;
+using prometheus::MetricFamily;
+using prometheus::MetricType;
 using Clock = std::chrono::system_clock;
 
 RelationPtr relation(std::string schema, std::string name, std::uint32_t oid) {
@@ -40,6 +42,25 @@ std::int64_t pg_time(Clock::time_point t) {
          kPgEpochUnixMicros;
 }
 
+// The value of label `name` of one series; nullopt without it.
+std::optional<std::string> label_of(const ClientMetric& m, std::string_view name) {
+  for (const auto& l : m.label) {
+    if (l.name == name) return l.value;
+  }
+  return std::nullopt;
+}
+
+double value_of(const MetricFamily& f, const ClientMetric& m) {
+  switch (f.type) {
+    case MetricType::Counter:
+      return m.counter.value;
+    case MetricType::Histogram:
+      return static_cast<double>(m.histogram.sample_count);
+    default:
+      return m.gauge.value;
+  }
+}
+
 Transaction txn(std::vector<Change> changes, Clock::time_point commit, bool last_chunk = true) {
   Transaction t;
   t.info.commit_time_us = pg_time(commit);
@@ -62,29 +83,26 @@ class ProbeTest : public ::testing::Test {
   }
 
   // The value of one series: family `name` whose labels include every pair of `labels`.
-  std::optional<double> value(const std::string& name, const metrics::Labels& labels = {}) const {
+  std::optional<double> value(const std::string& name, const prometheus::Labels& labels = {}) const {
     for (const MetricFamily& f : probe_.Collect()) {
       if (f.name != name) continue;
-      for (const auto& m : f.metrics) {
+      for (const auto& m : f.metric) {
         bool match = true;
-        for (const auto& [k, v] : labels) {
-          auto it = m.labels.find(k);
-          if (it == m.labels.end() || it->second != v) match = false;
-        }
-        if (match) return f.type == metrics::MetricType::Histogram ? static_cast<double>(m.count) : m.value;
+        for (const auto& [k, v] : labels) match = match && label_of(m, k) == v;
+        if (match) return value_of(f, m);
       }
     }
     return std::nullopt;
   }
-  std::optional<metrics::ClientMetric> histogram(const std::string& name) const {
+  std::optional<ClientMetric::Histogram> histogram(const std::string& name) const {
     for (const MetricFamily& f : probe_.Collect()) {
-      if (f.name == name && !f.metrics.empty()) return f.metrics.front();
+      if (f.name == name && !f.metric.empty()) return f.metric.front().histogram;
     }
     return std::nullopt;
   }
   // Cumulative count of the bucket with upper bound `le`.
-  static std::uint64_t bucket(const metrics::ClientMetric& m, double le) {
-    for (const auto& b : m.buckets) {
+  static std::uint64_t bucket(const ClientMetric::Histogram& m, double le) {
+    for (const auto& b : m.bucket) {
       if (b.upper_bound == le) return b.cumulative_count;
     }
     ADD_FAILURE() << "no bucket le=" << le;
@@ -193,22 +211,50 @@ TEST_F(ProbeTest, ObservesBatchSizeApplyTimeAndEndToEndLatencyInTheRightBuckets)
 
   const auto size = histogram("cdcsync_batch_rows");
   ASSERT_TRUE(size);
-  EXPECT_EQ(size->count, 1u);
-  EXPECT_EQ(size->sum, 120);
+  EXPECT_EQ(size->sample_count, 1u);
+  EXPECT_EQ(size->sample_sum, 120);
   EXPECT_EQ(bucket(*size, 100), 0u);
   EXPECT_EQ(bucket(*size, 500), 1u);
 
   const auto apply = histogram("cdcsync_apply_duration_seconds");
   ASSERT_TRUE(apply);
-  EXPECT_NEAR(apply->sum, 0.020, 1e-9);
+  EXPECT_NEAR(apply->sample_sum, 0.020, 1e-9);
   EXPECT_EQ(bucket(*apply, 0.016), 0u);
   EXPECT_EQ(bucket(*apply, 0.032), 1u);
 
   const auto latency = histogram("cdcsync_end_to_end_latency_seconds");
   ASSERT_TRUE(latency);
-  EXPECT_NEAR(latency->sum, 3.0, 1e-6);
+  EXPECT_NEAR(latency->sample_sum, 3.0, 1e-6);
   EXPECT_EQ(bucket(*latency, 2.048), 0u);
   EXPECT_EQ(bucket(*latency, 4.096), 1u);
+}
+
+TEST_F(ProbeTest, ObservesEveryTransactionsLatencyWhenABatchHoldsMany) {
+  auto r = relation("public", "customers", 7);
+  Batch b;
+  b.transactions.push_back(txn({change(ChangeOp::Insert, r)}, now_ - 500ms));
+  b.transactions.push_back(txn({change(ChangeOp::Insert, r)}, now_ - 3s));
+  b.transactions.push_back(txn({change(ChangeOp::Insert, r)}, now_ - 3s));
+  probe_.batch_applied(b, 1ms);
+  auto latency = histogram("cdcsync_end_to_end_latency_seconds");
+  ASSERT_TRUE(latency);
+  EXPECT_EQ(latency->sample_count, 3u);
+  EXPECT_NEAR(latency->sample_sum, 6.5, 1e-6);
+  EXPECT_EQ(bucket(*latency, 0.256), 0u);
+  EXPECT_EQ(bucket(*latency, 0.512), 1u);
+  EXPECT_EQ(bucket(*latency, 2.048), 1u);
+  EXPECT_EQ(bucket(*latency, 4.096), 3u);
+
+  Batch caught_up;  // the next batch starts from empty buckets
+  caught_up.transactions.push_back(txn({change(ChangeOp::Insert, r)}, now_));
+  caught_up.transactions.push_back(txn({change(ChangeOp::Insert, r)}, now_));
+  probe_.batch_applied(caught_up, 1ms);
+  latency = histogram("cdcsync_end_to_end_latency_seconds");
+  EXPECT_EQ(latency->sample_count, 5u);
+  EXPECT_EQ(bucket(*latency, 0.001), 2u);
+  EXPECT_EQ(bucket(*latency, 0.512), 3u);
+  EXPECT_EQ(bucket(*latency, 4.096), 5u);
+  EXPECT_EQ(value("cdcsync_transactions_total"), 5);
 }
 
 TEST_F(ProbeTest, TheBatchHotPathAllocatesNothingOnceEveryTableAndOpWasSeen) {
@@ -218,6 +264,7 @@ TEST_F(ProbeTest, TheBatchHotPathAllocatesNothingOnceEveryTableAndOpWasSeen) {
   b.transactions.push_back(txn({change(ChangeOp::Insert, customers), change(ChangeOp::Update, customers),
                                 change(ChangeOp::Delete, loyalty)},
                                now_ - 10ms));
+  b.transactions.push_back(txn({change(ChangeOp::Delete, loyalty)}, now_ - 5ms));  // latencies of two
   probe_.batch_applied(b, 1ms);  // warms the cache
   // A fresh RelationDef for the same table (a Relation message after a reconnect) hits the cache as well.
   Batch again = b;
@@ -272,13 +319,13 @@ TEST_F(ProbeTest, ForecastsSlotInvalidationFromSafeWalSizeAndTheWalRate) {
   SlotPoll p;
   p.slot_exists = true;
   p.wal_status = "reserved";
-  p.current_wal_lsn = 1'000'000'000;
-  p.confirmed_flush_lsn = 999'000'000;
-  p.restart_lsn = 990'000'000;
+  p.current_wal_lsn = Lsn{1'000'000'000};
+  p.confirmed_flush_lsn = Lsn{999'000'000};
+  p.restart_lsn = Lsn{990'000'000};
   p.safe_wal_size = 3'600'000'000;
   probe_.record_poll(p);
   now_ += 10s;
-  p.current_wal_lsn += 10'000'000;  // 1 MB/s
+  p.current_wal_lsn = Lsn{1'010'000'000};  // 1 MB/s
   probe_.record_poll(p);
 
   EXPECT_EQ(value("cdcsync_source_wal_rate_bytes_per_second"), 1'000'000);
@@ -295,14 +342,14 @@ TEST_F(ProbeTest, TheWalRateForgetsSamplesOlderThanItsWindow) {
   SlotPoll p;
   p.slot_exists = true;
   p.wal_status = "reserved";
-  p.current_wal_lsn = 0;
+  p.current_wal_lsn = Lsn{0};
   probe_.record_poll(p);
   now_ += 60s;
-  p.current_wal_lsn = 600'000'000;  // a burst: 10 MB/s for a minute
+  p.current_wal_lsn = Lsn{600'000'000};  // a burst: 10 MB/s for a minute
   probe_.record_poll(p);
   for (int i = 0; i < 10; ++i) {  // then 1 MB/s for ten minutes
     now_ += 60s;
-    p.current_wal_lsn += 60'000'000;
+    p.current_wal_lsn = Lsn{p.current_wal_lsn.value() + 60'000'000};
     probe_.record_poll(p);
   }
   EXPECT_NEAR(*value("cdcsync_source_wal_rate_bytes_per_second"), 1'000'000, 1);
@@ -312,9 +359,9 @@ TEST_F(ProbeTest, ForecastIsInfiniteWhenTheSlotIsUnlimitedOrTheSourceIdleAndZero
   SlotPoll p;
   p.slot_exists = true;
   p.wal_status = "reserved";
-  p.current_wal_lsn = 5000;
-  p.confirmed_flush_lsn = 5000;
-  p.restart_lsn = 4000;
+  p.current_wal_lsn = Lsn{5000};
+  p.confirmed_flush_lsn = Lsn{5000};
+  p.restart_lsn = Lsn{4000};
   probe_.record_poll(p);  // safe_wal_size null: max_slot_wal_keep_size = -1
   EXPECT_TRUE(std::isinf(*value("cdcsync_slot_invalidation_forecast_seconds")));
   EXPECT_TRUE(std::isinf(*value("cdcsync_slot_safe_wal_size_bytes")));
@@ -335,7 +382,7 @@ TEST_F(ProbeTest, ForecastIsInfiniteWhenTheSlotIsUnlimitedOrTheSourceIdleAndZero
 
 TEST_F(ProbeTest, AMissingSlotAndAFailedPollAreVisible) {
   SlotPoll p;
-  p.current_wal_lsn = 100;
+  p.current_wal_lsn = Lsn{100};
   probe_.record_poll(p);
   EXPECT_EQ(value("cdcsync_slot_wal_status", {{"status", "missing"}}), 1);
   probe_.record_poll_failure();
@@ -357,8 +404,8 @@ TEST_F(ProbeTest, WhileReconnectingASlotBehindTheSourceCountsAsLag) {
   SlotPoll p;
   p.slot_exists = true;
   p.wal_status = "reserved";
-  p.current_wal_lsn = 2000;
-  p.confirmed_flush_lsn = 1000;
+  p.current_wal_lsn = Lsn{2000};
+  p.confirmed_flush_lsn = Lsn{1000};
   probe_.record_poll(p);
   probe_.state_changed(RunnerState::Backoff);
   EXPECT_NEAR(*value("cdcsync_replication_lag_seconds"), 30, 1e-6);
@@ -403,7 +450,7 @@ TEST_F(ProbeTest, StateIsOneHotAndTheLeaseComesFromTheRunner) {
   double sum = 0;
   for (const auto& f : probe_.Collect()) {
     if (f.name == "cdcsync_state") {
-      for (const auto& m : f.metrics) sum += m.value;
+      for (const auto& m : f.metric) sum += m.gauge.value;
     }
   }
   EXPECT_EQ(sum, 1);
@@ -447,20 +494,52 @@ TEST_F(ProbeTest, EverySeriesCarriesThePipelineLabelAndTheBuildInfoItsVersion) {
   bool process_seen = false;
   for (const auto& f : probe_.Collect()) {
     if (f.name.rfind("process_", 0) == 0) process_seen = true;
-    for (const auto& m : f.metrics) {
+    for (const auto& m : f.metric) {
       ++series;
-      ASSERT_EQ(m.labels.count("pipeline"), 1u) << f.name;
-      EXPECT_EQ(m.labels.at("pipeline"), "customers-to-orders") << f.name;
+      ASSERT_EQ(
+          std::count_if(m.label.begin(), m.label.end(), [](const auto& l) { return l.name == "pipeline"; }),
+          1)
+          << f.name;
+      EXPECT_EQ(label_of(m, "pipeline"), "customers-to-orders") << f.name;
     }
   }
   EXPECT_GT(series, 30u);
   EXPECT_TRUE(process_seen);
   EXPECT_EQ(value("cdcsync_build_info", {{"version", "9.9.9"}}), 1);
-  const std::string text = metrics::SerializeText(probe_.Collect());
+  const std::string text = prometheus::TextSerializer().Serialize(probe_.Collect());
   EXPECT_NE(text.find("cdcsync_change_events_total{op=\"insert\",pipeline=\"customers-to-orders\",table="
                       "\"public.customers\"} 1"),
             std::string::npos)
       << text;
+}
+
+// What dashboards and alert rules select on: the HELP and TYPE lines, label names in order, and the le
+// values of each histogram's buckets, exactly as the exposition has always written them.
+TEST_F(ProbeTest, TheExpositionKeepsTheHelpTypesLabelsAndBucketsDashboardsRead) {
+  const std::string text = prometheus::TextSerializer().Serialize(probe_.Collect());
+  for (const char* line : {
+           "# HELP cdcsync_batch_rows Changes per applied batch.\n# TYPE cdcsync_batch_rows histogram\n",
+           "# TYPE cdcsync_change_events_total counter\n",
+           "# TYPE cdcsync_replication_lag_seconds gauge\n",
+           "cdcsync_batch_rows_bucket{pipeline=\"customers-to-orders\",le=\"100000\"} 0\n",
+           "cdcsync_batch_rows_bucket{pipeline=\"customers-to-orders\",le=\"+Inf\"} 0\n",
+           "cdcsync_apply_duration_seconds_bucket{pipeline=\"customers-to-orders\",le=\"0.0005\"} 0\n",
+           "cdcsync_apply_duration_seconds_bucket{pipeline=\"customers-to-orders\",le=\"16.384\"} 0\n",
+           "cdcsync_end_to_end_latency_seconds_bucket{pipeline=\"customers-to-orders\",le=\"524.288\"} 0\n",
+           "cdcsync_kafka_produce_latency_seconds_bucket{pipeline=\"customers-to-orders\",le=\"0.032\"} 0\n",
+           "cdcsync_build_info{pipeline=\"customers-to-orders\",version=\"9.9.9\"} 1\n",
+           "cdcsync_state{pipeline=\"customers-to-orders\",state=\"starting\"} 1\n",
+           "cdcsync_slot_invalidation_forecast_seconds{pipeline=\"customers-to-orders\"} +Inf\n",
+       }) {
+    EXPECT_NE(text.find(line), std::string::npos) << line << "\n--- exposition ---\n" << text;
+  }
+  EXPECT_EQ(text.find("_created"), std::string::npos);
+  for (const MetricFamily& f : probe_.Collect()) {
+    // prometheus-cpp neither appends _total nor escapes HELP text: the names and help here must do both.
+    EXPECT_EQ(f.name.ends_with("_total"), f.type == MetricType::Counter) << f.name;
+    EXPECT_EQ(f.help.find_first_of("\\\n"), std::string::npos) << f.name;
+    EXPECT_FALSE(f.help.empty()) << f.name;
+  }
 }
 
 TEST_F(ProbeTest, ReadyOnlyWhenStreamingWithTheLeaseKnownAndLagUnderTheBoundOrStandingBy) {
