@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Which of cdcsync's functions its allocator samples come from, in a `perf record --call-graph` profile.
 
-    perf script -i bench/results/DIR/perf-cdcsync-bulk.data -F ip,sym > /tmp/stacks.txt
+    perf script -i bench/results/raw/DIR/perf-cdcsync-bulk.data -F ip,sym > /tmp/stacks.txt
     python3 bench/alloc_callers.py /tmp/stacks.txt
 
 A sample counts when one of its three innermost frames is in malloc/free (or operator new, or a page

@@ -9,7 +9,9 @@
 # Builds cdcsync (build-bench/, RelWithDebInfo), starts a customer PostgreSQL 15, an order PostgreSQL 15 (with a
 # second database "native" for the native subscriber) and a Redis with fsync on (scripts/servers.sh --durable),
 # runs bench/bench.py (see bench/README.md for what it measures) and stops everything it started, also on
-# Ctrl-C. Raw results go to bench/results/<date>-<quick|full>/ (results.jsonl, summary.md, logs, configs).
+# Ctrl-C. Raw results go to bench/results/raw/<date>-<quick|full>/ (results.jsonl, summary.md, logs, configs;
+# not tracked by git); the summary to commit, bench/results/<date>-<quick|full>.json (the environment and every
+# figure), is written from them at the end by bench/summarize.py.
 # --profile also records cdcsync and its target backend with `perf record` during the drains (slower numbers:
 # use it for the profile, not for the table). --order-fsync-delay-us N makes every fsync of the order server
 # N microseconds slower (bench/slow_fsync.c, preloaded), as on a network volume.
@@ -28,7 +30,7 @@ while [ $# -gt 0 ]; do
     --order-fsync-delay-us) fsync_delay=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --no-build) build=0; shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -50,7 +52,7 @@ bin=$root/build-bench/daemon/cdcsync
 [ -x "$bin" ] || { echo "run.sh: $bin not built" >&2; exit 1; }
 
 stamp=$(date +%Y%m%d-%H%M%S)
-[ -n "$out" ] || out=$root/bench/results/$stamp-$([ "$quick" = 1 ] && echo quick || echo full)
+[ -n "$out" ] || out=$root/bench/results/raw/$stamp-$([ "$quick" = 1 ] && echo quick || echo full)
 mkdir -p "$out"
 dir=$(mktemp -d /tmp/cdcsync-bench.XXXXXX)
 driver=""
@@ -94,3 +96,4 @@ wait "$driver"
 driver=""
 echo "uptime at end: $(uptime)" | tee -a "$out/environment.txt"
 echo "results: $out"
+python3 "$root/bench/summarize.py" "$out" --into "$root/bench/results" | sed 's/^/summary: /'

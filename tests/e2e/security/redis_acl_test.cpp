@@ -1,5 +1,5 @@
-// Redis AUTH with an ACL user limited to the pipeline's keys (the line SECURITY.md documents): the daemon
-// syncs with it, verify records its result, and the user can touch no other pipeline's key.
+// Redis AUTH with an ACL user limited to the pipeline's keys (the line docs/security.md documents): the
+// daemon syncs with it, verify records its result, and the user can touch no other pipeline's key.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <hiredis/hiredis.h>

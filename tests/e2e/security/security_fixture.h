@@ -70,7 +70,7 @@ class SecurityPipeline {
 
 // The password of a demo role (cdcsync_source, cdcsync_target) from the servers' pgpass file.
 std::string demo_password(const std::string& role, int port);
-// The ACL SETUSER command of SECURITY.md: `user` may run the commands cdcsync sends (checkpoint, lease,
+// The ACL SETUSER command of docs/security.md: `user` may run the commands cdcsync sends (checkpoint, lease,
 // verify, archive and dead-letter streams) on the keys cdcsync:{<pipeline>}:* only.
 std::vector<std::string> acl_setuser(const std::string& user, const std::string& password,
                                      const std::string& pipeline);
