@@ -589,6 +589,8 @@ class FileRun {
     for (const auto& sql : string_list(file, "file_setup")) exec_sql(admin_, sql);
     exec_sql(admin_, "CREATE PUBLICATION conformance FOR ALL TABLES");
     conn_ = pg_connect(admin_, "the test database");
+    PQsetNoticeProcessor(
+        conn_.get(), [](void*, const char*) {}, nullptr);  // DROP ... CASCADE talks
 
     const std::regex filter{
         std::getenv("CDCSYNC_CONFORMANCE_FILTER") ? std::getenv("CDCSYNC_CONFORMANCE_FILTER") : ".*"};
@@ -627,12 +629,12 @@ class FileRun {
   }
 
   void reset_schemas() {
-    exec_sql(
-        admin_,
+    run_sql(
         "DO $$ DECLARE s text; BEGIN FOR s IN SELECT nspname FROM pg_namespace WHERE nspname NOT LIKE "
         "'pg\\_%' "
         "AND nspname NOT IN ('information_schema', 'ext') LOOP EXECUTE format('DROP SCHEMA %I CASCADE', s); "
-        "END LOOP; END $$; CREATE SCHEMA public");
+        "END LOOP; END $$; CREATE SCHEMA public",
+        "reset");
   }
 
   void run_sql(const std::string& sql, const std::string& what) {
