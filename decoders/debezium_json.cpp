@@ -985,15 +985,15 @@ void DebeziumEncoder::write_text_value(Writer& w, TypeKind kind, std::int32_t ty
     }
     case TypeKind::Money: {
       // "$1,234.56", "-$1,234.56" (lc_monetary C / en_*): keep the sign, digits and the decimal point.
-      array_scratch_.clear();
+      element_scratch_.clear();
       for (char c : text) {
         if (is_digit(c) || c == '.') {
-          array_scratch_.push_back(c);
-        } else if ((c == '-' || c == '(') && array_scratch_.empty()) {
-          array_scratch_.insert(array_scratch_.begin(), '-');
+          element_scratch_.push_back(c);
+        } else if ((c == '-' || c == '(') && element_scratch_.empty()) {
+          element_scratch_.insert(element_scratch_.begin(), '-');
         }
       }
-      const std::string_view number{array_scratch_};
+      const std::string_view number{element_scratch_};
       if (options_.decimal == DecimalHandling::Precise) {
         if (!write_decimal(w, number, options_.money_fraction_digits, false)) malformed();
         return;
@@ -1120,9 +1120,9 @@ void DebeziumEncoder::write_text_value(Writer& w, TypeKind kind, std::int32_t ty
       while (ok && i < text.size()) {
         while (i < text.size() && (text[i] == ' ' || text[i] == ',')) ++i;
         if (i == text.size()) break;
-        ok = read_quoted(array_scratch_);
+        ok = read_quoted(element_scratch_);
         if (!ok) break;
-        hw.Key(array_scratch_.data(), static_cast<rapidjson::SizeType>(array_scratch_.size()));
+        hw.Key(element_scratch_.data(), static_cast<rapidjson::SizeType>(element_scratch_.size()));
         ok = text.substr(i, 2) == "=>";
         i += 2;
         if (!ok) break;
@@ -1130,8 +1130,8 @@ void DebeziumEncoder::write_text_value(Writer& w, TypeKind kind, std::int32_t ty
           hw.Null();
           i += 4;
         } else {
-          ok = read_quoted(array_scratch_);
-          if (ok) hw.String(array_scratch_.data(), static_cast<rapidjson::SizeType>(array_scratch_.size()));
+          ok = read_quoted(element_scratch_);
+          if (ok) hw.String(element_scratch_.data(), static_cast<rapidjson::SizeType>(element_scratch_.size()));
         }
       }
       if (!ok) return malformed();

@@ -157,7 +157,9 @@ class DebeziumEncoder {
   std::string scratch_;        // base64 / hex output
   std::string digits_;         // decimal digits and byte conversion
   std::string array_scratch_;  // unescaped array elements
-  std::string text_scratch_;   // hstore json, zoned times
+  // money digits, hstore keys and values: apart from array_scratch_, which holds the element being encoded
+  std::string element_scratch_;
+  std::string text_scratch_;  // hstore json, zoned times
 
   std::unordered_map<const RelationDef*, std::unique_ptr<RelationPlan>> plans_;
 

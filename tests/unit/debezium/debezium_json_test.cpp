@@ -218,6 +218,26 @@ TEST_F(DebeziumValues, EncodesHstoreAsJsonString) {
                R"({"key":"val","b\"q":null})");
 }
 
+// Elements of money[] and hstore[] are encoded like their scalars: an element's text is not overwritten
+// while it is being read.
+TEST_F(DebeziumValues, EncodesMoneyAndHstoreArrayElementsLikeScalars) {
+  const auto money = encode_one(enc_, 791, -1, R"x({"$1.00","($2.50)","-$3.00"})x");
+  ASSERT_TRUE(money.v().IsArray());
+  ASSERT_EQ(money.v().Size(), 3u);
+  EXPECT_STREQ(money.v()[0].GetString(), "ZA==");  // 100
+  EXPECT_STREQ(money.v()[1].GetString(), "/wY=");  // -250
+  EXPECT_STREQ(money.v()[2].GetString(), "/tQ=");  // -300
+  TypeCatalog cat;
+  cat.add_extension_type(17003, "public", "hstore");
+  cat.add_array(17004, "public", "_hstore", 17003);
+  DebeziumEncoder enc{test_options(), cat};
+  const auto hstores = encode_one(enc, 17004, -1, R"({"\"a\"=>\"1\", \"b\"=>NULL"})");
+  ASSERT_TRUE(hstores.v().IsArray());
+  ASSERT_EQ(hstores.v().Size(), 1u);
+  EXPECT_STREQ(hstores.v()[0].GetString(), R"({"a":"1","b":null})");
+  EXPECT_EQ(enc.malformed_values(), 0u);
+}
+
 // "Basic types": ENUM -> io.debezium.data.Enum string; "Domain types": a domain is encoded as its base type.
 TEST_F(DebeziumValues, EncodesEnumsAndDomainsThroughTheCatalog) {
   TypeCatalog cat;
