@@ -1,5 +1,4 @@
-// Parsers of PostgreSQL's text output for the non-temporal types: numbers, numeric, money, bytea, point,
-// hstore.
+// Parsers of PostgreSQL's text output for numbers, numeric, money, bytea, point and hstore.
 #pragma once
 
 #include <cstddef>

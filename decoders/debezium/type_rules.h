@@ -1,5 +1,4 @@
-// What Debezium reads from a column's type: numeric scale and precision, adaptive time precision, string
-// form.
+// What Debezium reads from a column's type: numeric scale, adaptive time precision, a string form.
 #pragma once
 
 #include <cstdint>
