@@ -4,6 +4,7 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include <cmath>
 #include <string>
 #include <string_view>
 
@@ -17,6 +18,14 @@ inline void write_string(JsonWriter& w, std::string_view s) {
 
 inline void write_key(JsonWriter& w, std::string_view s) {
   w.Key(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+}
+
+// A double as Kafka's JsonConverter (Jackson) writes it: JSON has no literal for non-finite values, so they
+// are the strings "NaN", "Infinity" and "-Infinity" (RapidJSON would write nothing and fail).
+inline void write_double(JsonWriter& w, double d) {
+  if (std::isnan(d)) return static_cast<void>(w.String("NaN"));
+  if (std::isinf(d)) return static_cast<void>(w.String(d > 0 ? "Infinity" : "-Infinity"));
+  w.Double(d);
 }
 
 // `quoted` is a JSON string token whose characters need no escaping (base64, hex): `"` + text + `"`. Written

@@ -1,7 +1,6 @@
 // ValueEncoder: dispatch on a value's form and type, and the encodings of bytes, points, hstore and arrays.
 #include "decoders/debezium/values.h"
 
-#include <cmath>
 #include <cstring>
 
 #include "decoders/debezium/text_parse.h"
@@ -170,9 +169,9 @@ void ValueEncoder::write_point(JsonWriter& w, std::string_view text) {
   point_wkb(x, y, wkb);
   w.StartObject();
   w.Key("x");
-  w.Double(x);
+  write_double(w, x);
   w.Key("y");
-  w.Double(y);
+  write_double(w, y);
   w.Key("wkb");
   write_base64(w, std::string_view{wkb, sizeof wkb});
   w.Key("srid");
@@ -237,9 +236,7 @@ void ValueEncoder::write_binary_form(JsonWriter& w, const ColumnPlan& col, std::
     case TypeKind::Float8: {
       double d = 0;
       if (!read_float(b, d)) break;
-      if (std::isnan(d)) return static_cast<void>(w.String("NaN"));
-      if (std::isinf(d)) return static_cast<void>(w.String(d > 0 ? "Infinity" : "-Infinity"));
-      return static_cast<void>(w.Double(d));
+      return write_double(w, d);
     }
     case TypeKind::Uuid:
       if (b.size() == 16) return write_uuid(w, p);

@@ -63,7 +63,7 @@ void ValueEncoder::write_numeric(JsonWriter& w, std::int32_t typmod, std::string
       double d = 0;
       if (std::from_chars(text.data(), text.data() + text.size(), d).ec != std::errc{})
         return write_malformed(w, text);
-      return static_cast<void>(w.Double(d));
+      return write_double(w, d);
     }
     case DecimalHandling::String:
       // SpecialValueDecimal names: NAN, POSITIVE_INFINITY, NEGATIVE_INFINITY.
@@ -86,7 +86,7 @@ void ValueEncoder::write_money(JsonWriter& w, std::string_view text) {
       double d = 0;
       if (std::from_chars(number.data(), number.data() + number.size(), d).ec != std::errc{})
         return write_malformed(w, text);
-      return static_cast<void>(w.Double(d));
+      return write_double(w, d);
     }
     case DecimalHandling::String:
       return write_string(w, number);

@@ -209,6 +209,15 @@ TEST_F(DebeziumValues, EncodesPointAsStructWithWkb) {
   EXPECT_TRUE(r.v()["srid"].IsNull());
 }
 
+// PostgreSQL prints non-finite coordinates as Infinity/NaN; like other doubles they become Jackson's strings
+// (RapidJSON cannot write them as numbers), and the event stays valid JSON.
+TEST_F(DebeziumValues, EncodesNonFinitePointCoordinatesAsStrings) {
+  const auto r = encode_one(enc_, pgtype::kPoint, -1, "(Infinity,NaN)");
+  ASSERT_TRUE(r.v().IsObject());
+  EXPECT_STREQ(r.v()["x"].GetString(), "Infinity");
+  EXPECT_STREQ(r.v()["y"].GetString(), "NaN");
+}
+
 // "HSTORE type": json mode -> io.debezium.data.Json, e.g. {"key" : "val"}.
 TEST_F(DebeziumValues, EncodesHstoreAsJsonString) {
   TypeCatalog cat;
