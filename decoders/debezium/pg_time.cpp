@@ -71,11 +71,11 @@ bool read_interval_field(std::string_view s, std::size_t& i, std::size_t digits_
   while (u < s.size() && s[u] != ' ') ++u;
   const std::string_view unit = s.substr(i, u - i);
   if (unit == "year" || unit == "years") {
-    micros = v * 12 * kMicrosPerMonth;
+    micros = wrapping_mul(wrapping_mul(v, 12), kMicrosPerMonth);
   } else if (unit == "mon" || unit == "mons") {
-    micros = v * kMicrosPerMonth;
+    micros = wrapping_mul(v, kMicrosPerMonth);
   } else if (unit == "day" || unit == "days") {
-    micros = v * kMicrosPerDay;
+    micros = wrapping_mul(v, kMicrosPerDay);
   } else {
     return false;
   }
@@ -113,7 +113,7 @@ bool parse_time_part(std::string_view s, std::size_t& i, std::int64_t& micros) {
     if (digits == 0) return false;
     for (; digits < 6; ++digits) frac *= 10;
   }
-  micros = ((h * 60 + m) * 60 + sec) * kMicrosPerSecond + frac;
+  micros = wrapping_add(wrapping_mul((h * 60 + m) * 60 + sec, kMicrosPerSecond), frac);
   return true;
 }
 
@@ -144,7 +144,7 @@ bool parse_timestamp(std::string_view s, bool with_zone, std::int64_t& unix_micr
   if (with_zone && !parse_offset(s, i, offset)) return false;
   if (!apply_era(s, i, y)) return false;
   const std::int64_t days = days_from_civil(y, static_cast<unsigned>(mo), static_cast<unsigned>(d));
-  unix_micros = days * kMicrosPerDay + t - offset * kMicrosPerSecond;
+  unix_micros = wrapping_sub(wrapping_add(wrapping_mul(days, kMicrosPerDay), t), offset * kMicrosPerSecond);
   return true;
 }
 
@@ -165,12 +165,12 @@ bool parse_interval(std::string_view s, std::int64_t& micros) {
       std::size_t t = j;
       std::int64_t tm = 0;
       if (!parse_time_part(s, t, tm) || t != n) return false;
-      total += sign * tm;
+      total = wrapping_add(total, wrapping_mul(sign, tm));
       break;
     }
     std::int64_t field = 0;
     if (!read_interval_field(s, i, k, field)) return false;
-    total += field;
+    total = wrapping_add(total, field);
   }
   micros = total;
   return true;

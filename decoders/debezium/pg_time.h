@@ -14,6 +14,18 @@ inline constexpr std::int64_t kMicrosPerDay = 86'400 * kMicrosPerSecond;
 // which is a whole number of seconds: 2,629,800.
 inline constexpr std::int64_t kMicrosPerMonth = 2'629'800 * kMicrosPerSecond;
 
+// Java's long arithmetic, which Debezium's conversions use: two's complement, wrapping on overflow. Only text
+// PostgreSQL never prints, and the far end of its timestamp range, come near it.
+constexpr std::int64_t wrapping_add(std::int64_t a, std::int64_t b) {
+  return static_cast<std::int64_t>(static_cast<std::uint64_t>(a) + static_cast<std::uint64_t>(b));
+}
+constexpr std::int64_t wrapping_sub(std::int64_t a, std::int64_t b) {
+  return static_cast<std::int64_t>(static_cast<std::uint64_t>(a) - static_cast<std::uint64_t>(b));
+}
+constexpr std::int64_t wrapping_mul(std::int64_t a, std::int64_t b) {
+  return static_cast<std::int64_t>(static_cast<std::uint64_t>(a) * static_cast<std::uint64_t>(b));
+}
+
 // date text ("2018-06-20", "0044-03-15 BC"; DateStyle ISO) -> days since 1970-01-01.
 bool parse_date(std::string_view s, std::int64_t& unix_days);
 // "HH:MM:SS[.ffffff]" at `i` -> microseconds past midnight (24:00:00 allowed); advances `i`.

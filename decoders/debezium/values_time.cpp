@@ -42,7 +42,7 @@ void ValueEncoder::write_timetz(JsonWriter& w, std::string_view text) {
   std::int64_t micros = 0, offset = 0;
   if (!parse_time_part(text, i, micros) || !parse_offset(text, i, offset) || i != text.size())
     return write_malformed(w, text);
-  micros = ((micros - offset * kMicrosPerSecond) % kMicrosPerDay + kMicrosPerDay) % kMicrosPerDay;
+  micros = (wrapping_sub(micros, offset * kMicrosPerSecond) % kMicrosPerDay + kMicrosPerDay) % kMicrosPerDay;
   text_.clear();
   append_time_of_day(text_, micros, 0);
   text_.push_back('Z');
