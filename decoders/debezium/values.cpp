@@ -12,22 +12,18 @@
 namespace cdcsync::debezium {
 namespace {
 
-// Array elements go to a side writer (the array must stay balanced even when its text turns out malformed).
+// Array levels open and close in `w`; each element goes to `element(text, is_null)`.
+template <class Element>
 class ArrayElements final : public ArrayTextParser::Handler {
  public:
-  template <class Element>
-  ArrayElements(JsonWriter& w, Element& element)
-      : w_(w), ctx_(&element), fn_([](void* ctx, std::string_view text, bool is_null) {
-          (*static_cast<Element*>(ctx))(text, is_null);
-        }) {}
+  ArrayElements(JsonWriter& w, Element& element) : w_(w), element_(element) {}
   void open() override { w_.StartArray(); }
   void close() override { w_.EndArray(); }
-  void element(std::string_view text, bool is_null) override { fn_(ctx_, text, is_null); }
+  void element(std::string_view text, bool is_null) override { element_(text, is_null); }
 
  private:
   JsonWriter& w_;
-  void* ctx_;
-  void (*fn_)(void*, std::string_view, bool);
+  Element& element_;
 };
 
 // A big-endian integer of `n` bytes.
@@ -198,7 +194,8 @@ void ValueEncoder::write_hstore(JsonWriter& w, std::string_view text) {
   w.String(buf.GetString(), static_cast<rapidjson::SizeType>(buf.GetSize()));
 }
 
-// A JSON array of the elements' encodings; nested dimensions are sent as text and counted as malformed.
+// A JSON array of the elements' encodings; nested dimensions are sent as text and counted as malformed. The
+// array goes to a side writer first: it must stay balanced even when the text turns out malformed.
 void ValueEncoder::write_array(JsonWriter& w, const ColumnPlan& col, std::string_view text) {
   rapidjson::StringBuffer buf;
   JsonWriter aw{buf};
