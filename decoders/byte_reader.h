@@ -9,13 +9,15 @@
 #include <string>
 #include <string_view>
 
+#include "decoders/lsn.h"
+
 namespace cdcsync {
 
 class DecodeError : public std::runtime_error {
  public:
   DecodeError(std::string_view message_type, std::size_t offset, std::string_view what)
-      : std::runtime_error(std::string(message_type) + " message at offset " + std::to_string(offset) +
-                           ": " + std::string(what)),
+      : std::runtime_error(std::string(message_type) + " message at offset " + std::to_string(offset) + ": " +
+                           std::string(what)),
         message_type_(message_type),
         offset_(offset) {}
   const std::string& message_type() const { return message_type_; }
@@ -43,6 +45,7 @@ class ByteReader {
   std::int16_t i16() { return static_cast<std::int16_t>(u16()); }
   std::int32_t i32() { return static_cast<std::int32_t>(u32()); }
   std::int64_t i64() { return static_cast<std::int64_t>(u64()); }
+  Lsn lsn() { return Lsn{u64()}; }  // an XLogRecPtr
 
   std::string_view bytes(std::size_t n) { return take(n); }
 

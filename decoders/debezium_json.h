@@ -1,13 +1,27 @@
 // DebeziumEncoder: whole transactions -> Debezium-compatible JSON events (the PostgreSQL connector's
 // envelope, value encodings and transaction metadata), optionally with the schema part exactly as Kafka
-// Connect's JsonConverter writes it with schemas.enable=true.
+// Connect's JsonConverter writes it with schemas.enable=true. The pieces are in decoders/debezium/.
 //
 // One encoder per thread. Events are views into the encoder's reusable buffers and stay valid until the
 // next encode call; on the hot path (no schema) encoding a change allocates nothing once buffers have grown.
+//
+// Deliberate differences from the connector (the counter that counts each case is named):
+// - A NaN or +/-Infinity numeric in decimal.handling.mode=precise is null (special_numeric_values), where the
+//   connector stops with an error: a daemon must go on.
+// - Non-finite float4/float8 values are the strings "NaN", "Infinity", "-Infinity", as Kafka's JsonConverter
+//   (Jackson) writes the connector's doubles: JSON has no literal for them.
+// - A value whose type the catalog does not know is its text as a string, or in binary mode the base64 of its
+//   bytes (unknown_type_values), never dropped; the connector leaves such columns out unless
+//   include.unknown.datatypes is set.
+// - A value that does not parse in its type's text form is its text as a string (malformed_values), and so
+//   is each element of a multidimensional array.
+// - Nullability is not in the Relation message: in schemas, replica identity columns are required and every
+//   other column is optional.
+// Limits: interval.handling.mode is numeric only, hstore.handling.mode json only; money text is read as
+// lc_monetary C / en_* print it ("$1,234.56", "-$1,234.56").
 #pragma once
 
 #include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
 
 #include <chrono>
 #include <cstdint>
@@ -20,6 +34,9 @@
 #include <vector>
 
 #include "decoders/change.h"
+#include "decoders/debezium/json_writer.h"
+#include "decoders/debezium/plan.h"
+#include "decoders/debezium/values.h"
 #include "decoders/type_catalog.h"
 
 namespace cdcsync {
@@ -97,37 +114,30 @@ class DebeziumEncoder {
 
   // Values whose type the catalog does not know (or binary values of types without a binary decoder): sent
   // as text / base64 of raw bytes, never dropped.
-  std::uint64_t unknown_type_values() const { return unknown_type_values_; }
+  std::uint64_t unknown_type_values() const { return values_.unknown_type_values(); }
   // Values that could not be parsed in their type's text form: sent as the text string.
-  std::uint64_t malformed_values() const { return malformed_values_; }
+  std::uint64_t malformed_values() const { return values_.malformed_values(); }
   // NaN/Infinity numerics in precise mode, which Debezium cannot represent: sent as null.
-  std::uint64_t special_numeric_values() const { return special_numeric_values_; }
+  std::uint64_t special_numeric_values() const { return values_.special_numeric_values(); }
   // Unchanged TOAST values sent as the placeholder.
-  std::uint64_t unavailable_values() const { return unavailable_values_; }
+  std::uint64_t unavailable_values() const { return values_.unavailable_values(); }
 
   const DebeziumOptions& options() const { return options_; }
 
  private:
-  struct ColumnPlan;
-  struct RelationPlan;
-  using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
+  using Writer = debezium::JsonWriter;
+  using RelationPlan = debezium::RelationPlan;
 
   const RelationPlan& plan_for(const RelationPtr& relation);
-  void write_value(Writer& w, const ColumnPlan& col, const Tuple& tuple, std::size_t index);
-  void write_text_value(Writer& w, TypeKind kind, std::int32_t typmod, const ColumnPlan& col,
-                        std::string_view text);
-  void write_binary_value(Writer& w, TypeKind kind, const ColumnPlan& col, std::string_view bytes);
-  void write_placeholder(Writer& w, const ColumnPlan& col);
-  void write_array(Writer& w, const ColumnPlan& col, std::string_view text);
   void write_row(Writer& w, const RelationPlan& plan, const Tuple* tuple);
   void write_key_payload(Writer& w, const RelationPlan& plan, const Tuple& tuple);
   void write_source(Writer& w, const TransactionInfo* info, const Change& change, const RelationDef* relation,
                     const EventPosition& pos);
+  void write_sequence(Writer& w, Lsn last, Lsn current);
   void write_envelope_tail(Writer& w, char op, const TransactionInfo* info, const EventPosition& pos);
-  void write_quoted_base64(Writer& w, std::string_view bytes, bool url_safe = false);
-  void write_binary(Writer& w, std::string_view bytes);
-  bool write_decimal(Writer& w, std::string_view text, int scale, bool variable_scale);
-  std::string_view topic_for(const RelationDef& relation);
+  void write_transaction_id(Writer& w, const TransactionInfo& info);
+  // The key document of a row event or tombstone: the replica identity columns of `tuple`.
+  void encode_row_key(const RelationPlan& plan, const Tuple& tuple, DebeziumEvent& ev);
 
   DebeziumEvent encode_truncate(const TransactionInfo& info, const Change& change,
                                 const RelationPtr& relation, const EventPosition& pos);
@@ -148,16 +158,17 @@ class DebeziumEncoder {
 
   DebeziumOptions options_;
   const TypeCatalog& catalog_;
+  debezium::ValueEncoder values_;
 
   rapidjson::StringBuffer key_buf_;
   rapidjson::StringBuffer value_buf_;
+  rapidjson::StringBuffer sequence_buf_;
   Writer key_writer_;
   Writer value_writer_;
+  Writer sequence_writer_;
   std::string topic_;
-  std::string scratch_;        // base64 / hex output
-  std::string digits_;         // decimal digits and byte conversion
-  std::string array_scratch_;  // unescaped array elements
-  std::string text_scratch_;   // hstore json, zoned times
+  std::string txn_id_;
+  std::string message_schema_;  // with include_schema
 
   std::unordered_map<const RelationDef*, std::unique_ptr<RelationPlan>> plans_;
 
@@ -166,11 +177,6 @@ class DebeziumEncoder {
   std::uint64_t total_order_ = 0;
   std::vector<std::pair<std::string, std::uint64_t>> collections_;
   std::size_t collection_count_ = 0;
-
-  std::uint64_t unknown_type_values_ = 0;
-  std::uint64_t malformed_values_ = 0;
-  std::uint64_t special_numeric_values_ = 0;
-  std::uint64_t unavailable_values_ = 0;
 };
 
 template <class Emit>

@@ -84,8 +84,8 @@ inline PgResult pg_exec_params(PGconn* conn, const char* sql, const std::vector<
   std::vector<const char*> values;
   values.reserve(params.size());
   for (const auto& p : params) values.push_back(p ? p->c_str() : nullptr);
-  PgResult res{PQexecParams(conn, sql, static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr,
-                            0)};
+  PgResult res{
+      PQexecParams(conn, sql, static_cast<int>(values.size()), nullptr, values.data(), nullptr, nullptr, 0)};
   const auto st = res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;
   if (st != expected && st != also) throw pg_error(conn, res.get(), doing);
   return res;
@@ -102,10 +102,11 @@ inline std::optional<std::string> pg_value(const PGresult* res, int row, int col
   return std::string(PQgetvalue(res, row, col), static_cast<std::size_t>(PQgetlength(res, row, col)));
 }
 
-// Quotes an identifier with libpq's own rules (handles quotes, case and encoding).
-inline std::string pg_quote_ident(PGconn* conn, std::string_view ident) {
-  std::unique_ptr<char, PqFreemem> q{PQescapeIdentifier(conn, ident.data(), ident.size())};
-  if (!q) throw PgError{"", std::string("cannot quote identifier: ") + PQerrorMessage(conn)};
+// Quotes a string literal with libpq's own rules (the connection's encoding and standard_conforming_strings),
+// for the statements that cannot take parameters (a replication connection's simple query protocol).
+inline std::string pg_quote_literal(PGconn* conn, std::string_view text) {
+  std::unique_ptr<char, PqFreemem> q{PQescapeLiteral(conn, text.data(), text.size())};
+  if (!q) throw PgError{"", std::string("cannot quote literal: ") + PQerrorMessage(conn)};
   return q.get();
 }
 

@@ -33,6 +33,274 @@ std::string tag_text(char tag) {
   return std::string{"0x"} + kHex[byte >> 4] + kHex[byte & 0xf];
 }
 
+// TupleData: ncols:i16, then per column 'n' | 'u' | 't' len:i32 bytes | 'b' len:i32 bytes.
+void read_tuple(ByteReader& in, const RelationDef& relation, Tuple& tuple) {
+  const std::int16_t columns = in.i16();
+  if (columns < 0) in.fail("negative column count " + std::to_string(columns));
+  if (static_cast<std::size_t>(columns) != relation.columns.size()) {
+    in.fail("tuple has " + std::to_string(columns) + " columns, relation " +
+            std::to_string(relation.id.value) + " has " + std::to_string(relation.columns.size()));
+  }
+  tuple.clear();
+  // One allocation for the slots and one for the values, instead of a growth chain per tuple: the
+  // rest of the message bounds the values' bytes.
+  tuple.reserve(static_cast<std::size_t>(columns), in.remaining());
+  for (std::int16_t i = 0; i < columns; ++i) {
+    const char kind = in.byte();
+    switch (kind) {
+      case 'n':
+        tuple.add_null();
+        break;
+      case 'u':
+        tuple.add_unchanged_toast();
+        break;
+      case 't':
+      case 'b': {
+        const std::int32_t length = in.i32();
+        if (length < 0) in.fail("negative value length " + std::to_string(length));
+        const std::string_view value = in.bytes(static_cast<std::size_t>(length));
+        if (kind == 't') {
+          tuple.add_text(value);
+        } else {
+          tuple.add_binary(value);
+        }
+        break;
+      }
+      default:
+        in.fail("unknown column kind " + tag_text(kind));
+    }
+  }
+}
+
+// Insert, Update and Delete start alike: the relation (which must be known), then the change is reset for
+// the operation.
+const RelationDef& start_row_change(ByteReader& in, const RelationCache& relations, ChangeOp op,
+                                    std::string_view message_type, Change& change) {
+  const std::size_t at = in.offset();
+  const RelationPtr& relation = relations.require(RelationId{in.u32()}, message_type, at);
+  reset_for(change, op);
+  change.relation = relation;
+  return *relation;
+}
+
+pgoutput::DataChange read_insert(ByteReader& in, Xid xid, const RelationCache& relations, Change& change) {
+  const RelationDef& relation = start_row_change(in, relations, ChangeOp::Insert, "Insert", change);
+  if (const char kind = in.byte(); kind != 'N') in.fail("expected 'N', got " + tag_text(kind));
+  read_tuple(in, relation, change.after);
+  in.expect_end();
+  return {xid, {}};
+}
+
+pgoutput::DataChange read_update(ByteReader& in, Xid xid, const RelationCache& relations, Change& change) {
+  const RelationDef& relation = start_row_change(in, relations, ChangeOp::Update, "Update", change);
+  char kind = in.byte();
+  if (kind == 'K' || kind == 'O') {
+    change.before_kind = kind;
+    read_tuple(in, relation, change.before);
+    kind = in.byte();
+  }
+  if (kind != 'N') in.fail("expected 'K', 'O' or 'N', got " + tag_text(kind));
+  read_tuple(in, relation, change.after);
+  in.expect_end();
+  return {xid, {}};
+}
+
+pgoutput::DataChange read_delete(ByteReader& in, Xid xid, const RelationCache& relations, Change& change) {
+  const RelationDef& relation = start_row_change(in, relations, ChangeOp::Delete, "Delete", change);
+  const char kind = in.byte();
+  if (kind != 'K' && kind != 'O') in.fail("expected 'K' or 'O', got " + tag_text(kind));
+  change.before_kind = kind;
+  read_tuple(in, relation, change.before);
+  in.expect_end();
+  return {xid, {}};
+}
+
+pgoutput::DataChange read_truncate(ByteReader& in, Xid xid, const RelationCache& relations, Change& change) {
+  const std::uint32_t count = in.u32();
+  const std::uint8_t flags = in.u8();
+  if (count > in.remaining() / 4) {
+    in.fail(std::to_string(count) + " relations do not fit in " + std::to_string(in.remaining()) + " bytes");
+  }
+  reset_for(change, ChangeOp::Truncate);
+  change.truncate_cascade = (flags & kTruncateCascade) != 0;
+  change.truncate_restart_identity = (flags & kTruncateRestartIdentity) != 0;
+  change.truncated.reserve(count);
+  for (std::uint32_t i = 0; i < count; ++i) {
+    const std::size_t at = in.offset();
+    change.truncated.push_back(relations.require(RelationId{in.u32()}, "Truncate", at));
+  }
+  in.expect_end();
+  return {xid, {}};
+}
+
+pgoutput::DataChange read_message(ByteReader& in, Xid xid, Change& change) {
+  const std::uint8_t flags = in.u8();
+  const Lsn lsn = in.lsn();
+  const std::string_view prefix = in.cstring();
+  const std::int32_t length = in.i32();
+  if (length < 0) in.fail("negative content length " + std::to_string(length));
+  const std::string_view content = in.bytes(static_cast<std::size_t>(length));
+  in.expect_end();
+  reset_for(change, ChangeOp::Message);
+  change.message_transactional = (flags & kMessageTransactional) != 0;
+  change.message_prefix.assign(prefix);
+  change.message_content.assign(content);
+  return {xid, lsn};
+}
+
+pgoutput::Begin read_begin(ByteReader& in) {
+  pgoutput::Begin m;
+  m.final_lsn = in.lsn();
+  m.commit_time_us = in.i64();
+  m.xid = Xid{in.u32()};
+  in.expect_end();
+  return m;
+}
+
+pgoutput::Commit read_commit(ByteReader& in) {
+  pgoutput::Commit m;
+  m.flags = in.u8();
+  m.commit_lsn = in.lsn();
+  m.end_lsn = in.lsn();
+  m.commit_time_us = in.i64();
+  in.expect_end();
+  return m;
+}
+
+pgoutput::Origin read_origin(ByteReader& in) {
+  pgoutput::Origin m;
+  m.origin_commit_lsn = in.lsn();
+  m.name = in.cstring();
+  in.expect_end();
+  return m;
+}
+
+pgoutput::Relation read_relation(ByteReader& in, Xid xid) {
+  RelationDef def;
+  def.id = RelationId{in.u32()};
+  def.schema = in.cstring();
+  def.name = in.cstring();
+  def.replica_identity = in.byte();
+  switch (def.replica_identity) {
+    case 'd':
+    case 'n':
+    case 'f':
+    case 'i':
+      break;
+    default:
+      in.fail("unknown replica identity " + tag_text(def.replica_identity));
+  }
+  const std::int16_t columns = in.i16();
+  if (columns < 0) in.fail("negative column count " + std::to_string(columns));
+  // Each column takes at least 10 bytes: a bound before reserving.
+  if (static_cast<std::size_t>(columns) > in.remaining() / 10) {
+    in.fail(std::to_string(columns) + " columns do not fit in " + std::to_string(in.remaining()) + " bytes");
+  }
+  def.columns.reserve(static_cast<std::size_t>(columns));
+  for (std::int16_t i = 0; i < columns; ++i) {
+    ColumnDef column;
+    column.part_of_key = (in.u8() & kKeyColumn) != 0;
+    column.name = in.cstring();
+    column.type_oid = in.u32();
+    column.type_modifier = in.i32();
+    def.columns.push_back(std::move(column));
+  }
+  in.expect_end();
+  return {xid, std::make_shared<const RelationDef>(std::move(def))};
+}
+
+pgoutput::Type read_type(ByteReader& in, Xid xid) {
+  pgoutput::Type m;
+  m.xid = xid;
+  m.type.oid = in.u32();
+  m.type.schema = in.cstring();
+  m.type.name = in.cstring();
+  in.expect_end();
+  return m;
+}
+
+pgoutput::StreamStart read_stream_start(ByteReader& in) {
+  pgoutput::StreamStart m;
+  m.xid = Xid{in.u32()};
+  m.first_segment = in.u8() != 0;
+  in.expect_end();
+  return m;
+}
+
+pgoutput::StreamCommit read_stream_commit(ByteReader& in) {
+  pgoutput::StreamCommit m;
+  m.xid = Xid{in.u32()};
+  m.flags = in.u8();
+  m.commit_lsn = in.lsn();
+  m.end_lsn = in.lsn();
+  m.commit_time_us = in.i64();
+  in.expect_end();
+  return m;
+}
+
+// `with_abort_position`: protocol >= 4 with parallel streaming adds the abort's LSN and time.
+pgoutput::StreamAbort read_stream_abort(ByteReader& in, bool with_abort_position) {
+  pgoutput::StreamAbort m;
+  m.xid = Xid{in.u32()};
+  m.subxid = Xid{in.u32()};
+  if (with_abort_position) {
+    m.abort_lsn = in.lsn();
+    m.abort_time_us = in.i64();
+  }
+  in.expect_end();
+  return m;
+}
+
+pgoutput::BeginPrepare read_begin_prepare(ByteReader& in) {
+  pgoutput::BeginPrepare m;
+  m.prepare_lsn = in.lsn();
+  m.end_lsn = in.lsn();
+  m.prepare_time_us = in.i64();
+  m.xid = Xid{in.u32()};
+  m.gid = in.cstring();
+  in.expect_end();
+  return m;
+}
+
+// Prepare ('P') and Stream Prepare ('p') share one layout.
+pgoutput::Prepare read_prepare(ByteReader& in, bool streamed) {
+  pgoutput::Prepare m;
+  m.flags = in.u8();
+  m.prepare_lsn = in.lsn();
+  m.end_lsn = in.lsn();
+  m.prepare_time_us = in.i64();
+  m.xid = Xid{in.u32()};
+  m.gid = in.cstring();
+  m.streamed = streamed;
+  in.expect_end();
+  return m;
+}
+
+pgoutput::CommitPrepared read_commit_prepared(ByteReader& in) {
+  pgoutput::CommitPrepared m;
+  m.flags = in.u8();
+  m.commit_lsn = in.lsn();
+  m.end_lsn = in.lsn();
+  m.commit_time_us = in.i64();
+  m.xid = Xid{in.u32()};
+  m.gid = in.cstring();
+  in.expect_end();
+  return m;
+}
+
+pgoutput::RollbackPrepared read_rollback_prepared(ByteReader& in) {
+  pgoutput::RollbackPrepared m;
+  m.flags = in.u8();
+  m.prepare_end_lsn = in.lsn();
+  m.rollback_end_lsn = in.lsn();
+  m.prepare_time_us = in.i64();
+  m.rollback_time_us = in.i64();
+  m.xid = Xid{in.u32()};
+  m.gid = in.cstring();
+  in.expect_end();
+  return m;
+}
+
 }  // namespace
 
 namespace pgoutput {
@@ -109,44 +377,6 @@ Xid PgOutputDecoder::read_stream_xid(ByteReader& in) const {
   return block_ == Block::Stream ? Xid{in.u32()} : Xid{};
 }
 
-void PgOutputDecoder::decode_tuple(ByteReader& in, const RelationDef& relation, Tuple& tuple) const {
-  const std::int16_t columns = in.i16();
-  if (columns < 0) in.fail("negative column count " + std::to_string(columns));
-  if (static_cast<std::size_t>(columns) != relation.columns.size()) {
-    in.fail("tuple has " + std::to_string(columns) + " columns, relation " +
-            std::to_string(relation.id.value) + " has " + std::to_string(relation.columns.size()));
-  }
-  tuple.clear();
-  // One allocation for the slots and one for the values, instead of a growth chain per tuple: the
-  // rest of the message bounds the values' bytes.
-  tuple.reserve(static_cast<std::size_t>(columns), in.remaining());
-  for (std::int16_t i = 0; i < columns; ++i) {
-    const char kind = in.byte();
-    switch (kind) {
-      case 'n':
-        tuple.add_null();
-        break;
-      case 'u':
-        tuple.add_unchanged_toast();
-        break;
-      case 't':
-      case 'b': {
-        const std::int32_t length = in.i32();
-        if (length < 0) in.fail("negative value length " + std::to_string(length));
-        const std::string_view value = in.bytes(static_cast<std::size_t>(length));
-        if (kind == 't') {
-          tuple.add_text(value);
-        } else {
-          tuple.add_binary(value);
-        }
-        break;
-      }
-      default:
-        in.fail("unknown column kind " + tag_text(kind));
-    }
-  }
-}
-
 std::optional<Xid> PgOutputDecoder::peek_stream_xid(std::string_view bytes) const {
   if (block_ != Block::Stream || bytes.empty()) return std::nullopt;
   switch (bytes[0]) {
@@ -168,164 +398,35 @@ std::optional<Xid> PgOutputDecoder::peek_stream_xid(std::string_view bytes) cons
 
 pgoutput::Message PgOutputDecoder::decode(std::string_view bytes, const RelationCache& relations,
                                           Change& change) {
-  using namespace pgoutput;
   ByteReader in{bytes, "empty"};
   if (bytes.empty()) in.fail("no message type");
   const char tag = in.byte();
-  in.set_context(message_name(tag));
+  in.set_context(pgoutput::message_name(tag));
 
   switch (tag) {
-    case 'I': {
-      const Xid xid = read_stream_xid(in);
-      const std::size_t at = in.offset();
-      const RelationPtr& relation = relations.require(RelationId{in.u32()}, "Insert", at);
-      reset_for(change, ChangeOp::Insert);
-      change.relation = relation;
-      if (const char kind = in.byte(); kind != 'N') in.fail("expected 'N', got " + tag_text(kind));
-      decode_tuple(in, *relation, change.after);
-      in.expect_end();
-      return DataChange{xid, {}};
-    }
-    case 'U': {
-      const Xid xid = read_stream_xid(in);
-      const std::size_t at = in.offset();
-      const RelationPtr& relation = relations.require(RelationId{in.u32()}, "Update", at);
-      reset_for(change, ChangeOp::Update);
-      change.relation = relation;
-      char kind = in.byte();
-      if (kind == 'K' || kind == 'O') {
-        change.before_kind = kind;
-        decode_tuple(in, *relation, change.before);
-        kind = in.byte();
-      }
-      if (kind != 'N') in.fail("expected 'K', 'O' or 'N', got " + tag_text(kind));
-      decode_tuple(in, *relation, change.after);
-      in.expect_end();
-      return DataChange{xid, {}};
-    }
-    case 'D': {
-      const Xid xid = read_stream_xid(in);
-      const std::size_t at = in.offset();
-      const RelationPtr& relation = relations.require(RelationId{in.u32()}, "Delete", at);
-      reset_for(change, ChangeOp::Delete);
-      change.relation = relation;
-      const char kind = in.byte();
-      if (kind != 'K' && kind != 'O') in.fail("expected 'K' or 'O', got " + tag_text(kind));
-      change.before_kind = kind;
-      decode_tuple(in, *relation, change.before);
-      in.expect_end();
-      return DataChange{xid, {}};
-    }
-    case 'B': {
-      Begin m;
-      m.final_lsn = Lsn{in.u64()};
-      m.commit_time_us = in.i64();
-      m.xid = Xid{in.u32()};
-      in.expect_end();
-      return m;
-    }
-    case 'C': {
-      Commit m;
-      m.flags = in.u8();
-      m.commit_lsn = Lsn{in.u64()};
-      m.end_lsn = Lsn{in.u64()};
-      m.commit_time_us = in.i64();
-      in.expect_end();
-      return m;
-    }
-    case 'O': {
-      Origin m;
-      m.origin_commit_lsn = Lsn{in.u64()};
-      m.name = in.cstring();
-      in.expect_end();
-      return m;
-    }
-    case 'R': {
-      Relation m;
-      m.xid = read_stream_xid(in);
-      RelationDef def;
-      def.id = RelationId{in.u32()};
-      def.schema = in.cstring();
-      def.name = in.cstring();
-      def.replica_identity = in.byte();
-      switch (def.replica_identity) {
-        case 'd':
-        case 'n':
-        case 'f':
-        case 'i':
-          break;
-        default:
-          in.fail("unknown replica identity " + tag_text(def.replica_identity));
-      }
-      const std::int16_t columns = in.i16();
-      if (columns < 0) in.fail("negative column count " + std::to_string(columns));
-      // Each column takes at least 10 bytes: a bound before reserving.
-      if (static_cast<std::size_t>(columns) > in.remaining() / 10) {
-        in.fail(std::to_string(columns) + " columns do not fit in " + std::to_string(in.remaining()) +
-                " bytes");
-      }
-      def.columns.reserve(static_cast<std::size_t>(columns));
-      for (std::int16_t i = 0; i < columns; ++i) {
-        ColumnDef column;
-        column.part_of_key = (in.u8() & kKeyColumn) != 0;
-        column.name = in.cstring();
-        column.type_oid = in.u32();
-        column.type_modifier = in.i32();
-        def.columns.push_back(std::move(column));
-      }
-      in.expect_end();
-      m.relation = std::make_shared<const RelationDef>(std::move(def));
-      return m;
-    }
-    case 'Y': {
-      Type m;
-      m.xid = read_stream_xid(in);
-      m.type.oid = in.u32();
-      m.type.schema = in.cstring();
-      m.type.name = in.cstring();
-      in.expect_end();
-      return m;
-    }
-    case 'T': {
-      const Xid xid = read_stream_xid(in);
-      const std::uint32_t count = in.u32();
-      const std::uint8_t flags = in.u8();
-      if (count > in.remaining() / 4) {
-        in.fail(std::to_string(count) + " relations do not fit in " + std::to_string(in.remaining()) +
-                " bytes");
-      }
-      reset_for(change, ChangeOp::Truncate);
-      change.truncate_cascade = (flags & kTruncateCascade) != 0;
-      change.truncate_restart_identity = (flags & kTruncateRestartIdentity) != 0;
-      change.truncated.reserve(count);
-      for (std::uint32_t i = 0; i < count; ++i) {
-        const std::size_t at = in.offset();
-        change.truncated.push_back(relations.require(RelationId{in.u32()}, "Truncate", at));
-      }
-      in.expect_end();
-      return DataChange{xid, {}};
-    }
-    case 'M': {
-      const Xid xid = read_stream_xid(in);
-      const std::uint8_t flags = in.u8();
-      const Lsn lsn{in.u64()};
-      const std::string_view prefix = in.cstring();
-      const std::int32_t length = in.i32();
-      if (length < 0) in.fail("negative content length " + std::to_string(length));
-      const std::string_view content = in.bytes(static_cast<std::size_t>(length));
-      in.expect_end();
-      reset_for(change, ChangeOp::Message);
-      change.message_transactional = (flags & kMessageTransactional) != 0;
-      change.message_prefix.assign(prefix);
-      change.message_content.assign(content);
-      return DataChange{xid, lsn};
-    }
+    case 'I':
+      return read_insert(in, read_stream_xid(in), relations, change);
+    case 'U':
+      return read_update(in, read_stream_xid(in), relations, change);
+    case 'D':
+      return read_delete(in, read_stream_xid(in), relations, change);
+    case 'T':
+      return read_truncate(in, read_stream_xid(in), relations, change);
+    case 'M':
+      return read_message(in, read_stream_xid(in), change);
+    case 'B':
+      return read_begin(in);
+    case 'C':
+      return read_commit(in);
+    case 'O':
+      return read_origin(in);
+    case 'R':
+      return read_relation(in, read_stream_xid(in));
+    case 'Y':
+      return read_type(in, read_stream_xid(in));
     case 'S': {
       require_version(in, 2);
-      StreamStart m;
-      m.xid = Xid{in.u32()};
-      m.first_segment = in.u8() != 0;
-      in.expect_end();
+      const pgoutput::StreamStart m = read_stream_start(in);
       block_ = Block::Stream;
       return m;
     }
@@ -333,80 +434,26 @@ pgoutput::Message PgOutputDecoder::decode(std::string_view bytes, const Relation
       require_version(in, 2);
       in.expect_end();
       block_ = Block::Transaction;
-      return StreamStop{};
-    case 'c': {
+      return pgoutput::StreamStop{};
+    case 'c':
       require_version(in, 2);
-      StreamCommit m;
-      m.xid = Xid{in.u32()};
-      m.flags = in.u8();
-      m.commit_lsn = Lsn{in.u64()};
-      m.end_lsn = Lsn{in.u64()};
-      m.commit_time_us = in.i64();
-      in.expect_end();
-      return m;
-    }
-    case 'A': {
+      return read_stream_commit(in);
+    case 'A':
       require_version(in, 2);
-      StreamAbort m;
-      m.xid = Xid{in.u32()};
-      m.subxid = Xid{in.u32()};
-      if (options_.version >= 4 && options_.streaming == StreamingMode::Parallel) {
-        m.abort_lsn = Lsn{in.u64()};
-        m.abort_time_us = in.i64();
-      }
-      in.expect_end();
-      return m;
-    }
-    case 'b': {
+      return read_stream_abort(in, options_.version >= 4 && options_.streaming == StreamingMode::Parallel);
+    case 'b':
       require_version(in, 3);
-      BeginPrepare m;
-      m.prepare_lsn = Lsn{in.u64()};
-      m.end_lsn = Lsn{in.u64()};
-      m.prepare_time_us = in.i64();
-      m.xid = Xid{in.u32()};
-      m.gid = in.cstring();
-      in.expect_end();
-      return m;
-    }
+      return read_begin_prepare(in);
     case 'P':
-    case 'p': {
+    case 'p':
       require_version(in, 3);
-      Prepare m;
-      m.flags = in.u8();
-      m.prepare_lsn = Lsn{in.u64()};
-      m.end_lsn = Lsn{in.u64()};
-      m.prepare_time_us = in.i64();
-      m.xid = Xid{in.u32()};
-      m.gid = in.cstring();
-      m.streamed = tag == 'p';
-      in.expect_end();
-      return m;
-    }
-    case 'K': {
+      return read_prepare(in, tag == 'p');
+    case 'K':
       require_version(in, 3);
-      CommitPrepared m;
-      m.flags = in.u8();
-      m.commit_lsn = Lsn{in.u64()};
-      m.end_lsn = Lsn{in.u64()};
-      m.commit_time_us = in.i64();
-      m.xid = Xid{in.u32()};
-      m.gid = in.cstring();
-      in.expect_end();
-      return m;
-    }
-    case 'r': {
+      return read_commit_prepared(in);
+    case 'r':
       require_version(in, 3);
-      RollbackPrepared m;
-      m.flags = in.u8();
-      m.prepare_end_lsn = Lsn{in.u64()};
-      m.rollback_end_lsn = Lsn{in.u64()};
-      m.prepare_time_us = in.i64();
-      m.rollback_time_us = in.i64();
-      m.xid = Xid{in.u32()};
-      m.gid = in.cstring();
-      in.expect_end();
-      return m;
-    }
+      return read_rollback_prepared(in);
     default: {
       ByteReader at_tag{bytes, "unknown"};
       at_tag.fail("unknown message type " + tag_text(tag));

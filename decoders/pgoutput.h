@@ -185,7 +185,6 @@ class PgOutputDecoder {
   const ProtocolOptions& options() const { return options_; }
 
  private:
-  void decode_tuple(ByteReader& in, const RelationDef& relation, Tuple& tuple) const;
   Xid read_stream_xid(ByteReader& in) const;
   void require_version(ByteReader& in, int version) const;
 

@@ -24,14 +24,9 @@ void put_u64(std::string& out, std::uint64_t v) {
   for (int shift = 56; shift >= 0; shift -= 8) out.push_back(static_cast<char>((v >> shift) & 0xff));
 }
 
-std::string escape_literal(PGconn* conn, std::string_view s) {
-  std::unique_ptr<char, PqFreemem> q{PQescapeLiteral(conn, s.data(), s.size())};
-  if (!q) throw PgError{"", std::string("cannot quote literal: ") + PQerrorMessage(conn)};
-  return q.get();
-}
-
+// A text value; SQL NULL reads as "".
 std::string value(const PGresult* res, int row, int col) {
-  return PQgetisnull(res, row, col) ? std::string{} : std::string(PQgetvalue(res, row, col));
+  return pg_value(res, row, col).value_or(std::string{});
 }
 
 Lsn lsn_value(const PGresult* res, int row, int col, std::string_view what) {
@@ -72,7 +67,9 @@ ReplicationStream::ReplicationStream(const std::string& conninfo) {
 
 ReplicationStream::~ReplicationStream() = default;
 
-int ReplicationStream::server_version() const { return PQserverVersion(conn_.get()); }
+int ReplicationStream::server_version() const {
+  return PQserverVersion(conn_.get());
+}
 
 PgResult ReplicationStream::query(const std::string& sql, std::string_view doing) {
   return pg_exec(conn_.get(), sql.c_str(), doing, PGRES_TUPLES_OK, PGRES_COMMAND_OK);
@@ -109,11 +106,12 @@ CreatedSlot ReplicationStream::create_slot(const std::string& slot, bool tempora
 }
 
 std::optional<SlotState> ReplicationStream::slot_state(const std::string& slot) {
+  // A replication connection speaks the simple query protocol only (no PQexecParams): the name is a literal.
   const std::string sql =
       "SELECT slot_name, plugin, database, temporary, active, coalesce(active_pid, 0), two_phase, "
       "restart_lsn, confirmed_flush_lsn, coalesce(wal_status, ''), safe_wal_size "
       "FROM pg_catalog.pg_replication_slots WHERE slot_name = " +
-      escape_literal(conn_.get(), slot);
+      pg_quote_literal(conn_.get(), slot);
   auto res = query(sql, "reading slot " + slot);
   if (PQntuples(res.get()) == 0) return std::nullopt;
   SlotState s;
@@ -127,7 +125,8 @@ std::optional<SlotState> ReplicationStream::slot_state(const std::string& slot) 
   s.restart_lsn = lsn_value(res.get(), 0, 7, "restart_lsn");
   s.confirmed_flush_lsn = lsn_value(res.get(), 0, 8, "confirmed_flush_lsn");
   s.wal_status = value(res.get(), 0, 9);
-  if (!PQgetisnull(res.get(), 0, 10)) s.safe_wal_size = std::strtoll(PQgetvalue(res.get(), 0, 10), nullptr, 10);
+  if (!PQgetisnull(res.get(), 0, 10))
+    s.safe_wal_size = std::strtoll(PQgetvalue(res.get(), 0, 10), nullptr, 10);
   return s;
 }
 
@@ -140,16 +139,13 @@ void ReplicationStream::start(const std::string& slot, Lsn from, const StreamOpt
   if (!valid_slot_name(slot)) throw PgError{"42602", "invalid slot name \"" + slot + "\""};
   std::string sql = "START_REPLICATION SLOT " + slot + " LOGICAL " + from.str() + " (proto_version '" +
                     std::to_string(options.proto_version) + "', publication_names " +
-                    escape_literal(conn_.get(), publication_names_option(options.publications));
+                    pg_quote_literal(conn_.get(), publication_names_option(options.publications));
   if (options.messages) sql += ", messages 'true'";
   if (options.binary) sql += ", binary 'true'";
   if (options.streaming) sql += ", streaming 'on'";
   if (options.two_phase) sql += ", two_phase 'on'";
   sql += ")";
-  PgResult res{PQexec(conn_.get(), sql.c_str())};
-  if (!res || PQresultStatus(res.get()) != PGRES_COPY_BOTH) {
-    throw pg_error(conn_.get(), res.get(), "START_REPLICATION on slot " + slot);
-  }
+  pg_exec(conn_.get(), sql.c_str(), "START_REPLICATION on slot " + slot, PGRES_COPY_BOTH, PGRES_COPY_BOTH);
   streaming_ = true;
   min_read_interval_ = options.min_read_interval;
 }
@@ -157,8 +153,10 @@ void ReplicationStream::start(const std::string& slot, Lsn from, const StreamOpt
 int ReplicationStream::read_socket(int timeout_ms) {
   pollfd pfd{.fd = PQsocket(conn_.get()), .events = POLLIN, .revents = 0};
   const int r = poll(&pfd, 1, timeout_ms);
-  if (r < 0 && errno != EINTR) throw PgError{"08006", std::string("poll on the replication socket: ") + std::strerror(errno)};
-  if (r > 0 && PQconsumeInput(conn_.get()) == 0) throw pg_error(conn_.get(), nullptr, "reading the replication stream");
+  if (r < 0 && errno != EINTR)
+    throw PgError{"08006", std::string("poll on the replication socket: ") + std::strerror(errno)};
+  if (r > 0 && PQconsumeInput(conn_.get()) == 0)
+    throw pg_error(conn_.get(), nullptr, "reading the replication stream");
   return r;
 }
 
@@ -185,8 +183,8 @@ StreamEvent ReplicationStream::next_until(std::chrono::steady_clock::time_point 
       if (msg[0] == 'w') {
         ByteReader in{msg.substr(1), "XLogData"};
         ev.kind = StreamEvent::Kind::Data;
-        ev.wal_start = Lsn{in.u64()};
-        ev.wal_end = Lsn{in.u64()};
+        ev.wal_start = in.lsn();
+        ev.wal_end = in.lsn();
         ev.server_time_us = in.i64();
         ev.payload = msg.substr(1 + in.offset());
         if (ev.payload.empty()) in.fail("empty pgoutput message");
@@ -195,19 +193,21 @@ StreamEvent ReplicationStream::next_until(std::chrono::steady_clock::time_point 
       if (msg[0] == 'k') {
         ByteReader in{msg.substr(1), "PrimaryKeepalive"};
         ev.kind = StreamEvent::Kind::Keepalive;
-        ev.wal_end = Lsn{in.u64()};
+        ev.wal_end = in.lsn();
         ev.server_time_us = in.i64();
         ev.reply_requested = in.u8() != 0;
         in.expect_end();
         return ev;
       }
-      throw DecodeError("CopyData", 0, std::string("unknown replication message tag 0x") +
-                                           std::to_string(static_cast<unsigned char>(msg[0])));
+      throw DecodeError("CopyData", 0,
+                        std::string("unknown replication message tag 0x") +
+                            std::to_string(static_cast<unsigned char>(msg[0])));
     }
     if (n == -1) {
       streaming_ = false;
       PgResult res{PQgetResult(conn_.get())};
-      if (res && PQresultStatus(res.get()) != PGRES_COMMAND_OK && PQresultStatus(res.get()) != PGRES_COPY_OUT) {
+      if (res && PQresultStatus(res.get()) != PGRES_COMMAND_OK &&
+          PQresultStatus(res.get()) != PGRES_COPY_OUT) {
         throw pg_error(conn_.get(), res.get(), "replication stream");
       }
       return StreamEvent{.kind = StreamEvent::Kind::Ended};
@@ -225,7 +225,8 @@ StreamEvent ReplicationStream::next_until(std::chrono::steady_clock::time_point 
       now = std::chrono::steady_clock::now();
     }
     // Rounded up: a wait shorter than a millisecond must not become a busy poll(0).
-    const auto left = std::max<std::int64_t>(0, std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count());
+    const auto left =
+        std::max<std::int64_t>(0, std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count());
     const int r = read_socket(static_cast<int>(left));
     if (r > 0) last_wake_ = std::chrono::steady_clock::now();
     if (r == 0) return StreamEvent{.kind = StreamEvent::Kind::Timeout};
@@ -241,7 +242,8 @@ void ReplicationStream::send_status(Lsn written, Lsn flushed, Lsn applied, bool 
   put_u64(msg, applied.value());
   put_u64(msg, static_cast<std::uint64_t>(now_pg_micros()));
   msg.push_back(reply_requested ? 1 : 0);
-  if (PQputCopyData(conn_.get(), msg.data(), static_cast<int>(msg.size())) != 1 || PQflush(conn_.get()) != 0) {
+  if (PQputCopyData(conn_.get(), msg.data(), static_cast<int>(msg.size())) != 1 ||
+      PQflush(conn_.get()) != 0) {
     throw pg_error(conn_.get(), nullptr, "sending a standby status update");
   }
 }

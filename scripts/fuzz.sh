@@ -2,6 +2,7 @@
 # Builds the fuzz targets with clang in build-fuzz and runs each; exits non-zero on a crash.
 #   pgoutput_fuzz: the pgoutput decoder and assembler (seeds: tests/fuzz/corpus/pgoutput)
 #   copy_binary_fuzz: COPY's binary encoders (seeds: tests/fuzz/corpus/copy_binary)
+#   debezium_fuzz: the Debezium encoder's value encodings (seeds: tests/fuzz/corpus/debezium)
 #
 #   scripts/fuzz.sh [--seconds N]      run each target for N seconds (default 30)
 #   scripts/fuzz.sh --seed             rewrite tests/fuzz/corpus/pgoutput/ from the captured fixtures
@@ -55,7 +56,7 @@ fi
 command -v clang++ >/dev/null || { echo "fuzz.sh: clang++ not installed" >&2; exit 1; }
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCDCSYNC_FUZZ=ON \
   -DCDCSYNC_INTEGRATION=OFF -DCDCSYNC_BENCH=OFF >/dev/null
-cmake --build build-fuzz -j 2 --target pgoutput_fuzz copy_binary_fuzz
+cmake --build build-fuzz -j 2 --target pgoutput_fuzz copy_binary_fuzz debezium_fuzz
 
 mkdir -p build-fuzz/corpus/pgoutput build-fuzz/fuzz-artifacts
 echo "== fuzzing the pgoutput decoder and assembler for $seconds s"
@@ -69,3 +70,10 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   build-fuzz/tests/fuzz/copy_binary/copy_binary_fuzz -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=4096 \
   -print_final_stats=1 -artifact_prefix=build-fuzz/fuzz-artifacts/ build-fuzz/corpus/copy_binary \
   tests/fuzz/corpus/copy_binary
+
+mkdir -p build-fuzz/corpus/debezium
+echo "== fuzzing the Debezium encoder for $seconds s"
+ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  build-fuzz/tests/fuzz/debezium/debezium_fuzz -max_total_time="$seconds" -rss_limit_mb=2048 -max_len=4096 \
+  -print_final_stats=1 -artifact_prefix=build-fuzz/fuzz-artifacts/ build-fuzz/corpus/debezium \
+  tests/fuzz/corpus/debezium

@@ -209,6 +209,15 @@ TEST_F(DebeziumValues, EncodesPointAsStructWithWkb) {
   EXPECT_TRUE(r.v()["srid"].IsNull());
 }
 
+// PostgreSQL prints non-finite coordinates as Infinity/NaN; like other doubles they become Jackson's strings
+// (RapidJSON cannot write them as numbers), and the event stays valid JSON.
+TEST_F(DebeziumValues, EncodesNonFinitePointCoordinatesAsStrings) {
+  const auto r = encode_one(enc_, pgtype::kPoint, -1, "(Infinity,NaN)");
+  ASSERT_TRUE(r.v().IsObject());
+  EXPECT_STREQ(r.v()["x"].GetString(), "Infinity");
+  EXPECT_STREQ(r.v()["y"].GetString(), "NaN");
+}
+
 // "HSTORE type": json mode -> io.debezium.data.Json, e.g. {"key" : "val"}.
 TEST_F(DebeziumValues, EncodesHstoreAsJsonString) {
   TypeCatalog cat;
@@ -216,6 +225,26 @@ TEST_F(DebeziumValues, EncodesHstoreAsJsonString) {
   DebeziumEncoder enc{test_options(), cat};
   EXPECT_STREQ(encode_one(enc, 17003, -1, R"("key"=>"val", "b\"q"=>NULL)").v().GetString(),
                R"({"key":"val","b\"q":null})");
+}
+
+// Elements of money[] and hstore[] are encoded like their scalars: an element's text is not overwritten
+// while it is being read.
+TEST_F(DebeziumValues, EncodesMoneyAndHstoreArrayElementsLikeScalars) {
+  const auto money = encode_one(enc_, 791, -1, R"x({"$1.00","($2.50)","-$3.00"})x");
+  ASSERT_TRUE(money.v().IsArray());
+  ASSERT_EQ(money.v().Size(), 3u);
+  EXPECT_STREQ(money.v()[0].GetString(), "ZA==");  // 100
+  EXPECT_STREQ(money.v()[1].GetString(), "/wY=");  // -250
+  EXPECT_STREQ(money.v()[2].GetString(), "/tQ=");  // -300
+  TypeCatalog cat;
+  cat.add_extension_type(17003, "public", "hstore");
+  cat.add_array(17004, "public", "_hstore", 17003);
+  DebeziumEncoder enc{test_options(), cat};
+  const auto hstores = encode_one(enc, 17004, -1, R"({"\"a\"=>\"1\", \"b\"=>NULL"})");
+  ASSERT_TRUE(hstores.v().IsArray());
+  ASSERT_EQ(hstores.v().Size(), 1u);
+  EXPECT_STREQ(hstores.v()[0].GetString(), R"({"a":"1","b":null})");
+  EXPECT_EQ(enc.malformed_values(), 0u);
 }
 
 // "Basic types": ENUM -> io.debezium.data.Enum string; "Domain types": a domain is encoded as its base type.
