@@ -58,7 +58,7 @@ void add_check(CLI::App& app, Registry& registry) {
       PgResult toast{PQexec(target.get(), kToastCompressionSettingsQuery)};
       if (toast && PQresultStatus(toast.get()) == PGRES_TUPLES_OK && PQntuples(toast.get()) == 1) {
         const auto choice = choose_toast_compression(
-            sink_toast_compression(cfg.target.toast_compression), PQgetvalue(toast.get(), 0, 0),
+            cfg.target.toast_compression, PQgetvalue(toast.get(), 0, 0),
             PQgetvalue(toast.get(), 0, 1), std::string_view(PQgetvalue(toast.get(), 0, 2)) == "t");
         if (choice.lz4_missing) {
           report("target", "target.toast_compression", "\"lz4\", but the order server was built without lz4",
@@ -86,7 +86,7 @@ void add_check(CLI::App& app, Registry& registry) {
       // How each table's rows will be copied (the set-based apply; sinks/copy_binary.h).
       for (const auto& t : mapping.tables()) {
         std::cout << "target: " << t.target.str() << ": rows copied ";
-        if (cfg.target.copy_format == config::CopyFormat::text) {
+        if (cfg.target.copy_format == CopyFormat::Text) {
           std::cout << "as text (target.copy_format = \"text\")\n";
           continue;
         }

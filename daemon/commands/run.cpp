@@ -67,8 +67,7 @@ std::string status_line(const Probe& probe, const PipelineStatus& status) {
 
 int run_daemon(const std::string& file, const std::atomic<bool>& stop) {
   const config::Config cfg = config::load_config(file);
-  logging::set_format(cfg.log.format == config::LogFormat::json ? logging::Format::Json
-                                                                : logging::Format::Text);
+  logging::set_format(cfg.log.format);
   logging::set_level(config::name_of(cfg.log.level));
 
   PipelineStatus status;
