@@ -60,7 +60,7 @@ constexpr std::chrono::seconds kFatalLinger{20};
 std::string status_line(const Probe& probe, const PipelineStatus& status) {
   const auto lag_bytes = probe.replication_lag_bytes();
   return fmt::format("{}; confirmed {}; lag {} bytes, {:.0f} s", name_of(probe.state()),
-                     Lsn{status.confirmed_lsn.load()}.str(),
+                     status.confirmed_lsn.load().str(),
                      lag_bytes ? std::to_string(*lag_bytes) : std::string("unknown"),
                      probe.replication_lag_seconds());
 }

@@ -61,8 +61,8 @@ struct Pipeline::Session {
 };
 
 void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
-  status_.durable_lsn = confirmed_start.value();
-  status_.confirmed_lsn = confirmed_start.value();
+  status_.durable_lsn = confirmed_start;
+  status_.confirmed_lsn = confirmed_start;
   last_flush_ = Clock::now();
   unflushed_ = false;
 
@@ -156,8 +156,8 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
       // Not confirmed, so not lost: the next session finds these commits in the target's progress row.
       spdlog::warn("could not make the last commits durable before stopping: {}", e.what());
     }
-    if (status_.durable_lsn > status_.confirmed_lsn) mirror(Lsn{status_.durable_lsn.load()});
-    source_.report(Lsn{status_.received_lsn.load()}, Lsn{status_.confirmed_lsn.load()});
+    if (status_.durable_lsn.load() > status_.confirmed_lsn.load()) mirror(status_.durable_lsn.load());
+    source_.report(status_.received_lsn.load(), status_.confirmed_lsn.load());
   } catch (...) {
     finish(false);
     try {
@@ -177,7 +177,7 @@ void Pipeline::receive(Session& session, const std::atomic<bool>& stop) {
   std::uint64_t absorbed_seen = source_.absorbed();
   auto report = [&](bool force) {
     if (force || Clock::now() - last_report >= options_.status_interval) {
-      source_.report(Lsn{status_.received_lsn.load()}, Lsn{status_.confirmed_lsn.load()});
+      source_.report(status_.received_lsn.load(), status_.confirmed_lsn.load());
       last_report = Clock::now();
     }
   };
@@ -190,7 +190,7 @@ void Pipeline::receive(Session& session, const std::atomic<bool>& stop) {
       source_.recycle(spent);
       out.clear();
       const Polled polled = source_.poll(milliseconds(100), out);
-      if (polled.received.valid()) status_.received_lsn = polled.received.value();
+      if (polled.received.valid()) status_.received_lsn = polled.received;
       sizes.clear();
       for (const auto& t : out) sizes.push_back(approximate_bytes(t));
       bool absorbing = true;
@@ -233,20 +233,21 @@ void Pipeline::ack_idle(Session& session) {
     candidate = session.idle_candidate;
   }
   if (candidate && candidate->second == applied_items_.load() &&
-      candidate->first.value() > status_.durable_lsn.load()) {
+      candidate->first > status_.durable_lsn.load()) {
     sink_.record_ack(candidate->first);  // its commit waits for the flush of everything before it
     last_flush_ = Clock::now();
     unflushed_ = false;
-    status_.durable_lsn = candidate->first.value();
+    status_.durable_lsn = candidate->first;
     mirror(candidate->first);
   }
 }
 
 void Pipeline::look_after_checkpoint() {
   // A durable position the checkpoint store did not take yet (it was unreachable): retry.
-  if (status_.durable_lsn > status_.confirmed_lsn && Clock::now() - last_mirror_try_ >= milliseconds(200)) {
+  if (status_.durable_lsn.load() > status_.confirmed_lsn.load() &&
+      Clock::now() - last_mirror_try_ >= milliseconds(200)) {
     last_mirror_try_ = Clock::now();
-    mirror(Lsn{status_.durable_lsn.load()});
+    mirror(status_.durable_lsn.load());
   }
   if (Clock::now() - last_renew_ < options_.lease_renew) return;
   last_renew_ = Clock::now();
@@ -287,7 +288,7 @@ void Pipeline::apply_batch(Batch& batch) {
   if (durable) {
     last_flush_ = Clock::now();
     unflushed_ = false;
-    status_.durable_lsn = durable->value();
+    status_.durable_lsn = *durable;
     mirror(*durable);
   } else if (committed) {
     unflushed_ = true;
@@ -301,7 +302,7 @@ void Pipeline::sync_unflushed() {
   unflushed_ = false;
   last_flush_ = Clock::now();
   if (durable) {
-    status_.durable_lsn = std::max(status_.durable_lsn.load(), durable->value());
+    status_.durable_lsn = std::max(status_.durable_lsn.load(), *durable);
     mirror(*durable);
   }
 }
@@ -324,7 +325,7 @@ void Pipeline::mirror(Lsn lsn) {
       throw LeaseLost("the pipeline's lease is held by another instance: stepping down");
     }
     if (!status_.checkpoint_store_ok.exchange(true)) spdlog::info("checkpoint store reachable again");
-    if (lsn.value() > status_.confirmed_lsn.load()) status_.confirmed_lsn = lsn.value();
+    if (lsn > status_.confirmed_lsn.load()) status_.confirmed_lsn = lsn;
   } catch (const CheckpointUnavailable& e) {
     if (status_.checkpoint_store_ok.exchange(false)) {
       spdlog::warn("checkpoint store unreachable, applying without confirming: {}", e.what());

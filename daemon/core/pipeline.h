@@ -52,9 +52,9 @@ struct PipelineOptions {
 // What the session observed; read by the probe (metrics) and by tests. All fields are atomics so the
 // metrics endpoint reads them without locks.
 struct PipelineStatus {
-  std::atomic<std::uint64_t> received_lsn{0};   // server WAL end last seen
-  std::atomic<std::uint64_t> durable_lsn{0};    // committed and flushed in the target
-  std::atomic<std::uint64_t> confirmed_lsn{0};  // mirrored to the checkpoint store and reported to the source
+  std::atomic<Lsn> received_lsn{};   // server WAL end last seen
+  std::atomic<Lsn> durable_lsn{};    // committed and flushed in the target
+  std::atomic<Lsn> confirmed_lsn{};  // mirrored to the checkpoint store and reported to the source
   std::atomic<std::uint64_t> transactions{0};
   std::atomic<std::uint64_t> changes{0};
   std::atomic<std::uint64_t> batches{0};
@@ -67,6 +67,8 @@ struct PipelineStatus {
   // (ChangeSource::absorb), over every session.
   std::atomic<std::uint64_t> messages_read_during_replay{0};
 };
+
+static_assert(std::atomic<Lsn>::is_always_lock_free, "the metrics endpoint reads LSNs without locks");
 
 // Called after each applied batch (for metrics: rows per table and op, apply time, latency).
 using BatchObserver = std::function<void(const Batch&, std::chrono::steady_clock::duration apply_time)>;

@@ -460,7 +460,7 @@ void Runner::stream_to(Sink& sink, CheckpointStore& store, bool checkpoint_known
   set_state(RunnerState::Streaming);
   pipeline.run(stop, plan.confirmed);
   stream.finish();
-  spdlog::info("stopped at {} (confirmed to the source)", Lsn{status_.confirmed_lsn.load()}.str());
+  spdlog::info("stopped at {} (confirmed to the source)", status_.confirmed_lsn.load().str());
 }
 
 }  // namespace cdcsync
