@@ -1,3 +1,4 @@
+// Pipeline: the receiver thread, the bounded queue, batches applied to the sink, and what is confirmed.
 #include "daemon/core/pipeline.h"
 
 #include <spdlog/spdlog.h>

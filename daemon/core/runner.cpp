@@ -1,3 +1,4 @@
+// Runner: one streaming session after another (lease, writer lock, reconcile, snapshot, stream), backoff.
 #include "daemon/core/runner.h"
 
 #include <spdlog/spdlog.h>

@@ -1,3 +1,4 @@
+// Initial snapshot: the mapped columns of each table, read in the slot's exported snapshot, as chunks.
 #include "daemon/core/snapshot.h"
 
 #include <memory>

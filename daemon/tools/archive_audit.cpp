@@ -63,28 +63,30 @@ ArchiveVerdict verify_archive(RedisArchive& a) {
 std::string render_json(const ArchiveVerdict& v) {
   rapidjson::StringBuffer buf;
   rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  const auto text = [&](const char* key, const std::string& value) {
+    w.Key(key);
+    w.String(value);
+  };
+  const auto count = [&](const char* key, std::uint64_t value) {
+    w.Key(key);
+    w.Uint64(value);
+  };
+  const auto flag = [&](const char* key, bool value) {
+    w.Key(key);
+    w.Bool(value);
+  };
   w.StartObject();
-  w.Key("stream");
-  w.String(v.stream);
-  w.Key("ok");
-  w.Bool(v.ok());
-  w.Key("entries");
-  w.Uint64(v.entries);
-  w.Key("whole_transactions");
-  w.Uint64(v.whole_transactions);
-  w.Key("first_id");
-  w.String(v.first_id);
-  w.Key("last_id");
-  w.String(v.last_id);
-  w.Key("trimmed");
-  w.Bool(v.trimmed);
+  text("stream", v.stream);
+  flag("ok", v.ok());
+  count("entries", v.entries);
+  count("whole_transactions", v.whole_transactions);
+  text("first_id", v.first_id);
+  text("last_id", v.last_id);
+  flag("trimmed", v.trimmed);
   if (!v.ok()) {
-    w.Key("broken_id");
-    w.String(*v.broken_id);
-    w.Key("broken_lsn");
-    w.String(v.broken_lsn);
-    w.Key("problem");
-    w.String(v.problem);
+    text("broken_id", *v.broken_id);
+    text("broken_lsn", v.broken_lsn);
+    text("problem", v.problem);
   }
   w.EndObject();
   return std::string(buf.GetString()) + "\n";

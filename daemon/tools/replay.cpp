@@ -500,26 +500,25 @@ std::string render_preview_text(const Result& result) {
 std::string render_json(const Result& result) {
   rapidjson::StringBuffer buf;
   rapidjson::Writer<rapidjson::StringBuffer> w(buf);
+  const auto count = [&](const char* key, std::uint64_t value) {
+    w.Key(key);
+    w.Uint64(value);
+  };
   w.StartObject();
-  w.Key("transactions");
-  w.Uint64(result.transactions);
-  w.Key("changes");
-  w.Uint64(result.changes);
-  w.Key("entries_in_range");
-  w.Uint64(result.entries_in_range);
-  w.Key("rows_written");
-  w.Uint64(result.rows_written);
-  w.Key("skipped_unmapped");
-  w.Uint64(result.skipped_unmapped);
-  w.Key("skipped_other_tables");
-  w.Uint64(result.skipped_other_tables);
+  count("transactions", result.transactions);
+  count("changes", result.changes);
+  count("entries_in_range", result.entries_in_range);
+  count("rows_written", result.rows_written);
+  count("skipped_unmapped", result.skipped_unmapped);
+  count("skipped_other_tables", result.skipped_other_tables);
   w.Key("incomplete_head_transaction");
   w.Bool(result.incomplete_head);
   w.Key("last_end_lsn");
-  if (result.last_end_lsn)
+  if (result.last_end_lsn) {
     w.String(result.last_end_lsn->str());
-  else
+  } else {
     w.Null();
+  }
   w.Key("progress");
   w.String(result.progress);
   w.EndObject();

@@ -36,14 +36,52 @@ std::set<std::string> parse_name_array(std::string_view text) {
   return out;
 }
 
+void add_problem(std::vector<SourceProblem>& problems, std::string subject, std::string problem,
+                 std::string fix) {
+  problems.push_back({std::move(subject), std::move(problem), std::move(fix)});
+}
+
+// The key must be what the server sends as the old key of updates and deletes.
+void check_replica_identity(PGconn* source, const TableMapping& t, const std::string& oid, char identity,
+                            std::vector<SourceProblem>& problems) {
+  const std::string name = t.source.str();
+  const auto add = [&](std::string subject, std::string problem, std::string fix) {
+    add_problem(problems, std::move(subject), std::move(problem), std::move(fix));
+  };
+  std::set<std::string> identity_columns;
+  if (identity == 'n') {
+    add(name, "has REPLICA IDENTITY NOTHING: updates and deletes cannot be replicated",
+        "ALTER TABLE " + t.source.quoted() + " REPLICA IDENTITY DEFAULT (with a primary key)");
+  } else if (identity != 'f') {
+    auto idx = pg_exec_params(
+        source,
+        "SELECT a.attname FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a ON "
+        "a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) WHERE i.indrelid = $1::oid AND " +
+            std::string(identity == 'i' ? "i.indisreplident" : "i.indisprimary"),
+        {oid}, "reading the replica identity");
+    for (int r = 0; r < PQntuples(idx.get()); ++r) identity_columns.insert(PQgetvalue(idx.get(), r, 0));
+    if (identity_columns.empty()) {
+      add(name, "has no primary key for REPLICA IDENTITY DEFAULT: updates and deletes carry no key",
+          "add a primary key, or ALTER TABLE " + t.source.quoted() + " REPLICA IDENTITY FULL");
+    }
+    for (const auto& k : t.key) {
+      if (!identity_columns.empty() && !identity_columns.contains(k)) {
+        add(name, "key column " + k + " is not part of the replica identity",
+            "make the key the primary key (or a REPLICA IDENTITY USING INDEX), or use REPLICA IDENTITY "
+            "FULL");
+      }
+    }
+  }
+}
+
 }  // namespace
 
 std::vector<SourceProblem> check_source(PGconn* source, const Mapping& mapping,
                                         const std::string& publication, const std::string& slot,
                                         bool create_slot) {
   std::vector<SourceProblem> problems;
-  auto add = [&](std::string subject, std::string problem, std::string fix) {
-    problems.push_back({std::move(subject), std::move(problem), std::move(fix)});
+  const auto add = [&](std::string subject, std::string problem, std::string fix) {
+    add_problem(problems, std::move(subject), std::move(problem), std::move(fix));
   };
 
   auto wal = pg_exec_params(source, "SELECT current_setting('wal_level')", {}, "reading wal_level");
@@ -108,31 +146,7 @@ std::vector<SourceProblem> check_source(PGconn* source, const Mapping& mapping,
       }
     }
 
-    // The key must be what the server sends as the old key of updates and deletes.
-    std::set<std::string> identity_columns;
-    if (identity == 'n') {
-      add(name, "has REPLICA IDENTITY NOTHING: updates and deletes cannot be replicated",
-          "ALTER TABLE " + t.source.quoted() + " REPLICA IDENTITY DEFAULT (with a primary key)");
-    } else if (identity != 'f') {
-      auto idx = pg_exec_params(
-          source,
-          "SELECT a.attname FROM pg_catalog.pg_index i JOIN pg_catalog.pg_attribute a ON "
-          "a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) WHERE i.indrelid = $1::oid AND " +
-              std::string(identity == 'i' ? "i.indisreplident" : "i.indisprimary"),
-          {oid}, "reading the replica identity");
-      for (int r = 0; r < PQntuples(idx.get()); ++r) identity_columns.insert(PQgetvalue(idx.get(), r, 0));
-      if (identity_columns.empty()) {
-        add(name, "has no primary key for REPLICA IDENTITY DEFAULT: updates and deletes carry no key",
-            "add a primary key, or ALTER TABLE " + t.source.quoted() + " REPLICA IDENTITY FULL");
-      }
-      for (const auto& k : t.key) {
-        if (!identity_columns.empty() && !identity_columns.contains(k)) {
-          add(name, "key column " + k + " is not part of the replica identity",
-              "make the key the primary key (or a REPLICA IDENTITY USING INDEX), or use REPLICA IDENTITY "
-              "FULL");
-        }
-      }
-    }
+    check_replica_identity(source, t, oid, identity, problems);
 
     for (const auto& c : t.columns) {
       auto priv = pg_exec_params(source, "SELECT has_column_privilege($1::oid, $2, 'SELECT')",

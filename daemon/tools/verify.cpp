@@ -1,3 +1,4 @@
+// Verify's building blocks: canonical row hashes, bucket sums on both sides, row diffs and the re-copy.
 #include "daemon/tools/verify.h"
 
 #include "sinks/copy_text.h"
