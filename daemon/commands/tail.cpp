@@ -13,6 +13,7 @@ namespace cdcsync::commands {
 
 void add_tail(CLI::App& app, Registry& registry) {
   auto o = std::make_shared<tail::Options>();
+  auto from_lsn = std::make_shared<std::string>();
   auto* sub = app.add_subcommand(
       "tail",
       "Print a publication's changes as Debezium JSON, one event per line on stdout (like pg_recvlogical).\n"
@@ -28,7 +29,7 @@ void add_tail(CLI::App& app, Registry& registry) {
   auto* create = sub->add_flag("--create-slot", o->create_slot, "create the slot if missing (no snapshot)");
   sub->add_flag("--temporary", o->temporary, "with --create-slot: a temporary slot, dropped when tail exits")
       ->needs(create);
-  sub->add_option("--from-lsn", o->from_lsn, "start streaming at this LSN (H/L, e.g. 16/B374D848)")
+  sub->add_option("--from-lsn", *from_lsn, "start streaming at this LSN (H/L, e.g. 16/B374D848)")
       ->check(CLI::Validator(
           [](std::string& value) -> std::string {
             if (Lsn::parse(value)) return {};
@@ -64,7 +65,8 @@ void add_tail(CLI::App& app, Registry& registry) {
       ->check(CLI::Range(0.1, 10.0))
       ->capture_default_str();
   registry.mark_quiet(sub);
-  registry.add(sub, [o, proto](const std::atomic<bool>& stop) {
+  registry.add(sub, [o, proto, from_lsn](const std::atomic<bool>& stop) {
+    if (!from_lsn->empty()) o->from = Lsn::parse(*from_lsn);  // validated above
     if (o->streaming && proto->count() == 0) o->proto_version = 2;
     if (o->streaming && o->proto_version < 2) {
       std::cerr << "cdcsync tail: --streaming needs --proto-version 2 or later\n";

@@ -21,7 +21,7 @@ struct ArchiveVerdict {
   std::string last_id;
   bool trimmed = false;  // the oldest entry does not start from the genesis hash
   std::optional<std::string> broken_id;
-  std::string broken_lsn;
+  std::string broken_lsn;  // the commit LSN as the broken entry spells it (it may be the altered part)
   std::string problem;
   bool ok() const { return !broken_id; }
 };

@@ -134,11 +134,10 @@ std::optional<PreviewRow> preview_row(const TableMapping& m, const TableFold& fo
   const bool exists = PQntuples(cur.get()) > 0;
   PreviewRow pr;
   for (std::size_t k : m.key_indexes()) pr.key.emplace_back(m.columns[k].target, values[k].value_or(""));
-  pr.archive_lsn = row.lsn.str();
+  pr.archive_lsn = row.lsn;
   if (exists) {
-    pr.target_lsn = PQgetvalue(cur.get(), 0, 0);
-    const auto target_lsn = Lsn::parse(pr.target_lsn);
-    if (target_lsn && *target_lsn > row.lsn) return std::nullopt;  // the guard keeps the newer row
+    pr.target_lsn = Lsn::parse(PQgetvalue(cur.get(), 0, 0));
+    if (pr.target_lsn && *pr.target_lsn > row.lsn) return std::nullopt;  // the guard keeps the newer row
   }
   const auto current = [&](std::size_t c) -> std::optional<std::string> {
     if (!exists || PQgetisnull(cur.get(), 0, static_cast<int>(2 + 2 * c))) return std::nullopt;
@@ -174,8 +173,7 @@ std::optional<PreviewRow> preview_row(const TableMapping& m, const TableFold& fo
 }
 
 std::vector<PreviewTable> preview(const ArchiveReplayMapping& replay, std::map<std::size_t, TableFold>& folds,
-                                  const std::map<std::size_t, std::vector<std::string>>& truncates,
-                                  PGconn* target) {
+                                  const std::map<std::size_t, std::vector<Lsn>>& truncates, PGconn* target) {
   std::vector<PreviewTable> out;
   const auto& tables = replay.mapping().tables();
   for (std::size_t ti = 0; ti < tables.size(); ++ti) {
@@ -343,7 +341,7 @@ class Replayer {
     if (c.op == ChangeOp::Truncate) {
       const auto idx = replay_mapping_.mapping().index_of({c.truncated[0]->schema, c.truncated[0]->name});
       if (idx) {
-        truncates_[*idx].push_back(lsn.str());
+        truncates_[*idx].push_back(lsn);
         folds_.erase(*idx);
       }
       return;
@@ -395,7 +393,7 @@ class Replayer {
   std::optional<TransactionInfo> last_whole_;
 
   std::map<std::size_t, TableFold> folds_;
-  std::map<std::size_t, std::vector<std::string>> truncates_;
+  std::map<std::size_t, std::vector<Lsn>> truncates_;
   std::deque<Change> kept_;
 };
 
@@ -425,7 +423,7 @@ std::string render_preview_json(const Result& result) {
     w.String(t.table);
     w.Key("truncates");
     w.StartArray();
-    for (const auto& l : t.truncates) w.String(l);
+    for (const auto& l : t.truncates) w.String(l.str());
     w.EndArray();
     w.Key("rows");
     w.StartArray();
@@ -441,12 +439,12 @@ std::string render_preview_json(const Result& result) {
       }
       w.EndObject();
       w.Key("archive_lsn");
-      w.String(r.archive_lsn);
+      w.String(r.archive_lsn.str());
       w.Key("target_lsn");
-      if (r.target_lsn.empty())
+      if (!r.target_lsn)
         w.Null();
       else
-        w.String(r.target_lsn);
+        w.String(r.target_lsn->str());
       w.Key("columns");
       w.StartArray();
       for (const auto& [name, cur, next] : r.columns) {
@@ -479,11 +477,11 @@ std::string render_preview_text(const Result& result) {
   for (const auto& t : result.preview) {
     out << t.table << ": " << t.rows.size() << " row(s) would change\n";
     for (const auto& l : t.truncates)
-      out << "  truncate at " << l << " (rows written before it are removed)\n";
+      out << "  truncate at " << l.str() << " (rows written before it are removed)\n";
     for (const auto& r : t.rows) {
       out << "  " << r.action;
       for (const auto& [k, v] : r.key) out << " " << k << "=" << v;
-      out << " (archive " << r.archive_lsn << ", target " << (r.target_lsn.empty() ? "-" : r.target_lsn)
+      out << " (archive " << r.archive_lsn.str() << ", target " << (r.target_lsn ? r.target_lsn->str() : "-")
           << ")\n";
       for (const auto& [name, cur, next] : r.columns) {
         out << "    " << name << ": " << show(cur) << " -> "

@@ -52,13 +52,13 @@ struct PreviewRow {
   std::vector<std::pair<std::string, std::string>> key;
   // column, current value in the target, new value (nullopt: NULL)
   std::vector<std::tuple<std::string, std::optional<std::string>, std::optional<std::string>>> columns;
-  std::string target_lsn;  // empty: no row in the target
-  std::string archive_lsn;
+  std::optional<Lsn> target_lsn;  // the target row's guard LSN; nullopt: no row in the target
+  Lsn archive_lsn;
 };
 
 struct PreviewTable {
   std::string table;
-  std::vector<std::string> truncates;  // LSNs
+  std::vector<Lsn> truncates;  // of each archived TRUNCATE
   std::vector<PreviewRow> rows;
 };
 

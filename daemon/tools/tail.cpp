@@ -285,15 +285,13 @@ class Tail {
 }  // namespace
 
 void run(const Options& o, const std::atomic<bool>& stop) {
-  std::optional<Lsn> from;
-  if (!o.from_lsn.empty()) from = Lsn::parse(o.from_lsn);  // validated by the CLI already
   const std::string conninfo = source_conninfo(o);
 
   TypeCatalog catalog;
   const SourceFacts facts = inspect_source(conninfo, o.publications, catalog);
 
   ReplicationStream stream{conninfo};
-  const Lsn start = prepare_slot(stream, o, from);
+  const Lsn start = prepare_slot(stream, o, o.from);
   StreamOptions stream_options{.proto_version = o.proto_version,
                                .publications = o.publications,
                                .streaming = o.streaming,

@@ -8,9 +8,12 @@
 
 #include <atomic>
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "decoders/lsn.h"
 
 namespace cdcsync::tail {
 
@@ -20,7 +23,7 @@ struct Options {
   std::string slot;
   bool create_slot = false;
   bool temporary = false;
-  std::string from_lsn;
+  std::optional<Lsn> from;  // nullopt: the slot's confirmed position
   std::uint64_t limit = 0;  // change events; 0 = no limit
   double timeout_s = 0;     // seconds without a change event; 0 = none
   std::string format = "debezium-json";
