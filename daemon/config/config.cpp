@@ -39,21 +39,22 @@ std::string_view name_of(const Transform& t) {
   return names[t.index()];
 }
 
+std::string sql_name(const std::string& name) {
+  const bool plain = !name.empty() && ((name[0] >= 'a' && name[0] <= 'z') || name[0] == '_') &&
+                     std::all_of(name.begin(), name.end(), [](char c) {
+                       return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '$';
+                     });
+  if (plain) return name;
+  std::string out = "\"";
+  for (char c : name) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
 std::string QualifiedName::str() const {
-  auto quote = [](const std::string& part) {
-    const bool plain = !part.empty() && ((part[0] >= 'a' && part[0] <= 'z') || part[0] == '_') &&
-                       std::all_of(part.begin(), part.end(), [](char c) {
-                         return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '$';
-                       });
-    if (plain) return part;
-    std::string out = "\"";
-    for (char c : part) {
-      if (c == '"') out += '"';
-      out += c;
-    }
-    return out + "\"";
-  };
-  return quote(schema) + "." + quote(name);
+  return sql_name(schema) + "." + sql_name(name);
 }
 
 std::string ConfigIssue::str() const {

@@ -45,6 +45,8 @@ struct QualifiedName {
   std::string str() const;  // SQL spelling, quoting only where needed: public."Tbl"
   auto operator<=>(const QualifiedName&) const = default;
 };
+// One name as SQL spells it: as is when lowercase-plain ([a-z_][a-z0-9_$]*), else double-quoted.
+std::string sql_name(const std::string& name);
 
 // Where a secret lives: `password_file = "/etc/cdcsync/pg_source"` or `"credential:pg_source"`
 // (= $CREDENTIALS_DIRECTORY/pg_source, systemd LoadCredential=). Empty spec = not configured.

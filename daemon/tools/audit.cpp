@@ -9,17 +9,12 @@
 #include <set>
 
 #include "daemon/tools/audit_internal.h"
-#include "decoders/pg.h"
 
 namespace cdcsync::audit {
 namespace detail {
 
 std::string ident(const std::string& name) {
-  const bool plain = !name.empty() && ((name[0] >= 'a' && name[0] <= 'z') || name[0] == '_') &&
-                     std::all_of(name.begin(), name.end(), [](char c) {
-                       return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '$';
-                     });
-  return plain ? name : quote_ident(name);
+  return config::sql_name(name);
 }
 
 std::string column_of(const QualifiedName& t, const std::string& column) {
