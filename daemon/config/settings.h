@@ -1,6 +1,6 @@
 // Settings: every config key, declared once with type, unit, default, bounds and help.
 //
-// The loader (config.cpp), `cdcsync config-help` and docs/configuration.md are generated from the tables at
+// The loader (load.cpp), `cdcsync config-help` and docs/configuration.md are generated from the tables at
 // the bottom of this file; a key that is not declared here is an unknown key and is refused.
 #pragma once
 
@@ -58,7 +58,7 @@ struct StructuredKey {
   Need need = Need::optional;
 };
 
-// Value checks shared by several keys (defined in config.cpp).
+// Value checks shared by several keys (defined in validate.cpp).
 std::string check_pipeline_name(const std::string& v);
 std::string check_slot_name(const std::string& v);
 std::string check_publication_name(const std::string& v);
