@@ -16,6 +16,7 @@
 
 #include "decoders/change.h"
 #include "decoders/lsn.h"
+#include "sinks/policy.h"
 
 namespace cdcsync {
 
@@ -71,11 +72,6 @@ struct ColumnMapping {
   std::string target;
   Transform transform;
 };
-
-enum class DeletePolicy : std::uint8_t { Hard, Soft, Ignore };
-// Apply deletes the target rows with DELETE (soft-delete tables: tombstones them): the target role has no
-// TRUNCATE privilege, and DELETE keeps the operation inside the row-level permissions the sink already has.
-enum class TruncatePolicy : std::uint8_t { Apply, Ignore, Fail };
 
 DeletePolicy parse_delete_policy(std::string_view text);      // hard|soft|ignore; throws invalid_argument
 TruncatePolicy parse_truncate_policy(std::string_view text);  // apply|ignore|fail

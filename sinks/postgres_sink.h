@@ -37,6 +37,7 @@
 #include "sinks/copy_binary.h"
 #include "sinks/fold.h"
 #include "sinks/mapping.h"
+#include "sinks/policy.h"
 #include "sinks/reply_deadline.h"
 #include "sinks/sink.h"
 #include "sinks/skip_applied.h"
@@ -62,16 +63,6 @@ struct PostgresSinkObserver {
   // A batch's set-based apply fell back on `table`: "existing_key" (a key inserted as new was there already:
   // applied again with upserts) or "replay_in_order" (a statement failed: replayed change by change).
   std::function<void(const std::string& table, std::string_view reason)> apply_fallback;
-};
-
-// How the target session compresses the large (TOASTed) values it writes. A column's own COMPRESSION
-// setting always wins; this only sets the session's default_toast_compression.
-enum class ToastCompression {
-  Auto,    // lz4 when the server was built with it and nobody set default_toast_compression (its source is
-           // 'default': not the configuration file, the database, the role...); otherwise the server's
-  Server,  // the server's default_toast_compression, untouched
-  Lz4,     // lz4; a server without it keeps its own (warned at connect)
-  Pglz,
 };
 
 // What the session's default_toast_compression becomes for `wanted`, given the server's `setting`, its
@@ -131,14 +122,6 @@ struct CopyPlan {
   bool binary() const { return text_because.empty(); }
 };
 CopyPlan plan_copy(const TableMapping& table, const TargetColumnTypes& types);
-
-// How rows are copied into the stage and the target.
-enum class CopyFormat {
-  Binary,  // COPY's binary format for a table whose every column has an encoder (sinks/copy_binary.h), text
-           // for the others; a table falls back to text, until the process restarts, at its first value an
-           // encoder refuses
-  Text,    // always text
-};
 
 struct PostgresSinkOptions {
   std::string conninfo;  // libpq conninfo or URI; never logged

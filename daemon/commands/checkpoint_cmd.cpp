@@ -55,11 +55,7 @@ int show(const config::Config& cfg) {
         "SELECT end_lsn::text, acked_lsn::text, xid::text, coalesce(commit_time::text, ''), "
         "coalesce(applied_by, ''), updated_at::text FROM " +
         progress.quoted() + " WHERE pipeline = $1";
-    const char* params[] = {cfg.pipeline.c_str()};
-    PgResult res{PQexecParams(target.get(), sql.c_str(), 1, nullptr, params, nullptr, nullptr, 0)};
-    if (!res || PQresultStatus(res.get()) != PGRES_TUPLES_OK) {
-      throw pg_error(target.get(), res.get(), "reading " + progress.str());
-    }
+    PgResult res = pg_exec_params(target.get(), sql, {cfg.pipeline}, "reading " + progress.str());
     std::cout << "  target progress   " << progress.str() << ": ";
     if (PQntuples(res.get()) == 0) {
       std::cout << "(no row)\n";

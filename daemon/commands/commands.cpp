@@ -1,3 +1,4 @@
+// The subcommand registry: which chosen subcommand runs, and the list of every subcommand.
 #include "daemon/commands/commands.h"
 
 #include "daemon/core/exit_codes.h"

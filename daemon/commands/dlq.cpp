@@ -15,8 +15,7 @@
 #include "daemon/config/config.h"
 #include "daemon/core/dead_letter_stream.h"
 #include "daemon/core/exit_codes.h"
-#include "daemon/core/runner.h"
-#include "sinks/postgres_sink.h"
+#include "daemon/tools/dlq_replay.h"
 
 namespace cdcsync::commands {
 namespace {
@@ -150,18 +149,11 @@ int replay(const config::Config& cfg, const DlqOptions& o) {
     if (status == exit_code::kOk) std::cout << "nothing to replay: " << store.key() << " is empty\n";
     return status;
   }
-  const Mapping mapping = mapping_from_config(cfg);
-  const ArchiveReplayMapping replay_mapping{mapping};
-  PostgresSinkOptions so = target_sink_options(cfg);
-  so.applied_by = "cdcsync dlq replay";
-  so.track_progress = false;
-  PostgresSink sink{replay_mapping.mapping(), so};
+  dlq::DeadLetterReplayer replayer{cfg};
   std::size_t replayed = 0, refused = 0;
   for (const DeadLetter& d : entries) {
     try {
-      Batch b;
-      b.transactions.push_back(dead_letter_transaction(d, replay_mapping));
-      sink.apply(b);
+      replayer.apply(d);
     } catch (const PermanentError& e) {
       ++refused;
       std::cout << "still refused: " << d.id << " (lsn " << d.lsn.str() << ", xid " << d.xid.value << ") on "

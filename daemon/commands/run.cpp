@@ -60,15 +60,14 @@ constexpr std::chrono::seconds kFatalLinger{20};
 std::string status_line(const Probe& probe, const PipelineStatus& status) {
   const auto lag_bytes = probe.replication_lag_bytes();
   return fmt::format("{}; confirmed {}; lag {} bytes, {:.0f} s", name_of(probe.state()),
-                     Lsn{status.confirmed_lsn.load()}.str(),
+                     status.confirmed_lsn.load().str(),
                      lag_bytes ? std::to_string(*lag_bytes) : std::string("unknown"),
                      probe.replication_lag_seconds());
 }
 
 int run_daemon(const std::string& file, const std::atomic<bool>& stop) {
   const config::Config cfg = config::load_config(file);
-  logging::set_format(cfg.log.format == config::LogFormat::json ? logging::Format::Json
-                                                                : logging::Format::Text);
+  logging::set_format(cfg.log.format);
   logging::set_level(config::name_of(cfg.log.level));
 
   PipelineStatus status;

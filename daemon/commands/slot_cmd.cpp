@@ -18,8 +18,7 @@ struct SlotOptions {
 
 int status(const config::Config& cfg) {
   PgConn source = pg_connect(source_conninfo(cfg), "the source");
-  const char* params[] = {cfg.source.slot.c_str()};
-  PgResult res{PQexecParams(
+  PgResult res = pg_exec_params(
       source.get(),
       "SELECT plugin, temporary::text, active::text, coalesce(active_pid::text, '-'), "
       "coalesce(confirmed_flush_lsn::text, '-'), coalesce(restart_lsn::text, '-'), "
@@ -27,10 +26,7 @@ int status(const config::Config& cfg) {
       "coalesce((pg_current_wal_lsn() - confirmed_flush_lsn)::bigint::text, '-'), coalesce(wal_status, '-'), "
       "coalesce(safe_wal_size::text, 'unlimited'), pg_current_wal_lsn()::text "
       "FROM pg_catalog.pg_replication_slots WHERE slot_name = $1",
-      1, nullptr, params, nullptr, nullptr, 0)};
-  if (!res || PQresultStatus(res.get()) != PGRES_TUPLES_OK) {
-    throw pg_error(source.get(), res.get(), "reading slot " + cfg.source.slot);
-  }
+      {cfg.source.slot}, "reading slot " + cfg.source.slot);
   if (PQntuples(res.get()) == 0) {
     std::cerr << "cdcsync: slot status: slot " << cfg.source.slot
               << " does not exist on the source (create it with `cdcsync slot create`, or let `cdcsync run` "

@@ -1,360 +1,19 @@
-// cdcsync tail: a publication's changes as Debezium JSON, one event per line on stdout (like pg_recvlogical,
-// for operators and pipes).
-//
-// Confirmation rule: the slot is confirmed up to a transaction's end LSN only after every line of that
-// transaction has been written and flushed to stdout. A transaction cut short (--limit inside it, a closed
-// pipe, a signal) is not confirmed, so the next tail on a persistent slot prints it again.
-#include <spdlog/spdlog.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <chrono>
-#include <cstring>
-#include <filesystem>
+// cdcsync tail: a publication's changes as Debezium JSON, one event per line on stdout (daemon/tools/tail.h).
 #include <iostream>
 #include <memory>
-#include <optional>
-#include <string>
-#include <vector>
 
 #include "daemon/commands/commands.h"
-#include "daemon/config/config.h"
 #include "daemon/core/exit_codes.h"
-#include "decoders/assembler.h"
-#include "decoders/byte_reader.h"
-#include "decoders/debezium_json.h"
+#include "daemon/tools/tail.h"
+#include "decoders/lsn.h"
 #include "decoders/pg.h"
-#include "decoders/pgoutput.h"
-#include "decoders/replication_stream.h"
 #include "decoders/spool.h"
-#include "decoders/type_catalog.h"
 
 namespace cdcsync::commands {
-namespace {
-
-using Clock = std::chrono::steady_clock;
-using namespace std::chrono_literals;
-
-struct TailOptions {
-  std::string source;
-  std::vector<std::string> publications;
-  std::string slot;
-  bool create_slot = false;
-  bool temporary = false;
-  std::string from_lsn;
-  std::uint64_t limit = 0;  // change events; 0 = no limit
-  double timeout_s = 0;     // seconds without a change event; 0 = none
-  std::string format = "debezium-json";
-  bool schemas = false;
-  bool keys = false;
-  bool transaction_metadata = false;
-  bool tombstones = true;
-  std::string topic_prefix = "cdcsync";
-  std::string password_file;
-  int proto_version = 1;
-  bool streaming = false;
-  double status_interval_s = 10;
-};
-
-// A one-line error that main prints as "cdcsync: <what>" and turns into exit 1.
-class TailError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
-// stdout, written with write(2) so a closed pipe is seen at once as EPIPE (SIGPIPE is ignored in main).
-class StdoutWriter {
- public:
-  enum class Result : std::uint8_t { Ok, Closed };
-  Result write(const std::string& bytes) {
-    std::size_t done = 0;
-    while (done < bytes.size()) {
-      const ssize_t n = ::write(STDOUT_FILENO, bytes.data() + done, bytes.size() - done);
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        if (errno == EPIPE) return Result::Closed;
-        throw TailError(std::string("writing to stdout: ") + std::strerror(errno));
-      }
-      done += static_cast<std::size_t>(n);
-    }
-    return Result::Ok;
-  }
-};
-
-bool conninfo_has_password(const std::string& conninfo) {
-  char* err = nullptr;
-  PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
-  if (opts == nullptr) {
-    std::string msg = err != nullptr ? err : "out of memory";
-    if (err != nullptr) PQfreemem(err);
-    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
-    throw TailError("--source is not a valid conninfo: " + msg);
-  }
-  bool has = false;
-  for (PQconninfoOption* o = opts; o->keyword != nullptr; ++o) {
-    if (std::string_view(o->keyword) == "password" && o->val != nullptr && *o->val != '\0') has = true;
-  }
-  PQconninfoFree(opts);
-  return has;
-}
-
-std::string source_conninfo(const TailOptions& o) {
-  if (conninfo_has_password(o.source)) {
-    throw TailError("--source contains a password; use --password-file, ~/.pgpass or PGPASSFILE instead");
-  }
-  if (o.password_file.empty()) return o.source;
-  config::SecretFile secret{.spec = o.password_file, .path = std::filesystem::path(o.password_file)};
-  return conninfo_with_password(o.source, config::read_secret(secret));
-}
-
-// What the ordinary connection tells us before streaming: the types, the database name, and whether every
-// publication exists (START_REPLICATION would only complain at the first change).
-struct SourceFacts {
-  std::string database;
-};
-
-SourceFacts inspect_source(const std::string& conninfo, const std::vector<std::string>& publications,
-                           TypeCatalog& catalog) {
-  PgConn conn = pg_connect(conninfo, "the source");
-  SourceFacts facts;
-  {
-    PgResult res =
-        pg_exec(conn.get(), "SELECT current_database()", "reading the database name", PGRES_TUPLES_OK);
-    facts.database = PQgetvalue(res.get(), 0, 0);
-  }
-  for (const std::string& pub : publications) {
-    const char* params[] = {pub.c_str()};
-    PgResult res{PQexecParams(conn.get(), "SELECT 1 FROM pg_catalog.pg_publication WHERE pubname = $1", 1,
-                              nullptr, params, nullptr, nullptr, 0)};
-    if (!res || PQresultStatus(res.get()) != PGRES_TUPLES_OK) {
-      throw pg_error(conn.get(), res.get(), "looking up publication \"" + pub + "\"");
-    }
-    if (PQntuples(res.get()) == 0) {
-      throw TailError("publication \"" + pub + "\" does not exist in database \"" + facts.database + "\"");
-    }
-  }
-  const std::size_t added = catalog.load(conn.get());
-  spdlog::debug("tail: {} user and extension type(s) loaded", added);
-  return facts;
-}
-
-// Opens the slot (creating it when asked) and returns where streaming starts.
-Lsn prepare_slot(ReplicationStream& stream, const TailOptions& o, std::optional<Lsn> from) {
-  if (!valid_slot_name(o.slot)) {
-    throw TailError("invalid slot name \"" + o.slot + "\": use 1 to 63 of [a-z0-9_]");
-  }
-  const std::optional<SlotState> state = stream.slot_state(o.slot);
-  if (state) {
-    if (state->plugin != "pgoutput") {
-      throw TailError("slot \"" + o.slot + "\" uses plugin \"" + state->plugin + "\", not pgoutput");
-    }
-    if (o.temporary) {
-      throw TailError("slot \"" + o.slot + "\" already exists; --temporary needs a new slot name");
-    }
-    if (state->active) {
-      throw TailError("slot \"" + o.slot + "\" is in use by PID " + std::to_string(state->active_pid));
-    }
-    spdlog::info("tail: slot {} confirmed up to {}", o.slot, state->confirmed_flush_lsn.str());
-  } else {
-    if (!o.create_slot) {
-      throw TailError("slot \"" + o.slot + "\" does not exist (add --create-slot to create it)");
-    }
-    const CreatedSlot created = stream.create_slot(o.slot, o.temporary, /*export_snapshot=*/false,
-                                                   /*two_phase=*/false);
-    spdlog::info("tail: created {}slot {} at {}", o.temporary ? "temporary " : "", o.slot,
-                 created.consistent_point.str());
-  }
-  // 0/0 lets the server start at the slot's confirmed position.
-  return from.value_or(Lsn{});
-}
-
-class Tail {
- public:
-  Tail(const TailOptions& o, ReplicationStream& stream, const TypeCatalog& catalog,
-       DebeziumOptions enc_options)
-      : o_(o),
-        stream_(stream),
-        encoder_(std::move(enc_options), catalog),
-        assembler_(
-            AssemblerOptions{.protocol = {.version = o.proto_version,
-                                          .streaming = o.streaming ? StreamingMode::On : StreamingMode::Off}},
-            [this](Transaction&& t) { ready_.push_back(std::move(t)); }),
-        status_interval_(
-            std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o.status_interval_s))) {
-  }
-
-  int run(const std::atomic<bool>& stop) {
-    last_change_ = Clock::now();
-    last_status_ = Clock::now();
-    const auto idle_limit =
-        std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(o_.timeout_s));
-    while (!done_) {
-      if (stop.load()) {
-        spdlog::debug("tail: stopping on signal");
-        break;
-      }
-      if (o_.timeout_s > 0 && Clock::now() - last_change_ >= idle_limit) {
-        spdlog::info("tail: no change for {} s, stopping", o_.timeout_s);
-        break;
-      }
-      const StreamEvent ev = stream_.next(200ms);
-      switch (ev.kind) {
-        case StreamEvent::Kind::Ended:
-          throw TailError("the source ended the replication stream on slot \"" + o_.slot + "\"");
-        case StreamEvent::Kind::Timeout:
-          // Everything that had arrived is printed: a good moment to confirm it.
-          if (confirmed_ > reported_) report(false);
-          break;
-        case StreamEvent::Kind::Keepalive:
-          received_ = std::max(received_, ev.wal_end);
-          // Everything before a keepalive's position has been sent and read: with nothing held (and every
-          // transaction handed out printed), transactions committing later all come after it.
-          if (!assembler_.in_transaction() && assembler_.streamed_in_progress() == 0 &&
-              assembler_.prepared_held() == 0 && ready_.empty() && ev.wal_end > confirmed_) {
-            confirmed_ = ev.wal_end;
-          }
-          if (ev.reply_requested) report(false);
-          break;
-        case StreamEvent::Kind::Data:
-          received_ = std::max(received_, ev.wal_end);
-          feed(ev);
-          break;
-      }
-      if (closed_) {
-        report(false);  // what was printed whole before the pipe closed, nothing after
-        return exit_code::kOk;
-      }
-      if (Clock::now() - last_status_ >= status_interval_) report(false);
-    }
-    report(false);
-    stream_.finish();
-    return exit_code::kOk;
-  }
-
-  bool closed() const { return closed_; }
-
- private:
-  void feed(const StreamEvent& ev) {
-    try {
-      assembler_.feed(ev.payload, ev.wal_start);
-    } catch (const DecodeError& e) {
-      throw TailError("malformed pgoutput message at " + ev.wal_start.str() + " on slot \"" + o_.slot +
-                      "\": " + e.what());
-    } catch (const ProtocolError& e) {
-      throw TailError(std::string("slot \"") + o_.slot + "\": " + e.what());
-    }
-    for (Transaction& txn : ready_) {
-      if (!done_ && !closed_) print(txn);
-    }
-    ready_.clear();
-  }
-
-  // Encodes one transaction (or chunk), writes and flushes its lines, and confirms it once whole.
-  void print(const Transaction& txn) {
-    out_.clear();
-    bool cut = false;
-    encoder_.encode(txn, [&](const DebeziumEvent& ev) {
-      if (cut) return;
-      if (ev.kind == EventKind::Change) {
-        if (o_.limit > 0 && changes_ >= o_.limit) {
-          cut = true;  // the rest of this transaction stays unprinted and unconfirmed
-          return;
-        }
-        ++changes_;
-        last_change_ = Clock::now();
-      }
-      append_line(ev);
-    });
-    if (!out_.empty() && writer_.write(out_) == StdoutWriter::Result::Closed) {
-      closed_ = true;
-      spdlog::debug("tail: stdout closed");
-      return;
-    }
-    if (cut) {
-      done_ = true;
-      return;
-    }
-    if (txn.last_chunk && txn.info.end_lsn > confirmed_) confirmed_ = txn.info.end_lsn;
-    if (o_.limit > 0 && changes_ >= o_.limit) done_ = true;
-  }
-
-  void append_line(const DebeziumEvent& ev) {
-    if (o_.keys) {
-      out_ += "{\"key\":";
-      if (ev.has_key)
-        out_.append(ev.key);
-      else
-        out_ += "null";
-      out_ += ",\"value\":";
-      if (ev.has_value)
-        out_.append(ev.value);
-      else
-        out_ += "null";
-      out_ += "}\n";
-      return;
-    }
-    // Without keys a tombstone (null value) carries nothing: it is not printed.
-    if (!ev.has_value) return;
-    out_.append(ev.value);
-    out_.push_back('\n');
-  }
-
-  void report(bool reply_requested) {
-    stream_.send_status(std::max(received_, confirmed_), confirmed_, confirmed_, reply_requested);
-    reported_ = confirmed_;
-    last_status_ = Clock::now();
-  }
-
-  const TailOptions& o_;
-  ReplicationStream& stream_;
-  DebeziumEncoder encoder_;
-  TransactionAssembler assembler_;
-  std::vector<Transaction> ready_;
-  StdoutWriter writer_;
-  std::string out_;
-  Clock::duration status_interval_;
-  Clock::time_point last_change_;
-  Clock::time_point last_status_;
-  Lsn received_;
-  Lsn confirmed_;  // end of the last whole transaction printed (or an idle keepalive position)
-  Lsn reported_;
-  std::uint64_t changes_ = 0;
-  bool done_ = false;
-  bool closed_ = false;
-};
-
-int run_tail(const TailOptions& o, const std::atomic<bool>& stop) {
-  std::optional<Lsn> from;
-  if (!o.from_lsn.empty()) from = Lsn::parse(o.from_lsn);  // validated by the CLI already
-  const std::string conninfo = source_conninfo(o);
-
-  TypeCatalog catalog;
-  const SourceFacts facts = inspect_source(conninfo, o.publications, catalog);
-
-  ReplicationStream stream{conninfo};
-  const Lsn start = prepare_slot(stream, o, from);
-  StreamOptions stream_options{.proto_version = o.proto_version,
-                               .publications = o.publications,
-                               .streaming = o.streaming,
-                               .messages = true};
-  stream.start(o.slot, start, stream_options);
-  spdlog::info("tail: streaming slot {} (publication {}) from {}", o.slot,
-               publication_names_option(o.publications),
-               start.valid() ? start.str() : std::string("its confirmed position"));
-
-  DebeziumOptions enc{.topic_prefix = o.topic_prefix,
-                      .database = facts.database,
-                      .include_schema = o.schemas,
-                      .transaction_metadata = o.transaction_metadata,
-                      .tombstones_on_delete = o.tombstones};
-  Tail tail{o, stream, catalog, std::move(enc)};
-  return tail.run(stop);
-}
-
-}  // namespace
 
 void add_tail(CLI::App& app, Registry& registry) {
-  auto o = std::make_shared<TailOptions>();
+  auto o = std::make_shared<tail::Options>();
+  auto from_lsn = std::make_shared<std::string>();
   auto* sub = app.add_subcommand(
       "tail",
       "Print a publication's changes as Debezium JSON, one event per line on stdout (like pg_recvlogical).\n"
@@ -370,7 +29,7 @@ void add_tail(CLI::App& app, Registry& registry) {
   auto* create = sub->add_flag("--create-slot", o->create_slot, "create the slot if missing (no snapshot)");
   sub->add_flag("--temporary", o->temporary, "with --create-slot: a temporary slot, dropped when tail exits")
       ->needs(create);
-  sub->add_option("--from-lsn", o->from_lsn, "start streaming at this LSN (H/L, e.g. 16/B374D848)")
+  sub->add_option("--from-lsn", *from_lsn, "start streaming at this LSN (H/L, e.g. 16/B374D848)")
       ->check(CLI::Validator(
           [](std::string& value) -> std::string {
             if (Lsn::parse(value)) return {};
@@ -406,15 +65,17 @@ void add_tail(CLI::App& app, Registry& registry) {
       ->check(CLI::Range(0.1, 10.0))
       ->capture_default_str();
   registry.mark_quiet(sub);
-  registry.add(sub, [o, proto](const std::atomic<bool>& stop) {
+  registry.add(sub, [o, proto, from_lsn](const std::atomic<bool>& stop) {
+    if (!from_lsn->empty()) o->from = Lsn::parse(*from_lsn);  // validated above
     if (o->streaming && proto->count() == 0) o->proto_version = 2;
     if (o->streaming && o->proto_version < 2) {
       std::cerr << "cdcsync tail: --streaming needs --proto-version 2 or later\n";
       return exit_code::kUsage;
     }
     try {
-      return run_tail(*o, stop);
-    } catch (const TailError& e) {
+      tail::run(*o, stop);
+      return exit_code::kOk;
+    } catch (const tail::TailError& e) {
       std::cerr << "cdcsync tail: " << e.what() << "\n";
       return exit_code::kError;
     } catch (const PgError& e) {

@@ -1,7 +1,7 @@
 // Config: the daemon's typed configuration, loaded from one TOML file and validated as a whole.
 //
-// Every scalar key is declared once, with type, unit, default, bounds and help, in daemon/config/settings.h; the
-// loader, `cdcsync config-help` and docs/configuration.md are all generated from that table. Loading
+// Every scalar key is declared once, with type, unit, default, bounds and help, in daemon/config/settings.h;
+// the loader, `cdcsync config-help` and docs/configuration.md are all generated from that table. Loading
 // collects every problem (not just the first) into a ConfigError whose issues each name file, line and key.
 // Secrets never live in the file: passwords come from `password_file` (or ~/.pgpass / PGPASSFILE, or a
 // systemd credential), and neither a password nor a secret file's content ever appears in an error.
@@ -17,17 +17,18 @@
 #include <variant>
 #include <vector>
 
+#include "decoders/pgoutput.h"  // StreamingMode (the config allows Off and On)
+#include "sinks/policy.h"       // DeletePolicy, TruncatePolicy, ToastCompression, CopyFormat
+
 namespace cdcsync::config {
 
-enum class StreamingMode { off, on };
-enum class SnapshotMode { initial, never };
-enum class DeletePolicy { hard, soft, ignore };
-enum class TruncatePolicy { apply, ignore, fail };
-enum class LogLevel { trace, debug, info, warn, error };
-enum class LogFormat { text, json };
-enum class ToastCompression { automatic, server, lz4, pglz };
-enum class CopyFormat { binary, text };
+// The config's own choices; the others are the enums of the layers that act on them (included above).
+// initial: copy the existing rows when the slot is created; never: stream changes only.
+enum class SnapshotMode { Initial, Never };
+enum class LogLevel { Trace, Debug, Info, Warn, Error };
+enum class LogFormat { Text, Json };
 
+// Each value's name in the file ("auto" for ToastCompression::Auto).
 std::string_view name_of(StreamingMode v);
 std::string_view name_of(SnapshotMode v);
 std::string_view name_of(DeletePolicy v);
@@ -44,6 +45,8 @@ struct QualifiedName {
   std::string str() const;  // SQL spelling, quoting only where needed: public."Tbl"
   auto operator<=>(const QualifiedName&) const = default;
 };
+// One name as SQL spells it: as is when lowercase-plain ([a-z_][a-z0-9_$]*), else double-quoted.
+std::string sql_name(const std::string& name);
 
 // Where a secret lives: `password_file = "/etc/cdcsync/pg_source"` or `"credential:pg_source"`
 // (= $CREDENTIALS_DIRECTORY/pg_source, systemd LoadCredential=). Empty spec = not configured.
@@ -84,8 +87,8 @@ struct TableMapping {
   QualifiedName target;
   std::vector<std::string> key;        // source column names; each is mapped
   std::vector<ColumnMapping> columns;  // in file order
-  DeletePolicy deletes = DeletePolicy::hard;
-  TruncatePolicy truncate = TruncatePolicy::fail;
+  DeletePolicy deletes = DeletePolicy::Hard;
+  TruncatePolicy truncate = TruncatePolicy::Fail;
   std::string lsn_column = "_cdc_lsn";
   std::string tombstone_column = "_cdc_deleted";
   int line = 0;  // of the [[tables]] header, for messages
@@ -99,11 +102,11 @@ struct SourceConfig {
   bool create_slot = false;
   bool temporary_slot = false;
   std::int64_t proto_version = 1;
-  StreamingMode streaming = StreamingMode::off;
+  StreamingMode streaming = StreamingMode::Off;
   std::chrono::milliseconds status_interval{1000};
   std::chrono::milliseconds receive_timeout{30000};
   std::chrono::milliseconds heartbeat_interval{0};  // 0 = off
-  std::int64_t min_read_interval_us = 1000;          // 0 = wake for every message
+  std::int64_t min_read_interval_us = 1000;         // 0 = wake for every message
   std::chrono::milliseconds reconnect_min{500};
   std::chrono::milliseconds reconnect_max{30000};
   bool allow_insecure_tls = false;
@@ -115,8 +118,8 @@ struct TargetConfig {
   SecretFile password_file;
   QualifiedName progress_table{"ref", "cdc_progress"};
   std::chrono::milliseconds statement_timeout{30000};
-  ToastCompression toast_compression = ToastCompression::automatic;
-  CopyFormat copy_format = CopyFormat::binary;
+  ToastCompression toast_compression = ToastCompression::Auto;
+  CopyFormat copy_format = CopyFormat::Binary;
   bool allow_insecure_tls = false;
 };
 
@@ -150,7 +153,7 @@ struct CheckpointConfig {
 };
 
 struct SnapshotConfig {
-  SnapshotMode mode = SnapshotMode::initial;
+  SnapshotMode mode = SnapshotMode::Initial;
   std::int64_t parallel = 1;
 };
 
@@ -168,8 +171,8 @@ struct DeadLetterConfig {
 
 struct KafkaConfig {
   bool enabled = false;
-  std::string brokers;           // bootstrap.servers
-  std::string topic_prefix;      // empty: the pipeline name
+  std::string brokers;       // bootstrap.servers
+  std::string topic_prefix;  // empty: the pipeline name
   bool tombstones = true;
   std::string transactional_id;  // empty: cdcsync-<pipeline>
   SecretFile password_file;      // sasl.password
@@ -185,8 +188,8 @@ struct MetricsConfig {
 };
 
 struct LogConfig {
-  LogLevel level = LogLevel::info;
-  LogFormat format = LogFormat::text;
+  LogLevel level = LogLevel::Info;
+  LogFormat format = LogFormat::Text;
 };
 
 struct Config {

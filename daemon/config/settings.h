@@ -1,6 +1,6 @@
 // Settings: every config key, declared once with type, unit, default, bounds and help.
 //
-// The loader (config.cpp), `cdcsync config-help` and docs/configuration.md are generated from the tables at
+// The loader (load.cpp), `cdcsync config-help` and docs/configuration.md are generated from the tables at
 // the bottom of this file; a key that is not declared here is an unknown key and is refused.
 #pragma once
 
@@ -58,7 +58,7 @@ struct StructuredKey {
   Need need = Need::optional;
 };
 
-// Value checks shared by several keys (defined in config.cpp).
+// Value checks shared by several keys (defined in validate.cpp).
 std::string check_pipeline_name(const std::string& v);
 std::string check_slot_name(const std::string& v);
 std::string check_publication_name(const std::string& v);
@@ -85,7 +85,7 @@ inline const auto kGlobalSettings = std::tuple{
         [](Config& c) -> auto& { return c.source.temporary_slot; }},
   Bound{Setting<std::int64_t>{"source.proto_version", 1, {.min = 1, .max = 4}, "pgoutput protocol version; 1 is all a non-streaming client needs, streaming = \"on\" needs 2 or more (PG15 supports up to 3)."},
         [](Config& c) -> auto& { return c.source.proto_version; }},
-  Bound{Setting<StreamingMode>{"source.streaming", StreamingMode::off, {}, "Stream large in-progress transactions (pgoutput streaming) instead of waiting for their commit: the source spills nothing to disk for them, cdcsync spools them and reads the next ones on while one is applied (faster on large transactions)."},
+  Bound{Setting<StreamingMode>{"source.streaming", StreamingMode::Off, {}, "Stream large in-progress transactions (pgoutput streaming) instead of waiting for their commit: the source spills nothing to disk for them, cdcsync spools them and reads the next ones on while one is applied (faster on large transactions)."},
         [](Config& c) -> auto& { return c.source.streaming; }},
   Bound{Setting<milliseconds>{"source.status_interval_ms", 1000ms, {.min = 100ms, .max = 60000ms}, "Interval between standby status updates to the source (must stay below its wal_sender_timeout).", "ms"},
         [](Config& c) -> auto& { return c.source.status_interval; }},
@@ -112,9 +112,9 @@ inline const auto kGlobalSettings = std::tuple{
         [](Config& c) -> auto& { return c.target.progress_table; }},
   Bound{Setting<milliseconds>{"target.statement_timeout_ms", 30000ms, {.min = 100ms, .max = 3600000ms}, "statement_timeout for the target session; a batch that takes longer is retried.", "ms"},
         [](Config& c) -> auto& { return c.target.statement_timeout; }},
-  Bound{Setting<ToastCompression>{"target.toast_compression", ToastCompression::automatic, {}, "How the target session compresses the large (TOASTed) values it writes, for columns without their own COMPRESSION: \"auto\" = lz4 when the server has it and nobody set default_toast_compression (server, database or role), else the server's choice; \"server\" = the server's default_toast_compression; \"lz4\" or \"pglz\"."},
+  Bound{Setting<ToastCompression>{"target.toast_compression", ToastCompression::Auto, {}, "How the target session compresses the large (TOASTed) values it writes, for columns without their own COMPRESSION: \"auto\" = lz4 when the server has it and nobody set default_toast_compression (server, database or role), else the server's choice; \"server\" = the server's default_toast_compression; \"lz4\" or \"pglz\"."},
         [](Config& c) -> auto& { return c.target.toast_compression; }},
-  Bound{Setting<CopyFormat>{"target.copy_format", CopyFormat::binary, {}, "How rows are copied into the target and its staging tables: \"binary\" = COPY's binary format for each table whose every column is boolean, an integer, oid, numeric, real, double precision, text, varchar, char, json, jsonb, bytea, uuid, date, time, timetz, timestamp, timestamptz, interval, inet, cidr, macaddr, macaddr8, pg_lsn, an enum, a domain over one of these or a one-dimensional array of any of them, text for the other tables (and, until cdcsync restarts, for a table with a value not in its type's usual output form, such as a timestamp in another DateStyle); \"text\" = always COPY's text format."},
+  Bound{Setting<CopyFormat>{"target.copy_format", CopyFormat::Binary, {}, "How rows are copied into the target and its staging tables: \"binary\" = COPY's binary format for each table whose every column is boolean, an integer, oid, numeric, real, double precision, text, varchar, char, json, jsonb, bytea, uuid, date, time, timetz, timestamp, timestamptz, interval, inet, cidr, macaddr, macaddr8, pg_lsn, an enum, a domain over one of these or a one-dimensional array of any of them, text for the other tables (and, until cdcsync restarts, for a table with a value not in its type's usual output form, such as a timestamp in another DateStyle); \"text\" = always COPY's text format."},
         [](Config& c) -> auto& { return c.target.copy_format; }},
   Bound{Setting<bool>{"target.allow_insecure_tls", false, {}, "Allow sslmode disable/allow/prefer/require to a non-loopback target host (no server verification)."},
         [](Config& c) -> auto& { return c.target.allow_insecure_tls; }},
@@ -147,7 +147,7 @@ inline const auto kGlobalSettings = std::tuple{
   Bound{Setting<bool>{"checkpoint.required", false, {}, "Refuse to start while Redis is unreachable (otherwise run on the target's progress row and catch up)."},
         [](Config& c) -> auto& { return c.checkpoint.required; }},
 
-  Bound{Setting<SnapshotMode>{"snapshot.mode", SnapshotMode::initial, {}, "initial: copy the existing rows when the slot is created; never: stream changes only."},
+  Bound{Setting<SnapshotMode>{"snapshot.mode", SnapshotMode::Initial, {}, "initial: copy the existing rows when the slot is created; never: stream changes only."},
         [](Config& c) -> auto& { return c.snapshot.mode; }},
   Bound{Setting<std::int64_t>{"snapshot.parallel", 1, {.min = 1, .max = 8}, "Tables copied at once during the initial snapshot; this version copies one at a time (must be 1).", "tables"},
         [](Config& c) -> auto& { return c.snapshot.parallel; }},
@@ -186,9 +186,9 @@ inline const auto kGlobalSettings = std::tuple{
   Bound{Setting<bool>{"metrics.allow_remote", false, {}, "Allow metrics.listen on a non-loopback address."},
         [](Config& c) -> auto& { return c.metrics.allow_remote; }},
 
-  Bound{Setting<LogLevel>{"log.level", LogLevel::info, {}, "Least severe level written."},
+  Bound{Setting<LogLevel>{"log.level", LogLevel::Info, {}, "Least severe level written."},
         [](Config& c) -> auto& { return c.log.level; }},
-  Bound{Setting<LogFormat>{"log.format", LogFormat::text, {}, "Log line format: text for people, json for collectors."},
+  Bound{Setting<LogFormat>{"log.format", LogFormat::Text, {}, "Log line format: text for people, json for collectors."},
         [](Config& c) -> auto& { return c.log.format; }},
 };
 
@@ -202,9 +202,9 @@ inline const auto kTableSettings = std::tuple{
         [](TableMapping& t) -> auto& { return t.source; }},
   Bound{Setting<QualifiedName>{"tables[].target", {}, {}, "Target table in the order DB, schema.table; each target appears once.", {}, Need::required},
         [](TableMapping& t) -> auto& { return t.target; }},
-  Bound{Setting<DeletePolicy>{"tables[].deletes", DeletePolicy::hard, {}, "hard: delete the row; soft: set tombstone_column; ignore: keep the row."},
+  Bound{Setting<DeletePolicy>{"tables[].deletes", DeletePolicy::Hard, {}, "hard: delete the row; soft: set tombstone_column; ignore: keep the row."},
         [](TableMapping& t) -> auto& { return t.deletes; }},
-  Bound{Setting<TruncatePolicy>{"tables[].truncate", TruncatePolicy::fail, {}, "On a source TRUNCATE: apply it, ignore it, or fail (stop; the safe default for reference data)."},
+  Bound{Setting<TruncatePolicy>{"tables[].truncate", TruncatePolicy::Fail, {}, "On a source TRUNCATE: apply it, ignore it, or fail (stop; the safe default for reference data)."},
         [](TableMapping& t) -> auto& { return t.truncate; }},
   Bound{Setting<std::string>{"tables[].lsn_column", "_cdc_lsn", {}, "Target column (pg_lsn) holding the LSN of the row's last change; guards against going backwards.", {}, Need::optional, check_column_name},
         [](TableMapping& t) -> auto& { return t.lsn_column; }},

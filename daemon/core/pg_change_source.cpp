@@ -1,3 +1,4 @@
+// PgChangeSource: the replication stream decoded into whole transactions for the pipeline.
 #include "daemon/core/pg_change_source.h"
 
 #include <spdlog/spdlog.h>

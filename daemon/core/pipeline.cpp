@@ -1,3 +1,4 @@
+// Pipeline: the receiver thread, the bounded queue, batches applied to the sink, and what is confirmed.
 #include "daemon/core/pipeline.h"
 
 #include <spdlog/spdlog.h>
@@ -8,6 +9,7 @@
 #include <optional>
 #include <thread>
 
+#include "daemon/core/batcher.h"
 #include "daemon/core/bounded_queue.h"
 #include "daemon/core/errors.h"
 
@@ -48,90 +50,41 @@ Pipeline::Pipeline(ChangeSource& source, Sink& sink, CheckpointStore& store, Lea
       status_(status),
       observer_(std::move(observer)) {}
 
-void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
-  status_.durable_lsn = confirmed_start.value();
-  status_.confirmed_lsn = confirmed_start.value();
-  last_flush_ = Clock::now();
-  unflushed_ = false;
+// What one run() shares between its receiver thread and the applier.
+struct Pipeline::Session {
+  explicit Session(const PipelineOptions& o) : queue{o.queue_max_transactions, o.queue_max_bytes} {}
 
-  BoundedQueue<Transaction> queue{options_.queue_max_transactions, options_.queue_max_bytes};
-  std::atomic<bool> session_stop{false};
+  BoundedQueue<Transaction> queue;
+  std::atomic<bool> stop{false};
   std::exception_ptr receiver_error;
   std::mutex idle_mu;
   std::optional<std::pair<Lsn, std::uint64_t>> idle_candidate;  // (lsn, items pushed when it was seen)
+};
 
+void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
+  status_.durable_lsn = confirmed_start;
+  status_.confirmed_lsn = confirmed_start;
+  last_flush_ = Clock::now();
+  unflushed_ = false;
+
+  Session session{options_};
   // The receiver owns the replication connection: it alone reads from it and reports to it, so that
   // keepalives are answered even while the applier waits on a slow target.
-  std::thread receiver([&] {
-    std::vector<Transaction> out;
-    std::vector<Transaction> spent;
-    std::vector<std::size_t> sizes;
-    auto last_report = Clock::now() - options_.status_interval;
-    std::uint64_t absorbed_seen = source_.absorbed();
-    auto report = [&](bool force) {
-      if (force || Clock::now() - last_report >= options_.status_interval) {
-        source_.report(Lsn{status_.received_lsn.load()}, Lsn{status_.confirmed_lsn.load()});
-        last_report = Clock::now();
-      }
-    };
-    try {
-      while (!stop && !session_stop) {
-        {
-          std::lock_guard lock{spent_mu_};
-          spent.swap(spent_);
-        }
-        source_.recycle(spent);
-        out.clear();
-        const Polled polled = source_.poll(milliseconds(100), out);
-        if (polled.received.valid()) status_.received_lsn = polled.received.value();
-        sizes.clear();
-        for (const auto& t : out) sizes.push_back(approximate_bytes(t));
-        bool absorbing = true;
-        for (std::size_t next = 0; next < out.size();) {
-          // While the queue is full, the source may read on what it can hold without handing it out.
-          const std::size_t n =
-              queue.push_some_for(out, sizes, next, absorbing ? kAbsorbInterval : milliseconds(200));
-          if (n == 0) {
-            if (stop || session_stop) return;
-            absorbing = source_.absorb();
-            const std::uint64_t absorbed = source_.absorbed();
-            status_.messages_read_during_replay += absorbed - absorbed_seen;
-            absorbed_seen = absorbed;
-            report(false);  // keep the walsender's timeout at bay while the target applies backpressure
-            continue;
-          }
-          next += n;
-          pushed_items_ += n;
-        }
-        if (!out.empty()) status_.queue_depth = queue.size();
-        if (polled.idle_lsn) {
-          std::lock_guard lock(idle_mu);
-          idle_candidate = std::make_pair(*polled.idle_lsn, pushed_items_.load());
-        }
-        if (polled.ended) throw std::runtime_error("the source server ended the replication stream");
-        report(polled.reply_requested);
-      }
-    } catch (...) {
-      receiver_error = std::current_exception();
-      session_stop = true;
-      queue.close();
-    }
-  });
+  std::thread receiver([&] { receive(session, stop); });
 
-  Batch batch;
-  std::size_t batch_rows = 0;
-  std::size_t batch_bytes = 0;
-  auto batch_started = Clock::now();
+  Batcher batcher{{.max_rows = options_.batch_max_rows,
+                   .max_bytes = options_.batch_max_bytes,
+                   .max_wait = options_.batch_max_wait,
+                   .catch_up_lag = options_.catch_up_lag}};
   bool in_chunked_txn = false;  // the target transaction is open across batches
-  bool catching_up = false;     // the newest transaction taken was sent catch_up_lag or more after its commit
   auto last_activity = Clock::now();
   auto last_arrival = Clock::now();  // the last transaction taken from the queue
-  auto last_renew = Clock::now();
-  auto last_mirror_try = Clock::now();
+  last_renew_ = Clock::now();
+  last_mirror_try_ = Clock::now();
 
   auto finish = [&](bool stopping) {
-    session_stop = true;
-    queue.close();
+    session.stop = true;
+    session.queue.close();
     if (receiver.joinable()) receiver.join();
     spent_.clear();
     if (stopping && in_chunked_txn) sink_.abort();
@@ -139,7 +92,7 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
 
   try {
     while (true) {
-      if (receiver_error) std::rethrow_exception(receiver_error);
+      if (session.receiver_error) std::rethrow_exception(session.receiver_error);
       if (stop) break;
       if (tick_) tick_();
 
@@ -149,103 +102,50 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
       // commit), a batch keeps taking transactions while they keep arriving, up to its bounds: fewer, bigger
       // target transactions, and nobody waits for the difference.
       bool queue_empty = true;
-      const bool was_empty = batch.empty();
-      milliseconds wait{was_empty ? 100 : 0};
-      if (!was_empty && catching_up) {
-        // Until the batch is due by time: no arrival for max_wait, or catch_up_lag since it started.
-        const auto until =
-            std::min(last_activity + options_.batch_max_wait, batch_started + options_.catch_up_lag);
-        const auto left = std::max(milliseconds(0), std::chrono::ceil<milliseconds>(until - Clock::now()));
+      milliseconds wait{batcher.empty() ? 100 : 0};
+      if (!batcher.empty() && batcher.catching_up()) {
         // Look at the queue every few milliseconds rather than wake for each of the receiver's pushes
         // (thousands a second on a backlog of small transactions): nobody waits for this batch yet.
-        if (queue.size() == 0) std::this_thread::sleep_for(std::min(left, kCatchUpLook));
+        const milliseconds left = batcher.time_left(Clock::now());
+        if (session.queue.size() == 0) std::this_thread::sleep_for(std::min(left, kCatchUpLook));
         wait = milliseconds(0);
       }
-      if (auto popped = queue.pop_for(wait)) {
-        Transaction& item = popped->item;
+      if (auto popped = session.queue.pop_for(wait)) {
         status_.queue_depth = popped->left;
         queue_empty = popped->left == 0;
         last_activity = Clock::now();
         last_arrival = last_activity;
-        if (was_empty) batch_started = last_activity;
-        batch_rows += item.changes.size();
-        batch_bytes += popped->bytes;  // as the receiver counted it for the queue
-        if (item.info.commit_time_us != 0 && item.info.sent_time_us != 0 &&
-            options_.catch_up_lag.count() > 0) {
-          // Both times by the source's clock: no skew between hosts can make a caught-up stream look behind.
-          const std::chrono::microseconds behind{item.info.sent_time_us - item.info.commit_time_us};
-          catching_up = behind >= options_.catch_up_lag;
-        }
-        batch.transactions.push_back(std::move(item));
+        batcher.add(std::move(popped->item), popped->bytes, last_activity);
       }
       const auto now = Clock::now();
-      const bool due = !batch.empty() &&
-                       (batch_rows >= options_.batch_max_rows || batch_bytes >= options_.batch_max_bytes ||
-                        !batch.transactions.back().last_chunk ||
-                        (catching_up ? (queue_empty && now >= last_activity + options_.batch_max_wait) ||
-                                           now >= batch_started + options_.catch_up_lag
-                                     : queue_empty || now >= batch_started + options_.batch_max_wait));
-      if (due) {
+      if (batcher.due(queue_empty, now)) {
+        Batch& batch = batcher.batch();
         in_chunked_txn = !batch.ends_whole();
         // Catching up, or with more queued behind it, the batch's commit need not wait for the target's
-        // flush: the next batch comes at once. Caught up with nothing queued, or flush_interval after the last
-        // flushed commit, it waits and covers every commit before it.
-        batch.durable = options_.flush_interval.count() == 0 || (!catching_up && queue.size() == 0) ||
+        // flush: the next batch comes at once. Caught up with nothing queued, or flush_interval after the
+        // last flushed commit, it waits and covers every commit before it.
+        batch.durable = options_.flush_interval.count() == 0 ||
+                        (!batcher.catching_up() && session.queue.size() == 0) ||
                         now - last_flush_ >= options_.flush_interval;
         apply_batch(batch);
-        batch_rows = 0;
-        batch_bytes = 0;
-      } else if (batch.empty() && !in_chunked_txn &&
+        batcher.reset();
+      } else if (batcher.empty() && !in_chunked_txn &&
                  Clock::now() - last_activity >= options_.idle_ack_after) {
-        // Idle: confirm the server's position when every transaction handed out before it is durable.
-        std::optional<std::pair<Lsn, std::uint64_t>> candidate;
-        {
-          std::lock_guard lock(idle_mu);
-          candidate = idle_candidate;
-        }
-        if (candidate && candidate->second == applied_items_.load() &&
-            candidate->first.value() > status_.durable_lsn.load()) {
-          sink_.record_ack(candidate->first);  // its commit waits for the flush of everything before it
-          last_flush_ = Clock::now();
-          unflushed_ = false;
-          status_.durable_lsn = candidate->first.value();
-          mirror(candidate->first);
-        }
+        ack_idle(session);
         last_activity = Clock::now();
       }
-      if (!batch.empty()) continue;
+      if (!batcher.empty()) continue;
 
       // The backlog ended after commits that did not wait for their flush.
-      if (unflushed_ && !in_chunked_txn && queue.size() == 0 &&
+      if (unflushed_ && !in_chunked_txn && session.queue.size() == 0 &&
           Clock::now() - last_arrival >= std::min(options_.batch_max_wait, kSyncWhenIdle)) {
         sync_unflushed();
       }
-
-      // A durable position the checkpoint store did not take yet (it was unreachable): retry.
-      if (status_.durable_lsn > status_.confirmed_lsn &&
-          Clock::now() - last_mirror_try >= milliseconds(200)) {
-        last_mirror_try = Clock::now();
-        mirror(Lsn{status_.durable_lsn.load()});
-      }
-      if (Clock::now() - last_renew >= options_.lease_renew) {
-        last_renew = Clock::now();
-        try {
-          // Renew, or take it when nobody holds it (it lapsed while the store was unreachable).
-          if (!store_.renew_lease(token_, options_.lease_ttl) &&
-              !store_.acquire_lease(token_, options_.lease_ttl)) {
-            throw LeaseLost("the pipeline's lease is held by another instance: stepping down");
-          }
-          status_.checkpoint_store_ok = true;
-        } catch (const CheckpointUnavailable& e) {
-          // The target's writer lock still guarantees a single writer; nothing is confirmed meanwhile.
-          if (status_.checkpoint_store_ok.exchange(false)) {
-            spdlog::warn("checkpoint store unreachable, applying without confirming: {}", e.what());
-          }
-        }
-      }
+      look_after_checkpoint();
     }
     // Graceful stop: a pending whole batch is applied, an open chunked source transaction rolled back, and
     // commits that did not wait for their flush are made durable.
+    Batch& batch = batcher.batch();
     if (!batch.empty() && !in_chunked_txn && batch.ends_whole()) {
       batch.durable = true;
       apply_batch(batch);
@@ -257,8 +157,8 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
       // Not confirmed, so not lost: the next session finds these commits in the target's progress row.
       spdlog::warn("could not make the last commits durable before stopping: {}", e.what());
     }
-    if (status_.durable_lsn > status_.confirmed_lsn) mirror(Lsn{status_.durable_lsn.load()});
-    source_.report(Lsn{status_.received_lsn.load()}, Lsn{status_.confirmed_lsn.load()});
+    if (status_.durable_lsn.load() > status_.confirmed_lsn.load()) mirror(status_.durable_lsn.load());
+    source_.report(status_.received_lsn.load(), status_.confirmed_lsn.load());
   } catch (...) {
     finish(false);
     try {
@@ -267,6 +167,103 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
       // the sink's connection may be gone; the target rolls back on its own
     }
     throw;
+  }
+}
+
+void Pipeline::receive(Session& session, const std::atomic<bool>& stop) {
+  std::vector<Transaction> out;
+  std::vector<Transaction> spent;
+  std::vector<std::size_t> sizes;
+  auto last_report = Clock::now() - options_.status_interval;
+  std::uint64_t absorbed_seen = source_.absorbed();
+  auto report = [&](bool force) {
+    if (force || Clock::now() - last_report >= options_.status_interval) {
+      source_.report(status_.received_lsn.load(), status_.confirmed_lsn.load());
+      last_report = Clock::now();
+    }
+  };
+  try {
+    while (!stop && !session.stop) {
+      {
+        std::lock_guard lock{spent_mu_};
+        spent.swap(spent_);
+      }
+      source_.recycle(spent);
+      out.clear();
+      const Polled polled = source_.poll(milliseconds(100), out);
+      if (polled.received.valid()) status_.received_lsn = polled.received;
+      sizes.clear();
+      for (const auto& t : out) sizes.push_back(approximate_bytes(t));
+      bool absorbing = true;
+      for (std::size_t next = 0; next < out.size();) {
+        // While the queue is full, the source may read on what it can hold without handing it out.
+        const std::size_t n =
+            session.queue.push_some_for(out, sizes, next, absorbing ? kAbsorbInterval : milliseconds(200));
+        if (n == 0) {
+          if (stop || session.stop) return;
+          absorbing = source_.absorb();
+          const std::uint64_t absorbed = source_.absorbed();
+          status_.messages_read_during_replay += absorbed - absorbed_seen;
+          absorbed_seen = absorbed;
+          report(false);  // keep the walsender's timeout at bay while the target applies backpressure
+          continue;
+        }
+        next += n;
+        pushed_items_ += n;
+      }
+      if (!out.empty()) status_.queue_depth = session.queue.size();
+      if (polled.idle_lsn) {
+        std::lock_guard lock(session.idle_mu);
+        session.idle_candidate = std::make_pair(*polled.idle_lsn, pushed_items_.load());
+      }
+      if (polled.ended) throw std::runtime_error("the source server ended the replication stream");
+      report(polled.reply_requested);
+    }
+  } catch (...) {
+    session.receiver_error = std::current_exception();
+    session.stop = true;
+    session.queue.close();
+  }
+}
+
+void Pipeline::ack_idle(Session& session) {
+  // Idle: confirm the server's position when every transaction handed out before it is durable.
+  std::optional<std::pair<Lsn, std::uint64_t>> candidate;
+  {
+    std::lock_guard lock(session.idle_mu);
+    candidate = session.idle_candidate;
+  }
+  if (candidate && candidate->second == applied_items_.load() &&
+      candidate->first > status_.durable_lsn.load()) {
+    sink_.record_ack(candidate->first);  // its commit waits for the flush of everything before it
+    last_flush_ = Clock::now();
+    unflushed_ = false;
+    status_.durable_lsn = candidate->first;
+    mirror(candidate->first);
+  }
+}
+
+void Pipeline::look_after_checkpoint() {
+  // A durable position the checkpoint store did not take yet (it was unreachable): retry.
+  if (status_.durable_lsn.load() > status_.confirmed_lsn.load() &&
+      Clock::now() - last_mirror_try_ >= milliseconds(200)) {
+    last_mirror_try_ = Clock::now();
+    mirror(status_.durable_lsn.load());
+  }
+  if (Clock::now() - last_renew_ < options_.lease_renew) return;
+  last_renew_ = Clock::now();
+  try {
+    // Renew, or take it when nobody holds it (it lapsed while the store was unreachable).
+    if (!store_.renew_lease(token_, options_.lease_ttl) &&
+        !store_.acquire_lease(token_, options_.lease_ttl)) {
+      throw LeaseLost("the pipeline's lease is held by another instance: stepping down");
+    }
+    status_.checkpoint_store_ok = true;
+  } catch (const CheckpointUnavailable& e) {
+    // The target's writer lock still guarantees a single writer; nothing is confirmed meanwhile.
+    if (status_.checkpoint_store_ok.exchange(false)) {
+      spdlog::warn("checkpoint store unreachable, applying without confirming: {}", e.what());
+    }
   }
 }
 
@@ -292,7 +289,7 @@ void Pipeline::apply_batch(Batch& batch) {
   if (durable) {
     last_flush_ = Clock::now();
     unflushed_ = false;
-    status_.durable_lsn = durable->value();
+    status_.durable_lsn = *durable;
     mirror(*durable);
   } else if (committed) {
     unflushed_ = true;
@@ -306,7 +303,7 @@ void Pipeline::sync_unflushed() {
   unflushed_ = false;
   last_flush_ = Clock::now();
   if (durable) {
-    status_.durable_lsn = std::max(status_.durable_lsn.load(), durable->value());
+    status_.durable_lsn = std::max(status_.durable_lsn.load(), *durable);
     mirror(*durable);
   }
 }
@@ -329,7 +326,7 @@ void Pipeline::mirror(Lsn lsn) {
       throw LeaseLost("the pipeline's lease is held by another instance: stepping down");
     }
     if (!status_.checkpoint_store_ok.exchange(true)) spdlog::info("checkpoint store reachable again");
-    if (lsn.value() > status_.confirmed_lsn.load()) status_.confirmed_lsn = lsn.value();
+    if (lsn > status_.confirmed_lsn.load()) status_.confirmed_lsn = lsn;
   } catch (const CheckpointUnavailable& e) {
     if (status_.checkpoint_store_ok.exchange(false)) {
       spdlog::warn("checkpoint store unreachable, applying without confirming: {}", e.what());

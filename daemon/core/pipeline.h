@@ -37,8 +37,8 @@ struct PipelineOptions {
   // While catching up (catch_up_lag) or with more transactions queued behind it, a batch's target commit
   // does not wait for the WAL flush (Batch::durable false). A batch caught up with nothing queued, or the
   // first one this long after the last flushed commit, waits for it and makes every commit before it
-  // durable; so does Sink::sync once nothing arrived for min(batch_max_wait, 100 ms), and at a stop. Nothing is mirrored
-  // or confirmed before it is durable. 0: every batch waits for its flush.
+  // durable; so does Sink::sync once nothing arrived for min(batch_max_wait, 100 ms), and at a stop. Nothing
+  // is mirrored or confirmed before it is durable. 0: every batch waits for its flush.
   std::chrono::milliseconds flush_interval{1000};
   std::size_t queue_max_transactions = 100000;
   std::size_t queue_max_bytes = 16u << 20;
@@ -52,9 +52,9 @@ struct PipelineOptions {
 // What the session observed; read by the probe (metrics) and by tests. All fields are atomics so the
 // metrics endpoint reads them without locks.
 struct PipelineStatus {
-  std::atomic<std::uint64_t> received_lsn{0};   // server WAL end last seen
-  std::atomic<std::uint64_t> durable_lsn{0};    // committed and flushed in the target
-  std::atomic<std::uint64_t> confirmed_lsn{0};  // mirrored to the checkpoint store and reported to the source
+  std::atomic<Lsn> received_lsn{};   // server WAL end last seen
+  std::atomic<Lsn> durable_lsn{};    // committed and flushed in the target
+  std::atomic<Lsn> confirmed_lsn{};  // mirrored to the checkpoint store and reported to the source
   std::atomic<std::uint64_t> transactions{0};
   std::atomic<std::uint64_t> changes{0};
   std::atomic<std::uint64_t> batches{0};
@@ -67,6 +67,8 @@ struct PipelineStatus {
   // (ChangeSource::absorb), over every session.
   std::atomic<std::uint64_t> messages_read_during_replay{0};
 };
+
+static_assert(std::atomic<Lsn>::is_always_lock_free, "the metrics endpoint reads LSNs without locks");
 
 // Called after each applied batch (for metrics: rows per table and op, apply time, latency).
 using BatchObserver = std::function<void(const Batch&, std::chrono::steady_clock::duration apply_time)>;
@@ -85,6 +87,13 @@ class Pipeline {
   void set_tick(std::function<void()> tick) { tick_ = std::move(tick); }
 
  private:
+  struct Session;
+  // The receiver thread: polls the source onto the session's queue and reports positions to it.
+  void receive(Session& session, const std::atomic<bool>& stop);
+  // Nothing arrived for idle_ack_after: confirms the source's idle position once all before it is durable.
+  void ack_idle(Session& session);
+  // Between batches: retries a mirror the checkpoint store missed, and renews the lease.
+  void look_after_checkpoint();
   void apply_batch(Batch& batch);
   void mirror(Lsn lsn);
   // After commits that did not wait for their flush: makes them durable (Sink::sync) and mirrors them.
@@ -105,6 +114,8 @@ class Pipeline {
   // Applier only.
   std::chrono::steady_clock::time_point last_flush_;  // the last apply that returned a durable position
   bool unflushed_ = false;  // an apply committed without waiting for its flush since
+  std::chrono::steady_clock::time_point last_renew_;
+  std::chrono::steady_clock::time_point last_mirror_try_;
   // Applied transactions on their way back to the source, which reuses their memory: the applier leaves a
   // batch here when the receiver has taken the previous one (at most one batch waits), else frees it.
   std::mutex spent_mu_;

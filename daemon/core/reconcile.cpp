@@ -1,3 +1,4 @@
+// Reconcile: the slot, the target's progress row and the checkpoint mirror, agreed on before streaming.
 #include "daemon/core/reconcile.h"
 
 #include <algorithm>

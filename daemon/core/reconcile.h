@@ -8,13 +8,14 @@
 #include <vector>
 
 #include "checkpoints/checkpoint_store.h"
+#include "daemon/config/config.h"
 #include "decoders/lsn.h"
 #include "decoders/replication_stream.h"
 #include "sinks/sink.h"
 
 namespace cdcsync {
 
-enum class SnapshotMode { Initial, Never };
+using config::SnapshotMode;  // snapshot.mode, as the config names it
 
 struct StartupFacts {
   std::string slot_name;

@@ -1,3 +1,4 @@
+// Runner: one streaming session after another (lease, writer lock, reconcile, snapshot, stream), backoff.
 #include "daemon/core/runner.h"
 
 #include <spdlog/spdlog.h>
@@ -144,12 +145,8 @@ Mapping mapping_from_config(const config::Config& c) {
       }
       m.columns.push_back(std::move(cm));
     }
-    m.deletes = t.deletes == config::DeletePolicy::hard   ? DeletePolicy::Hard
-                : t.deletes == config::DeletePolicy::soft ? DeletePolicy::Soft
-                                                          : DeletePolicy::Ignore;
-    m.truncates = t.truncate == config::TruncatePolicy::apply    ? TruncatePolicy::Apply
-                  : t.truncate == config::TruncatePolicy::ignore ? TruncatePolicy::Ignore
-                                                                 : TruncatePolicy::Fail;
+    m.deletes = t.deletes;
+    m.truncates = t.truncate;
     m.lsn_column = t.lsn_column;
     m.tombstone_column = t.tombstone_column;
     tables.push_back(std::move(m));
@@ -173,23 +170,9 @@ PostgresSinkOptions target_sink_options(const config::Config& c) {
   o.pipeline = c.pipeline;
   o.progress_table = QualifiedName{c.target.progress_table.schema, c.target.progress_table.name};
   o.statement_timeout = c.target.statement_timeout;
-  o.toast_compression = sink_toast_compression(c.target.toast_compression);
-  o.copy_format = c.target.copy_format == config::CopyFormat::text ? CopyFormat::Text : CopyFormat::Binary;
+  o.toast_compression = c.target.toast_compression;
+  o.copy_format = c.target.copy_format;
   return o;
-}
-
-ToastCompression sink_toast_compression(config::ToastCompression method) {
-  switch (method) {
-    case config::ToastCompression::automatic:
-      return ToastCompression::Auto;
-    case config::ToastCompression::server:
-      return ToastCompression::Server;
-    case config::ToastCompression::lz4:
-      return ToastCompression::Lz4;
-    case config::ToastCompression::pglz:
-      return ToastCompression::Pglz;
-  }
-  return ToastCompression::Auto;
 }
 
 LeaseToken make_lease_token() {
@@ -372,8 +355,7 @@ void Runner::stream_to(Sink& sink, CheckpointStore& store, bool checkpoint_known
   facts.slot = stream.slot_state(config_.source.slot);
   facts.progress = sink.load_progress();
   facts.create_slot = config_.source.create_slot;
-  facts.snapshot =
-      config_.snapshot.mode == config::SnapshotMode::initial ? SnapshotMode::Initial : SnapshotMode::Never;
+  facts.snapshot = config_.snapshot.mode;
   facts.checkpoint_known = checkpoint_known;
   if (checkpoint_known) {
     try {
@@ -448,7 +430,7 @@ void Runner::stream_to(Sink& sink, CheckpointStore& store, bool checkpoint_known
   StreamOptions so;
   so.proto_version = static_cast<int>(config_.source.proto_version);
   so.publications = {config_.source.publication};
-  so.streaming = config_.source.streaming == config::StreamingMode::on;
+  so.streaming = config_.source.streaming == StreamingMode::On;
   so.messages = true;
   so.min_read_interval = std::chrono::microseconds(config_.source.min_read_interval_us);
   stream.start(config_.source.slot, plan.start_lsn, so);
@@ -479,7 +461,7 @@ void Runner::stream_to(Sink& sink, CheckpointStore& store, bool checkpoint_known
   set_state(RunnerState::Streaming);
   pipeline.run(stop, plan.confirmed);
   stream.finish();
-  spdlog::info("stopped at {} (confirmed to the source)", Lsn{status_.confirmed_lsn.load()}.str());
+  spdlog::info("stopped at {} (confirmed to the source)", status_.confirmed_lsn.load().str());
 }
 
 }  // namespace cdcsync

@@ -68,7 +68,6 @@ std::string target_conninfo(const config::Config& config);
 // The order-DB sink's options from [target]: conninfo, pipeline, progress table, statement timeout and
 // TOAST compression.
 PostgresSinkOptions target_sink_options(const config::Config& config);
-ToastCompression sink_toast_compression(config::ToastCompression method);
 // A token unique to this process: host, pid and random bits.
 LeaseToken make_lease_token();
 

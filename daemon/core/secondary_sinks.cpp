@@ -1,3 +1,4 @@
+// Secondary sinks: the Kafka producer and the event archive, made from the config.
 #include "daemon/core/secondary_sinks.h"
 
 #include <libpq-fe.h>

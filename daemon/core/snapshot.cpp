@@ -1,3 +1,4 @@
+// Initial snapshot: the mapped columns of each table, read in the slot's exported snapshot, as chunks.
 #include "daemon/core/snapshot.h"
 
 #include <memory>
@@ -27,15 +28,28 @@ bool unescape(std::string_view field, std::string& out) {
     if (++i == field.size()) return false;
     const char e = field[i];
     switch (e) {
-      case 'b': out.push_back('\b'); break;
-      case 'f': out.push_back('\f'); break;
-      case 'n': out.push_back('\n'); break;
-      case 'r': out.push_back('\r'); break;
-      case 't': out.push_back('\t'); break;
-      case 'v': out.push_back('\v'); break;
+      case 'b':
+        out.push_back('\b');
+        break;
+      case 'f':
+        out.push_back('\f');
+        break;
+      case 'n':
+        out.push_back('\n');
+        break;
+      case 'r':
+        out.push_back('\r');
+        break;
+      case 't':
+        out.push_back('\t');
+        break;
+      case 'v':
+        out.push_back('\v');
+        break;
       case 'x': {
         int v = 0, n = 0;
-        while (n < 2 && i + 1 < field.size() && hex_digit(field[i + 1]) >= 0) v = v * 16 + hex_digit(field[++i]), ++n;
+        while (n < 2 && i + 1 < field.size() && hex_digit(field[i + 1]) >= 0)
+          v = v * 16 + hex_digit(field[++i]), ++n;
         if (n == 0) return false;
         out.push_back(static_cast<char>(v));
         break;
@@ -43,7 +57,8 @@ bool unescape(std::string_view field, std::string& out) {
       default:
         if (e >= '0' && e <= '7') {
           int v = e - '0', n = 1;
-          while (n < 3 && i + 1 < field.size() && field[i + 1] >= '0' && field[i + 1] <= '7') v = v * 8 + (field[++i] - '0'), ++n;
+          while (n < 3 && i + 1 < field.size() && field[i + 1] >= '0' && field[i + 1] <= '7')
+            v = v * 8 + (field[++i] - '0'), ++n;
           out.push_back(static_cast<char>(v));
         } else {
           out.push_back(e);  // "\\" and any other escaped character stand for themselves
@@ -62,19 +77,17 @@ RelationPtr describe(PGconn* conn, const SnapshotTable& t) {
   rel->schema = t.schema;
   rel->name = t.name;
   const std::string table = qualified(t.schema, t.name);
-  const char* params[] = {table.c_str()};
-  PgResult oid{PQexecParams(conn, "SELECT $1::regclass::oid", 1, nullptr, params, nullptr, nullptr, 0)};
-  if (!oid || PQresultStatus(oid.get()) != PGRES_TUPLES_OK) throw pg_error(conn, oid.get(), "looking up " + table);
+  PgResult oid = pg_exec_params(conn, "SELECT $1::regclass::oid", {table}, "looking up " + table);
   rel->id = RelationId{static_cast<std::uint32_t>(std::stoul(PQgetvalue(oid.get(), 0, 0)))};
   for (const auto& column : t.columns) {
-    const char* p[] = {PQgetvalue(oid.get(), 0, 0), column.c_str()};
-    PgResult res{PQexecParams(conn,
-                              "SELECT atttypid, atttypmod FROM pg_catalog.pg_attribute "
-                              "WHERE attrelid = $1::oid AND attname = $2 AND attnum > 0 AND NOT attisdropped",
-                              2, nullptr, p, nullptr, nullptr, 0)};
-    if (!res || PQresultStatus(res.get()) != PGRES_TUPLES_OK) throw pg_error(conn, res.get(), "describing " + table);
+    PgResult res =
+        pg_exec_params(conn,
+                       "SELECT atttypid, atttypmod FROM pg_catalog.pg_attribute "
+                       "WHERE attrelid = $1::oid AND attname = $2 AND attnum > 0 AND NOT attisdropped",
+                       {std::string(PQgetvalue(oid.get(), 0, 0)), column}, "describing " + table);
     if (PQntuples(res.get()) != 1) {
-      throw std::runtime_error("source table " + t.schema + "." + t.name + " has no column \"" + column + "\"");
+      throw std::runtime_error("source table " + t.schema + "." + t.name + " has no column \"" + column +
+                               "\"");
     }
     ColumnDef def;
     def.name = column;
@@ -109,13 +122,14 @@ bool parse_copy_text_row(std::string_view line, std::size_t columns, Tuple& out,
 }
 
 std::uint64_t copy_snapshot(const std::string& source_conninfo, const std::string& snapshot_name,
-                            Lsn consistent_point, const std::vector<SnapshotTable>& tables, std::size_t chunk_rows,
-                            const std::function<void(Transaction&&)>& apply,
+                            Lsn consistent_point, const std::vector<SnapshotTable>& tables,
+                            std::size_t chunk_rows, const std::function<void(Transaction&&)>& apply,
                             const std::function<void(const std::string&, std::uint64_t)>& progress) {
   PgConn conn = pg_connect(source_conninfo, "the source (snapshot)");
   pg_exec(conn.get(), "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "starting the snapshot transaction");
   {
-    std::unique_ptr<char, PqFreemem> lit{PQescapeLiteral(conn.get(), snapshot_name.data(), snapshot_name.size())};
+    std::unique_ptr<char, PqFreemem> lit{
+        PQescapeLiteral(conn.get(), snapshot_name.data(), snapshot_name.size())};
     pg_exec(conn.get(), (std::string("SET TRANSACTION SNAPSHOT ") + lit.get()).c_str(),
             "importing the slot's exported snapshot");
   }

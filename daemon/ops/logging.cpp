@@ -132,8 +132,8 @@ void setup(std::string_view level) {
   set_level(level);
 }
 
-void set_format(Format format) {
-  if (format == Format::Json) {
+void set_format(config::LogFormat format) {
+  if (format == config::LogFormat::Json) {
     spdlog::set_formatter(std::make_unique<JsonFormatter>());
   } else {
     spdlog::set_pattern(std::string(kTextPattern));

@@ -10,14 +10,14 @@
 #include <string>
 #include <string_view>
 
-namespace cdcsync::logging {
+#include "daemon/config/config.h"
 
-enum class Format { Text, Json };
+namespace cdcsync::logging {
 
 // Creates the stderr logger "cdcsync" as spdlog's default, in text format at `level` (trace..error).
 void setup(std::string_view level);
 // Switches the default logger's format (and, when given, its level) after the config is read.
-void set_format(Format format);
+void set_format(config::LogFormat format);
 void set_level(std::string_view level);
 
 // The JSON-lines formatter (exposed for tests).

@@ -475,9 +475,9 @@ double Probe::replication_lag_seconds() const {
 
 void Probe::refresh() const {
   const auto now = options_.now();
-  const Lsn confirmed{status_.confirmed_lsn.load()};
-  received_lsn_->Set(static_cast<double>(status_.received_lsn.load()));
-  durable_lsn_->Set(static_cast<double>(status_.durable_lsn.load()));
+  const Lsn confirmed = status_.confirmed_lsn.load();
+  received_lsn_->Set(static_cast<double>(status_.received_lsn.load().value()));
+  durable_lsn_->Set(static_cast<double>(status_.durable_lsn.load().value()));
   confirmed_lsn_->Set(static_cast<double>(confirmed.value()));
   checkpoint_lsn_->Set(static_cast<double>(confirmed.value()));
   queue_depth_->Set(static_cast<double>(status_.queue_depth.load()));

@@ -1,3 +1,4 @@
+// Verify's building blocks: canonical row hashes, bucket sums on both sides, row diffs and the re-copy.
 #include "daemon/tools/verify.h"
 
 #include "sinks/copy_text.h"
@@ -50,22 +51,6 @@ std::string text_array(const std::vector<std::string>& values) {
     out += '"';
   }
   return out + "}";
-}
-
-PgResult exec_params(PGconn* conn, const std::string& sql, const std::vector<std::string>& params,
-                     std::string_view doing) {
-  std::vector<const char*> values;
-  for (const auto& p : params) values.push_back(p.c_str());
-  PgResult res{PQexecParams(conn, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
-                            nullptr, nullptr, 0)};
-  const auto st = res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;
-  if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) throw pg_error(conn, res.get(), doing);
-  return res;
-}
-
-std::optional<std::string> get(const PGresult* res, int row, int col) {
-  if (PQgetisnull(res, row, col)) return std::nullopt;
-  return std::string(PQgetvalue(res, row, col), static_cast<std::size_t>(PQgetlength(res, row, col)));
 }
 
 std::string bucket_list(const std::set<std::uint32_t>& only) {
@@ -266,7 +251,7 @@ void SourceSnapshot::finish() {
 
 std::optional<Lsn> target_position(PGconn* target, const QualifiedName& progress_table,
                                    const std::string& pipeline) {
-  auto res = exec_params(
+  auto res = pg_exec_params(
       target,
       "SELECT greatest(end_lsn, acked_lsn)::text FROM " + progress_table.quoted() + " WHERE pipeline = $1",
       {pipeline}, "reading the progress row");
@@ -285,8 +270,9 @@ std::string TableReader::target_filter() const {
 }
 
 std::uint32_t TableReader::bucket_count(PGconn* source, std::uint64_t rows_per_bucket) const {
-  auto res = exec_params(source, "SELECT reltuples::bigint FROM pg_catalog.pg_class WHERE oid = $1::regclass",
-                         {table_.source.quoted()}, "estimating the rows of " + table_.source.str());
+  auto res =
+      pg_exec_params(source, "SELECT reltuples::bigint FROM pg_catalog.pg_class WHERE oid = $1::regclass",
+                     {table_.source.quoted()}, "estimating the rows of " + table_.source.str());
   long long estimate = PQntuples(res.get()) ? std::stoll(PQgetvalue(res.get(), 0, 0)) : -1;
   if (estimate < 0) {  // never analyzed: count
     auto c = pg_exec(source, ("SELECT count(*) FROM " + table_.source.quoted()).c_str(),
@@ -334,13 +320,13 @@ RowDigests rows_sql(PGconn* conn, const std::string& table, const Exprs& e, cons
   for (const auto& k : e.key) sql += ", (" + k + ")::text";
   sql += " FROM " + table + " AS t" + (filter.empty() ? " WHERE " : filter + " AND ") +
          bucket_sql(e.key, buckets) + " = ANY($1::bigint[])";
-  auto res = exec_params(conn, sql, {bucket_list(only)}, doing);
+  auto res = pg_exec_params(conn, sql, {bucket_list(only)}, doing);
   RowDigests out;
   for (int r = 0; r < PQntuples(res.get()); ++r) {
     RowDigest d;
     d.hash = std::stoll(PQgetvalue(res.get(), r, 1));
     for (std::size_t k = 0; k < e.key.size(); ++k)
-      d.key.push_back(get(res.get(), r, static_cast<int>(k) + 2));
+      d.key.push_back(pg_value(res.get(), r, static_cast<int>(k) + 2));
     out.emplace(PQgetvalue(res.get(), r, 0), std::move(d));
   }
   return out;
@@ -461,6 +447,62 @@ RowDigests TableReader::target_rows(PGconn* target, std::uint32_t buckets,
                   "reading row hashes of " + table_.target.str());
 }
 
+// Of the staged rows absent from the target (`absent`: their source keys), marks those deleted on the source
+// since the snapshot (read committed now, not in the snapshot) as skipped: the copy must not resurrect them.
+// Returns how many.
+std::uint64_t skip_rows_gone_since(const TableMapping& table, const PGresult* absent,
+                                   const std::string& source_conninfo, PGconn* target,
+                                   const std::vector<std::string>& src_keys, const std::string& stage) {
+  const auto key_idx = table.key_indexes();
+  std::uint64_t skipped = 0;
+  // Which of them still exist on the source now (read committed, not the snapshot).
+  std::vector<std::vector<std::string>> columns(key_idx.size());
+  for (int r = 0; r < PQntuples(absent); ++r) {
+    for (std::size_t k = 0; k < key_idx.size(); ++k)
+      columns[k].push_back(PQgetvalue(absent, r, static_cast<int>(k)));
+  }
+  PgConn now = pg_connect(source_conninfo, "the source");
+  set_canonical_session(now.get());
+  std::vector<PgParam> params;
+  std::vector<std::string> src_text;
+  std::vector<std::string> unnest_args;
+  std::vector<std::string> aliases;
+  for (std::size_t k = 0; k < key_idx.size(); ++k) {
+    src_text.push_back(column_expr(table.columns[key_idx[k]].source) + "::text");
+    unnest_args.push_back("$" + std::to_string(k + 1) + "::text[]");
+    aliases.push_back("a" + std::to_string(k));
+    params.push_back(text_array(columns[k]));
+  }
+  const std::string unnest = "unnest(" + join(unnest_args, ", ") + ") AS u(" + join(aliases, ", ") + ")";
+  const std::string sel = "SELECT " + join(src_text, ", ") + " FROM " + table.source.quoted() +
+                          " AS t WHERE (" + join(src_text, ", ") + ") IN (SELECT " + join(aliases, ", ") +
+                          " FROM " + unnest + ")";
+  auto exists = pg_exec_params(now.get(), sel, params, "checking rows on " + table.source.str());
+  std::set<std::vector<std::string>> alive;
+  for (int r = 0; r < PQntuples(exists.get()); ++r) {
+    std::vector<std::string> k;
+    for (std::size_t c = 0; c < key_idx.size(); ++c)
+      k.push_back(PQgetvalue(exists.get(), r, static_cast<int>(c)));
+    alive.insert(std::move(k));
+  }
+  std::vector<std::vector<std::string>> gone(key_idx.size());
+  for (std::size_t r = 0; r < columns[0].size(); ++r) {
+    std::vector<std::string> k;
+    for (std::size_t c = 0; c < key_idx.size(); ++c) k.push_back(columns[c][r]);
+    if (alive.contains(k)) continue;
+    ++skipped;
+    for (std::size_t c = 0; c < key_idx.size(); ++c) gone[c].push_back(k[c]);
+  }
+  if (skipped > 0) {
+    std::vector<PgParam> gone_params;
+    for (const auto& g : gone) gone_params.push_back(text_array(g));
+    const std::string skip = "UPDATE " + stage + " SET _cdc_skip = true WHERE (" + join(src_keys, ", ") +
+                             ") IN (SELECT * FROM " + unnest + ")";
+    pg_exec_params(target, skip, gone_params, "marking rows deleted since the snapshot");
+  }
+  return skipped;
+}
+
 RecopyResult recopy_table(const TableMapping& table, SourceSnapshot& snapshot,
                           const std::string& source_conninfo, PGconn* target,
                           const std::optional<std::set<std::string>>& only_keys) {
@@ -526,51 +568,7 @@ RecopyResult recopy_table(const TableMapping& table, SourceSnapshot& snapshot,
                          on_key + ")";
     auto res = pg_exec(target, absent.c_str(), "finding rows absent from " + where, PGRES_TUPLES_OK);
     if (PQntuples(res.get()) > 0) {
-      // Which of them still exist on the source now (read committed, not the snapshot).
-      std::vector<std::vector<std::string>> columns(key_idx.size());
-      for (int r = 0; r < PQntuples(res.get()); ++r) {
-        for (std::size_t k = 0; k < key_idx.size(); ++k)
-          columns[k].push_back(PQgetvalue(res.get(), r, static_cast<int>(k)));
-      }
-      PgConn now = pg_connect(source_conninfo, "the source");
-      set_canonical_session(now.get());
-      std::vector<std::string> params;
-      std::vector<std::string> src_text;
-      std::vector<std::string> unnest_args;
-      std::vector<std::string> aliases;
-      for (std::size_t k = 0; k < key_idx.size(); ++k) {
-        src_text.push_back(column_expr(table.columns[key_idx[k]].source) + "::text");
-        unnest_args.push_back("$" + std::to_string(k + 1) + "::text[]");
-        aliases.push_back("a" + std::to_string(k));
-        params.push_back(text_array(columns[k]));
-      }
-      const std::string unnest = "unnest(" + join(unnest_args, ", ") + ") AS u(" + join(aliases, ", ") + ")";
-      const std::string sel = "SELECT " + join(src_text, ", ") + " FROM " + table.source.quoted() +
-                              " AS t WHERE (" + join(src_text, ", ") + ") IN (SELECT " + join(aliases, ", ") +
-                              " FROM " + unnest + ")";
-      auto exists = exec_params(now.get(), sel, params, "checking rows on " + table.source.str());
-      std::set<std::vector<std::string>> alive;
-      for (int r = 0; r < PQntuples(exists.get()); ++r) {
-        std::vector<std::string> k;
-        for (std::size_t c = 0; c < key_idx.size(); ++c)
-          k.push_back(PQgetvalue(exists.get(), r, static_cast<int>(c)));
-        alive.insert(std::move(k));
-      }
-      std::vector<std::vector<std::string>> gone(key_idx.size());
-      for (std::size_t r = 0; r < columns[0].size(); ++r) {
-        std::vector<std::string> k;
-        for (std::size_t c = 0; c < key_idx.size(); ++c) k.push_back(columns[c][r]);
-        if (alive.contains(k)) continue;
-        ++result.skipped_gone;
-        for (std::size_t c = 0; c < key_idx.size(); ++c) gone[c].push_back(k[c]);
-      }
-      if (result.skipped_gone > 0) {
-        std::vector<std::string> gone_params;
-        for (const auto& g : gone) gone_params.push_back(text_array(g));
-        const std::string skip = "UPDATE " + stage + " SET _cdc_skip = true WHERE (" + join(src_keys, ", ") +
-                                 ") IN (SELECT * FROM " + unnest + ")";
-        exec_params(target, skip, gone_params, "marking rows deleted since the snapshot");
-      }
+      result.skipped_gone = skip_rows_gone_since(table, res.get(), source_conninfo, target, src_keys, stage);
     }
 
     std::string upsert = "INSERT INTO " + table.target.quoted() + " AS t (" + join(cols, ", ") + ", " +
@@ -583,11 +581,11 @@ RecopyResult recopy_table(const TableMapping& table, SourceSnapshot& snapshot,
     }
     upsert += lsn_col + " = EXCLUDED." + lsn_col + (soft ? ", " + tomb_col + " = false" : "") + " WHERE t." +
               lsn_col + " < EXCLUDED." + lsn_col;
-    auto up = exec_params(target, upsert, {cp}, "re-copying rows into " + where);
+    auto up = pg_exec_params(target, upsert, {cp}, "re-copying rows into " + where);
     result.upserted = std::stoull(PQcmdTuples(up.get()));
 
     if (table.deletes != DeletePolicy::Ignore) {
-      std::vector<std::string> params{cp};
+      std::vector<PgParam> params{cp};
       std::string cond = "t." + lsn_col + " < $1::pg_lsn AND NOT EXISTS (SELECT 1 FROM " + stage +
                          " AS s WHERE " + on_key + ")";
       if (only_keys) {
@@ -601,7 +599,7 @@ RecopyResult recopy_table(const TableMapping& table, SourceSnapshot& snapshot,
                                          " = true, " + lsn_col + " = $1::pg_lsn WHERE NOT t." + tomb_col +
                                          " AND " + cond
                                    : "DELETE FROM " + table.target.quoted() + " AS t WHERE " + cond;
-      auto del = exec_params(target, sql, params, "removing rows absent from the source in " + where);
+      auto del = pg_exec_params(target, sql, params, "removing rows absent from the source in " + where);
       result.removed = std::stoull(PQcmdTuples(del.get()));
     }
     pg_exec(target, "COMMIT", "committing the re-copy of " + where);

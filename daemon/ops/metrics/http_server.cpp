@@ -1,6 +1,5 @@
 #include "daemon/ops/metrics/http_server.h"
 
-#include <arpa/inet.h>
 #include <fmt/format.h>
 #include <httplib.h>
 #include <prometheus/metric_family.h>
@@ -8,7 +7,6 @@
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
-#include <charconv>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -17,20 +15,6 @@ namespace cdcsync::metrics {
 namespace {
 
 constexpr const char* kPlain = "text/plain; charset=utf-8";
-
-bool is_loopback(const std::string& host) {
-  in_addr v4{};
-  if (inet_pton(AF_INET, host.c_str(), &v4) == 1) return (ntohl(v4.s_addr) >> 24) == 127;
-  in6_addr v6{};
-  if (inet_pton(AF_INET6, host.c_str(), &v6) == 1) return IN6_IS_ADDR_LOOPBACK(&v6);
-  return false;
-}
-
-bool is_ip_literal(const std::string& host) {
-  in_addr v4{};
-  in6_addr v6{};
-  return inet_pton(AF_INET, host.c_str(), &v4) == 1 || inet_pton(AF_INET6, host.c_str(), &v6) == 1;
-}
 
 // httplib's ThreadPool queues without limit; this one makes the accept loop wait instead, so a flood of
 // connections costs at most `threads` workers and `max_queued` sockets (the rest wait in the kernel backlog).
@@ -98,50 +82,20 @@ void answer_health(const HealthCheck& check, std::string_view what, httplib::Res
 
 }  // namespace
 
-ListenAddress parse_listen_address(std::string_view text, bool allow_remote) {
-  ListenAddress address;
-  std::string_view port_text;
-  if (text.starts_with('[')) {
-    const auto close = text.find(']');
-    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
-      throw MetricsServerError(fmt::format("metrics listen address '{}': expected [ipv6]:port", text));
-    }
-    address.host = std::string(text.substr(1, close - 1));
-    port_text = text.substr(close + 2);
-  } else {
-    const auto colon = text.rfind(':');
-    if (colon == std::string_view::npos) {
-      throw MetricsServerError(fmt::format("metrics listen address '{}': expected host:port", text));
-    }
-    address.host = std::string(text.substr(0, colon));
-    port_text = text.substr(colon + 1);
+// The one listen-address parser (config/listen_address.h), its refusal as this server's error.
+config::ListenAddress listen_address(const MetricsServerOptions& options) {
+  try {
+    return config::parse_listen_address(options.listen, options.allow_remote);
+  } catch (const std::invalid_argument& e) {
+    throw MetricsServerError(fmt::format("metrics {}", e.what()));
   }
-  if (address.host == "localhost") address.host = "127.0.0.1";
-  if (!is_ip_literal(address.host)) {
-    throw MetricsServerError(
-        fmt::format("metrics listen address '{}': host '{}' is not an IP address", text, address.host));
-  }
-  int port = -1;
-  const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (port_text.empty() || ec != std::errc{} || end != port_text.data() + port_text.size() || port < 0 ||
-      port > 65535) {
-    throw MetricsServerError(fmt::format("metrics listen address '{}': bad port '{}'", text, port_text));
-  }
-  address.port = port;
-  if (!allow_remote && !is_loopback(address.host)) {
-    throw MetricsServerError(
-        fmt::format("metrics listen address '{}' is not loopback; /metrics must not face other hosts unless "
-                    "allow_remote is set",
-                    text));
-  }
-  return address;
 }
 
 MetricsServer::MetricsServer(MetricsServerOptions options,
                              std::vector<std::shared_ptr<const prometheus::Collectable>> collectables,
                              HealthCheck healthz, HealthCheck readyz)
     : options_(std::move(options)),
-      address_(parse_listen_address(options_.listen, options_.allow_remote)),
+      address_(listen_address(options_)),
       collectables_(std::move(collectables)),
       healthz_(std::move(healthz)),
       readyz_(std::move(readyz)) {

@@ -8,6 +8,8 @@
 
 #include <prometheus/collectable.h>
 
+#include "daemon/config/listen_address.h"
+
 #include <chrono>
 #include <cstddef>
 #include <functional>
@@ -31,15 +33,6 @@ class MetricsServerError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
-
-struct ListenAddress {
-  std::string host;  // an IP literal ("127.0.0.1", "::1")
-  int port = 0;      // 0: any free port
-};
-
-// "127.0.0.1:9187", "[::1]:9187", "localhost:9187" (= 127.0.0.1). Throws MetricsServerError naming the bad
-// part; refuses a non-loopback address unless `allow_remote`.
-ListenAddress parse_listen_address(std::string_view text, bool allow_remote);
 
 struct HealthStatus {
   bool ok = false;
@@ -74,14 +67,14 @@ class MetricsServer {
   void stop();
 
   int port() const { return port_; }  // the bound port, after start()
-  const ListenAddress& address() const { return address_; }
+  const config::ListenAddress& address() const { return address_; }
 
   // The body GET /metrics returns.
   std::string scrape() const;
 
  private:
   MetricsServerOptions options_;
-  ListenAddress address_;
+  config::ListenAddress address_;
   std::vector<std::shared_ptr<const prometheus::Collectable>> collectables_;
   HealthCheck healthz_;
   HealthCheck readyz_;

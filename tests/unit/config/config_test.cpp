@@ -104,11 +104,11 @@ TEST(Config, LoadsTheExampleFileWithTheExpectedValues) {
   EXPECT_FALSE(c.source.temporary_slot);
   EXPECT_FALSE(c.source.password_file.configured());
   EXPECT_EQ(c.source.proto_version, 1);
-  EXPECT_EQ(c.source.streaming, StreamingMode::off);
+  EXPECT_EQ(c.source.streaming, StreamingMode::Off);
   EXPECT_EQ(c.source.status_interval, 1000ms);
   EXPECT_EQ(c.target.conninfo, "host=127.0.0.1 port=5433 dbname=orders user=cdcsync_target");
   EXPECT_EQ(c.target.progress_table, (QualifiedName{"ref", "cdc_progress"}));
-  EXPECT_EQ(c.target.toast_compression, ToastCompression::automatic);
+  EXPECT_EQ(c.target.toast_compression, ToastCompression::Auto);
   EXPECT_EQ(c.checkpoint.redis, "redis://127.0.0.1:6379/0");
   EXPECT_EQ(c.checkpoint.endpoint.host, "127.0.0.1");
   EXPECT_EQ(c.checkpoint.endpoint.port, 6379);
@@ -121,19 +121,19 @@ TEST(Config, LoadsTheExampleFileWithTheExpectedValues) {
   EXPECT_EQ(c.batch.max_rows, 5000);
   EXPECT_EQ(c.batch.max_wait, 50ms);
   EXPECT_EQ(c.batch.max_txn_chunk_rows, 10000);
-  EXPECT_EQ(c.snapshot.mode, SnapshotMode::initial);
+  EXPECT_EQ(c.snapshot.mode, SnapshotMode::Initial);
   EXPECT_FALSE(c.archive.enabled);
   EXPECT_FALSE(c.dead_letter.enabled);
-  EXPECT_EQ(c.log.level, LogLevel::info);
-  EXPECT_EQ(c.log.format, LogFormat::text);
+  EXPECT_EQ(c.log.level, LogLevel::Info);
+  EXPECT_EQ(c.log.format, LogFormat::Text);
 
   ASSERT_EQ(c.tables.size(), 1u);
   const TableMapping& t = c.tables[0];
   EXPECT_EQ(t.source, (QualifiedName{"public", "customers"}));
   EXPECT_EQ(t.target, (QualifiedName{"ref", "customer"}));
   EXPECT_EQ(t.key, std::vector<std::string>{"id"});
-  EXPECT_EQ(t.deletes, DeletePolicy::soft);
-  EXPECT_EQ(t.truncate, TruncatePolicy::fail);
+  EXPECT_EQ(t.deletes, DeletePolicy::Soft);
+  EXPECT_EQ(t.truncate, TruncatePolicy::Fail);
   EXPECT_EQ(t.lsn_column, "_cdc_lsn");
   EXPECT_EQ(t.tombstone_column, "_cdc_deleted");
   EXPECT_EQ(t.line, 18);
@@ -371,7 +371,7 @@ TEST(Config, ParsesEveryTransformKind) {
   EXPECT_EQ(std::get<Mask>(*cols[2].transform).mask_char, "*");
   ASSERT_TRUE(cols[3].transform && std::holds_alternative<Constant>(*cols[3].transform));
   EXPECT_EQ(std::get<Constant>(*cols[3].transform).value, "EU");
-  EXPECT_EQ(c.tables[0].truncate, TruncatePolicy::ignore);
+  EXPECT_EQ(c.tables[0].truncate, TruncatePolicy::Ignore);
 }
 
 TEST(Config, AcceptsQuotedIdentifiersInTableNames) {

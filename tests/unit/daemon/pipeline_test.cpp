@@ -568,7 +568,7 @@ TEST_F(PipelineTest, AGracefulStopFlushesAndConfirmsWhatDidNotWaitForItsFlush) {
   EXPECT_FALSE(sink_.unflushed());
   EXPECT_EQ(store_.load()->lsn, Lsn{0x300});
   EXPECT_EQ(source_.max_flushed(), Lsn{0x300});
-  EXPECT_EQ(status_.durable_lsn.load(), 0x300u);
+  EXPECT_EQ(status_.durable_lsn.load(), Lsn{0x300});
 }
 
 }  // namespace

@@ -115,22 +115,21 @@ TEST(MetricsHttpServerHealth, AThrowingCheckIsNotOkWithoutDetails) {
   EXPECT_EQ(health->body.find("hunter2"), std::string::npos);
 }
 
+// The address rules themselves are config::parse_listen_address's (tests/unit/config/listen_address_test.cpp);
+// here: the server refuses what it refuses, as its own error naming the bad part.
 TEST(MetricsHttpServerAddress, RefusesNonLoopbackUnlessAllowed) {
   EXPECT_THROW(MetricsServer(MetricsServerOptions{.listen = "0.0.0.0:9187"}, {}), MetricsServerError);
-  EXPECT_THROW(parse_listen_address("192.168.1.10:9187", false), MetricsServerError);
-  EXPECT_THROW(parse_listen_address("[::]:9187", false), MetricsServerError);
-  EXPECT_NO_THROW(parse_listen_address("0.0.0.0:9187", true));
-  EXPECT_NO_THROW(parse_listen_address("127.0.0.2:9187", false));
-  const auto v6 = parse_listen_address("[::1]:9187", false);
-  EXPECT_EQ(v6.host, "::1");
-  EXPECT_EQ(v6.port, 9187);
-  EXPECT_EQ(parse_listen_address("localhost:9187", false).host, "127.0.0.1");
+  EXPECT_THROW(MetricsServer(MetricsServerOptions{.listen = "[::]:9187"}, {}), MetricsServerError);
+  EXPECT_NO_THROW(MetricsServer(MetricsServerOptions{.listen = "0.0.0.0:0", .allow_remote = true}, {}));
+  const MetricsServer v6(MetricsServerOptions{.listen = "[::1]:9187"}, {});
+  EXPECT_EQ(v6.address().host, "::1");
+  EXPECT_EQ(v6.address().port, 9187);
 }
 
 TEST(MetricsHttpServerAddress, NamesTheBadPart) {
   const auto error = [](std::string_view text) {
     try {
-      parse_listen_address(text, false);
+      MetricsServer server(MetricsServerOptions{.listen = std::string(text)}, {});
     } catch (const MetricsServerError& e) {
       return std::string(e.what());
     }
@@ -138,9 +137,8 @@ TEST(MetricsHttpServerAddress, NamesTheBadPart) {
   };
   EXPECT_NE(error("127.0.0.1").find("expected host:port"), std::string::npos);
   EXPECT_NE(error("127.0.0.1:http").find("bad port 'http'"), std::string::npos);
-  EXPECT_NE(error("127.0.0.1:70000").find("bad port '70000'"), std::string::npos);
   EXPECT_NE(error("metrics.example.com:9187").find("not an IP address"), std::string::npos);
-  EXPECT_NE(error("[::1:9187").find("expected [ipv6]:port"), std::string::npos);
+  EXPECT_TRUE(error("127.0.0.1").starts_with("metrics listen address '127.0.0.1'"));
 }
 
 TEST(MetricsHttpServerAddress, PortInUseIsAClearError) {

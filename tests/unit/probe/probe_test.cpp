@@ -415,13 +415,13 @@ TEST_F(ProbeTest, WhileReconnectingASlotBehindTheSourceCountsAsLag) {
 
 TEST_F(ProbeTest, CheckpointAgeGrowsWhileWorkWaitsAndTheConfirmedLsnStandsStill) {
   probe_.state_changed(RunnerState::Streaming);
-  status_.confirmed_lsn = 100;
+  status_.confirmed_lsn = Lsn{100};
   EXPECT_EQ(value("cdcsync_checkpoint_age_seconds"), 0);
   status_.queue_depth = 5;
   EXPECT_EQ(value("cdcsync_checkpoint_age_seconds"), 0);
   now_ += 40s;
   EXPECT_EQ(value("cdcsync_checkpoint_age_seconds"), 40);
-  status_.confirmed_lsn = 200;  // moved
+  status_.confirmed_lsn = Lsn{200};  // moved
   EXPECT_EQ(value("cdcsync_checkpoint_age_seconds"), 0);
   now_ += 10s;
   EXPECT_EQ(value("cdcsync_checkpoint_age_seconds"), 10);
@@ -432,8 +432,8 @@ TEST_F(ProbeTest, CheckpointAgeGrowsWhileWorkWaitsAndTheConfirmedLsnStandsStill)
 }
 
 TEST_F(ProbeTest, PositionsQueueAndCheckpointStoreComeFromThePipelineStatus) {
-  status_.received_lsn = 0x16B374D848;
-  status_.durable_lsn = 0x16B374D000;
+  status_.received_lsn = Lsn{0x16B374D848};
+  status_.durable_lsn = Lsn{0x16B374D000};
   status_.queue_depth = 7;
   status_.checkpoint_store_ok = false;
   EXPECT_EQ(value("cdcsync_received_lsn"), static_cast<double>(0x16B374D848));

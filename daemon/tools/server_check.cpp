@@ -1,0 +1,116 @@
+// Server checks: the source's and the target's live state against the config, told through a Listener.
+#include "daemon/tools/server_check.h"
+
+#include "daemon/core/runner.h"
+#include "daemon/tools/source_check.h"
+#include "decoders/pg.h"
+#include "sinks/postgres_sink.h"
+
+namespace cdcsync::check {
+namespace {
+
+// How large values will be compressed: the session's default_toast_compression.
+void check_toast_compression(PGconn* target, const config::Config& cfg, const Listener& l) {
+  PgResult toast{PQexec(target, kToastCompressionSettingsQuery)};
+  if (!toast || PQresultStatus(toast.get()) != PGRES_TUPLES_OK || PQntuples(toast.get()) != 1) return;
+  const auto choice = choose_toast_compression(cfg.target.toast_compression, PQgetvalue(toast.get(), 0, 0),
+                                               PQgetvalue(toast.get(), 0, 1),
+                                               std::string_view(PQgetvalue(toast.get(), 0, 2)) == "t");
+  if (choice.lz4_missing) {
+    l.problem("target.toast_compression", "\"lz4\", but the order server was built without lz4",
+              "set it to \"auto\" (lz4 where the server has it) or \"pglz\"");
+  }
+  l.note("large values compressed with " + choice.method + " (target.toast_compression = \"" +
+         std::string(config::name_of(cfg.target.toast_compression)) + "\")");
+}
+
+// Whether a commit waits for the WAL flush (what the pipeline confirms must be on disk).
+void check_durability(PGconn* target, const Listener& l) {
+  PgResult durability{PQexec(target,
+                             "SELECT pg_catalog.current_setting('synchronous_commit'), "
+                             "pg_catalog.current_setting('fsync')")};
+  if (!durability || PQresultStatus(durability.get()) != PGRES_TUPLES_OK || PQntuples(durability.get()) != 1)
+    return;
+  const std::string setting = PQgetvalue(durability.get(), 0, 0);
+  const std::string session = session_synchronous_commit(setting);
+  std::string line = "commits wait for the WAL flush (synchronous_commit = " + session;
+  if (session != setting) line += "; the role or database has " + setting;
+  l.note(line + ")");
+  if (std::string_view(PQgetvalue(durability.get(), 0, 1)) == "off") {
+    l.note("note: fsync = off on the order server: a crash of its host can lose what cdcsync confirmed");
+  }
+}
+
+// How each table's rows will be copied (the set-based apply; sinks/copy_binary.h).
+void check_copy_formats(PGconn* target, const config::Config& cfg, const Mapping& mapping,
+                        const Listener& l) {
+  for (const auto& t : mapping.tables()) {
+    const std::string rows = t.target.str() + ": rows copied ";
+    if (cfg.target.copy_format == CopyFormat::Text) {
+      l.note(rows + "as text (target.copy_format = \"text\")");
+      continue;
+    }
+    PgResult columns;
+    try {
+      columns =
+          pg_exec_params(target, kTargetColumnTypesQuery, {t.target.quoted()}, "reading " + t.target.str());
+    } catch (const PgError&) {
+      l.note(rows + "as text (the table cannot be read)");
+      continue;
+    }
+    const CopyPlan plan = plan_copy(t, read_target_column_types(columns.get()));
+    l.note(rows +
+           (plan.binary() ? std::string("in COPY's binary format") : "as text (" + plan.text_because + ")"));
+  }
+}
+
+}  // namespace
+
+void check_source_server(const config::Config& cfg, const Mapping& mapping, SourceTypes& types,
+                         const Listener& l) {
+  try {
+    PgConn source = pg_connect(source_conninfo(cfg), "the source");
+    for (const auto& p : check_source(source.get(), mapping, cfg.source.publication, cfg.source.slot,
+                                      cfg.source.create_slot)) {
+      l.problem(p.subject, p.problem, p.fix);
+    }
+    for (const auto& t : mapping.tables()) {
+      try {
+        types[t.source] = read_source_types(source.get(), t.source);
+      } catch (const std::exception&) {
+        // reported above as a missing table
+      }
+    }
+    l.note("checked");
+  } catch (const std::exception& e) {
+    l.problem("connection", e.what(), "check source.conninfo and the password file");
+  }
+}
+
+void check_target_server(const config::Config& cfg, const Mapping& mapping, const SourceTypes& types,
+                         const Listener& l) {
+  try {
+    PgConn target = pg_connect(target_conninfo(cfg), "the target");
+    const QualifiedName progress{cfg.target.progress_table.schema, cfg.target.progress_table.name};
+    for (const auto& p : check_target(target.get(), mapping, progress, types.empty() ? nullptr : &types)) {
+      l.problem(p.table, p.problem, p.fix);
+    }
+    check_toast_compression(target.get(), cfg, l);
+    check_durability(target.get(), l);
+    check_copy_formats(target.get(), cfg, mapping, l);
+    l.note("checked");
+  } catch (const std::exception& e) {
+    l.problem("connection", e.what(), "check target.conninfo and the password file");
+  }
+}
+
+std::string target_ddl_for(const config::Config& cfg) {
+  const Mapping mapping = mapping_from_config(cfg);
+  PgConn source = pg_connect(source_conninfo(cfg), "the source");
+  SourceTypes types;
+  for (const auto& t : mapping.tables()) types[t.source] = read_source_types(source.get(), t.source);
+  return target_ddl(mapping, types,
+                    QualifiedName{cfg.target.progress_table.schema, cfg.target.progress_table.name});
+}
+
+}  // namespace cdcsync::check
