@@ -123,31 +123,51 @@ inline std::string quote_ident(std::string_view ident) {
   return out;
 }
 
+// A value quoted for a keyword/value conninfo: 'it\'s'.
+inline std::string conninfo_quote(std::string_view value) {
+  std::string q = "'";
+  for (char c : value) {
+    if (c == '\\' || c == '\'') q.push_back('\\');
+    q.push_back(c);
+  }
+  return q + "'";
+}
+
+// The conninfo (keyword/value or URI) rebuilt as keyword/value pairs without its password; nullopt when it
+// does not parse (`error` gets libpq's message, which never holds the password). `had_password` says
+// whether it held one.
+inline std::optional<std::string> conninfo_without_password(const std::string& conninfo, std::string& error,
+                                                            bool* had_password = nullptr) {
+  char* err = nullptr;
+  std::unique_ptr<PQconninfoOption, decltype(&PQconninfoFree)> opts(PQconninfoParse(conninfo.c_str(), &err),
+                                                                    &PQconninfoFree);
+  std::unique_ptr<char, PqFreemem> err_owner{err};
+  if (!opts) {
+    error = err != nullptr ? err : "out of memory";
+    while (!error.empty() && (error.back() == '\n' || error.back() == ' ')) error.pop_back();
+    return std::nullopt;
+  }
+  if (had_password != nullptr) *had_password = false;
+  std::string out;
+  for (const PQconninfoOption* o = opts.get(); o->keyword != nullptr; ++o) {
+    if (o->val == nullptr) continue;
+    if (std::string_view(o->keyword) == "password") {
+      if (had_password != nullptr) *had_password = true;
+      continue;
+    }
+    if (!out.empty()) out += ' ';
+    out += std::string(o->keyword) + "=" + conninfo_quote(o->val);
+  }
+  return out;
+}
+
 // The conninfo (keyword/value or URI) rebuilt as keyword/value with `password` added. The result is a
 // secret: keep it in memory only, never log it.
 inline std::string conninfo_with_password(const std::string& conninfo, const std::string& password) {
-  char* err = nullptr;
-  PQconninfoOption* opts = PQconninfoParse(conninfo.c_str(), &err);
-  if (opts == nullptr) {
-    std::string msg = err ? err : "out of memory";
-    if (err) PQfreemem(err);
-    throw PgError{"08000", "invalid conninfo: " + msg};
-  }
-  auto quote = [](const char* v) {
-    std::string q = "'";
-    for (const char* c = v; *c; ++c) {
-      if (*c == '\\' || *c == '\'') q.push_back('\\');
-      q.push_back(*c);
-    }
-    return q + "'";
-  };
-  std::string out;
-  for (PQconninfoOption* o = opts; o->keyword != nullptr; ++o) {
-    if (o->val == nullptr || std::string_view(o->keyword) == "password") continue;
-    out += std::string(o->keyword) + "=" + quote(o->val) + " ";
-  }
-  PQconninfoFree(opts);
-  return out + "password=" + quote(password.c_str());
+  std::string error;
+  auto rebuilt = conninfo_without_password(conninfo, error);
+  if (!rebuilt) throw PgError{"08000", "invalid conninfo: " + error};
+  return *rebuilt + (rebuilt->empty() ? "" : " ") + "password=" + conninfo_quote(password);
 }
 
 // Connects with cdcsync's network defaults ahead of `conninfo`, which may override them: a connect that gets

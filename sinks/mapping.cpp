@@ -14,56 +14,11 @@
 namespace cdcsync {
 namespace {
 
-// Reads one identifier part at `pos`: quoted ("a""b") or up to the next dot.
-std::string parse_part(std::string_view text, std::size_t& pos) {
-  std::string out;
-  if (pos < text.size() && text[pos] == '"') {
-    ++pos;
-    for (;;) {
-      if (pos >= text.size()) throw std::invalid_argument("unterminated quoted identifier");
-      if (text[pos] == '"') {
-        if (pos + 1 < text.size() && text[pos + 1] == '"') {
-          out.push_back('"');
-          pos += 2;
-          continue;
-        }
-        ++pos;
-        break;
-      }
-      out.push_back(text[pos++]);
-    }
-  } else {
-    while (pos < text.size() && text[pos] != '.') {
-      if (text[pos] == '"') throw std::invalid_argument("quote inside an unquoted identifier");
-      out.push_back(text[pos++]);
-    }
-  }
-  if (out.empty()) throw std::invalid_argument("empty identifier");
-  return out;
-}
-
 bool is_utf8_continuation(unsigned char c) {
   return (c & 0xC0) == 0x80;
 }
 
 }  // namespace
-
-QualifiedName QualifiedName::parse(std::string_view text) {
-  std::size_t pos = 0;
-  QualifiedName q;
-  q.schema = parse_part(text, pos);
-  if (pos >= text.size() || text[pos] != '.') {
-    throw std::invalid_argument("expected schema.table, got '" + std::string(text) + "'");
-  }
-  ++pos;
-  q.name = parse_part(text, pos);
-  if (pos != text.size()) throw std::invalid_argument("trailing text after schema.table");
-  return q;
-}
-
-std::string QualifiedName::quoted() const {
-  return quote_ident(schema) + "." + quote_ident(name);
-}
 
 Transform Transform::hmac_sha256(std::string key) {
   if (key.empty()) throw std::invalid_argument("hmac_sha256 key is empty");

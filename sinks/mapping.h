@@ -16,24 +16,13 @@
 
 #include "decoders/change.h"
 #include "decoders/lsn.h"
+#include "decoders/qualified_name.h"
 #include "sinks/policy.h"
 
 namespace cdcsync {
 
 // A schema-qualified relation name. Kept as two parts so that dots, quotes and spaces inside names are
 // never ambiguous.
-struct QualifiedName {
-  std::string schema;
-  std::string name;
-
-  // "schema.table"; either part may be double-quoted ("odd.schema"."My Table", "" escapes a quote).
-  // Unquoted parts are taken as written (no case folding). Throws std::invalid_argument.
-  static QualifiedName parse(std::string_view text);
-  std::string str() const { return schema + "." + name; }  // for logs and errors
-  std::string quoted() const;                              // for SQL
-  auto operator<=>(const QualifiedName&) const = default;
-};
-
 enum class TransformKind : std::uint8_t { Copy, HmacSha256, Mask, Constant, Null };
 
 // A per-column transform applied before a value leaves the process.

@@ -39,24 +39,6 @@ std::string_view name_of(const Transform& t) {
   return names[t.index()];
 }
 
-std::string sql_name(const std::string& name) {
-  const bool plain = !name.empty() && ((name[0] >= 'a' && name[0] <= 'z') || name[0] == '_') &&
-                     std::all_of(name.begin(), name.end(), [](char c) {
-                       return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '$';
-                     });
-  if (plain) return name;
-  std::string out = "\"";
-  for (char c : name) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
-
-std::string QualifiedName::str() const {
-  return sql_name(schema) + "." + sql_name(name);
-}
-
 std::string ConfigIssue::str() const {
   std::string out = file;
   if (line > 0) out += fmt::format(":{}:{}", line, column);

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "decoders/pgoutput.h"  // StreamingMode (the config allows Off and On)
+#include "decoders/qualified_name.h"
 #include "sinks/policy.h"       // DeletePolicy, TruncatePolicy, ToastCompression, CopyFormat
 
 namespace cdcsync::config {
@@ -39,14 +40,8 @@ std::string_view name_of(ToastCompression v);
 std::string_view name_of(CopyFormat v);
 
 // "schema.table"; each part unquoted lowercase (`public`) or a quoted identifier (`"Mixed Case"`).
-struct QualifiedName {
-  std::string schema;  // unquoted, exact catalog spelling
-  std::string name;
-  std::string str() const;  // SQL spelling, quoting only where needed: public."Tbl"
-  auto operator<=>(const QualifiedName&) const = default;
-};
-// One name as SQL spells it: as is when lowercase-plain ([a-z_][a-z0-9_$]*), else double-quoted.
-std::string sql_name(const std::string& name);
+using cdcsync::QualifiedName;  // decoders/qualified_name.h
+using cdcsync::sql_name;
 
 // Where a secret lives: `password_file = "/etc/cdcsync/pg_source"` or `"credential:pg_source"`
 // (= $CREDENTIALS_DIRECTORY/pg_source, systemd LoadCredential=). Empty spec = not configured.

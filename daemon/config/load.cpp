@@ -106,7 +106,7 @@ std::optional<T> convert(const toml::node& node, std::string& error) {
   } else if constexpr (std::is_same_v<T, QualifiedName>) {
     const auto* v = node.as_string();
     if (v == nullptr) return expected("a string (schema.table)");
-    auto name = parse_qualified_name(v->get(), error);
+    auto name = QualifiedName::parse(v->get(), error);
     if (!name) error = fmt::format("\"{}\" {}", v->get(), error);
     return name;
   } else if constexpr (std::is_same_v<T, SecretFile>) {

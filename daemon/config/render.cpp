@@ -2,7 +2,6 @@
 // (`config help`, and the Markdown table in docs/configuration.md), all from daemon/config/settings.h.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
-#include <libpq-fe.h>
 
 #include <memory>
 #include <string>
@@ -13,6 +12,7 @@
 #include "daemon/config/config.h"
 #include "daemon/config/settings.h"
 #include "daemon/config/values.h"
+#include "decoders/pg.h"
 
 namespace cdcsync::config {
 namespace {
@@ -152,28 +152,11 @@ void render_settings(const Tuple& settings, Owner& owner, std::string& out, std:
 
 // A conninfo as written, or rebuilt without the password when it holds one.
 std::string redacted_conninfo(const std::string& conninfo) {
-  char* raw_error = nullptr;
-  std::unique_ptr<PQconninfoOption, decltype(&PQconninfoFree)> options(
-      PQconninfoParse(conninfo.c_str(), &raw_error), &PQconninfoFree);
-  std::unique_ptr<char, decltype(&PQfreemem)> error(raw_error, &PQfreemem);
-  if (!options) return "(withheld: does not parse)";
-  bool has_password = false;
-  std::string rebuilt;
-  for (const PQconninfoOption* o = options.get(); o->keyword != nullptr; ++o) {
-    if (o->val == nullptr) continue;
-    if (std::string_view(o->keyword) == "password") {
-      has_password = true;
-      continue;
-    }
-    std::string value;
-    for (const char* p = o->val; *p != '\0'; ++p) {
-      if (*p == '\'' || *p == '\\') value += '\\';
-      value += *p;
-    }
-    if (!rebuilt.empty()) rebuilt += ' ';
-    rebuilt += fmt::format("{}='{}'", o->keyword, value);
-  }
-  return has_password ? rebuilt : conninfo;
+  std::string error;
+  bool had_password = false;
+  const auto rebuilt = conninfo_without_password(conninfo, error, &had_password);
+  if (!rebuilt) return "(withheld: does not parse)";
+  return had_password ? *rebuilt : conninfo;
 }
 
 std::string transform_text(const Transform& transform) {

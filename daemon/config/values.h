@@ -15,7 +15,6 @@
 
 namespace cdcsync::config {
 
-inline constexpr std::size_t kMaxIdentifierBytes = 63;  // PostgreSQL's NAMEDATALEN - 1
 
 template <class E>
 struct EnumNames;
@@ -85,9 +84,6 @@ std::string enum_choices(std::string_view separator) {
   return out;
 }
 
-// "public.customers", "\"Mixed Case\".\"Tbl\"": each part unquoted [a-z_][a-z0-9_$]* or a quoted
-// identifier. Sets `error` (what is wrong, without the text) when it is not.
-std::optional<QualifiedName> parse_qualified_name(std::string_view text, std::string& error);
 
 // A TOML basic string holding `s`, escaped by toml++.
 std::string toml_string(std::string_view s);

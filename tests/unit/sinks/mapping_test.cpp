@@ -28,24 +28,6 @@ std::string run(const Transform& t, std::optional<std::string_view> in) {
   return t.apply(in, out) ? out : "<null>";
 }
 
-TEST(MappingName, ParsesPlainAndQuotedParts) {
-  EXPECT_EQ(QualifiedName::parse("ref.customer"), (QualifiedName{"ref", "customer"}));
-  EXPECT_EQ(QualifiedName::parse("\"odd.schema\".\"My \"\"T\"\"\""),
-            (QualifiedName{"odd.schema", "My \"T\""}));
-  EXPECT_EQ(QualifiedName::parse("Ref.Customer"), (QualifiedName{"Ref", "Customer"}));
-}
-
-TEST(MappingName, RejectsMissingSchemaAndTrailingText) {
-  EXPECT_THROW(QualifiedName::parse("customer"), std::invalid_argument);
-  EXPECT_THROW(QualifiedName::parse("a.b.c"), std::invalid_argument);
-  EXPECT_THROW(QualifiedName::parse(".b"), std::invalid_argument);
-  EXPECT_THROW(QualifiedName::parse("\"a.b"), std::invalid_argument);
-}
-
-TEST(MappingName, QuotesBothPartsForSql) {
-  EXPECT_EQ((QualifiedName{"my schema", "Ta\"ble"}).quoted(), "\"my schema\".\"Ta\"\"ble\"");
-}
-
 TEST(MappingTransform, HmacSha256MatchesTheRfc4231TestVector) {
   // RFC 4231 test case 2.
   EXPECT_EQ(run(Transform::hmac_sha256("Jefe"), "what do ya want for nothing?"),
