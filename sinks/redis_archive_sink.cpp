@@ -389,6 +389,15 @@ std::optional<Lsn> RedisArchiveSink::apply_inner(const Batch& batch) {
   }
 
   // Append in groups; each group moves the head to its last entry and to the last transaction it finished.
+  const auto bytes_of = [](const ArchiveEntry& e) {
+    std::size_t n = e.id.size();
+    for (const auto& [name, value] : e.fields) n += name.size() + value.size();
+    return n;
+  };
+  MemoryBudget::Account pending{options_.memory};
+  std::size_t pending_bytes = 0;
+  for (const ArchiveEntry& e : entries) pending_bytes += bytes_of(e);
+  pending.set(pending_bytes);
   std::size_t next_end = 0;
   std::size_t at = 0;
   std::string expected = head.last_hash;
@@ -409,6 +418,8 @@ std::optional<Lsn> RedisArchiveSink::apply_inner(const Batch& batch) {
       head.xid = a.end->xid;
       head.commit_time_us = a.end->commit_time_us;
     }
+    for (const ArchiveEntry& e : a.entries) pending_bytes -= bytes_of(e);
+    pending.set(pending_bytes);
     stats_.entries_appended += a.entries.size();
     if (options_.observer.entries && !a.entries.empty())
       options_.observer.entries("appended", a.entries.size());
