@@ -80,6 +80,23 @@ std::filesystem::path spool_dir(const config::Config& c) {
       "(or with HOME set)");
 }
 
+// The pipeline's bounds: the batch and queue byte bounds within their shares of the memory budget.
+PipelineOptions pipeline_options(const config::Config& c, const MemoryShares& shares, MemoryBudget& memory) {
+  PipelineOptions po;
+  po.budget = &memory;
+  po.batch_max_rows = static_cast<std::size_t>(c.batch.max_rows);
+  po.batch_max_wait = c.batch.max_wait;
+  po.catch_up_lag = c.batch.catch_up_lag;
+  po.flush_interval = c.batch.flush_interval;
+  po.queue_max_transactions = static_cast<std::size_t>(c.batch.queue_max_transactions);
+  po.queue_max_bytes = std::min(static_cast<std::size_t>(c.batch.queue_max_bytes), shares.queue);
+  po.batch_max_bytes = std::min(static_cast<std::size_t>(c.batch.max_bytes), shares.batch);
+  po.status_interval = c.source.status_interval;
+  po.lease_ttl = c.checkpoint.lease_ttl;
+  po.lease_renew = c.checkpoint.renew;
+  return po;
+}
+
 // Emits a non-transactional logical message on an ordinary source connection every `every`: when the
 // published tables are quiet while other WAL grows (other tables, other databases), the message travels
 // through the slot and lets the pipeline confirm past it, so the slot never pins WAL.
@@ -468,18 +485,7 @@ void Runner::stream_to(Sink& sink, CheckpointStore& store, bool checkpoint_known
   PgChangeSource changes{stream,         ao, config_.source.receive_timeout, kMaxChangesPerPoll, shares.poll,
                          &status_.memory};
 
-  PipelineOptions po;
-  po.budget = &status_.memory;
-  po.batch_max_rows = static_cast<std::size_t>(config_.batch.max_rows);
-  po.batch_max_wait = config_.batch.max_wait;
-  po.catch_up_lag = config_.batch.catch_up_lag;
-  po.flush_interval = config_.batch.flush_interval;
-  po.queue_max_transactions = static_cast<std::size_t>(config_.batch.queue_max_transactions);
-  po.queue_max_bytes = std::min(static_cast<std::size_t>(config_.batch.queue_max_bytes), shares.queue);
-  po.batch_max_bytes = std::min(static_cast<std::size_t>(config_.batch.max_bytes), shares.batch);
-  po.status_interval = config_.source.status_interval;
-  po.lease_ttl = config_.checkpoint.lease_ttl;
-  po.lease_renew = config_.checkpoint.renew;
+  const PipelineOptions po = pipeline_options(config_, shares, status_.memory);
   Pipeline pipeline{changes, sink, store, token_, po, status_, hooks_.batch_applied};
   pipeline.set_tick(hooks_.heartbeat);
   status_.checkpoint_store_ok = checkpoint_known;
