@@ -62,7 +62,8 @@ bool PgChangeSource::room_for_more(std::chrono::steady_clock::time_point deadlin
     budget_->wait_for_room(out_bytes_ + assembler_.open_bytes(), kRoomWait);
   }
   // Time spent not reading is not the server's silence.
-  last_heard_ += Clock::now() - started;
+  const auto now = Clock::now();
+  last_heard_ = std::min(last_heard_ + (now - started), now);
   return !budget_->full(out_bytes_ + assembler_.open_bytes());
 }
 
