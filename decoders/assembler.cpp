@@ -14,8 +14,6 @@
 namespace cdcsync {
 namespace {
 
-constexpr std::string_view kSpoolPrefix = "cdcsync-spool-";
-
 std::string name_of(std::string_view raw) {
   return std::string(pgoutput::message_name(raw.empty() ? '\0' : raw[0]));
 }
@@ -30,16 +28,7 @@ TransactionAssembler::TransactionAssembler(AssemblerOptions options, Emit emit)
     return;
   }
   spool_dir_ = options_.spool_dir;
-  std::error_code ec;
-  std::filesystem::create_directories(spool_dir_, ec);
-  if (ec) throw SpoolError("cannot create spool directory " + spool_dir_.string() + ": " + ec.message());
-  // Spools of an earlier process are useless: the server resends those transactions from the start.
-  for (const auto& entry : std::filesystem::directory_iterator(spool_dir_, ec)) {
-    if (entry.path().filename().string().starts_with(kSpoolPrefix)) {
-      std::error_code ignored;
-      std::filesystem::remove(entry.path(), ignored);
-    }
-  }
+  prepare_spool_dir(spool_dir_);
 }
 
 struct TransactionAssembler::Replay {
@@ -119,28 +108,36 @@ std::unique_ptr<TransactionAssembler::Held> TransactionAssembler::hold(Xid xid, 
   held->block = block;
   held->relations = relations_;
   held->seeded_during_replay = replay_ != nullptr;
-  const std::string file = std::string(kSpoolPrefix) + std::to_string(::getpid()) + "-" +
+  const std::string file = std::string(kSpoolFilePrefix) + std::to_string(::getpid()) + "-" +
                            std::to_string(++spool_seq_) + "-xid-" + std::to_string(xid.value);
-  held->spool = std::make_unique<SpoolFile>(spool_dir_ / file);
+  held->spool = std::make_unique<SpoolFile>(spool_dir_ / file, SpoolOwner{xid, at}, options_.spool_usage);
   return held;
 }
 
 void TransactionAssembler::add_change(Transaction& chunk, Change&& change) {
-  if (chunk.changes.size() >= options_.max_changes_per_chunk) {
-    Transaction next;
-    next.info = chunk.info;
-    next.first_chunk = false;
-    chunk.last_chunk = false;
-    std::swap(chunk, next);
-    emit_(std::move(next));
-    ++chunks_emitted_;
-    chunk.changes = pool_.take_list();
-    chunk.changes.reserve(options_.max_changes_per_chunk);
-  }
+  if (chunk.changes.size() >= options_.max_changes_per_chunk) emit_chunk(chunk);
+  open_bytes_ += approximate_bytes(change);
   chunk.changes.push_back(std::move(change));
+  // By bytes the chunk goes as soon as it is full, so that a wide row is not held here while the next one
+  // is read (the receiver reads nothing while the memory budget has no room).
+  if (options_.max_chunk_bytes != 0 && open_bytes_ >= options_.max_chunk_bytes) emit_chunk(chunk);
+}
+
+void TransactionAssembler::emit_chunk(Transaction& chunk) {
+  Transaction next;
+  next.info = chunk.info;
+  next.first_chunk = false;
+  chunk.last_chunk = false;
+  std::swap(chunk, next);
+  emit_(std::move(next));
+  ++chunks_emitted_;
+  open_bytes_ = 0;
+  chunk.changes = pool_.take_list();
+  chunk.changes.reserve(options_.max_changes_per_chunk);
 }
 
 void TransactionAssembler::emit_last(Transaction& chunk, Lsn end_lsn) {
+  open_bytes_ = 0;
   chunk.info.end_lsn = end_lsn;
   chunk.last_chunk = true;
   emit_(std::move(chunk));

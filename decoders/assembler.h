@@ -3,9 +3,10 @@
 // Rules it enforces and relies on:
 // - Begin .. Commit: one transaction; Commit.commit_lsn must equal Begin.final_lsn. Nested Begin, Commit
 //   without Begin, a data message outside a transaction: ProtocolError naming the LSN.
-// - Bounded memory: a transaction never holds more than max_changes_per_chunk changes; beyond that the
-//   full chunk is emitted (first_chunk/last_chunk) before the next change is added, and the last chunk
-//   (the only one with end_lsn) comes at Commit.
+// - Bounded memory: a chunk never holds more than max_changes_per_chunk changes (the full chunk is emitted
+//   before the next change is added) nor more than max_chunk_bytes (approximate_bytes) plus one change (it
+//   is emitted as soon as it reaches that bound); chunks carry first_chunk/last_chunk, and the last one
+//   (the only one with end_lsn, possibly without changes) comes at Commit.
 // - Streamed transactions (protocol >= 2, streaming on): Stream Start(xid) .. Stream Stop blocks of several
 //   xids interleave. Their raw messages (Relation and Type included) go to one spool file per xid, tagged
 //   with the subtransaction xid and the WAL position. Stream Abort(xid, subxid) drops the subtransaction's
@@ -22,8 +23,9 @@
 //   the message's LSN, commit_time_us 0.
 // - Origin sets info.origin of the transaction it appears in.
 // - Empty transactions are emitted too (no changes, last chunk): their end_lsn is progress.
-// Spool files are removed at commit, abort and destruction; the constructor removes stale ones left in
-// spool_dir by an earlier process.
+// Spool files are removed at commit, abort and destruction; the constructor makes spool_dir private and
+// removes stale ones left in it by an earlier process (prepare_spool_dir). Their bytes count in
+// spool_usage; an append past its limit throws SpoolLimitExceeded naming the transaction.
 #pragma once
 
 #include <cstddef>
@@ -50,9 +52,11 @@ namespace cdcsync {
 struct AssemblerOptions {
   ProtocolOptions protocol;
   std::size_t max_changes_per_chunk = 10000;
+  std::size_t max_chunk_bytes = 0;  // 0: no byte bound
   // Where streamed and prepared transactions wait for their commit; owned by this assembler. Empty: the
   // system's temporary directory (without the stale-file cleanup).
   std::filesystem::path spool_dir;
+  SpoolUsage* spool_usage = nullptr;  // shared by the pipeline's spool files; null: unbounded, uncounted
   // false: a committed streamed or prepared transaction is replayed from its spool within the feed() of its
   // commit, all its chunks emitted at once. true: feed() only starts the replay and resume_replay() emits
   // it a chunk at a time, so a caller that collects emitted chunks holds one at a time, not the whole
@@ -94,6 +98,8 @@ class TransactionAssembler {
   // memory (see ChangePool). Leaves `spent` empty.
   void recycle(std::vector<Transaction>& spent) { pool_.give(spent); }
   const ChangePool& pool() const { return pool_; }
+  // Bytes (approximate_bytes) of the changes in the chunk being filled, not yet emitted.
+  std::size_t open_bytes() const { return open_bytes_; }
   std::size_t streamed_in_progress() const { return streams_.size(); }
   std::size_t prepared_held() const { return prepared_.size(); }
 
@@ -141,6 +147,8 @@ class TransactionAssembler {
   void settle_seeds(const Held& replayed, bool promoted);
   struct Replay;
   void add_change(Transaction& chunk, Change&& change);
+  // Emits `chunk` as a chunk that is not the last and starts the next one in its place.
+  void emit_chunk(Transaction& chunk);
   void emit_last(Transaction& chunk, Lsn end_lsn);
   void emit_single_message(Change&& change, Lsn message_lsn);
 
@@ -163,6 +171,7 @@ class TransactionAssembler {
   std::unique_ptr<Held> preparing_;  // State::Preparing
   std::unique_ptr<Replay> replay_;   // a committed transaction being replayed from its spool
   std::uint64_t chunks_emitted_ = 0;
+  std::size_t open_bytes_ = 0;
 
   Held* stream_ = nullptr;  // inside Stream Start .. Stream Stop: the transaction it belongs to
   std::unordered_map<std::uint32_t, std::unique_ptr<Held>> streams_;  // by top-level xid

@@ -174,4 +174,16 @@ struct Transaction {
   bool whole() const { return first_chunk && last_chunk; }
 };
 
+// What a change holds in memory, roughly: its values, column slots and the Change itself (allocator overhead
+// and capacity slack are not counted). What the memory budget, the queue and the batches count.
+inline std::size_t approximate_bytes(const Change& c) {
+  return sizeof(Change) + c.before.byte_size() + c.after.byte_size() +
+         (c.before.size() + c.after.size()) * sizeof(Tuple::Slot) + c.message_content.size();
+}
+inline std::size_t approximate_bytes(const Transaction& t) {
+  std::size_t n = sizeof(Transaction);
+  for (const auto& c : t.changes) n += approximate_bytes(c);
+  return n;
+}
+
 }  // namespace cdcsync

@@ -59,8 +59,8 @@ struct StreamOptions {
 struct StreamEvent {
   enum class Kind { Data, Keepalive, Timeout, Ended };
   Kind kind = Kind::Timeout;
-  Lsn wal_start;  // Data: WAL position of the message
-  Lsn wal_end;    // the server's current end of WAL
+  Lsn wal_start;                    // Data: WAL position of the message
+  Lsn wal_end;                      // the server's current end of WAL
   std::int64_t server_time_us = 0;  // PostgreSQL epoch microseconds
   bool reply_requested = false;     // Keepalive: the server wants a status update now
   std::string_view payload;         // Data: one pgoutput message
@@ -89,6 +89,10 @@ class ReplicationStream {
   StreamEvent next_arrived();
   // Standby status update. `flushed` must be durable downstream: the server may discard WAL before it.
   void send_status(Lsn written, Lsn flushed, Lsn applied, bool reply_requested = false);
+  // Frees the last message's copy now rather than at the next read: call once its payload is used (a wide
+  // row's copy is not kept while the reader waits). libpq's own input buffer keeps its size (the largest
+  // message so far) until the connection closes.
+  void release_message() { buffer_.reset(); }
   // Ends COPY mode politely (CopyDone) and drains the server's answer.
   void finish();
 

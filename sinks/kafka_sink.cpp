@@ -106,12 +106,24 @@ KafkaSink::~KafkaSink() {
   drop_producer();
 }
 
+void KafkaSink::count_in_flight(std::size_t bytes) {
+  in_flight_bytes_ += bytes;
+  if (options_.memory != nullptr) options_.memory->add(bytes);
+}
+
+void KafkaSink::uncount_in_flight(std::size_t bytes) {
+  bytes = std::min(bytes, in_flight_bytes_.load());
+  in_flight_bytes_ -= bytes;
+  if (options_.memory != nullptr) options_.memory->release(bytes);
+}
+
 void KafkaSink::drop_producer() {
   if (!impl_ || !impl_->producer) return;
   // Undelivered records of an unfinished transaction are purged: the broker never commits them.
   rd_kafka_purge(impl_->producer.get(), RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
   rd_kafka_poll(impl_->producer.get(), 0);
   impl_->producer.reset();
+  uncount_in_flight(in_flight_bytes_.load());
   const std::int64_t left = in_flight_.exchange(0);
   if (left != 0 && observer_.in_flight_changed) observer_.in_flight_changed(-left);
   in_txn_ = false;
@@ -126,6 +138,9 @@ void KafkaSink::connect() {
   if (!options_.properties.contains("transaction.timeout.ms"))
     set_conf(conf.get(), "transaction.timeout.ms", "300000");
   if (!options_.properties.contains("linger.ms")) set_conf(conf.get(), "linger.ms", "5");
+  if (!options_.properties.contains("queue.buffering.max.kbytes") && options_.max_buffered_bytes > 0)
+    set_conf(conf.get(), "queue.buffering.max.kbytes",
+             std::to_string(std::max<std::size_t>(options_.max_buffered_bytes >> 10, 1)));
   if (!options_.properties.contains("client.id"))
     set_conf(conf.get(), "client.id", "cdcsync-" + options_.pipeline);
   set_conf(conf.get(), "bootstrap.servers", options_.brokers);
@@ -137,6 +152,7 @@ void KafkaSink::connect() {
   rd_kafka_conf_set_dr_msg_cb(conf.get(), [](rd_kafka_t*, const rd_kafka_message_t* m, void* opaque) {
     auto* self = static_cast<KafkaSink*>(opaque);
     self->in_flight_.fetch_sub(1);
+    self->uncount_in_flight(m->len + m->key_len);
     if (self->observer_.in_flight_changed) self->observer_.in_flight_changed(-1);
     if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
       if (self->observer_.record_delivered) {
@@ -384,6 +400,7 @@ void KafkaSink::produce_transaction(const Transaction& t) {
     }
     ++produced_in_txn_;
     in_flight_.fetch_add(1);
+    count_in_flight((ev.has_key ? ev.key.size() : 0) + (ev.has_value ? ev.value.size() : 0));
     if (observer_.in_flight_changed) observer_.in_flight_changed(1);
   });
   rd_kafka_poll(im.producer.get(), 0);
@@ -402,6 +419,7 @@ void KafkaSink::produce_progress(const Progress& p) {
         p.end_lsn);
   }
   in_flight_.fetch_add(1);
+  count_in_flight(options_.pipeline.size() + value.size());
   if (observer_.in_flight_changed) observer_.in_flight_changed(1);
 }
 

@@ -33,6 +33,7 @@
 #include <string>
 #include <string_view>
 
+#include "decoders/memory_budget.h"
 #include "decoders/type_catalog.h"
 #include "sinks/kafka_properties.h"
 #include "sinks/mapping.h"
@@ -68,6 +69,10 @@ struct KafkaSinkOptions {
   std::map<std::string, std::string> properties;
   std::chrono::milliseconds timeout{30000};  // init, commit, abort, progress read
   const TypeCatalog* catalog = nullptr;      // null: the built-in types only
+  // memory.limit_bytes: records produced and not yet acknowledged count against it, and librdkafka's queue
+  // holds at most max_buffered_bytes of them (queue.buffering.max.kbytes, unless set in properties).
+  MemoryBudget* memory = nullptr;
+  std::size_t max_buffered_bytes = 0;  // 0: librdkafka's default
   // Tests: called after the batch's records and its progress record were produced and flushed, just
   // before the commit; throwing from it simulates a crash mid-transaction.
   std::function<void()> before_commit;
@@ -126,6 +131,11 @@ class KafkaSink final : public Sink {
   bool in_txn_ = false;
   SkipApplied skip_;
   std::atomic<std::int64_t> in_flight_{0};
+  // Bytes of the records in flight, counted in options_.memory; what is left when the producer goes is
+  // given back then.
+  std::atomic<std::size_t> in_flight_bytes_{0};
+  void count_in_flight(std::size_t bytes);
+  void uncount_in_flight(std::size_t bytes);
   Stats stats_;
   std::uint64_t produced_in_txn_ = 0;
 };

@@ -33,6 +33,7 @@
 #include <string_view>
 #include <vector>
 
+#include "decoders/memory_budget.h"
 #include "decoders/pg.h"
 #include "sinks/copy_binary.h"
 #include "sinks/fold.h"
@@ -142,6 +143,8 @@ struct PostgresSinkOptions {
   // false for re-applying dead-lettered transactions next to a running daemon: no writer lock, the progress
   // row is neither read nor written and nothing is skipped; rows still pass the LSN guard.
   bool track_progress = true;
+  // memory.limit_bytes: the COPY buffer counts against it (null: not counted).
+  MemoryBudget* memory = nullptr;
 };
 
 struct PostgresSinkStats {
@@ -225,6 +228,8 @@ class PostgresSink final : public Sink {
   void flush_table(std::size_t table);
   StagedRows copy_rows(std::size_t table, bool direct, bool plain_ok);
   void put_copy_data(const char* what);
+  // Sends `bytes` to the open COPY in pieces of at most kCopyPiece, so libpq's output buffer stays that size.
+  void put_copy_bytes(std::string_view bytes, const char* what);
   [[noreturn]] void refuse_copy(std::size_t table, std::size_t column, Lsn lsn, const char* what);
   void apply_staged(TableState& t, const StagedRows& staged);
 
@@ -268,6 +273,7 @@ class PostgresSink final : public Sink {
   std::string error_table_;
   Lsn error_lsn_;
   std::string copy_buffer_;
+  MemoryBudget::Account copy_account_;  // copy_buffer_'s capacity
   std::string params_;
   std::vector<const char*> param_ptrs_;
   std::vector<Pending> pending_;

@@ -44,32 +44,54 @@ int mask_of(const TableFold& fold, const FoldedRow& row, std::string& scratch,
   return masks.try_emplace(scratch, static_cast<int>(masks.size()) + 1).first->second;
 }
 
+// A value wider than a COPY piece whose bytes go out as they are: text in the text format (escaped a piece
+// at a time), a text-like column in the binary format (after its length). Written through `out` and `wide`
+// (which sends what is buffered, then its argument), never copied whole.
+bool wide_text(const BinaryEncoder* type, std::string_view v) {
+  return v.size() > kCopyPiece &&
+         (type == nullptr || (type->type == BinaryType::Text && type->array_of == 0));
+}
+
 // A folded row's mapped columns, LSN and tombstone in COPY's binary format; the column whose encoder refused
 // its value, or kNoColumn.
+template <class Wide>
 std::size_t append_binary_row(std::string& out, const TableFold& fold,
                               const std::vector<BinaryEncoder>& types, bool tombstone, const FoldedRow& row,
-                              std::size_t fields) {
+                              std::size_t fields, Wide&& wide) {
   append_copy_binary_row(out, fields);
   for (std::size_t c = 0; c < fold.columns(); ++c) {
     const auto& v = fold.value(row, c);
-    if (v.state != ValueState::Value)
+    if (v.state != ValueState::Value) {
       append_copy_binary_null(out);
-    else if (!append_copy_binary(out, types[c], fold.text(v)))
+    } else if (const std::string_view text = fold.text(v); wide_text(&types[c], text)) {
+      append_be32(out, static_cast<std::uint32_t>(text.size()));
+      wide(text);
+    } else if (!append_copy_binary(out, types[c], text)) {
       return c;
+    }
   }
   append_copy_binary_lsn(out, row.lsn.value());
   if (tombstone) append_copy_binary_bool(out, row.tombstone);
   return kNoColumn;
 }
 
-// The same in the text format, without the line's end.
-void append_text_row(std::string& out, const TableFold& fold, bool tombstone, const FoldedRow& row) {
+// The same in the text format, without the line's end; `flush` sends what is buffered.
+template <class Flush>
+void append_text_row(std::string& out, const TableFold& fold, bool tombstone, const FoldedRow& row,
+                     Flush&& flush) {
   for (std::size_t c = 0; c < fold.columns(); ++c) {
     const auto& v = fold.value(row, c);
-    if (v.state == ValueState::Value)
-      append_copy_text(out, fold.text(v));
-    else
+    if (v.state != ValueState::Value) {
       out += "\\N";
+    } else if (const std::string_view text = fold.text(v); wide_text(nullptr, text)) {
+      // Escaping is byte by byte: a value may be cut anywhere.
+      for (std::size_t at = 0; at < text.size(); at += kCopyPiece) {
+        append_copy_text(out, text.substr(at, kCopyPiece));
+        flush();
+      }
+    } else {
+      append_copy_text(out, text);
+    }
     out.push_back('\t');
   }
   append_lsn(out, row.lsn);
@@ -210,12 +232,16 @@ PostgresSink::StagedRows PostgresSink::copy_rows(std::size_t index, bool direct,
     const FoldedRow& row = t.fold.rows()[r];
     const int mask_id = mask_of(t.fold, row, t.mask_scratch, staged.masks);
     if (binary) {
-      const std::size_t refused =
-          append_binary_row(copy_buffer_, t.fold, t.col_types, tombstone, row, fields);
+      const std::size_t refused = append_binary_row(copy_buffer_, t.fold, t.col_types, tombstone, row, fields,
+                                                    [&](std::string_view wide) {
+                                                      put_copy_data(what);
+                                                      put_copy_bytes(wide, what);
+                                                    });
       if (refused != kNoColumn) refuse_copy(index, refused, row.lsn, what);
     } else {
-      append_text_row(copy_buffer_, t.fold, tombstone, row);
+      append_text_row(copy_buffer_, t.fold, tombstone, row, [&] { put_copy_data(what); });
     }
+    copy_account_.set(copy_buffer_.capacity());
     if (direct) {
       if (!binary) copy_buffer_.push_back('\n');
       ++staged.plain;
@@ -247,13 +273,22 @@ PostgresSink::StagedRows PostgresSink::copy_rows(std::size_t index, bool direct,
   }
   // A piece that grew past a wide row's size is not kept for the next batch.
   if (copy_buffer_.capacity() > 4 * kCopyPiece) std::string().swap(copy_buffer_);
+  copy_account_.set(copy_buffer_.capacity());
   return staged;
 }
 
 void PostgresSink::put_copy_data(const char* what) {
-  if (PQputCopyData(conn_.get(), copy_buffer_.data(), static_cast<int>(copy_buffer_.size())) != 1)
-    throw sink_error(conn_.get(), nullptr, what);
+  put_copy_bytes(copy_buffer_, what);
   copy_buffer_.clear();
+}
+
+void PostgresSink::put_copy_bytes(std::string_view bytes, const char* what) {
+  // COPY data may be cut anywhere between CopyData messages.
+  for (std::size_t at = 0; at < bytes.size(); at += kCopyPiece) {
+    const std::string_view piece = bytes.substr(at, kCopyPiece);
+    if (PQputCopyData(conn_.get(), piece.data(), static_cast<int>(piece.size())) != 1)
+      throw sink_error(conn_.get(), nullptr, what);
+  }
 }
 
 // A value its column's binary encoder refused: end the COPY with an error; the caller applies the call again

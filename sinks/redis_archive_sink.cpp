@@ -121,6 +121,17 @@ std::optional<std::string> ArchiveChainChecker::check(const ArchiveEntry& e) {
 
 namespace {
 
+// What archive entries hold in memory (ids, field names and values), counted against the memory budget.
+template <class It>
+std::size_t bytes_of(It first, It last) {
+  std::size_t n = 0;
+  for (; first != last; ++first) {
+    n += first->id.size();
+    for (const auto& [name, value] : first->fields) n += name.size() + value.size();
+  }
+  return n;
+}
+
 RedisConnectOptions archive_redis_options(const ArchiveConnectionOptions& o) {
   return RedisConnectOptions{.url = o.url, .connect_timeout = o.timeout, .command_timeout = o.timeout};
 }
@@ -389,6 +400,9 @@ std::optional<Lsn> RedisArchiveSink::apply_inner(const Batch& batch) {
   }
 
   // Append in groups; each group moves the head to its last entry and to the last transaction it finished.
+  MemoryBudget::Account pending{options_.memory};
+  std::size_t pending_bytes = bytes_of(entries.begin(), entries.end());
+  pending.set(pending_bytes);
   std::size_t next_end = 0;
   std::size_t at = 0;
   std::string expected = head.last_hash;
@@ -409,6 +423,7 @@ std::optional<Lsn> RedisArchiveSink::apply_inner(const Batch& batch) {
       head.xid = a.end->xid;
       head.commit_time_us = a.end->commit_time_us;
     }
+    pending.set(pending_bytes -= bytes_of(a.entries.begin(), a.entries.end()));
     stats_.entries_appended += a.entries.size();
     if (options_.observer.entries && !a.entries.empty())
       options_.observer.entries("appended", a.entries.size());

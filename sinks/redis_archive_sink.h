@@ -47,6 +47,7 @@
 #include "checkpoints/redis_client.h"
 #include "checkpoints/redis_url.h"
 #include "decoders/lsn.h"
+#include "decoders/memory_budget.h"
 #include "sinks/archive_codec.h"
 #include "sinks/mapping.h"
 #include "sinks/sink.h"
@@ -175,6 +176,8 @@ struct ArchiveSinkOptions {
   std::size_t entries_per_script = 256;
   std::function<std::int64_t()> clock_unix_ms;  // for tests; system clock when empty
   ArchiveSinkObserver observer;
+  // memory.limit_bytes: a batch's entries count against it until they are appended (null: not counted).
+  MemoryBudget* memory = nullptr;
 };
 
 struct ArchiveSinkStats {

@@ -268,6 +268,8 @@ def drain_native(s, w, tag, out, changes, timeout, profile=False):
     if secs is None:
         raise RuntimeError(f"native logical replication did not reach the marker of {w}")
     res = result_row(w, "native", tag, secs, changes, sampler, None, load0)
+    # The apply worker is a backend: its VmHWM includes the shared buffers it touched.
+    res["apply_worker_vmhwm_mb"] = round(sampler.hwm.get("target", 0) / 1024, 1)
     res["target_wal_mb"] = wal_mb
     res.update(io)
     return res

@@ -50,6 +50,7 @@ def sizes(quick):
         "small_changes": 200_000 // f, "small_seed": 500_000 // f,
         "bulk_rows": 1_000_000 // f,
         "wide_rows": 10_000 // f,
+        "widexl_rows": 2_000 // f, "hugevalue_mb": 200 // f,
         "lag_rate": 2000, "lag_seconds": 10 if quick else 30,
     }
 
@@ -126,6 +127,28 @@ def backlog_wide(s, sz, out):
         END $$;""")
 
 
+def md5_text(n_md5, salt):
+    """n_md5 * 32 bytes of md5 hex, different for every `salt`: incompressible for pglz and lz4."""
+    return f"(SELECT string_agg(md5(random()::text || {salt} || '-' || j), '') FROM generate_series(1, {n_md5}) j)"
+
+
+def backlog_widexl(s, sz, out):
+    """WIDE-XL: one transaction inserting widexl_rows rows of 1 MiB incompressible text (2 GiB), then one
+    updating the value of half of them (1 GiB); memory must not grow with the transaction's bytes."""
+    n = sz["widexl_rows"]
+    sql(s.src, f"""SET synchronous_commit = off;
+        INSERT INTO bench.widexl SELECT i, 0, {md5_text(32768, "i")} FROM generate_series(1, {n}) i;
+        UPDATE bench.widexl SET n = 1, body = {md5_text(32768, "id")} WHERE id % 2 = 0;""")
+
+
+def backlog_hugevalue(s, sz, out):
+    """WIDE-XL's single huge value: one transaction with one hugevalue_mb MiB value (a value larger than
+    memory.limit_bytes passes, with memory about three times its size)."""
+    mb = sz["hugevalue_mb"]
+    sql(s.src, f"""SET synchronous_commit = off;
+        INSERT INTO bench.hugevalue VALUES (1, {md5_text(mb * 32768, 1)});""")
+
+
 WORKLOADS = {w.name: w for w in [
     Workload(
         name="small",
@@ -150,6 +173,21 @@ WORKLOADS = {w.name: w for w in [
         target_ddl="(id bigint PRIMARY KEY, n integer, note text, body text",
         marker="INSERT INTO bench.wide VALUES (-1, 0, 'marker', 'marker')",
         backlog=backlog_wide, source_after_create="ALTER TABLE bench.wide ALTER body SET STORAGE EXTERNAL;"),
+    Workload(
+        name="widexl",
+        columns=["id", "n", "body"],
+        source_ddl="(id bigint PRIMARY KEY, n integer NOT NULL, body text NOT NULL)",
+        target_ddl="(id bigint PRIMARY KEY, n integer, body text",
+        marker="INSERT INTO bench.widexl VALUES (-1, 0, 'marker')",
+        backlog=backlog_widexl, source_after_create="ALTER TABLE bench.widexl ALTER body SET STORAGE EXTERNAL;"),
+    Workload(
+        name="hugevalue",
+        columns=["id", "body"],
+        source_ddl="(id bigint PRIMARY KEY, body text NOT NULL)",
+        target_ddl="(id bigint PRIMARY KEY, body text",
+        marker="INSERT INTO bench.hugevalue VALUES (-1, 'marker')",
+        backlog=backlog_hugevalue,
+        source_after_create="ALTER TABLE bench.hugevalue ALTER body SET STORAGE EXTERNAL;"),
     Workload(
         name="lag",
         columns=["id", "v", "src_ts"],

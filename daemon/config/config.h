@@ -129,6 +129,15 @@ struct BatchConfig {
   std::int64_t max_bytes = 16 * 1024 * 1024;
 };
 
+struct MemoryConfig {
+  std::int64_t limit_bytes = 64 * 1024 * 1024;
+};
+
+struct SpoolConfig {
+  std::int64_t limit_bytes = 10LL * 1024 * 1024 * 1024;
+  std::string directory;  // empty: $STATE_DIRECTORY, $XDG_STATE_HOME or ~/.local/state, per pipeline
+};
+
 // redis://[user@]host[:port][/db] or unix:///path/to/redis.sock[?db=N]
 struct RedisEndpoint {
   std::string host;  // empty for a unix socket
@@ -193,6 +202,8 @@ struct Config {
   SourceConfig source;
   TargetConfig target;
   BatchConfig batch;
+  MemoryConfig memory;
+  SpoolConfig spool;
   CheckpointConfig checkpoint;
   SnapshotConfig snapshot;
   ArchiveConfig archive;

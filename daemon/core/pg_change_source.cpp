@@ -6,10 +6,13 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "daemon/core/errors.h"
+
 namespace cdcsync {
 
 PgChangeSource::PgChangeSource(ReplicationStream& stream, AssemblerOptions options,
-                               std::chrono::milliseconds receive_timeout, std::size_t max_changes_per_poll)
+                               std::chrono::milliseconds receive_timeout, std::size_t max_changes_per_poll,
+                               std::size_t max_bytes_per_poll, MemoryBudget* budget)
     : stream_(stream),
       assembler_(
           [&] {
@@ -21,21 +24,47 @@ PgChangeSource::PgChangeSource(ReplicationStream& stream, AssemblerOptions optio
             if (out_ == nullptr) throw std::logic_error("a transaction was assembled outside poll()");
             t.info.sent_time_us = sent_time_us_;
             out_changes_ += t.changes.size();
+            out_bytes_ += approximate_bytes(t);
             out_->push_back(std::move(t));
           }),
       max_changes_per_poll_(max_changes_per_poll),
+      max_bytes_per_poll_(max_bytes_per_poll),
+      budget_(budget),
       receive_timeout_(receive_timeout) {}
 
 namespace {
 // Messages absorb() takes per call at most, so that the pipeline looks at its queue again in between.
 constexpr int kAbsorbMessages = 4096;
+// How often a poll waiting for room in the memory budget reads on into spools (absorb).
+constexpr std::chrono::milliseconds kRoomWait{2};
 }  // namespace
 
 void PgChangeSource::feed(std::string_view payload, Lsn wal_start, std::int64_t server_time_us) {
   ++messages_;
   bytes_ += payload.size();
   sent_time_us_ = server_time_us;
-  assembler_.feed(payload, wal_start);
+  try {
+    assembler_.feed(payload, wal_start);
+  } catch (const SpoolLimitExceeded& e) {
+    // Retrying would fill the spool the same way: stop until the limit is raised.
+    throw FatalError("spool_limit", exit_code::kError, e.what());
+  }
+  stream_.release_message();  // decoded: a wide row's copy is not kept while the pipeline waits for room
+}
+
+bool PgChangeSource::room_for_more(std::chrono::steady_clock::time_point deadline) {
+  using Clock = std::chrono::steady_clock;
+  if (budget_ == nullptr) return true;
+  const auto started = Clock::now();
+  while (budget_->full(out_bytes_ + assembler_.open_bytes())) {
+    if (!out_->empty() || Clock::now() >= deadline) break;
+    absorb();
+    budget_->wait_for_room(out_bytes_ + assembler_.open_bytes(), kRoomWait);
+  }
+  // Time spent not reading is not the server's silence.
+  const auto now = Clock::now();
+  last_heard_ = std::min(last_heard_ + (now - started), now);
+  return !budget_->full(out_bytes_ + assembler_.open_bytes());
 }
 
 bool PgChangeSource::absorb() {
@@ -77,6 +106,7 @@ Polled PgChangeSource::poll(std::chrono::milliseconds timeout, std::vector<Trans
   Polled polled;
   out_ = &out;
   out_changes_ = 0;
+  out_bytes_ = 0;
   bool heard = false;
   const auto deadline = Clock::now() + timeout;
   while (true) {
@@ -86,6 +116,7 @@ Polled PgChangeSource::poll(std::chrono::milliseconds timeout, std::vector<Trans
     }
     // A transaction replayed from its spool comes out a chunk at a time, before anything newer is handed
     // out; meanwhile the blocks of other streamed transactions are read on into their spools.
+    if (!room_for_more(deadline)) break;
     if (assembler_.replaying()) {
       if (!assembler_.resume_replay()) {
         spdlog::debug("replayed a committed streamed transaction; {} messages of later ones read meanwhile",
@@ -94,7 +125,7 @@ Polled PgChangeSource::poll(std::chrono::milliseconds timeout, std::vector<Trans
       }
       absorb();
       polled.idle_lsn.reset();
-      if (out_changes_ >= max_changes_per_poll_) break;
+      if (poll_full()) break;
       continue;
     }
     if (held_) {
@@ -102,7 +133,7 @@ Polled PgChangeSource::poll(std::chrono::milliseconds timeout, std::vector<Trans
       held_.reset();
       feed(held.payload, held.wal_start, held.server_time_us);
       polled.idle_lsn.reset();
-      if (out_changes_ >= max_changes_per_poll_) break;
+      if (poll_full()) break;
       continue;
     }
     // Once something is ready, drain only what has already arrived, then hand it out.
@@ -142,7 +173,7 @@ Polled PgChangeSource::poll(std::chrono::milliseconds timeout, std::vector<Trans
     }
     feed(ev.payload, ev.wal_start, ev.server_time_us);
     polled.idle_lsn.reset();
-    if (out_changes_ >= max_changes_per_poll_) break;
+    if (poll_full()) break;
   }
   if (heard) {
     last_heard_ = Clock::now();

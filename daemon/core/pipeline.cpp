@@ -12,6 +12,7 @@
 #include "daemon/core/batcher.h"
 #include "daemon/core/bounded_queue.h"
 #include "daemon/core/errors.h"
+#include "decoders/change_pool.h"
 
 namespace cdcsync {
 namespace {
@@ -26,17 +27,6 @@ constexpr milliseconds kAbsorbInterval{2};
 // A backlog applied with commits that did not wait for their flush has ended when nothing arrived for this
 // long (or batch_max_wait, when shorter): those commits are flushed and confirmed.
 constexpr milliseconds kSyncWhenIdle{100};
-
-// What a transaction holds in memory, roughly: values, column slots and the Change itself (allocator
-// overhead and capacity slack are not counted, so the heap is somewhat larger).
-std::size_t approximate_bytes(const Transaction& t) {
-  std::size_t n = sizeof(Transaction);
-  for (const auto& c : t.changes) {
-    n += sizeof(Change) + c.before.byte_size() + c.after.byte_size() +
-         (c.before.size() + c.after.size()) * sizeof(Tuple::Slot);
-  }
-  return n;
-}
 
 }  // namespace
 
@@ -87,6 +77,8 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
     session.queue.close();
     if (receiver.joinable()) receiver.join();
     spent_.clear();
+    // What the queue and the batch still hold is freed with them.
+    release_budget(budgeted_.load());
     if (stopping && in_chunked_txn) sink_.abort();
   };
 
@@ -128,6 +120,7 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
                         (!batcher.catching_up() && session.queue.size() == 0) ||
                         now - last_flush_ >= options_.flush_interval;
         apply_batch(batch);
+        release_budget(batcher.bytes());
         batcher.reset();
       } else if (batcher.empty() && !in_chunked_txn &&
                  Clock::now() - last_activity >= options_.idle_ack_after) {
@@ -194,6 +187,12 @@ void Pipeline::receive(Session& session, const std::atomic<bool>& stop) {
       if (polled.received.valid()) status_.received_lsn = polled.received;
       sizes.clear();
       for (const auto& t : out) sizes.push_back(approximate_bytes(t));
+      if (options_.budget != nullptr) {
+        std::size_t polled_bytes = 0;
+        for (const std::size_t n : sizes) polled_bytes += n;
+        options_.budget->add(polled_bytes);
+        budgeted_ += polled_bytes;
+      }
       bool absorbing = true;
       for (std::size_t next = 0; next < out.size();) {
         // While the queue is full, the source may read on what it can hold without handing it out.
@@ -282,6 +281,13 @@ void Pipeline::apply_batch(Batch& batch) {
     }
   }
   applied_items_ += batch.transactions.size();
+  // Wide changes are freed here, before their bytes go back to the budget: the pool would not keep them,
+  // and the receiver may read the next wide row before it takes this batch back.
+  for (auto& t : batch.transactions) {
+    for (auto& c : t.changes) {
+      if (ChangePool::heap_bytes(c) > ChangePoolLimits{}.max_change_bytes) c = Change{};
+    }
+  }
   if (std::unique_lock lock{spent_mu_, std::try_to_lock}; lock && spent_.empty()) {
     spent_.swap(batch.transactions);
   }
@@ -295,6 +301,13 @@ void Pipeline::apply_batch(Batch& batch) {
     unflushed_ = true;
     status_.commits_unflushed += 1;
   }
+}
+
+void Pipeline::release_budget(std::size_t bytes) {
+  if (options_.budget == nullptr || bytes == 0) return;
+  bytes = std::min(bytes, budgeted_.load());
+  budgeted_ -= bytes;
+  options_.budget->release(bytes);
 }
 
 void Pipeline::sync_unflushed() {

@@ -16,6 +16,8 @@
 #include "checkpoints/checkpoint_store.h"
 #include "daemon/core/change_source.h"
 #include "decoders/lsn.h"
+#include "decoders/memory_budget.h"
+#include "decoders/spool.h"
 #include "sinks/sink.h"
 
 namespace cdcsync {
@@ -47,6 +49,9 @@ struct PipelineOptions {
   std::chrono::milliseconds lease_renew{3000};
   // How long the pipeline must be idle before it confirms a keepalive position without a transaction.
   std::chrono::milliseconds idle_ack_after{1000};
+  // memory.limit_bytes: what the receiver hands out counts against it until the batch holding it is applied
+  // (null: not counted).
+  MemoryBudget* budget = nullptr;
 };
 
 // What the session observed; read by the probe (metrics) and by tests. All fields are atomics so the
@@ -66,6 +71,10 @@ struct PipelineStatus {
   // Messages of streamed transactions read into their spools while a committed one was applied
   // (ChangeSource::absorb), over every session.
   std::atomic<std::uint64_t> messages_read_during_replay{0};
+  // memory.limit_bytes and what counts against it now (decoded changes, encoders' buffers).
+  MemoryBudget memory;
+  // The bytes in the pipeline's spool files now, against spool.limit_bytes.
+  SpoolUsage spool;
 };
 
 static_assert(std::atomic<Lsn>::is_always_lock_free, "the metrics endpoint reads LSNs without locks");
@@ -95,6 +104,8 @@ class Pipeline {
   // Between batches: retries a mirror the checkpoint store missed, and renews the lease.
   void look_after_checkpoint();
   void apply_batch(Batch& batch);
+  // The batch's bytes go back to the memory budget once it is applied (or dropped).
+  void release_budget(std::size_t bytes);
   void mirror(Lsn lsn);
   // After commits that did not wait for their flush: makes them durable (Sink::sync) and mirrors them.
   void sync_unflushed();
@@ -110,6 +121,7 @@ class Pipeline {
 
   // Shared between receiver and applier.
   std::atomic<std::uint64_t> pushed_items_{0};
+  std::atomic<std::size_t> budgeted_{0};  // bytes this session counts in options_.budget now
   std::atomic<std::uint64_t> applied_items_{0};
   // Applier only.
   std::chrono::steady_clock::time_point last_flush_;  // the last apply that returned a durable position

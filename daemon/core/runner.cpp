@@ -6,6 +6,7 @@
 
 #include <condition_variable>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <random>
@@ -30,6 +31,9 @@ namespace cdcsync {
 namespace {
 
 using std::chrono::milliseconds;
+
+// Changes one poll of the source hands out at most (and memory.limit_bytes / 8 bytes).
+constexpr std::size_t kMaxChangesPerPoll = 20000;
 
 std::string with_password(const std::string& conninfo, const config::SecretFile& file) {
   if (!file.configured()) return conninfo;
@@ -57,11 +61,40 @@ std::string kind_of(const std::exception& e) {
   return "other";
 }
 
+// The pipeline's private spool directory (see spool.directory): never a predictable name under /tmp.
 std::filesystem::path spool_dir(const config::Config& c) {
-  const char* state = std::getenv("STATE_DIRECTORY");  // systemd StateDirectory=
-  std::filesystem::path base =
-      state != nullptr ? std::filesystem::path(state) : std::filesystem::temp_directory_path();
-  return base / ("cdcsync-spool-" + c.pipeline);
+  if (!c.spool.directory.empty()) return c.spool.directory;
+  const std::string leaf = "spool-" + c.pipeline;
+  if (const char* state = std::getenv("STATE_DIRECTORY"); state != nullptr && *state != '\0') {
+    const std::string_view first{state, std::strcspn(state, ":")};  // systemd StateDirectory=, the first
+    return std::filesystem::path(first) / leaf;
+  }
+  if (const char* xdg = std::getenv("XDG_STATE_HOME"); xdg != nullptr && *xdg == '/') {
+    return std::filesystem::path(xdg) / "cdcsync" / leaf;
+  }
+  if (const char* home = std::getenv("HOME"); home != nullptr && *home == '/') {
+    return std::filesystem::path(home) / ".local" / "state" / "cdcsync" / leaf;
+  }
+  throw std::invalid_argument(
+      "no private directory for the spool: set spool.directory, or run under systemd with StateDirectory= "
+      "(or with HOME set)");
+}
+
+// The pipeline's bounds: the batch and queue byte bounds within their shares of the memory budget.
+PipelineOptions pipeline_options(const config::Config& c, const MemoryShares& shares, MemoryBudget& memory) {
+  PipelineOptions po;
+  po.budget = &memory;
+  po.batch_max_rows = static_cast<std::size_t>(c.batch.max_rows);
+  po.batch_max_wait = c.batch.max_wait;
+  po.catch_up_lag = c.batch.catch_up_lag;
+  po.flush_interval = c.batch.flush_interval;
+  po.queue_max_transactions = static_cast<std::size_t>(c.batch.queue_max_transactions);
+  po.queue_max_bytes = std::min(static_cast<std::size_t>(c.batch.queue_max_bytes), shares.queue);
+  po.batch_max_bytes = std::min(static_cast<std::size_t>(c.batch.max_bytes), shares.batch);
+  po.status_interval = c.source.status_interval;
+  po.lease_ttl = c.checkpoint.lease_ttl;
+  po.lease_renew = c.checkpoint.renew;
+  return po;
 }
 
 // Emits a non-transactional logical message on an ordinary source connection every `every`: when the
@@ -188,7 +221,10 @@ Runner::Runner(const config::Config& config, PipelineStatus& status, RunnerHooks
       status_(status),
       hooks_(std::move(hooks)),
       mapping_(mapping_from_config(config)),
-      token_(make_lease_token()) {}
+      token_(make_lease_token()) {
+  status_.memory.set_limit(static_cast<std::size_t>(config.memory.limit_bytes));
+  status_.spool.limit = static_cast<std::uint64_t>(config.spool.limit_bytes);
+}
 
 void Runner::set_state(RunnerState s) {
   if (state_.exchange(s) != s) {
@@ -313,7 +349,7 @@ void Runner::session(const std::atomic<bool>& stop) {
 
   if (!config_.target.enabled) {
     // Kafka only: no order DB, no writer lock; the transactional.id fences a second writer instead.
-    const std::unique_ptr<KafkaSink> kafka = make_kafka_sink(config_, hooks_.kafka);
+    const std::unique_ptr<KafkaSink> kafka = make_kafka_sink(config_, hooks_.kafka, &status_.memory);
     kafka->connect();
     lease_held_ = true;
     stream_to(*kafka, store, checkpoint_known, stop);
@@ -326,6 +362,7 @@ void Runner::session(const std::atomic<bool>& stop) {
     };
   }
   sink_options.observer = hooks_.target;
+  sink_options.memory = &status_.memory;
   PostgresSink target_sink{mapping_, sink_options};
   target_sink.connect();
   DeadLetterWiring dead_letters{config_,
@@ -336,7 +373,7 @@ void Runner::session(const std::atomic<bool>& stop) {
                                  },
                                  hooks_.dead_letter_entries}};
   const std::vector<std::unique_ptr<Sink>> secondaries =
-      make_secondary_sinks(config_, hooks_.kafka, hooks_.archive);
+      make_secondary_sinks(config_, hooks_.kafka, hooks_.archive, &status_.memory);
   std::vector<Sink*> secondary_ptrs;
   for (const auto& s : secondaries) secondary_ptrs.push_back(s.get());
   FanoutSink sink{dead_letters.sink(), std::move(secondary_ptrs)};
@@ -436,24 +473,19 @@ void Runner::stream_to(Sink& sink, CheckpointStore& store, bool checkpoint_known
   stream.start(config_.source.slot, plan.start_lsn, so);
   spdlog::info("streaming slot {} from {}", config_.source.slot, plan.start_lsn.str());
 
+  // One memory budget for everything that holds decoded changes; its shares bound each holder.
+  const MemoryShares shares = MemoryShares::of(status_.memory.limit());
   AssemblerOptions ao;
   ao.protocol.version = so.proto_version;
   ao.protocol.streaming = so.streaming ? StreamingMode::On : StreamingMode::Off;
   ao.max_changes_per_chunk = static_cast<std::size_t>(config_.batch.max_txn_chunk_rows);
+  ao.max_chunk_bytes = shares.chunk;
   ao.spool_dir = spool_dir(config_);
-  PgChangeSource changes{stream, ao, config_.source.receive_timeout};
+  ao.spool_usage = &status_.spool;
+  PgChangeSource changes{stream,         ao, config_.source.receive_timeout, kMaxChangesPerPoll, shares.poll,
+                         &status_.memory};
 
-  PipelineOptions po;
-  po.batch_max_rows = static_cast<std::size_t>(config_.batch.max_rows);
-  po.batch_max_wait = config_.batch.max_wait;
-  po.catch_up_lag = config_.batch.catch_up_lag;
-  po.flush_interval = config_.batch.flush_interval;
-  po.queue_max_transactions = static_cast<std::size_t>(config_.batch.queue_max_transactions);
-  po.queue_max_bytes = static_cast<std::size_t>(config_.batch.queue_max_bytes);
-  po.batch_max_bytes = static_cast<std::size_t>(config_.batch.max_bytes);
-  po.status_interval = config_.source.status_interval;
-  po.lease_ttl = config_.checkpoint.lease_ttl;
-  po.lease_renew = config_.checkpoint.renew;
+  const PipelineOptions po = pipeline_options(config_, shares, status_.memory);
   Pipeline pipeline{changes, sink, store, token_, po, status_, hooks_.batch_applied};
   pipeline.set_tick(hooks_.heartbeat);
   status_.checkpoint_store_ok = checkpoint_known;

@@ -27,7 +27,8 @@ std::string source_database(const std::string& conninfo) {
 
 }  // namespace
 
-std::unique_ptr<KafkaSink> make_kafka_sink(const Config& config, KafkaSinkObserver observer) {
+std::unique_ptr<KafkaSink> make_kafka_sink(const Config& config, KafkaSinkObserver observer,
+                                           MemoryBudget* memory) {
   KafkaSinkOptions o;
   o.pipeline = config.pipeline;
   o.brokers = config.kafka.brokers;
@@ -36,13 +37,16 @@ std::unique_ptr<KafkaSink> make_kafka_sink(const Config& config, KafkaSinkObserv
   o.tombstones = config.kafka.tombstones;
   o.timeout = config.kafka.timeout;
   o.database = source_database(config.source.conninfo);
+  o.memory = memory;
+  o.max_buffered_bytes = MemoryShares::of(static_cast<std::size_t>(config.memory.limit_bytes)).encoders;
   for (const auto& [name, value] : config.kafka.properties) o.properties[name] = value;
   if (config.kafka.password_file.configured())
     o.properties["sasl.password"] = config::read_secret(config.kafka.password_file);
   return std::make_unique<KafkaSink>(mapping_from_config(config), std::move(o), std::move(observer));
 }
 
-std::unique_ptr<Sink> make_archive_sink(const Config& config, ArchiveSinkObserver observer) {
+std::unique_ptr<Sink> make_archive_sink(const Config& config, ArchiveSinkObserver observer,
+                                        MemoryBudget* memory) {
   ArchiveSinkOptions o;
   o.connection.url = RedisUrl::parse(config.checkpoint.redis);
   if (config.checkpoint.password_file.configured()) {
@@ -54,14 +58,16 @@ std::unique_ptr<Sink> make_archive_sink(const Config& config, ArchiveSinkObserve
   o.max_len = config.archive.stream_maxlen;
   o.max_age = std::chrono::hours(config.archive.max_age_hours);
   o.observer = std::move(observer);
+  o.memory = memory;
   return std::make_unique<RedisArchiveSink>(mapping_from_config(config), std::move(o));
 }
 
 std::vector<std::unique_ptr<Sink>> make_secondary_sinks(const Config& config, const KafkaSinkObserver& kafka,
-                                                        const ArchiveSinkObserver& archive) {
+                                                        const ArchiveSinkObserver& archive,
+                                                        MemoryBudget* memory) {
   std::vector<std::unique_ptr<Sink>> sinks;
-  if (config.kafka.enabled && config.target.enabled) sinks.push_back(make_kafka_sink(config, kafka));
-  if (config.archive.enabled) sinks.push_back(make_archive_sink(config, archive));
+  if (config.kafka.enabled && config.target.enabled) sinks.push_back(make_kafka_sink(config, kafka, memory));
+  if (config.archive.enabled) sinks.push_back(make_archive_sink(config, archive, memory));
   return sinks;
 }
 

@@ -223,6 +223,19 @@ Probe::Probe(ProbeOptions options, const PipelineStatus& status)
                               "replay_in_order (a statement failed: replayed change by change).");
   queue_depth_ =
       &gauge("cdcsync_queue_depth", "Source transactions waiting between receiver and applier.").Add({});
+  memory_budget_ =
+      &gauge("cdcsync_memory_budget_bytes",
+             "memory.limit_bytes: the bound on decoded changes and encoders' buffers held at once.")
+           .Add({});
+  memory_held_ =
+      &gauge("cdcsync_memory_held_bytes",
+             "Bytes counted against memory.limit_bytes now: decoded changes between the source and "
+             "the applied batch, COPY, Kafka and archive buffers.")
+           .Add({});
+  spool_bytes_ = &gauge("cdcsync_spool_bytes",
+                        "Bytes in the spool files of streamed transactions waiting for their commit, against "
+                        "spool.limit_bytes.")
+                      .Add({});
   read_during_replay_ = &counter("cdcsync_source_messages_read_during_replay_total",
                                  "Messages of streamed transactions read into their spools while a committed "
                                  "one was applied (source.streaming), instead of leaving the server waiting.")
@@ -481,6 +494,9 @@ void Probe::refresh() const {
   confirmed_lsn_->Set(static_cast<double>(confirmed.value()));
   checkpoint_lsn_->Set(static_cast<double>(confirmed.value()));
   queue_depth_->Set(static_cast<double>(status_.queue_depth.load()));
+  memory_budget_->Set(static_cast<double>(status_.memory.limit()));
+  memory_held_->Set(static_cast<double>(status_.memory.held()));
+  spool_bytes_->Set(static_cast<double>(status_.spool.bytes.load()));
   checkpoint_store_up_->Set(status_.checkpoint_store_ok.load() ? 1 : 0);
   lease_held_->Set(lease_held_view_ && lease_held_view_() ? 1 : 0);
   lag_seconds_->Set(replication_lag_seconds());

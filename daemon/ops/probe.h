@@ -173,6 +173,9 @@ class Probe final : public prometheus::Collectable {
   prometheus::Family<prometheus::Counter>* rows_without_toast_;
   prometheus::Family<prometheus::Counter>* apply_fallbacks_;
   prometheus::Gauge* queue_depth_;
+  prometheus::Gauge* memory_budget_;
+  prometheus::Gauge* memory_held_;
+  prometheus::Gauge* spool_bytes_;
   prometheus::Counter* read_during_replay_;
   prometheus::Counter* commits_unflushed_;
   prometheus::Gauge* checkpoint_store_up_;

@@ -341,6 +341,34 @@ TEST_F(PipelineTest, BoundsABatchByItsDecodedBytes) {
   EXPECT_GE(sink_.batches().size(), 6u);  // 1, then 19 in batches of at most 4
 }
 
+// What the receiver hands out counts against the memory budget until its batch is applied, and nothing is
+// left counted once everything is applied or the session ends.
+TEST_F(PipelineTest, CountsWhatItHoldsAgainstTheMemoryBudgetUntilItIsApplied) {
+  options_.budget = &status_.memory;
+  status_.memory.set_limit(1 << 20);
+  std::mutex gate;
+  gate.lock();
+  std::atomic<bool> applying{false};
+  sink_.on_apply([&](const Batch&) {
+    applying = true;
+    std::lock_guard wait(gate);
+  });
+  start();
+  Transaction t = txn(1, 0x100, 1);
+  t.changes[0].after.add_text(std::string(100000, 'x'));
+  const std::size_t bytes = approximate_bytes(t);
+  source_.push(std::move(t));
+  ASSERT_TRUE(test::eventually([&] { return applying.load(); }, 5s));
+  EXPECT_EQ(status_.memory.held(), bytes) << "held while it is applied";
+  gate.unlock();
+  ASSERT_TRUE(test::eventually([&] { return source_.max_flushed() == Lsn{0x100}; }, 5s));
+  EXPECT_TRUE(test::eventually([&] { return status_.memory.held() == 0; }, 5s));
+  source_.push(txn(2, 0x200, 3));
+  stop_pipeline();
+  EXPECT_EQ(status_.memory.held(), 0u) << "nothing counted after the session";
+  EXPECT_GE(status_.memory.peak(), bytes);
+}
+
 TEST_F(PipelineTest, NeverConfirmsWhatTheTargetHasNotCommitted) {
   std::mutex gate;
   gate.lock();

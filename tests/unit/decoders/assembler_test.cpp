@@ -46,11 +46,11 @@ class AssemblerTest : public ::testing::Test {
   void feed(std::string_view message, std::uint64_t lsn) { assembler->feed(message, Lsn{lsn}); }
   // xid 100 streams relation 1 and ten inserts (0x101..0x10a) in one block and commits at 0x130 (end 0x131).
   void stream_ten_inserts_and_commit() {
-  feed(MessageBuilder('S').u32(100).u8(1), 0x100);
-  feed(with_xid(relation_message(1), 100), 0x100);
-  for (int i = 0; i < 10; ++i) feed(with_xid(insert_message(1, std::to_string(i), "a"), 100), 0x101 + i);
-  feed(MessageBuilder('E'), 0x120);
-  feed(MessageBuilder('c').u32(100).u8(0).u64(0x130).u64(0x131).u64(9), 0x130);
+    feed(MessageBuilder('S').u32(100).u8(1), 0x100);
+    feed(with_xid(relation_message(1), 100), 0x100);
+    for (int i = 0; i < 10; ++i) feed(with_xid(insert_message(1, std::to_string(i), "a"), 100), 0x101 + i);
+    feed(MessageBuilder('E'), 0x120);
+    feed(MessageBuilder('c').u32(100).u8(0).u64(0x130).u64(0x131).u64(9), 0x130);
   }
   std::size_t spool_files() const {
     if (!std::filesystem::exists(spool_dir)) return 0;
@@ -508,6 +508,55 @@ TEST_F(AssemblerTest, RemovesSpoolFilesOnDestructionAndStaleOnesAtStart) {
   make(2);
   EXPECT_EQ(spool_files(), 1u);
   EXPECT_TRUE(std::filesystem::exists(spool_dir / "not-ours"));
+}
+
+TEST_F(AssemblerTest, ChunksWideRowsByBytesAndSendsAChunkAsSoonAsItIsFull) {
+  const std::string wide(100'000, 'w');
+  assembler = std::make_unique<TransactionAssembler>(
+      AssemblerOptions{
+          .protocol = {.version = 1}, .max_changes_per_chunk = 10000, .max_chunk_bytes = 250'000},
+      [this](Transaction&& t) { emitted.push_back(std::move(t)); });
+  feed(begin_message(0x900, 5), 0x100);
+  feed(relation_message(1), 0x100);
+  for (int i = 0; i < 5; ++i) feed(insert_message(1, std::to_string(i), wide), 0x101 + i);
+  // Three rows reach 250 kB: that chunk leaves at once, not when the next row comes.
+  ASSERT_EQ(emitted.size(), 1u);
+  EXPECT_EQ(emitted[0].changes.size(), 3u);
+  EXPECT_TRUE(emitted[0].first_chunk);
+  EXPECT_FALSE(emitted[0].last_chunk);
+  EXPECT_GE(assembler->open_bytes(), 200'000u);
+  feed(insert_message(1, "5", wide), 0x106);
+  ASSERT_EQ(emitted.size(), 2u);
+  EXPECT_EQ(assembler->open_bytes(), 0u);
+  feed(commit_message(0x900, 0x990), 0x900);
+  ASSERT_EQ(emitted.size(), 3u);
+  EXPECT_TRUE(emitted[2].changes.empty()) << "the last chunk may hold nothing but the commit";
+  EXPECT_TRUE(emitted[2].last_chunk);
+  EXPECT_EQ(emitted[2].info.end_lsn, Lsn{0x990});
+  for (const auto& t : emitted) EXPECT_LE(approximate_bytes(t), 250'000u + approximate_bytes(emitted[0]) / 3);
+}
+
+TEST_F(AssemblerTest, AStreamedTransactionPastTheSpoolLimitIsRefusedNamingIt) {
+  SpoolUsage usage;
+  usage.limit = 4096;
+  assembler = std::make_unique<TransactionAssembler>(
+      AssemblerOptions{.protocol = {.version = 2, .streaming = StreamingMode::On},
+                       .spool_dir = spool_dir,
+                       .spool_usage = &usage},
+      [this](Transaction&& t) { emitted.push_back(std::move(t)); });
+  feed(MessageBuilder('S').u32(100).u8(1), 0x100);
+  feed(with_xid(relation_message(1), 100), 0x100);
+  try {
+    for (int i = 0; i < 100; ++i)
+      feed(with_xid(insert_message(1, std::to_string(i), std::string(100, 'a')), 100), 0x101 + i);
+    FAIL() << "the spool passed its limit";
+  } catch (const SpoolLimitExceeded& e) {
+    EXPECT_NE(std::string(e.what()).find("xid 100"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("spool.limit_bytes"), std::string::npos) << e.what();
+  }
+  EXPECT_LE(usage.bytes.load(), usage.limit);
+  assembler.reset();
+  EXPECT_EQ(usage.bytes.load(), 0u);
 }
 
 }  // namespace
