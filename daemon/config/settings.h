@@ -181,7 +181,7 @@ inline const auto kGlobalSettings = std::tuple{
   Bound{Setting<milliseconds>{"kafka.timeout_ms", 30000ms, {.min = 1000ms, .max = 600000ms}, "Longest wait for init_transactions, a commit, an abort or reading the progress topic; then the batch is retried.", "ms"},
         [](Config& c) -> auto& { return c.kafka.timeout; }},
 
-  Bound{Setting<std::string>{"metrics.listen", "127.0.0.1:9187", {}, "host:port (or [v6]:port) of the /metrics endpoint; loopback unless allow_remote."},
+  Bound{Setting<std::string>{"metrics.listen", "127.0.0.1:10187", {}, "host:port (or [v6]:port) of the /metrics endpoint; loopback unless allow_remote."},
         [](Config& c) -> auto& { return c.metrics.listen; }},
   Bound{Setting<bool>{"metrics.allow_remote", false, {}, "Allow metrics.listen on a non-loopback address."},
         [](Config& c) -> auto& { return c.metrics.allow_remote; }},
