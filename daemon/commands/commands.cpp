@@ -9,6 +9,7 @@
 #include "daemon/core/exit_codes.h"
 #include "daemon/core/runner.h"
 #include "decoders/pg.h"
+#include "sinks/sink.h"
 
 namespace cdcsync::commands {
 namespace {
@@ -30,6 +31,8 @@ int guarded(const std::string& command, const std::function<bool()>& any_not_ans
   try {
     return work();
   } catch (const CheckpointUnavailable& e) {
+    return could_not_check(command, e.what());
+  } catch (const TransientError& e) {  // a store wrapping an unavailable server (the dead-letter stream)
     return could_not_check(command, e.what());
   } catch (const PgError& e) {
     if (connection_failure(e) && any_not_answering()) return could_not_check(command, e.what());

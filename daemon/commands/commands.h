@@ -40,7 +40,7 @@ inline CLI::App* subcommand(CLI::App& parent, const std::string& name, const std
 
 // An admin command's work on the servers `cfg` names, and its exit code (daemon/core/exit_codes.h). When a
 // server does not answer, the work cannot check anything: exit 7, with the reason on stderr. That is Redis
-// unavailable, or a PostgreSQL connection that failed while the source or the target does not answer a
+// unavailable (or a store's TransientError, a retry-later failure), or a PostgreSQL connection that failed while the source or the target does not answer a
 // PQping (a server that answers but refuses the login is a config error: exit 1, like any other failure,
 // which propagates). `command` names the command in the message.
 int against_servers(const config::Config& cfg, const std::string& command, const std::function<int()>& work);
