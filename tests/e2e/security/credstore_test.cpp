@@ -107,27 +107,8 @@ TEST(CredentialStore, CheckAsRootReadsTheProductionConfigsCredentialsFromEtcCred
   const std::string redis_pw = random_password("Redis");
 
   // Roles that log in only with these passwords; they get the demo roles' privileges by membership.
-  const auto customer_postgres = s.admin_conninfo(Server::Customer, "postgres");
-  const auto order_postgres = s.admin_conninfo(Server::Order, "postgres");
-  exec_sql(customer_postgres, "DROP ROLE IF EXISTS cdcsync_cred_source");
-  exec_sql(customer_postgres,
-           "CREATE ROLE cdcsync_cred_source LOGIN REPLICATION IN ROLE cdcsync_source "
-           "PASSWORD '" +
-               source_pw + "'");
-  exec_sql(order_postgres, "DROP ROLE IF EXISTS cdcsync_cred_target");
-  exec_sql(order_postgres,
-           "CREATE ROLE cdcsync_cred_target LOGIN IN ROLE cdcsync_target PASSWORD '" + target_pw + "'");
-  const std::string redis_user = "cdcsync-" + p.pipeline();
-  redis_command(acl_setuser(redis_user, redis_pw, p.pipeline()));
-  struct Cleanup {
-    std::string redis_user;
-    ~Cleanup() {
-      try {
-        redis_command({"ACL", "DELUSER", redis_user});
-      } catch (...) {
-      }
-    }
-  } cleanup{redis_user};
+  const PasswordLogins logins(p, "cdcsync_cred", source_pw, target_pw, redis_pw);
+  const std::string redis_user = logins.redis_user();
 
   // The shipped example, pointed at this test's servers, databases, slot, pipeline and Redis user; nothing
   // else changed (its password_file lines stay as shipped).
