@@ -1,8 +1,8 @@
 // cdcsync: keeps the order DB's reference tables equal to the mapped projection of the customer DB.
 // Subcommands dispatch here; each returns a process exit code (daemon/core/exit_codes.h).
-#include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include <chrono>
 #include <csignal>
@@ -14,6 +14,7 @@
 #include "daemon/config/config.h"
 #include "daemon/core/exit_codes.h"
 #include "daemon/ops/logging.h"
+#include "daemon/version.h"
 
 namespace cdcsync {
 namespace {
@@ -70,14 +71,24 @@ int main(int argc, char** argv) {
   std::atomic<bool> stop{false};
   SignalWatcher signals{stop};
 
-  CLI::App app{"cdcsync: change-data-capture from a PostgreSQL customer DB into an order DB's reference tables,\n"
-               "with Debezium-compatible change events. Exit codes: 0 ok, 1 error, 2 usage, 3 data-loss risk\n"
-               "(slot lost, gap, target behind checkpoint), 4 a change the target refuses."};
-  app.set_version_flag("--version", std::string("cdcsync ") + CDCSYNC_VERSION);
+  CLI::App app{
+      "cdcsync: change-data-capture from a PostgreSQL customer DB into an order DB's reference tables,\n"
+      "with Debezium-compatible change events. Exit codes (every command): 0 ok; 1 config error, failed\n"
+      "check or a finding (diverged, violation); 2 usage (also: --yes missing); 3 data-loss risk (slot\n"
+      "lost, gap, target behind checkpoint); 4 a change the target refuses; 5 a protocol or decode error\n"
+      "in the source stream; 6 an internal error; 7 could not check (a server unreachable)."};
+  app.set_version_flag("--version", build::version_line());
   app.require_subcommand(1);
+  app.fallthrough();  // global options also after the subcommand: cdcsync check --config F --credentials-dir
+                      // D
   std::string log_level = "info";
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  std::string credentials_dir;
+  app.add_option("--credentials-dir", credentials_dir,
+                 "Read credential:NAME from DIR/NAME (default: $CREDENTIALS_DIRECTORY under systemd, else "
+                 "systemd's credential store /etc/credstore, /run/credstore, /usr/lib/credstore)")
+      ->check(CLI::ExistingDirectory);
 
   commands::Registry registry;
   commands::add_all(app, registry);
@@ -87,6 +98,7 @@ int main(int argc, char** argv) {
     return app.exit(e) == 0 ? exit_code::kOk : exit_code::kUsage;
   }
   setup_logging(log_level);
+  if (!credentials_dir.empty()) config::set_credentials_directory(credentials_dir);
   try {
     return registry.run(app, stop, [&](bool quiet) { signals.set_quiet(quiet); });
   } catch (const config::ConfigError& e) {

@@ -1,12 +1,12 @@
-// cdcsync audit --config FILE [--json]: the data segregation compliance report (daemon/tools/audit.h); exit 1 on
-// any violation. `audit` is a parent command: its own subcommands (verify-archive) live in other files.
+// cdcsync audit --config FILE [--json]: the data segregation compliance report (daemon/tools/audit.h); exit 1
+// on any violation. `audit` is a parent command: its own subcommands (verify-archive) live in other files.
 #include <iostream>
 #include <memory>
 
-#include "daemon/tools/audit.h"
 #include "daemon/commands/commands.h"
 #include "daemon/config/config.h"
 #include "daemon/core/exit_codes.h"
+#include "daemon/tools/audit.h"
 
 namespace cdcsync::commands {
 
@@ -28,9 +28,11 @@ void add_audit(CLI::App& app, Registry& registry) {
       return exit_code::kUsage;
     }
     const config::Config cfg = config::load_config(*file);
-    const auto report = audit::run(cfg);
-    std::cout << (*json ? audit::render_json(report) : audit::render_text(report)) << std::flush;
-    return report.clean() ? exit_code::kOk : exit_code::kError;
+    return against_servers(cfg, "audit", [&] {
+      const auto report = audit::run(cfg);
+      std::cout << (*json ? audit::render_json(report) : audit::render_text(report)) << std::flush;
+      return report.clean() ? exit_code::kOk : exit_code::kError;
+    });
   });
 }
 

@@ -17,8 +17,7 @@ struct AuditArchiveOptions {
   bool json = false;
 };
 
-int run_verify_archive(const AuditArchiveOptions& o) {
-  const config::Config cfg = config::load_config(o.config);
+int run_verify_archive(const config::Config& cfg, const AuditArchiveOptions& o) {
   ArchiveConnectionOptions co;
   co.url = RedisUrl::parse(cfg.checkpoint.redis);
   if (cfg.checkpoint.password_file.configured())
@@ -39,11 +38,14 @@ void add_audit_archive(CLI::App& app, Registry& registry) {
       "Prove the event archive (Redis stream cdcsync:{pipeline}:archive) was neither altered nor cut: "
       "recompute every entry's SHA-256 hash, check each prev is the previous entry's hash, ids increase, "
       "transactions are whole, and the head key matches the last entry. Reports the first broken entry by id "
-      "and commit LSN. Exit 0 proven, 1 broken");
+      "and commit LSN. Exit 0 proven, 1 broken, 7 Redis unreachable");
   auto o = std::make_shared<AuditArchiveOptions>();
   cmd->add_option("--config", o->config, "TOML config file")->required();
   cmd->add_flag("--json", o->json, "Print a JSON report instead of text");
-  registry.add(cmd, [o](const std::atomic<bool>&) { return run_verify_archive(*o); });
+  registry.add(cmd, [o](const std::atomic<bool>&) {
+    const config::Config cfg = config::load_config(o->config);
+    return against_servers(cfg, "audit verify-archive", [&] { return run_verify_archive(cfg, *o); });
+  });
 }
 
 }  // namespace cdcsync::commands

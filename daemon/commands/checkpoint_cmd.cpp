@@ -110,7 +110,7 @@ int edit(const config::Config& cfg, const CheckpointOptions& o, std::optional<Ls
   }
   if (!o.yes) {
     std::cout << "nothing changed: add --yes to do it\n";
-    return exit_code::kError;
+    return exit_code::kUsage;
   }
   if (to) {
     store.overwrite(*to, "cdcsync checkpoint set");
@@ -135,11 +135,11 @@ void add_checkpoint(CLI::App& app, Registry& registry) {
   auto* show_cmd =
       cmd->add_subcommand("show",
                           "Print the Redis checkpoint, the lease holder, the target's progress row and "
-                          "the slot's confirmed/restart LSN; exit 1 when a server cannot be read");
+                          "the slot's confirmed/restart LSN; exit 7 when a server cannot be read");
   show_cmd->add_option("--config", o->config, "TOML config file")->required();
   const Action show_action = [o](const std::atomic<bool>&) {
     const config::Config cfg = config::load_config(o->config);
-    return show(cfg) == 0 ? exit_code::kOk : exit_code::kError;
+    return show(cfg) == 0 ? exit_code::kOk : exit_code::kUnavailable;
   };
 
   auto* set_cmd = cmd->add_subcommand(
@@ -147,7 +147,7 @@ void add_checkpoint(CLI::App& app, Registry& registry) {
       "Overwrite the Redis checkpoint with --lsn (refused while a daemon holds the lease; needs --yes)");
   set_cmd->add_option("--config", o->config, "TOML config file")->required();
   set_cmd->add_option("--lsn", o->lsn, "The new checkpoint, e.g. 16/B374D848")->required();
-  set_cmd->add_flag("--yes", o->yes, "Do it (without: print what would happen and exit 1)");
+  set_cmd->add_flag("--yes", o->yes, "Do it (without: print what would happen and exit 2)");
   const Action set_action = [o](const std::atomic<bool>&) {
     const auto lsn = Lsn::parse(o->lsn);
     if (!lsn) {
@@ -156,7 +156,7 @@ void add_checkpoint(CLI::App& app, Registry& registry) {
       return exit_code::kUsage;
     }
     const config::Config cfg = config::load_config(o->config);
-    return edit(cfg, *o, *lsn);
+    return against_servers(cfg, "checkpoint set", [&] { return edit(cfg, *o, *lsn); });
   };
 
   auto* reset_cmd = cmd->add_subcommand(
@@ -164,10 +164,10 @@ void add_checkpoint(CLI::App& app, Registry& registry) {
       "Delete the Redis checkpoint; the daemon rewrites it from the target (refused while a daemon holds "
       "the lease; needs --yes)");
   reset_cmd->add_option("--config", o->config, "TOML config file")->required();
-  reset_cmd->add_flag("--yes", o->yes, "Do it (without: print what would happen and exit 1)");
+  reset_cmd->add_flag("--yes", o->yes, "Do it (without: print what would happen and exit 2)");
   const Action reset_action = [o](const std::atomic<bool>&) {
     const config::Config cfg = config::load_config(o->config);
-    return edit(cfg, *o, std::nullopt);
+    return against_servers(cfg, "checkpoint reset", [&] { return edit(cfg, *o, std::nullopt); });
   };
   // The registry runs the chosen top-level subcommand: dispatch to the chosen verb here.
   registry.add(cmd, [=](const std::atomic<bool>& stop) {

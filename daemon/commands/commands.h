@@ -8,6 +8,8 @@
 #include <map>
 #include <string>
 
+#include "daemon/config/config.h"
+
 namespace cdcsync::commands {
 
 // Runs the chosen subcommand. `stop` becomes true on SIGINT/SIGTERM.
@@ -35,6 +37,17 @@ inline CLI::App* subcommand(CLI::App& parent, const std::string& name, const std
   }
   return parent.add_subcommand(name, description);
 }
+
+// An admin command's work on the servers `cfg` names, and its exit code (daemon/core/exit_codes.h). When a
+// server does not answer, the work cannot check anything: exit 7, with the reason on stderr. That is Redis
+// unavailable (or a store's TransientError, a retry-later failure), or a PostgreSQL connection that failed while the source or the target does not answer a
+// PQping (a server that answers but refuses the login is a config error: exit 1, like any other failure,
+// which propagates). `command` names the command in the message.
+int against_servers(const config::Config& cfg, const std::string& command, const std::function<int()>& work);
+// The same for a command given one conninfo (tail).
+int against_server(const std::string& conninfo, const std::string& command, const std::function<int()>& work);
+// Whether the server at `conninfo` does not answer (PQping: no response, or it rejects connections now).
+bool not_answering(const std::string& conninfo);
 
 void add_run(CLI::App& app, Registry& registry);
 void add_config(CLI::App& app, Registry& registry);

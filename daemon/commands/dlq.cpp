@@ -217,7 +217,10 @@ void add_dlq(CLI::App& app, Registry& registry) {
   list_cmd->add_flag(
       "--show-rows", o->show_rows,
       "Also print the rows (target form: mapped, transformed columns; they may hold personal data)");
-  registry.add(list_cmd, [o](const std::atomic<bool>&) { return list(config::load_config(o->config), *o); });
+  registry.add(list_cmd, [o](const std::atomic<bool>&) {
+    const config::Config cfg = config::load_config(o->config);
+    return against_servers(cfg, "dlq list", [&] { return list(cfg, *o); });
+  });
 
   auto* replay_cmd = cmd->add_subcommand(
       "replay",
@@ -228,8 +231,10 @@ void add_dlq(CLI::App& app, Registry& registry) {
   replay_cmd->add_option("--id", o->id, "The entry id (from dlq list) or its commit LSN, e.g. 0/16B3748");
   replay_cmd->add_flag("--all", o->all, "Every entry, in commit LSN order");
   replay_cmd->add_flag("--yes", o->yes, "Do it (without: refuse, exit 2)");
-  registry.add(replay_cmd,
-               [o](const std::atomic<bool>&) { return replay(config::load_config(o->config), *o); });
+  registry.add(replay_cmd, [o](const std::atomic<bool>&) {
+    const config::Config cfg = config::load_config(o->config);
+    return against_servers(cfg, "dlq replay", [&] { return replay(cfg, *o); });
+  });
 
   auto* drop_cmd = cmd->add_subcommand(
       "drop", "Delete entries without applying them (their changes never reach the order DB). Needs --yes");
@@ -237,7 +242,10 @@ void add_dlq(CLI::App& app, Registry& registry) {
   drop_cmd->add_option("--id", o->id, "The entry id (from dlq list) or its commit LSN");
   drop_cmd->add_flag("--all", o->all, "Every entry");
   drop_cmd->add_flag("--yes", o->yes, "Do it (without: refuse, exit 2)");
-  registry.add(drop_cmd, [o](const std::atomic<bool>&) { return drop(config::load_config(o->config), *o); });
+  registry.add(drop_cmd, [o](const std::atomic<bool>&) {
+    const config::Config cfg = config::load_config(o->config);
+    return against_servers(cfg, "dlq drop", [&] { return drop(cfg, *o); });
+  });
 }
 
 }  // namespace cdcsync::commands

@@ -32,8 +32,7 @@ std::unique_ptr<RedisArchive> open_archive(const config::Config& cfg) {
   return std::make_unique<RedisArchive>(std::move(o));
 }
 
-int replay(const ReplayOptions& o) {
-  const config::Config cfg = config::load_config(o.config);
+int replay(const config::Config& cfg, const ReplayOptions& o) {
   if (!cfg.archive.enabled) {
     std::cerr << "cdcsync: replay: the event archive is disabled in " << o.config
               << " (archive.enabled = false): there is nothing to replay from\n";
@@ -87,8 +86,7 @@ void add_replay(CLI::App& app, Registry& registry) {
       "stopped: the pipeline's progress then moves to the last replayed transaction and the daemon starts "
       "again. "
       "The hash chain over the range is checked first. Exit 0 done, 1 archive disabled/empty/trimmed/broken, "
-      "2 "
-      "usage");
+      "2 usage, 7 a server unreachable");
   auto o = std::make_shared<ReplayOptions>();
   cmd->add_option("--config", o->config, "TOML config file")->required();
   cmd->add_option(
@@ -105,8 +103,9 @@ void add_replay(CLI::App& app, Registry& registry) {
                 "target and the new one; write nothing");
   cmd->add_flag("--json", o->json, "Print a JSON report instead of text");
   registry.add(cmd, [o](const std::atomic<bool>&) {
+    const config::Config cfg = config::load_config(o->config);
     try {
-      return replay(*o);
+      return against_servers(cfg, "replay", [&] { return replay(cfg, *o); });
     } catch (const replay::ReplayError& e) {
       std::cerr << "cdcsync: replay: " << e.what() << "\n";
       return exit_code::kError;

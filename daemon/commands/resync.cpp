@@ -13,6 +13,25 @@
 
 namespace cdcsync::commands {
 
+namespace {
+
+// One table re-copied at a new snapshot; prints what it did.
+int resync(const config::Config& cfg, const TableMapping& table) {
+  const auto started = std::chrono::steady_clock::now();
+  PgConn target = pg_connect(target_conninfo(cfg), "the target");
+  verify::set_canonical_session(target.get());
+  verify::SourceSnapshot snap{source_conninfo(cfg), "resync"};
+  const Lsn point = snap.point();
+  const auto r = verify::recopy_table(table, snap, source_conninfo(cfg), target.get(), std::nullopt);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  std::cout << "resync " << table.target.str() << " <- " << table.source.str() << " at " << point.str()
+            << ": " << r.source_rows << " source row(s), " << r.upserted << " written, " << r.removed
+            << " removed, " << r.skipped_gone << " skipped (deleted on the source since), " << secs << " s\n";
+  return exit_code::kOk;
+}
+
+}  // namespace
+
 void add_resync(CLI::App& app, Registry& registry) {
   auto* cmd = app.add_subcommand(
       "resync",
@@ -40,18 +59,7 @@ void add_resync(CLI::App& app, Registry& registry) {
                 << o->config << "\n";
       return exit_code::kUsage;
     }
-    const auto started = std::chrono::steady_clock::now();
-    PgConn target = pg_connect(target_conninfo(cfg), "the target");
-    verify::set_canonical_session(target.get());
-    verify::SourceSnapshot snap{source_conninfo(cfg), "resync"};
-    const Lsn point = snap.point();
-    const auto r = verify::recopy_table(*table, snap, source_conninfo(cfg), target.get(), std::nullopt);
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-    std::cout << "resync " << table->target.str() << " <- " << table->source.str() << " at " << point.str()
-              << ": " << r.source_rows << " source row(s), " << r.upserted << " written, " << r.removed
-              << " removed, " << r.skipped_gone << " skipped (deleted on the source since), " << secs
-              << " s\n";
-    return exit_code::kOk;
+    return against_servers(cfg, "resync", [&] { return resync(cfg, *table); });
   });
 }
 

@@ -12,11 +12,12 @@
 #include "daemon/config/config.h"
 #include "daemon/core/dead_letter_stream.h"
 #include "daemon/core/exit_codes.h"
+#include "daemon/core/runner.h"
 #include "daemon/ops/logging.h"
 #include "daemon/ops/metrics/http_server.h"
 #include "daemon/ops/probe.h"
-#include "daemon/core/runner.h"
 #include "daemon/ops/systemd.h"
+#include "daemon/version.h"
 
 namespace cdcsync::commands {
 namespace {
@@ -53,8 +54,11 @@ std::optional<VerifyResult> verify_result_from(const RedisValue& hash,
 
 using namespace std::chrono_literals;
 
-// How long a daemon under systemd keeps /metrics up after a fatal stop (longer than a usual scrape interval).
-constexpr std::chrono::seconds kFatalLinger{20};
+// After a fatal stop under systemd, /metrics stays up until two scrapes have read cdcsync_fatal (one from
+// each of an HA pair of Prometheus servers), for at most this long: below TimeoutStopSec=60, which counts
+// from STOPPING=1. Past it the target goes down, and up == 0 (CdcsyncDown) says the rest.
+constexpr std::chrono::seconds kFatalLingerMax{45};
+constexpr std::uint64_t kFatalScrapes = 2;
 
 // systemd's STATUS= line: what `systemctl status` shows. No secrets, no row values.
 std::string status_line(const Probe& probe, const PipelineStatus& status) {
@@ -73,7 +77,9 @@ int run_daemon(const std::string& file, const std::atomic<bool>& stop) {
   PipelineStatus status;
   ProbeOptions probe_options;
   probe_options.pipeline = cfg.pipeline;
-  probe_options.version = CDCSYNC_VERSION;
+  probe_options.version = std::string(build::version());
+  probe_options.revision = std::string(build::revision());
+  probe_options.unit = systemd_unit_name();
   probe_options.slot = cfg.source.slot;
   auto probe = std::make_shared<Probe>(probe_options, status);
 
@@ -118,9 +124,12 @@ int run_daemon(const std::string& file, const std::atomic<bool>& stop) {
   if (systemd.enabled() && (code == exit_code::kDataLossRisk || code == exit_code::kApplyFailed)) {
     // systemd will not restart us (RestartPreventExitStatus=): stay scrapeable a little longer so
     // Prometheus records cdcsync_fatal{reason} before the target goes down.
-    spdlog::info("serving /metrics for {} s more so the fatal reason is scraped", kFatalLinger.count());
-    const auto until = std::chrono::steady_clock::now() + kFatalLinger;
-    while (!stop && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(100ms);
+    spdlog::info("serving /metrics until the fatal reason is scraped (at most {} s)",
+                 kFatalLingerMax.count());
+    const std::uint64_t scraped = probe->scrapes();
+    const auto until = std::chrono::steady_clock::now() + kFatalLingerMax;
+    while (!stop && std::chrono::steady_clock::now() < until && probe->scrapes() < scraped + kFatalScrapes)
+      std::this_thread::sleep_for(100ms);
   }
   probe->stop_polling();
   server.stop();

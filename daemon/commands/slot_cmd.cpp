@@ -77,7 +77,7 @@ int drop(const config::Config& cfg, bool yes) {
                "`cdcsync run` stops with exit 3 (slot missing) until the pipeline is set up again\n";
   if (!yes) {
     std::cout << "nothing changed: add --yes to do it\n";
-    return exit_code::kError;
+    return exit_code::kUsage;
   }
   repl.drop_slot(cfg.source.slot);
   std::cout << "dropped slot " << cfg.source.slot << "\n";
@@ -104,15 +104,17 @@ void add_slot(CLI::App& app, Registry& registry) {
   auto* drop_cmd =
       cmd->add_subcommand("drop",
                           "Drop the slot (refused while it is active; needs --yes, without it prints what "
-                          "would happen and exits 1)");
+                          "would happen and exits 2)");
   drop_cmd->add_option("--config", o->config, "TOML config file")->required();
   drop_cmd->add_flag("--yes", o->yes, "Do it");
   // The registry runs the chosen top-level subcommand: dispatch to the chosen verb here.
   registry.add(cmd, [=](const std::atomic<bool>&) {
     const config::Config cfg = config::load_config(o->config);
-    if (status_cmd->parsed()) return status(cfg);
-    if (create_cmd->parsed()) return create(cfg);
-    return drop(cfg, o->yes);
+    return against_servers(cfg, "slot", [&] {
+      if (status_cmd->parsed()) return status(cfg);
+      if (create_cmd->parsed()) return create(cfg);
+      return drop(cfg, o->yes);
+    });
   });
 }
 

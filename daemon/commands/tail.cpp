@@ -72,19 +72,18 @@ void add_tail(CLI::App& app, Registry& registry) {
       std::cerr << "cdcsync tail: --streaming needs --proto-version 2 or later\n";
       return exit_code::kUsage;
     }
-    try {
-      tail::run(*o, stop);
-      return exit_code::kOk;
-    } catch (const tail::TailError& e) {
-      std::cerr << "cdcsync tail: " << e.what() << "\n";
-      return exit_code::kError;
-    } catch (const PgError& e) {
-      std::cerr << "cdcsync tail: " << e.what() << "\n";
-      return exit_code::kError;
-    } catch (const SpoolError& e) {
-      std::cerr << "cdcsync tail: " << e.what() << "\n";
-      return exit_code::kError;
-    }
+    return against_server(o->source, "tail", [&] {
+      try {
+        tail::run(*o, stop);
+        return exit_code::kOk;
+      } catch (const tail::TailError& e) {
+        std::cerr << "cdcsync tail: " << e.what() << "\n";
+        return exit_code::kError;
+      } catch (const SpoolError& e) {
+        std::cerr << "cdcsync tail: " << e.what() << "\n";
+        return exit_code::kError;
+      }
+    });
   });
 }
 

@@ -60,6 +60,45 @@ void record_result(const config::Config& cfg, const Report& report, bool every_t
   }
 }
 
+// The comparison (and the repair), printed; exit 0 equal, 1 diverged, 7 the target behind the snapshot.
+int run_verify(const config::Config& cfg, const VerifyOptions& o) {
+  const auto started = std::chrono::steady_clock::now();
+  verify::Verifier v{cfg,
+                     {.table = o.table,
+                      .wait = std::chrono::milliseconds(o.wait_ms),
+                      .rows_per_bucket = static_cast<std::uint64_t>(o.rows_per_bucket)}};
+  try {
+    Report report = v.run();
+    std::optional<Report> before;
+    if (o.repair && report.mismatched() > 0) {
+      if (!o.json) std::cout << verify::render_text(report, 0) << verify::render_details(report, o.max_keys);
+      const std::vector<verify::RecopyResult> repaired = v.repair(report);
+      if (!o.json) {
+        for (std::size_t i = 0; i < repaired.size(); ++i) {
+          if (report.tables[i].diff.size() == 0) continue;
+          std::cout << "repair " << report.tables[i].table->target.str() << ": " << repaired[i].upserted
+                    << " row(s) written, " << repaired[i].removed << " removed, " << repaired[i].skipped_gone
+                    << " skipped (deleted on the source since)\n";
+        }
+        std::cout << "verify: checking again after the repair\n";
+      }
+      before = std::move(report);
+      report = v.run();
+    }
+    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    if (o.json) {
+      std::cout << verify::render_json(report, secs, cfg.pipeline, o.max_keys, before);
+    } else {
+      std::cout << verify::render_text(report, secs) << verify::render_details(report, o.max_keys);
+    }
+    record_result(cfg, report, o.table.empty());
+    return report.mismatched() == 0 ? exit_code::kOk : exit_code::kError;
+  } catch (const verify::TargetBehind& e) {
+    std::cerr << "cdcsync: verify: could not check: " << e.what() << "\n";
+    return exit_code::kUnavailable;
+  }
+}
+
 }  // namespace
 
 void add_verify(CLI::App& app, Registry& registry) {
@@ -68,8 +107,8 @@ void add_verify(CLI::App& app, Registry& registry) {
                                  "projection of the customer DB at a "
                                  "known source position (hash buckets; rows travel only where buckets "
                                  "differ). Prints the keys (never other "
-                                 "values) of missing, extra and different rows. Exit 0 equal, 1 diverged, 2 "
-                                 "target behind (is the daemon "
+                                 "values) of missing, extra and different rows. Exit 0 equal, 1 diverged, 7 "
+                                 "could not check (a server unreachable, or the target behind: is the daemon "
                                  "running?). Records the result in Redis hash cdcsync:{pipeline}:verify");
   auto o = std::make_shared<VerifyOptions>();
   cmd->add_option("--config", o->config, "TOML config file")->required();
@@ -89,42 +128,7 @@ void add_verify(CLI::App& app, Registry& registry) {
       ->check(CLI::Range(0LL, 100000000LL));
   registry.add(cmd, [o](const std::atomic<bool>&) {
     const config::Config cfg = config::load_config(o->config);
-    const auto started = std::chrono::steady_clock::now();
-    verify::Verifier v{cfg,
-                       {.table = o->table,
-                        .wait = std::chrono::milliseconds(o->wait_ms),
-                        .rows_per_bucket = static_cast<std::uint64_t>(o->rows_per_bucket)}};
-    try {
-      Report report = v.run();
-      std::optional<Report> before;
-      if (o->repair && report.mismatched() > 0) {
-        if (!o->json)
-          std::cout << verify::render_text(report, 0) << verify::render_details(report, o->max_keys);
-        const std::vector<verify::RecopyResult> repaired = v.repair(report);
-        if (!o->json) {
-          for (std::size_t i = 0; i < repaired.size(); ++i) {
-            if (report.tables[i].diff.size() == 0) continue;
-            std::cout << "repair " << report.tables[i].table->target.str() << ": " << repaired[i].upserted
-                      << " row(s) written, " << repaired[i].removed << " removed, "
-                      << repaired[i].skipped_gone << " skipped (deleted on the source since)\n";
-          }
-          std::cout << "verify: checking again after the repair\n";
-        }
-        before = std::move(report);
-        report = v.run();
-      }
-      const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-      if (o->json) {
-        std::cout << verify::render_json(report, secs, cfg.pipeline, o->max_keys, before);
-      } else {
-        std::cout << verify::render_text(report, secs) << verify::render_details(report, o->max_keys);
-      }
-      record_result(cfg, report, o->table.empty());
-      return report.mismatched() == 0 ? exit_code::kOk : exit_code::kError;
-    } catch (const verify::TargetBehind& e) {
-      std::cerr << "cdcsync: verify: " << e.what() << "\n";
-      return exit_code::kUsage;
-    }
+    return against_servers(cfg, "verify", [&] { return run_verify(cfg, *o); });
   });
 }
 

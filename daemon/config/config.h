@@ -43,13 +43,18 @@ std::string_view name_of(CopyFormat v);
 using cdcsync::QualifiedName;  // decoders/qualified_name.h
 using cdcsync::sql_name;
 
-// Where a secret lives: `password_file = "/etc/cdcsync/pg_source"` or `"credential:pg_source"`
-// (= $CREDENTIALS_DIRECTORY/pg_source, systemd LoadCredential=). Empty spec = not configured.
+// Where a secret lives: `password_file = "/etc/cdcsync/pg_source"` or `"credential:pg_source"`: under a unit
+// with LoadCredential=pg_source, $CREDENTIALS_DIRECTORY/pg_source; from a shell, the file that setting reads,
+// /etc/credstore/pg_source (then /run/credstore/, /usr/lib/credstore/). Empty spec = not configured.
 struct SecretFile {
   std::string spec;            // as written in the file; safe to print
   std::filesystem::path path;  // resolved at load time
   bool configured() const { return !spec.empty(); }
 };
+
+// --credentials-dir DIR: credential:NAME is DIR/NAME, whatever the environment says (an empty path: no
+// override). Call before loading.
+void set_credentials_directory(std::filesystem::path dir);
 
 // Reads a secret (≤ 4 KiB, one trailing newline stripped) after re-checking it is a regular file no wider
 // than 0640. Throws std::runtime_error naming the path, never the content.
@@ -185,9 +190,9 @@ struct KafkaConfig {
 };
 
 struct MetricsConfig {
-  std::string listen = "127.0.0.1:9187";
+  std::string listen = "127.0.0.1:10187";
   std::string host = "127.0.0.1";  // parsed from listen, without brackets
-  int port = 9187;
+  int port = 10187;
   bool allow_remote = false;
 };
 

@@ -1,4 +1,4 @@
-// ListenAddress: where a local server listens ("127.0.0.1:9187", "[::1]:9187"), parsed once for everyone.
+// ListenAddress: where a local server listens ("127.0.0.1:10187", "[::1]:10187"), parsed once for everyone.
 #pragma once
 
 #include <string>

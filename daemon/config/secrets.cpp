@@ -1,5 +1,9 @@
 // Secrets: resolving password_file, credential:NAME and key files, checking them, and reading them (never
 // printing their content); also the capped regular-file read used for the config file.
+//
+// credential:NAME is the same file under systemd and from a shell: the unit's LoadCredential=NAME (no path)
+// copies /etc/credstore/NAME (or /run/credstore/NAME, /usr/lib/credstore/NAME) into $CREDENTIALS_DIRECTORY,
+// and an admin command run outside the unit reads the store itself.
 #include "daemon/config/secrets.h"
 
 #include <fcntl.h>
@@ -21,6 +25,10 @@ namespace {
 
 constexpr std::size_t kMaxSecretBytes = 4096;
 constexpr mode_t kSecretForbiddenBits = S_IWGRP | S_IXGRP | S_IRWXO;  // wider than 0640
+// systemd's credential store, searched in this order for LoadCredential=NAME without a path (systemd.exec(5),
+// systemd 252). The encrypted stores (/etc/credstore.encrypted/ ...) need systemd-creds to decrypt: not read.
+constexpr std::array<const char*, 3> kCredentialStores = {"/etc/credstore", "/run/credstore",
+                                                          "/usr/lib/credstore"};
 
 std::string errno_text(int err) {
   return std::strerror(err);
@@ -100,6 +108,47 @@ std::optional<std::string> read_regular_file(const std::filesystem::path& path, 
   return content;
 }
 
+namespace {
+
+// --credentials-dir: set once by main before any command runs.
+std::optional<std::filesystem::path>& credentials_directory_override() {
+  static std::optional<std::filesystem::path> dir;
+  return dir;
+}
+
+}  // namespace
+
+void set_credentials_directory(std::filesystem::path dir) {
+  if (dir.empty()) {
+    credentials_directory_override().reset();
+  } else {
+    credentials_directory_override() = std::move(dir);
+  }
+}
+
+std::optional<std::filesystem::path> find_credential(const std::string& name, std::string& error) {
+  if (const auto& dir = credentials_directory_override()) return *dir / name;
+  if (const char* dir = std::getenv("CREDENTIALS_DIRECTORY"); dir != nullptr && *dir != '\0')
+    return std::filesystem::path(dir) / name;
+  // Outside a unit: the files LoadCredential=NAME (no path) reads, in systemd's order. The first that
+  // exists wins; a store this user may not look into is remembered, so a miss names the real cause.
+  std::string unreadable;
+  for (const char* store : kCredentialStores) {
+    const std::filesystem::path path = std::filesystem::path(store) / name;
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0) return path;
+    if (errno != ENOENT && errno != ENOTDIR && unreadable.empty())
+      unreadable = fmt::format("; cannot look into {}: {} (the store is root's: run as root)", store,
+                               errno_text(errno));
+  }
+  error = fmt::format(
+      "credential:{} not found: $CREDENTIALS_DIRECTORY is not set (not under systemd) and none of "
+      "/etc/credstore/{}, /run/credstore/{}, /usr/lib/credstore/{} exists{}; put the secret in "
+      "/etc/credstore/{} (mode 0600, owner root) or pass --credentials-dir DIR",
+      name, name, name, name, unreadable, name);
+  return std::nullopt;
+}
+
 std::optional<SecretFile> resolve_secret(const std::string& spec, std::string& error) {
   constexpr std::string_view kCredential = "credential:";
   SecretFile secret{spec, {}};
@@ -117,13 +166,9 @@ std::optional<SecretFile> resolve_secret(const std::string& spec, std::string& e
       error = fmt::format("credential name \"{}\" must be [A-Za-z0-9_.-]+", name);
       return std::nullopt;
     }
-    const char* dir = std::getenv("CREDENTIALS_DIRECTORY");
-    if (dir == nullptr || *dir == '\0') {
-      error = fmt::format("{} needs $CREDENTIALS_DIRECTORY (systemd LoadCredential={}:...), which is not set",
-                          spec, name);
-      return std::nullopt;
-    }
-    secret.path = std::filesystem::path(dir) / name;
+    auto path = find_credential(name, error);
+    if (!path) return std::nullopt;
+    secret.path = std::move(*path);
   } else {
     secret.path = spec;
     if (!secret.path.is_absolute()) {

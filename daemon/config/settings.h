@@ -73,7 +73,7 @@ inline const auto kGlobalSettings = std::tuple{
 
   Bound{Setting<std::string>{"source.conninfo", "", {}, "libpq connection string for the customer DB; no password (see password_file). Checked with PQconninfoParse.", {}, Need::required},
         [](Config& c) -> auto& { return c.source.conninfo; }},
-  Bound{Setting<SecretFile>{"source.password_file", {}, {}, "File holding the source password (mode 0600/0640), or credential:NAME for $CREDENTIALS_DIRECTORY/NAME. Unset: ~/.pgpass or PGPASSFILE."},
+  Bound{Setting<SecretFile>{"source.password_file", {}, {}, "File holding the source password (mode 0600/0640), or credential:NAME: systemd's credential ($CREDENTIALS_DIRECTORY/NAME under the unit, /etc/credstore/NAME from a shell). Unset: ~/.pgpass or PGPASSFILE."},
         [](Config& c) -> auto& { return c.source.password_file; }},
   Bound{Setting<std::string>{"source.publication", "", {}, "Publication to stream (created by the DBA, never FOR ALL TABLES); 1..63 bytes, no quotes or commas.", {}, Need::required, check_publication_name},
         [](Config& c) -> auto& { return c.source.publication; }},
@@ -188,7 +188,7 @@ inline const auto kGlobalSettings = std::tuple{
   Bound{Setting<milliseconds>{"kafka.timeout_ms", 30000ms, {.min = 1000ms, .max = 600000ms}, "Longest wait for init_transactions, a commit, an abort or reading the progress topic; then the batch is retried.", "ms"},
         [](Config& c) -> auto& { return c.kafka.timeout; }},
 
-  Bound{Setting<std::string>{"metrics.listen", "127.0.0.1:9187", {}, "host:port (or [v6]:port) of the /metrics endpoint; loopback unless allow_remote."},
+  Bound{Setting<std::string>{"metrics.listen", "127.0.0.1:10187", {}, "host:port (or [v6]:port) of the /metrics endpoint; loopback unless allow_remote."},
         [](Config& c) -> auto& { return c.metrics.listen; }},
   Bound{Setting<bool>{"metrics.allow_remote", false, {}, "Allow metrics.listen on a non-loopback address."},
         [](Config& c) -> auto& { return c.metrics.allow_remote; }},

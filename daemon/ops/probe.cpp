@@ -27,6 +27,7 @@ using prometheus::Histogram;
 using prometheus::Labels;
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();  // unknown
 
 constexpr std::array kStates = {RunnerState::Starting,  RunnerState::Standby, RunnerState::Snapshot,
                                 RunnerState::Streaming, RunnerState::Backoff, RunnerState::Stopped};
@@ -88,8 +89,11 @@ Probe::Probe(ProbeOptions options, const PipelineStatus& status)
     return BuildHistogram().Name(name).Help(help).Labels(constant).Register(r).Add({}, bounds);
   };
 
-  gauge("cdcsync_build_info", "cdcsync version running this pipeline (always 1).")
-      .Add({{"version", options_.version}})
+  Labels build{{"version", options_.version}, {"revision", options_.revision}};
+  if (!options_.unit.empty()) build.emplace("unit", options_.unit);
+  gauge("cdcsync_build_info",
+        "cdcsync version and source revision running this pipeline, and its systemd unit (always 1).")
+      .Add(build)
       .Set(1);
   state_family_ = &gauge("cdcsync_state",
                          "1 for the runner's current state (starting, standby, snapshot, "
@@ -458,27 +462,37 @@ void Probe::record_poll_failure() {
   std::lock_guard lock(mutex_);
   poll_ok_ = false;
   source_probe_up_->Set(0);
+  // What only the poll knows is unknown now, not what it was: NaN keeps each series (and the dashboards'
+  // panels) but compares false, so the lag and retention alerts fall quiet and CdcsyncSourceProbeDown speaks.
+  for (prometheus::Gauge* g :
+       {lag_bytes_, retained_wal_, safe_wal_size_, wal_rate_, forecast_, source_wal_lsn_})
+    g->Set(kNaN);
+  for (const char* s : kWalStatuses) wal_status_->Add({{"status", s}}).Set(kNaN);
 }
 
 std::optional<std::int64_t> Probe::replication_lag_bytes() const {
   std::lock_guard lock(mutex_);
-  if (!last_poll_ || !last_poll_->slot_exists) return std::nullopt;
+  if (!poll_ok_ || !last_poll_ || !last_poll_->slot_exists) return std::nullopt;
   return static_cast<std::int64_t>(lag_bytes_->Value());
 }
 
-bool Probe::behind() const {
+std::optional<bool> Probe::behind() const {
   // Work waiting to be applied; or, while this instance is not streaming (reconnecting, starting), a slot
   // the source reports behind. Keepalive positions alone do not count: an idle slot is acknowledged within
-  // about a second, and counting them would turn every quiet minute into lag.
+  // about a second, and counting them would turn every quiet minute into lag. Not streaming and the slot not
+  // polled: unknown.
   if (status_.queue_depth.load() > 0) return true;
   const RunnerState s = state_.load();
   if (s == RunnerState::Streaming || s == RunnerState::Standby) return false;
   std::lock_guard lock(mutex_);
+  if (!poll_ok_) return std::nullopt;
   return last_poll_ && last_poll_->slot_exists && lag_bytes_->Value() > 0;
 }
 
 double Probe::replication_lag_seconds() const {
-  if (!behind()) return 0;
+  const std::optional<bool> is_behind = behind();
+  if (!is_behind) return kNaN;
+  if (!*is_behind) return 0;
   const std::int64_t commit = status_.last_commit_time_us.load();
   if (commit == 0) return 0;  // nothing applied yet by this process: checkpoint age tells how long
   const auto now_us =
@@ -501,7 +515,7 @@ void Probe::refresh() const {
   lease_held_->Set(lease_held_view_ && lease_held_view_() ? 1 : 0);
   lag_seconds_->Set(replication_lag_seconds());
 
-  const bool is_behind = behind();
+  const std::optional<bool> is_behind = behind();
   std::lock_guard lock(mutex_);
   const std::uint64_t read_during_replay = status_.messages_read_during_replay.load();
   read_during_replay_->Increment(static_cast<double>(read_during_replay - read_during_replay_seen_));
@@ -509,14 +523,15 @@ void Probe::refresh() const {
   const std::uint64_t commits_unflushed = status_.commits_unflushed.load();
   commits_unflushed_->Increment(static_cast<double>(commits_unflushed - commits_unflushed_seen_));
   commits_unflushed_seen_ = commits_unflushed;
-  if (confirmed != last_confirmed_seen_ || !is_behind) {
+  if (confirmed != last_confirmed_seen_ || is_behind == false) {
     last_confirmed_seen_ = confirmed;
     confirmed_moved_at_ = now;
   }
-  checkpoint_age_->Set(is_behind ? seconds_between(now, confirmed_moved_at_) : 0.0);
+  checkpoint_age_->Set(!is_behind ? kNaN : *is_behind ? seconds_between(now, confirmed_moved_at_) : 0.0);
 }
 
 std::vector<prometheus::MetricFamily> Probe::Collect() const {
+  scrapes_.fetch_add(1);  // first: a scrape counted after a fatal() reads cdcsync_fatal
   refresh();
   std::vector<prometheus::MetricFamily> families = registry_->Collect();
   for (auto& family : process_->Collect()) {

@@ -43,6 +43,8 @@ namespace cdcsync {
 struct ProbeOptions {
   std::string pipeline;
   std::string version;
+  std::string revision;  // the source revision (git describe)
+  std::string unit;      // the systemd service unit, empty outside one
   std::string slot;
   // How often the poller asks the source about the slot.
   std::chrono::milliseconds poll_interval{5000};
@@ -117,18 +119,22 @@ class Probe final : public prometheus::Collectable {
   // the process collector's), each series labelled with the pipeline and its labels in name order.
   std::vector<prometheus::MetricFamily> Collect() const override;
 
+  // Collect() calls so far: one per scrape of /metrics.
+  std::uint64_t scrapes() const { return scrapes_.load(); }
+
   metrics::HealthStatus liveness() const;
   metrics::HealthStatus readiness() const;
 
   RunnerState state() const { return state_.load(); }
-  // Seconds behind the source: now - last applied commit time while behind, 0 when caught up.
+  // Seconds behind the source: now - last applied commit time while behind, 0 when caught up, NaN when
+  // unknown (not streaming, and the source's slot cannot be polled).
   double replication_lag_seconds() const;
   std::optional<std::int64_t> replication_lag_bytes() const;
 
  private:
   prometheus::Counter& counter_for(const RelationDef& relation, ChangeOp op);
   void refresh() const;
-  bool behind() const;
+  std::optional<bool> behind() const;  // nullopt: unknown
   void poll_loop(std::string conninfo);
 
   ProbeOptions options_;
@@ -211,6 +217,7 @@ class Probe final : public prometheus::Collectable {
   mutable std::uint64_t read_during_replay_seen_ = 0;
   mutable std::uint64_t commits_unflushed_seen_ = 0;
   mutable std::chrono::system_clock::time_point confirmed_moved_at_{};
+  mutable std::atomic<std::uint64_t> scrapes_{0};
 
   // Poller thread.
   std::mutex poll_mutex_;

@@ -1,8 +1,10 @@
 #include "daemon/ops/systemd.h"
 
 #include <systemd/sd-daemon.h>
+#include <systemd/sd-login.h>
 
 #include <cstdlib>
+#include <memory>
 
 namespace cdcsync {
 
@@ -24,6 +26,15 @@ void SystemdNotifier::stopping() {
 
 void SystemdNotifier::status(const std::string& text) {
   if (enabled_) sd_notifyf(0, "STATUS=%s", text.c_str());
+}
+
+std::string systemd_unit_name() {
+  if (std::getenv("INVOCATION_ID") == nullptr) return {};  // set by systemd for the processes of a unit
+  char* raw = nullptr;
+  if (sd_pid_get_unit(0, &raw) < 0 || raw == nullptr) return {};
+  const std::unique_ptr<char, decltype(&std::free)> unit{raw, &std::free};
+  const std::string name = unit.get();
+  return name.ends_with(".service") ? name : std::string{};
 }
 
 void SystemdNotifier::watchdog() {

@@ -24,4 +24,8 @@ class SystemdNotifier {
   std::chrono::steady_clock::time_point last_watchdog_{};
 };
 
+// The service unit this process runs as ("cdcsync@orders.service"), for cdcsync_build_info{unit} and the
+// alerts' "systemctl status" line; empty when systemd did not start it as a service.
+std::string systemd_unit_name();
+
 }  // namespace cdcsync

@@ -41,7 +41,7 @@ struct HealthStatus {
 using HealthCheck = std::function<HealthStatus()>;
 
 struct MetricsServerOptions {
-  std::string listen = "127.0.0.1:9187";
+  std::string listen = "127.0.0.1:10187";
   bool allow_remote = false;
   std::chrono::milliseconds read_timeout{2000};
   std::chrono::milliseconds write_timeout{2000};

@@ -1,5 +1,9 @@
-// cdcsync checkpoint show|set|reset and cdcsync slot status|create|drop.
+// cdcsync checkpoint show|set|reset and cdcsync slot status|create|drop; and the exit code every admin
+// command gives when a server does not answer.
 #include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
 
 #include "decoders/replication_stream.h"
 #include "tests/e2e/recovery/recovery_fixture.h"
@@ -30,7 +34,7 @@ TEST(CheckpointCommand, ShowPrintsRedisLeaseProgressAndSlotSideBySide) {
 TEST(CheckpointCommand, SetWithoutYesSaysWhatWouldHappenAndChangesNothing) {
   RecoveryPipeline p{"ckpt_dry"};
   const auto r = p.cdcsync({"checkpoint", "set", "--config", "CONFIG", "--lsn", "1/2"});
-  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_EQ(r.exit_code, 2) << "a missing --yes is a usage error, as in every command";
   EXPECT_NE(r.out.find("would set " + checkpoint_key(p) + " from (none) to 1/2"), std::string::npos);
   EXPECT_NE(r.out.find("add --yes"), std::string::npos);
   EXPECT_EQ(redis_command({"HGET", checkpoint_key(p), "lsn"}), "(nil)");
@@ -91,7 +95,7 @@ TEST(SlotCommand, DropNeedsYesAndRefusesWhileTheSlotIsActive) {
   RecoveryPipeline p{"slot_drop"};
   ASSERT_EQ(p.cdcsync({"slot", "create", "--config", "CONFIG"}).exit_code, 0);
   const auto dry = p.cdcsync({"slot", "drop", "--config", "CONFIG"});
-  EXPECT_EQ(dry.exit_code, 1);
+  EXPECT_EQ(dry.exit_code, 2) << "a missing --yes is a usage error, as in every command";
   EXPECT_NE(dry.out.find("would drop slot " + p.slot()), std::string::npos);
   EXPECT_TRUE(query_value(p.customer_admin(),
                           "SELECT 1 FROM pg_replication_slots WHERE slot_name = '" + p.slot() + "'"));
@@ -115,6 +119,49 @@ TEST(SlotCommand, DropNeedsYesAndRefusesWhileTheSlotIsActive) {
   EXPECT_EQ(drop.exit_code, 0) << drop.err;
   EXPECT_FALSE(query_value(p.customer_admin(),
                            "SELECT 1 FROM pg_replication_slots WHERE slot_name = '" + p.slot() + "'"));
+}
+
+// One table of exit codes: a server that does not answer is "could not check" (7) in every admin command,
+// never 1, which says the command found something (a divergence, a problem, a missing slot).
+TEST(AdminCommands, ExitSevenWhenTheSourceOrRedisDoesNotAnswer) {
+  RecoveryPipeline p{"unreachable"};
+  const auto& s = TestServers::get();
+  std::stringstream text;
+  text << std::ifstream(p.config_path()).rdbuf();
+  const std::string config = text.str();
+  const auto with_port = [&](const std::string& from, const std::string& name) {
+    std::string c = config;
+    const auto at = c.find(from);
+    EXPECT_NE(at, std::string::npos) << from << " in " << c;
+    if (at != std::string::npos)
+      c.replace(at, from.size(), from.substr(0, from.find_last_of("=:") + 1) + std::to_string(free_port()));
+    const std::string path = p.dir() + "/" + name + ".toml";
+    std::ofstream(path) << c;
+    return path;
+  };
+  const std::string no_source = with_port("port=" + std::to_string(s.port(Server::Customer)), "no-source");
+  const std::string no_redis = with_port("127.0.0.1:" + std::to_string(s.redis_port()), "no-redis");
+
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{{"verify", "--config", no_source},
+                                             {"slot", "status", "--config", no_source},
+                                             {"checkpoint", "show", "--config", no_source},
+                                             {"resync", "--config", no_source, "--table", "ref.customer"},
+                                             {"target-ddl", "--config", no_source},
+                                             {"check", "--config", no_source},
+                                             {"checkpoint", "show", "--config", no_redis},
+                                             {"checkpoint", "reset", "--config", no_redis, "--yes"},
+                                             {"dlq", "list", "--config", no_redis},
+                                             {"check", "--config", no_redis}}) {
+    const auto r = p.cdcsync(args, std::chrono::seconds(60));
+    std::string cmd;
+    for (const auto& a : args) cmd += a + " ";
+    EXPECT_EQ(r.exit_code, 7) << cmd << "\n" << r.out << r.err;
+  }
+  const auto check = p.cdcsync({"check", "--config", no_source});
+  EXPECT_NE(check.out.find("COULD NOT CHECK source: connection"), std::string::npos) << check.out;
+  const auto slot = p.cdcsync({"slot", "status", "--config", no_source});
+  EXPECT_NE(slot.err.find("cdcsync: slot: could not check: "), std::string::npos) << slot.err;
 }
 
 }  // namespace

@@ -160,14 +160,14 @@ TEST(Verify, RepairNeverOverwritesARowNewerThanItsSnapshot) {
             "From the future");
 }
 
-TEST(Verify, ExitsTwoNamingTheLagWhenTheTargetNeverReachesTheSnapshot) {
+TEST(Verify, ExitsSevenCouldNotCheckNamingTheLagWhenTheTargetNeverReachesTheSnapshot) {
   RecoveryPipeline p{"verify_behind"};
   seed(p, 10);
   copy_projection(p);
   exec_sql(p.order_admin(), "INSERT INTO ref.cdc_progress (pipeline, end_lsn, xid, acked_lsn) VALUES ('" +
                                 p.pipeline() + "', '0/10', 0, '0/10')");
   const auto r = p.cdcsync({"verify", "--config", "CONFIG", "--wait-timeout-ms", "300"});
-  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.exit_code, 7);
   EXPECT_NE(r.err.find("target is behind; is the daemon running?"), std::string::npos);
   EXPECT_NE(r.err.find("0/10"), std::string::npos);
 }

@@ -57,26 +57,8 @@ TEST(Secrets, MarkerPasswordsAppearInNoLogArgvMetricOrError) {
   const std::vector<std::string> markers = {source_pw, target_pw, redis_pw, wrong_pw};
 
   // Roles of their own with the marker passwords; they get the demo roles' privileges by membership.
-  const auto customer_postgres = s.admin_conninfo(Server::Customer, "postgres");
-  const auto order_postgres = s.admin_conninfo(Server::Order, "postgres");
-  exec_sql(customer_postgres, "DROP ROLE IF EXISTS cdcsync_leak_source");
-  exec_sql(customer_postgres,
-           "CREATE ROLE cdcsync_leak_source LOGIN REPLICATION IN ROLE cdcsync_source PASSWORD '" + source_pw +
-               "'");
-  exec_sql(order_postgres, "DROP ROLE IF EXISTS cdcsync_leak_target");
-  exec_sql(order_postgres,
-           "CREATE ROLE cdcsync_leak_target LOGIN IN ROLE cdcsync_target PASSWORD '" + target_pw + "'");
-  const std::string redis_user = "cdcsync-" + p.pipeline();
-  redis_command(acl_setuser(redis_user, redis_pw, p.pipeline()));
-  struct Cleanup {
-    std::string redis_user;
-    ~Cleanup() {
-      try {
-        redis_command({"ACL", "DELUSER", redis_user});
-      } catch (...) {
-      }
-    }
-  } cleanup{redis_user};
+  const PasswordLogins logins(p, "cdcsync_leak", source_pw, target_pw, redis_pw);
+  const std::string redis_user = logins.redis_user();
 
   const auto source_file = p.secret_file("source.pw", source_pw);
   const auto target_file = p.secret_file("target.pw", target_pw);

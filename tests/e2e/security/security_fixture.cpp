@@ -166,4 +166,28 @@ int SecurityPipeline::target_customers() const {
       query_value(order_admin_, "SELECT count(*) FROM ref.customer WHERE NOT _cdc_deleted").value_or("0"));
 }
 
+PasswordLogins::PasswordLogins(const SecurityPipeline& p, const std::string& prefix,
+                               const std::string& source_password, const std::string& target_password,
+                               const std::string& redis_password)
+    : prefix_(prefix), redis_user_("cdcsync-" + p.pipeline()) {
+  const auto& s = TestServers::get();
+  const auto customer_postgres = s.admin_conninfo(Server::Customer, "postgres");
+  const auto order_postgres = s.admin_conninfo(Server::Order, "postgres");
+  exec_sql(customer_postgres, "DROP ROLE IF EXISTS " + source_role());
+  exec_sql(customer_postgres, "CREATE ROLE " + source_role() +
+                                  " LOGIN REPLICATION IN ROLE cdcsync_source PASSWORD '" + source_password +
+                                  "'");
+  exec_sql(order_postgres, "DROP ROLE IF EXISTS " + target_role());
+  exec_sql(order_postgres, "CREATE ROLE " + target_role() + " LOGIN IN ROLE cdcsync_target PASSWORD '" +
+                               target_password + "'");
+  redis_command(acl_setuser(redis_user_, redis_password, p.pipeline()));
+}
+
+PasswordLogins::~PasswordLogins() {
+  try {
+    redis_command({"ACL", "DELUSER", redis_user_});
+  } catch (...) {
+  }
+}
+
 }  // namespace cdcsync::test

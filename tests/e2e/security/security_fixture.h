@@ -68,6 +68,25 @@ class SecurityPipeline {
   std::string dir_;
 };
 
+// Login roles `<prefix>_source` (REPLICATION, member of cdcsync_source) and `<prefix>_target` (member of
+// cdcsync_target), and the Redis ACL user cdcsync-<pipeline>, each with its own password: the demo roles'
+// privileges, reachable only with these passwords. The Redis user is deleted again with this object.
+class PasswordLogins {
+ public:
+  PasswordLogins(const SecurityPipeline& p, const std::string& prefix, const std::string& source_password,
+                 const std::string& target_password, const std::string& redis_password);
+  ~PasswordLogins();
+  PasswordLogins(const PasswordLogins&) = delete;
+  PasswordLogins& operator=(const PasswordLogins&) = delete;
+  std::string source_role() const { return prefix_ + "_source"; }
+  std::string target_role() const { return prefix_ + "_target"; }
+  const std::string& redis_user() const { return redis_user_; }
+
+ private:
+  std::string prefix_;
+  std::string redis_user_;
+};
+
 // The password of a demo role (cdcsync_source, cdcsync_target) from the servers' pgpass file.
 std::string demo_password(const std::string& role, int port);
 // The ACL SETUSER command of docs/security.md: `user` may run the commands cdcsync sends (checkpoint, lease,

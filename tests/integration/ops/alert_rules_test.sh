@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # dashboards/: `promtool check rules` accepts alerts.yml, `promtool test rules` passes alerts_test.yml, every
-# alert in alerts.yml has at least one test case where it fires, the example scrape config is valid, and
+# alert in alerts.yml has at least one test case where it fires and a runbook section, the example scrape
+# config is valid, and
 # the Grafana dashboard is valid JSON with the ${datasource} and pipeline variables.
 #   alert_rules_test.sh REPO_ROOT
 set -euo pipefail
@@ -22,6 +23,16 @@ for a in $alerts; do
     END { exit !found }' alerts_test.yml || fail "alert $a has no test case where it fires"
 done
 echo "every alert has a firing test: $(echo "$alerts" | wc -l) alerts"
+
+# Every rule links its section of docs/runbooks.md, which has one per alert; no rule names a job or a unit.
+for a in $(echo "$alerts" | sort -u); do
+  grep -qx "## $a" ../docs/runbooks.md || fail "docs/runbooks.md has no section '## $a'"
+  anchor=$(echo "$a" | tr '[:upper:]' '[:lower:]')
+  grep -q "runbook_url: \"file:///usr/share/doc/cdcsync/docs/runbooks.md#$anchor\"" alerts.yml ||
+    fail "alert $a has no runbook_url to its section"
+done
+[ "$(grep -c '^ *- alert:' alerts.yml)" = "$(grep -c '^ *runbook_url:' alerts.yml)" ] || fail "a rule has no runbook_url"
+grep -n 'job="\|job=~\|systemctl status cdcsync\b' alerts.yml && fail "a rule names a job or the unit cdcsync"
 
 # The example scrape config, with its rule_files pointed at this checkout.
 tmp=$(mktemp -d)

@@ -29,131 +29,13 @@
 
 #include "tests/harness/eventually.h"
 #include "tests/harness/servers.h"
+#include "tests/integration/ops/ops_support.h"
 
 namespace cdcsync::test {
 namespace {
 
 using namespace std::chrono_literals;
 namespace fs = std::filesystem;
-
-// The binary under test (ctest sets CDCSYNC_BINARY).
-std::string daemon_binary() {
-  const char* b = std::getenv("CDCSYNC_BINARY");
-  return b != nullptr ? b : "cdcsync";
-}
-
-int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof addr;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    close(fd);
-    throw std::runtime_error("no free port");
-  }
-  close(fd);
-  return ntohs(addr.sin_port);
-}
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-// A child process with stdout and stderr in a log file; SIGTERM then SIGKILL when it outlives the test.
-class Child {
- public:
-  Child(std::vector<std::string> argv, const fs::path& log) : log_(log) {
-    pid_ = fork();
-    if (pid_ == 0) {
-      const int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-      dup2(fd, 1);
-      dup2(fd, 2);
-      std::vector<char*> args;
-      for (auto& a : argv) args.push_back(a.data());
-      args.push_back(nullptr);
-      execv(args[0], args.data());
-      const std::string why = std::string("exec ") + args[0] + ": " + std::strerror(errno) + "\n";
-      if (write(2, why.data(), why.size()) < 0) _exit(126);
-      _exit(127);
-    }
-  }
-  ~Child() {
-    if (pid_ > 0 && !exited_) {
-      ::kill(pid_, SIGTERM);
-      if (!wait_exit(10s)) {
-        ::kill(pid_, SIGKILL);
-        waitpid(pid_, nullptr, 0);
-      }
-    }
-  }
-  std::optional<int> wait_exit(std::chrono::milliseconds timeout) {
-    if (exited_) return code_;
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        exited_ = true;
-        code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        return code_;
-      }
-      std::this_thread::sleep_for(50ms);
-    }
-    return std::nullopt;
-  }
-  void terminate() { ::kill(pid_, SIGTERM); }
-  std::string log() const { return read_file(log_); }
-
- private:
-  pid_t pid_ = -1;
-  fs::path log_;
-  bool exited_ = false;
-  int code_ = -1;
-};
-
-struct HttpResult {
-  int status = 0;
-  std::string body;
-};
-
-HttpResult http_get(int port, const std::string& path) {
-  httplib::Client client("127.0.0.1", port);
-  client.set_connection_timeout(2);
-  client.set_read_timeout(10);
-  auto res = client.Get(path.c_str());
-  if (!res) return {};
-  return {res->status, res->body};
-}
-
-// GET /api/v1/query?query=EXPR on Prometheus; the parsed JSON answer.
-rapidjson::Document prom_query(int port, const std::string& expr) {
-  httplib::Client client("127.0.0.1", port);
-  client.set_read_timeout(10);
-  auto res = client.Get("/api/v1/query", httplib::Params{{"query", expr}}, httplib::Headers{});
-  rapidjson::Document doc;
-  if (!res) {
-    doc.Parse(R"({"status":"error","error":"no answer"})");
-    return doc;
-  }
-  doc.Parse(res->body.c_str());
-  if (doc.HasParseError()) doc.Parse(R"({"status":"error","error":"not JSON"})");
-  return doc;
-}
-
-std::size_t result_size(const rapidjson::Document& doc) {
-  if (!doc.HasMember("data") || !doc["data"].HasMember("result")) return 0;
-  const auto& r = doc["data"]["result"];
-  if (r.IsArray()) return r.Size();
-  return 1;  // scalar or string
-}
-
-std::string error_of(const rapidjson::Document& doc) {
-  if (doc.HasMember("error") && doc["error"].IsString()) return doc["error"].GetString();
-  return doc.HasMember("status") && doc["status"].IsString() ? doc["status"].GetString() : "?";
-}
 
 // Every "expr" of the dashboard's panels, with Grafana's variables replaced as Grafana would.
 std::vector<std::string> dashboard_expressions(const std::string& pipeline) {

@@ -35,8 +35,12 @@ grep -qxF 'ExecStart=/usr/bin/cdcsync run --config /etc/cdcsync/cdcsync.toml' "$
   fail "cdcsync.service: unexpected ExecStart"
 grep -qxF 'ExecStart=/usr/bin/cdcsync run --config /etc/cdcsync/%i.toml' "$root/deploy/cdcsync@.service" ||
   fail "cdcsync@.service: unexpected ExecStart"
-grep -qxF 'LoadCredential=pg_source:/etc/cdcsync/creds/pg_source' "$root/deploy/cdcsync.service" ||
-  fail "cdcsync.service: no pg_source credential"
+# Credentials from systemd's store by name (no path), the name `credential:NAME` resolves from a shell too.
+grep -qxF 'LoadCredential=pg_source' "$root/deploy/cdcsync.service" || fail "cdcsync.service: no pg_source credential"
+grep -qxF 'LoadCredential=cdcsync.%i.pg_source' "$root/deploy/cdcsync@.service" ||
+  fail "cdcsync@.service: no per-instance pg_source credential"
+grep -q '^LoadCredential=.*:' "$root/deploy/cdcsync.service" "$root/deploy/cdcsync@.service" &&
+  fail "a LoadCredential= names a path: the shell's credential:NAME would not find that file"
 
 if ! systemd-analyze security --help 2>/dev/null | grep -q -- '--offline'; then
   echo "systemd-analyze security --offline is not supported by $(systemd-analyze --version | head -1): score not measured"

@@ -34,7 +34,7 @@ conninfo = "host=127.0.0.1 port=5433 dbname=orders user=cdcsync_target"
 redis = "redis://127.0.0.1:6379/0"
 
 [metrics]
-listen = "127.0.0.1:9187"
+listen = "127.0.0.1:10187"
 
 [[tables]]
 source  = "public.customers"
@@ -117,7 +117,7 @@ TEST(Config, LoadsTheExampleFileWithTheExpectedValues) {
   EXPECT_EQ(c.checkpoint.renew, 3000ms);
   EXPECT_FALSE(c.checkpoint.required);
   EXPECT_EQ(c.metrics.host, "127.0.0.1");
-  EXPECT_EQ(c.metrics.port, 9187);
+  EXPECT_EQ(c.metrics.port, 10187);
   EXPECT_EQ(c.batch.max_rows, 5000);
   EXPECT_EQ(c.batch.max_wait, 50ms);
   EXPECT_EQ(c.batch.max_txn_chunk_rows, 10000);
@@ -182,9 +182,9 @@ std::vector<BadFile> bad_files() {
        "expected an integer, got a string"},
       {"out of range", ex + "\n[batch]\nmax_rows = 0\n", "batch.max_rows", 26,
        "0 is below the minimum 1 rows"},
-      {"port 70000", replaced(ex, "127.0.0.1:9187", "127.0.0.1:70000"), "metrics.listen", 16,
+      {"port 70000", replaced(ex, "127.0.0.1:10187", "127.0.0.1:70000"), "metrics.listen", 16,
        "not in 1..65535"},
-      {"remote metrics", replaced(ex, "127.0.0.1:9187", "0.0.0.0:9187"), "metrics.listen", 16,
+      {"remote metrics", replaced(ex, "127.0.0.1:10187", "0.0.0.0:10187"), "metrics.listen", 16,
        "allow_remote"},
       {"invalid enum", replaced(ex, "deletes = \"soft\"", "deletes = \"sof\""), "tables[0].deletes", 23,
        "\"sof\" is not one of \"hard\", \"soft\", \"ignore\""},
@@ -343,13 +343,34 @@ TEST(Config, ReadsAPrivatePasswordFileAndASystemdCredential) {
   EXPECT_EQ(c.checkpoint.endpoint.db, 2);
 }
 
-TEST(Config, RefusesACredentialWithoutACredentialsDirectory) {
+TEST(Config, OutsideSystemdACredentialIsLookedForInTheCredentialStoreAndAMissNamesWhereAndWhatToDo) {
   ::unsetenv("CREDENTIALS_DIRECTORY");
+  const std::string name = "cdcsync.unit-test-absent." + std::to_string(::getpid());
   const auto issues =
-      issues_of(replaced(kExample, "[target]\n", "[target]\npassword_file = \"credential:pg_target\"\n"));
+      issues_of(replaced(kExample, "[target]\n", "[target]\npassword_file = \"credential:" + name + "\"\n"));
   ASSERT_EQ(issues.size(), 1u) << all_messages(issues);
   EXPECT_EQ(issues[0].key, "target.password_file");
-  EXPECT_NE(issues[0].message.find("CREDENTIALS_DIRECTORY"), std::string::npos);
+  for (const std::string& where : {"/etc/credstore/" + name, "/run/credstore/" + name,
+                                   "/usr/lib/credstore/" + name, std::string("--credentials-dir")}) {
+    EXPECT_NE(issues[0].message.find(where), std::string::npos) << where << " in: " << issues[0].message;
+  }
+}
+
+TEST(Config, CredentialsDirWinsOverTheEnvironmentAndTheStore) {
+  TempDir unit_dir;
+  TempDir override_dir;
+  unit_dir.write("pg_target", "from-the-unit\n", 0600);
+  override_dir.write("pg_target", "from-the-flag\n", 0600);
+  ::setenv("CREDENTIALS_DIRECTORY", unit_dir.path().c_str(), 1);
+  const std::string text =
+      replaced(kExample, "[target]\n", "[target]\npassword_file = \"credential:pg_target\"\n");
+  EXPECT_EQ(read_secret(load_config_from_string(text, kFile).target.password_file), "from-the-unit");
+  config::set_credentials_directory(override_dir.path());
+  const Config c = load_config_from_string(text, kFile);
+  config::set_credentials_directory({});
+  ::unsetenv("CREDENTIALS_DIRECTORY");
+  EXPECT_EQ(c.target.password_file.path, override_dir.path() / "pg_target");
+  EXPECT_EQ(read_secret(c.target.password_file), "from-the-flag");
 }
 
 TEST(Config, ParsesEveryTransformKind) {
@@ -449,9 +470,16 @@ TEST(ConfigFile, LoadsARegularFileAndRemembersItsPath) {
   EXPECT_EQ(c.tables.size(), 1u);
 }
 
-TEST(ConfigFile, ShipsAnExampleThatLoads) {
+TEST(ConfigFile, ShipsAProductionStyleExampleThatLoadsWithItsCredentials) {
+  TempDir store;
+  for (const char* name : {"pg_source", "pg_target", "redis"}) store.write(name, "secret\n", 0600);
+  config::set_credentials_directory(store.path());
   const Config c = load_config(fs::path(CDCSYNC_SOURCE_ROOT) / "deploy/cdcsync.example.toml");
+  config::set_credentials_directory({});
   EXPECT_EQ(c.pipeline, "customers-to-orders");
+  EXPECT_EQ(c.source.password_file.path, store.path() / "pg_source");
+  EXPECT_EQ(c.target.password_file.path, store.path() / "pg_target");
+  EXPECT_EQ(c.checkpoint.password_file.path, store.path() / "redis");
 }
 
 TEST(ConfigShow, RendersTomlThatLoadsBackToTheSameConfig) {

@@ -118,12 +118,12 @@ TEST(MetricsHttpServerHealth, AThrowingCheckIsNotOkWithoutDetails) {
 // The address rules themselves are config::parse_listen_address's (tests/unit/config/listen_address_test.cpp);
 // here: the server refuses what it refuses, as its own error naming the bad part.
 TEST(MetricsHttpServerAddress, RefusesNonLoopbackUnlessAllowed) {
-  EXPECT_THROW(MetricsServer(MetricsServerOptions{.listen = "0.0.0.0:9187"}, {}), MetricsServerError);
-  EXPECT_THROW(MetricsServer(MetricsServerOptions{.listen = "[::]:9187"}, {}), MetricsServerError);
+  EXPECT_THROW(MetricsServer(MetricsServerOptions{.listen = "0.0.0.0:10187"}, {}), MetricsServerError);
+  EXPECT_THROW(MetricsServer(MetricsServerOptions{.listen = "[::]:10187"}, {}), MetricsServerError);
   EXPECT_NO_THROW(MetricsServer(MetricsServerOptions{.listen = "0.0.0.0:0", .allow_remote = true}, {}));
-  const MetricsServer v6(MetricsServerOptions{.listen = "[::1]:9187"}, {});
+  const MetricsServer v6(MetricsServerOptions{.listen = "[::1]:10187"}, {});
   EXPECT_EQ(v6.address().host, "::1");
-  EXPECT_EQ(v6.address().port, 9187);
+  EXPECT_EQ(v6.address().port, 10187);
 }
 
 TEST(MetricsHttpServerAddress, NamesTheBadPart) {
@@ -137,7 +137,7 @@ TEST(MetricsHttpServerAddress, NamesTheBadPart) {
   };
   EXPECT_NE(error("127.0.0.1").find("expected host:port"), std::string::npos);
   EXPECT_NE(error("127.0.0.1:http").find("bad port 'http'"), std::string::npos);
-  EXPECT_NE(error("metrics.example.com:9187").find("not an IP address"), std::string::npos);
+  EXPECT_NE(error("metrics.example.com:10187").find("not an IP address"), std::string::npos);
   EXPECT_TRUE(error("127.0.0.1").starts_with("metrics listen address '127.0.0.1'"));
 }
 

@@ -77,6 +77,8 @@ class ProbeTest : public ::testing::Test {
     ProbeOptions o;
     o.pipeline = "customers-to-orders";
     o.version = "9.9.9";
+    o.revision = "abc1234";
+    o.unit = "cdcsync@orders.service";
     o.slot = "slot1";
     o.now = [this] { return now_; };
     return o;
@@ -265,7 +267,7 @@ TEST_F(ProbeTest, TheBatchHotPathAllocatesNothingOnceEveryTableAndOpWasSeen) {
                                 change(ChangeOp::Delete, loyalty)},
                                now_ - 10ms));
   b.transactions.push_back(txn({change(ChangeOp::Delete, loyalty)}, now_ - 5ms));  // latencies of two
-  probe_.batch_applied(b, 1ms);  // warms the cache
+  probe_.batch_applied(b, 1ms);                                                    // warms the cache
   // A fresh RelationDef for the same table (a Relation message after a reconnect) hits the cache as well.
   Batch again = b;
   again.transactions[0].changes[0].relation = relation("public", "customers", 16400);
@@ -389,6 +391,42 @@ TEST_F(ProbeTest, AMissingSlotAndAFailedPollAreVisible) {
   EXPECT_EQ(value("cdcsync_source_probe_up"), 0);
 }
 
+TEST_F(ProbeTest, WhileThePollFailsTheLagAndRetentionGaugesAreUnknownNotStale) {
+  SlotPoll p;
+  p.slot_exists = true;
+  p.wal_status = "reserved";
+  p.current_wal_lsn = Lsn{50'000'000};
+  p.confirmed_flush_lsn = Lsn{40'000'000};
+  p.restart_lsn = Lsn{30'000'000};
+  p.safe_wal_size = 1'000'000'000;
+  probe_.state_changed(RunnerState::Backoff);
+  probe_.record_poll(p);
+  EXPECT_EQ(value("cdcsync_replication_lag_bytes"), 10'000'000);
+  EXPECT_EQ(probe_.replication_lag_bytes(), 10'000'000);
+
+  probe_.record_poll_failure();
+  for (const char* name : {"cdcsync_replication_lag_bytes", "cdcsync_slot_retained_wal_bytes",
+                           "cdcsync_slot_safe_wal_size_bytes", "cdcsync_slot_invalidation_forecast_seconds",
+                           "cdcsync_source_wal_rate_bytes_per_second", "cdcsync_source_wal_lsn",
+                           "cdcsync_replication_lag_seconds", "cdcsync_checkpoint_age_seconds"}) {
+    ASSERT_TRUE(value(name).has_value()) << name << " disappeared";
+    EXPECT_TRUE(std::isnan(*value(name))) << name << " = " << *value(name);
+  }
+  EXPECT_TRUE(std::isnan(*value("cdcsync_slot_wal_status", {{"status", "reserved"}})));
+  EXPECT_EQ(probe_.replication_lag_bytes(), std::nullopt);
+
+  probe_.record_poll(p);  // back: known values again
+  EXPECT_EQ(value("cdcsync_replication_lag_bytes"), 10'000'000);
+  EXPECT_EQ(value("cdcsync_slot_wal_status", {{"status", "reserved"}}), 1);
+  EXPECT_EQ(value("cdcsync_source_probe_up"), 1);
+}
+
+TEST_F(ProbeTest, StreamingTheLagInSecondsIsKnownWithoutThePoll) {
+  probe_.state_changed(RunnerState::Streaming);
+  probe_.record_poll_failure();
+  EXPECT_EQ(value("cdcsync_replication_lag_seconds"), 0);  // the applier knows: nothing queued
+}
+
 TEST_F(ProbeTest, LagSecondsIsZeroWhenCaughtUpAndCountsFromTheLastAppliedCommitWhileWorkWaits) {
   probe_.state_changed(RunnerState::Streaming);
   status_.last_commit_time_us = pg_time(now_ - 90s);
@@ -505,7 +543,9 @@ TEST_F(ProbeTest, EverySeriesCarriesThePipelineLabelAndTheBuildInfoItsVersion) {
   }
   EXPECT_GT(series, 30u);
   EXPECT_TRUE(process_seen);
-  EXPECT_EQ(value("cdcsync_build_info", {{"version", "9.9.9"}}), 1);
+  EXPECT_EQ(value("cdcsync_build_info",
+                  {{"version", "9.9.9"}, {"revision", "abc1234"}, {"unit", "cdcsync@orders.service"}}),
+            1);
   const std::string text = prometheus::TextSerializer().Serialize(probe_.Collect());
   EXPECT_NE(text.find("cdcsync_change_events_total{op=\"insert\",pipeline=\"customers-to-orders\",table="
                       "\"public.customers\"} 1"),
@@ -527,7 +567,8 @@ TEST_F(ProbeTest, TheExpositionKeepsTheHelpTypesLabelsAndBucketsDashboardsRead) 
            "cdcsync_apply_duration_seconds_bucket{pipeline=\"customers-to-orders\",le=\"16.384\"} 0\n",
            "cdcsync_end_to_end_latency_seconds_bucket{pipeline=\"customers-to-orders\",le=\"524.288\"} 0\n",
            "cdcsync_kafka_produce_latency_seconds_bucket{pipeline=\"customers-to-orders\",le=\"0.032\"} 0\n",
-           "cdcsync_build_info{pipeline=\"customers-to-orders\",version=\"9.9.9\"} 1\n",
+           "cdcsync_build_info{pipeline=\"customers-to-orders\",revision=\"abc1234\",unit=\"cdcsync@orders."
+           "service\",version=\"9.9.9\"} 1\n",
            "cdcsync_state{pipeline=\"customers-to-orders\",state=\"starting\"} 1\n",
            "cdcsync_slot_invalidation_forecast_seconds{pipeline=\"customers-to-orders\"} +Inf\n",
        }) {
