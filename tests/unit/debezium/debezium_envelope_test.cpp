@@ -281,7 +281,9 @@ TEST(DebeziumEnvelope, ContinuesOrdersAcrossChunks) {
 // "truncate events": key null; value {source, op "t", ts_ms}; one event per truncated table.
 TEST(DebeziumEnvelope, EncodesTruncateAsOneEventPerTable) {
   TypeCatalog catalog;
-  DebeziumEncoder enc{test_options(), catalog};
+  DebeziumOptions o = test_options();
+  o.skipped_operations = "";  // skipped.operations=none
+  DebeziumEncoder enc{o, catalog};
   Transaction txn{.info = txn555()};
   Change t;
   t.op = ChangeOp::Truncate;
@@ -296,6 +298,18 @@ TEST(DebeziumEnvelope, EncodesTruncateAsOneEventPerTable) {
   EXPECT_STREQ(d["source"]["table"].GetString(), "orders");
   EXPECT_EQ(d["source"]["lsn"].GetInt64(), 46523128);
   EXPECT_FALSE(d.HasMember("before"));
+}
+
+// skipped.operations defaults to "t": no truncate events (PgOutputMessageDecoder.isTruncateEventsIncluded).
+TEST(DebeziumEnvelope, LeavesTruncatesOutByDefault) {
+  TypeCatalog catalog;
+  DebeziumEncoder enc{test_options(), catalog};
+  Transaction txn{.info = txn555()};
+  Change t;
+  t.op = ChangeOp::Truncate;
+  t.truncated = {customers()};
+  txn.changes.push_back(std::move(t));
+  EXPECT_TRUE(encode_all(enc, txn).empty());
 }
 
 // "message events": key {prefix}; value source with empty schema/table, op m, message {prefix, content}
