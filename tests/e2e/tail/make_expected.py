@@ -65,9 +65,11 @@ def point(x: float, y: float):
 
 
 def bits(text: str, nbits: int) -> str:
-    """io.debezium.data.Bits: little-endian bytes sized to n bits (documented: numBytes = n/8 + (n%8 ? 1 : 0))."""
+    """io.debezium.data.Bits: java.util.BitSet.toByteArray, little-endian and sized to the highest set bit
+    (PostgresValueConverter.convertBits recomputes numBytes from BitSet.length(), so trailing zero bytes are
+    dropped and all zeros are no bytes). `nbits` is the declared width, which does not matter."""
     value = int(text, 2) if text else 0
-    return b64(value.to_bytes((nbits + 7) // 8, "little"))
+    return b64(value.to_bytes((value.bit_length() + 7) // 8, "little"))
 
 
 def source(table, schema="public"):
