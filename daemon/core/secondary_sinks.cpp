@@ -36,6 +36,7 @@ std::unique_ptr<KafkaSink> make_kafka_sink(const Config& config, KafkaSinkObserv
   o.tombstones = config.kafka.tombstones;
   o.timeout = config.kafka.timeout;
   o.database = source_database(config.source.conninfo);
+  o.source_conninfo = source_conninfo(config);  // Debezium's keys, NOT NULL, defaults, user types
   for (const auto& [name, value] : config.kafka.properties) o.properties[name] = value;
   if (config.kafka.password_file.configured())
     o.properties["sasl.password"] = config::read_secret(config.kafka.password_file);
