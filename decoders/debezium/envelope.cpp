@@ -255,7 +255,8 @@ DebeziumEvent DebeziumEncoder::encode_tombstone(const Change& change) {
   return ev;
 }
 
-// "_truncate_ events": the key is null and the value has no before/after.
+// "_truncate_ events" (PostgresChangeRecordEmitter.emitTruncateRecord, Envelope.truncate): the key is null;
+// the value is the table's Envelope with before and after null.
 DebeziumEvent DebeziumEncoder::encode_truncate(const TransactionInfo& info, const Change& change,
                                                const RelationPtr& relation, const EventPosition& pos) {
   const RelationPlan& plan = plan_for(relation, info.xid);
@@ -263,8 +264,12 @@ DebeziumEvent DebeziumEncoder::encode_truncate(const TransactionInfo& info, cons
   ev.kind = EventKind::Change;
   ev.topic = plan.topic;
   Writer& w = value_writer_;
-  begin_document(w, value_buf_, options_.include_schema ? &plan.truncate_schema : nullptr);
+  begin_document(w, value_buf_, options_.include_schema ? &plan.value_schema : nullptr);
   w.StartObject();
+  w.Key("before");
+  w.Null();
+  w.Key("after");
+  w.Null();
   write_source(w, &info, change, relation.get(), pos);
   write_envelope_tail(w, 't', &info, pos);
   w.EndObject();

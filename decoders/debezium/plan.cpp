@@ -138,7 +138,6 @@ RelationPlan make_plan(const RelationPtr& relation, Xid xid, const DebeziumOptio
   if (options.include_schema) {
     plan.value_schema = row_envelope_schema(options, plan);
     plan.key_schema = row_key_schema(options, plan);
-    plan.truncate_schema = truncate_envelope_schema(options, plan);
   }
   return plan;
 }

@@ -55,11 +55,10 @@ struct RelationPlan {
   std::vector<std::size_t> key_columns;  // indexes into `columns`, in key order
   std::string topic;
   bool has_key = false;
-  // Only with include_schema, as JsonConverter writes them: the change events' Envelope, the Key, and the
-  // Envelope of truncate events (no before/after).
+  // Only with include_schema, as JsonConverter writes them: the Envelope (of truncate events too) and the
+  // Key.
   std::string value_schema;
   std::string key_schema;
-  std::string truncate_schema;
 };
 
 // With `facts`: nullability, defaults and the key (primary key, else first unique index) from the source's

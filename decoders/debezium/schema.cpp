@@ -352,14 +352,6 @@ std::string row_key_schema(const DebeziumOptions& options, const RelationPlan& p
       [&](JsonWriter& w) { write_row_schema(w, options, plan, true, {.name = key_name.c_str()}); });
 }
 
-std::string truncate_envelope_schema(const DebeziumOptions& options, const RelationPlan& plan) {
-  const std::string envelope_name = plan.topic + ".Envelope";
-  return json_text([&](JsonWriter& w) {
-    write_struct(w, {.name = envelope_name.c_str()},
-                 [&] { write_envelope_end_fields(w, options.transaction_metadata); });
-  });
-}
-
 const std::string& message_key_schema() {
   static const std::string schema = json_text([](JsonWriter& w) {
     write_struct(w, {.name = "io.debezium.connector.postgresql.MessageKey", .version = 1},

@@ -15,8 +15,6 @@ namespace cdcsync::debezium {
 // then ".Envelope", ".Value", ".Key"). Each field is optional as its column is, with its default.
 std::string row_envelope_schema(const DebeziumOptions& options, const RelationPlan& plan);
 std::string row_key_schema(const DebeziumOptions& options, const RelationPlan& plan);
-// A table's truncate events: the Envelope without before/after.
-std::string truncate_envelope_schema(const DebeziumOptions& options, const RelationPlan& plan);
 
 // Logical decoding messages (PostgresSchemaFactory): the MessageKey {prefix} and the MessageValue {op, ts_ms,
 // source, message}.

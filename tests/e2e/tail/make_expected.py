@@ -152,7 +152,7 @@ files = {
         row_event("arr", "c", None, {"id": 1, "ia": [1, None, 3], "ta": ["a b", "c,d", None, "NULL"],
                                      "md": [[1, 2], [3, 4]], "na": [decimal_fixed("1.5", 1), None]}),
         row_event("arr", "c", None, {"id": 2, "ia": None, "ta": [], "md": [], "na": [decimal_fixed("-0.5", 1)]}),
-        {"source": source("arr"), "op": "t"},
+        {"before": None, "after": None, "source": source("arr"), "op": "t"},
     ],
     # A primary key update is a delete of the old key (its tombstone follows) and a create of the new one.
     "kc": [
