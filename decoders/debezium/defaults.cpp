@@ -87,13 +87,15 @@ std::optional<std::string> extract_literal(std::string_view v) {
   return std::nullopt;
 }
 
-// Java's Short/Integer/Long.parseXxx: an optional sign and decimal digits, within the type's range.
-bool java_integer(std::string_view s, std::int64_t min, std::int64_t max) {
+// Java's Short/Integer/Long.parseXxx: an optional sign and decimal digits, within the type's range; the value
+// as JSON ("007" is 7).
+std::optional<std::string> java_integer(std::string_view s, std::int64_t min, std::int64_t max) {
   if (!s.empty() && s.front() == '+') s.remove_prefix(1);
-  if (s.empty() || s.front() == '+') return false;
+  if (s.empty() || s.front() == '+') return std::nullopt;
   std::int64_t v = 0;
   const auto r = std::from_chars(s.data(), s.data() + s.size(), v);
-  return r.ec == std::errc{} && r.ptr == s.data() + s.size() && v >= min && v <= max;
+  if (r.ec != std::errc{} || r.ptr != s.data() + s.size() || v < min || v > max) return std::nullopt;
+  return std::to_string(v);
 }
 
 bool canonical_uuid(std::string& s) {
@@ -179,9 +181,7 @@ std::string default_json(const ColumnPlan& col, const TypeInfo* declared, std::s
     const std::int64_t limit = type == "int2"   ? std::numeric_limits<std::int16_t>::max()
                                : type == "int4" ? std::numeric_limits<std::int32_t>::max()
                                                 : std::numeric_limits<std::int64_t>::max();
-    if (!java_integer(text, -limit - 1, limit)) return {};
-    if (text.front() == '+') text.erase(0, 1);
-    return text;
+    return java_integer(text, -limit - 1, limit).value_or(std::string{});
   }
   if (type == "uuid") return canonical_uuid(text) ? json_string(text) : std::string{};
   if (type == "numeric") {

@@ -129,6 +129,23 @@ TEST(DebeziumCatalog, NotNullColumnsAreRequiredAndCarryTheirDefaults) {
   EXPECT_EQ(key["payload"]["id"].GetInt(), 1);
 }
 
+// A default is written as its value's JSON, not as the catalog's text: Integer.parseInt("007") is 7.
+TEST(DebeziumCatalog, DefaultsAreWrittenAsTheirValuesJson) {
+  TypeCatalog catalog;
+  FakeFacts facts;
+  RelationFacts f = items_facts();
+  f.columns[2].default_expression = "007";
+  facts.facts["items"] = f;
+  DebeziumOptions o = test_options();
+  o.include_schema = true;
+  DebeziumEncoder enc{o, catalog, &facts};
+  const auto ev = encode_all(
+      enc, {change(ChangeOp::Insert, items_full(), std::nullopt, text_tuple({"1", "a", "2", "n"}))});
+  const auto d = parse(ev.at(0).value);
+  ASSERT_FALSE(d.HasParseError());
+  EXPECT_EQ((*field_schema(d, "after", "qty"))["default"].GetInt(), 7);
+}
+
 // Under REPLICA IDENTITY FULL the key is still the primary key (TableSchemaBuilder: Key.keyColumns), and an
 // update is op "u" unless the key changed (RelationalChangeRecordEmitter.emitUpdateRecord).
 TEST(DebeziumCatalog, FullIdentityUpdatesKeepTheirPrimaryKeyAndOpU) {
