@@ -10,6 +10,7 @@
 #include "decoders/debezium/java_text.h"
 #include "decoders/debezium_json.h"
 #include "decoders/pg_types.h"
+#include "decoders/relation_facts.h"
 #include "tests/unit/debezium/debezium_test_util.h"
 
 namespace cdcsync {
@@ -349,6 +350,25 @@ TEST(DebeziumDefaults, ExpressionsGiveDebeziumsLiterals) {
   EXPECT_EQ(default_literal("mood", true, "'happy'::mood")->text, "happy");
   EXPECT_FALSE(default_literal("mood", true, "'happy'::s1.mood"));
   EXPECT_FALSE(default_literal("money", false, "'1.00'::money"));  // no mapper
+}
+
+// PgCatalogFacts waits until its snapshot (pg_current_snapshot()'s "xmin:xmax:xip,...") sees the Relation
+// message's transaction ended: a 32-bit xid is taken in xmax's epoch, or the one before when that would be at
+// or past xmax.
+TEST(CatalogFactsSnapshot, TellsWhetherATransactionHasEndedAcrossEpochs) {
+  EXPECT_TRUE(transaction_visible("100:105:101,103", Xid{102}));
+  EXPECT_TRUE(transaction_visible("100:105:101,103", Xid{99}));
+  EXPECT_FALSE(transaction_visible("100:105:101,103", Xid{101}));
+  EXPECT_FALSE(transaction_visible("100:105:101,103", Xid{103}));
+  EXPECT_FALSE(transaction_visible("100:105:", Xid{105}));  // not started in this snapshot
+  EXPECT_FALSE(transaction_visible("100:105:", Xid{200}));  // epoch 0 has no epoch before it
+  // xmax 2^32 + 10: xid 5 is epoch 1's (2^32 + 5), xid 20 and xid 10 are epoch 0's.
+  EXPECT_TRUE(transaction_visible("4294967300:4294967306:", Xid{5}));
+  EXPECT_FALSE(transaction_visible("4294967300:4294967306:4294967301", Xid{5}));
+  EXPECT_TRUE(transaction_visible("4294967300:4294967306:4294967301", Xid{20}));
+  EXPECT_FALSE(transaction_visible("4294967290:4294967306:20", Xid{20}));
+  EXPECT_TRUE(transaction_visible("4294967300:4294967306:", Xid{10}));
+  EXPECT_TRUE(transaction_visible("not a snapshot", Xid{7}));  // nothing to wait for
 }
 
 }  // namespace
