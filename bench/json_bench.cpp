@@ -1,4 +1,5 @@
-// Debezium JSON encoding of a realistic customer row change: encode alone, and pgoutput decode + encode.
+// Debezium JSON encoding of a realistic customer row change: encode alone (and under REPLICA IDENTITY FULL,
+// keyed by the primary key), and pgoutput decode + encode.
 //   cmake --build build-json --target json_bench && build-json/bench/json_bench
 #include <benchmark/benchmark.h>
 
@@ -8,6 +9,7 @@
 #include "decoders/pg_types.h"
 #include "decoders/pgoutput.h"
 #include "decoders/relation_cache.h"
+#include "decoders/relation_facts.h"
 
 namespace cdcsync {
 namespace {
@@ -81,6 +83,42 @@ void BM_EncodeCustomerUpdate(benchmark::State& state) {
   state.SetBytesProcessed(static_cast<std::int64_t>(bytes));
 }
 BENCHMARK(BM_EncodeCustomerUpdate)->Arg(0)->Arg(1)->ArgName("schema");
+
+// The source's catalog as PgCatalogFacts reads it: customer's primary key is (id).
+class CustomerFacts final : public CatalogFacts {
+ public:
+  RelationFacts relation_facts(const RelationDef&, Xid) override {
+    return {.columns = {{"id", true, std::nullopt}}, .key = {"id"}};
+  }
+  bool reload_types() override { return false; }
+};
+
+// An update under REPLICA IDENTITY FULL: the whole old row comes too, and the key (the primary key) of the
+// old and the new row are compared to tell an update from a key change.
+void BM_EncodeCustomerUpdateFullIdentity(benchmark::State& state) {
+  const TypeCatalog catalog;
+  CustomerFacts facts;
+  DebeziumEncoder enc{bench_options(), catalog, &facts};
+  RelationDef rel = customer_relation();
+  rel.replica_identity = 'f';
+  for (ColumnDef& c : rel.columns) c.part_of_key = true;
+  Transaction txn;
+  txn.info = {.xid = Xid{771}, .final_lsn = Lsn{0x16B374D900}, .commit_time_us = 762'611'696'789'012};
+  Change& change = txn.changes.emplace_back();
+  change.op = ChangeOp::Update;
+  change.lsn = Lsn{0x16B374D848};
+  change.relation = std::make_shared<const RelationDef>(std::move(rel));
+  change.before_kind = 'O';
+  for (const char* v : kValues) {
+    change.before.add_text(v);
+    change.after.add_text(v);
+  }
+  for (auto _ : state) {
+    enc.encode(txn, [](const DebeziumEvent& ev) { benchmark::DoNotOptimize(ev.value.data()); });
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_EncodeCustomerUpdateFullIdentity);
 
 void BM_DecodeAndEncodeCustomerUpdate(benchmark::State& state) {
   const TypeCatalog catalog;

@@ -41,32 +41,84 @@ bool permanent(rd_kafka_resp_err_t err) {
 
 }  // namespace
 
+// The source's catalog facts for the relations as published: for each mapped column the source column's (a
+// transformed one is a string: optional, without default), and the source table's key, each of its columns
+// mapped.
+class ProjectedFacts final : public CatalogFacts {
+ public:
+  explicit ProjectedFacts(CatalogFacts& source) : source_(source) {}
+
+  void add(const RelationPtr& projected, const RelationPtr& source, const TableMapping* mapping) {
+    by_projected_[projected.get()] = {source, mapping};
+  }
+  void set_lsn(Lsn lsn) { lsn_ = lsn; }
+
+  RelationFacts relation_facts(const RelationDef& projected, Xid xid) override {
+    const auto it = by_projected_.find(&projected);
+    if (it == by_projected_.end()) return {};
+    const auto& [source, mapping] = it->second;
+    const RelationFacts facts = source_.relation_facts(*source, xid);
+    RelationFacts out;
+    for (std::size_t i = 0; i < projected.columns.size(); ++i) {
+      const ColumnFacts* f = facts.column(projected.columns[i].name);
+      if (f == nullptr) continue;
+      const bool copied = mapping->columns[i].transform.kind() == TransformKind::Copy;
+      out.columns.push_back(copied ? *f : ColumnFacts{.name = f->name});
+    }
+    for (const std::string& column : facts.key) {
+      if (!projected.column_index(column)) {
+        throw PermanentError(source->qualified_name(), lsn_, "",
+                             "the key column " + column + " of " + source->qualified_name() +
+                                 " is not mapped: Debezium's key (the primary key) would publish it");
+      }
+      out.key.push_back(column);
+    }
+    return out;
+  }
+  bool reload_types() override { return source_.reload_types(); }
+
+ private:
+  CatalogFacts& source_;
+  std::unordered_map<const RelationDef*, std::pair<RelationPtr, const TableMapping*>> by_projected_;
+  Lsn lsn_;
+};
+
 struct KafkaSink::Impl {
   explicit Impl(const KafkaSinkOptions& o, const Mapping& mapping)
-      : catalog(o.catalog != nullptr ? o.catalog : &own_catalog),
+      : source_facts(o.catalog_facts),
+        catalog(o.catalog != nullptr && o.source_conninfo.empty() ? o.catalog : &own_catalog),
         encoder(
             [&] {
               DebeziumOptions d;
               d.topic_prefix = o.topic_prefix.empty() ? o.pipeline : o.topic_prefix;
               d.database = o.database;
               d.tombstones_on_delete = o.tombstones;
+              d.skipped_operations.clear();  // the mapping's truncate policy decides
               return d;
             }(),
-            *catalog),
+            *catalog, facts_for(o)),
         binder(mapping) {}
 
   // `t` as published, into `txn`: mapped tables and columns only, transforms applied. `lsn` names it in
   // errors.
   void project(const Transaction& t, Lsn lsn);
 
+  // The source's catalog (tests: given; else over source_conninfo), and the view of it the encoder asks.
+  std::shared_ptr<CatalogFacts> source_facts;
+  std::unique_ptr<ProjectedFacts> projected_facts;
   TypeCatalog own_catalog;
   const TypeCatalog* catalog;
   DebeziumEncoder encoder;
   RelationBinder binder;
   RdKafka producer;
 
-  // Source relation -> the relation as published: mapped columns only, transformed ones as text.
-  std::unordered_map<const RelationDef*, RelationPtr> projected;
+  // Source relation -> the relation as published: mapped columns only, transformed ones as text. The source
+  // relation is kept alive with it, so its address is never another relation's.
+  struct Projection {
+    RelationPtr source;
+    RelationPtr published;
+  };
+  std::unordered_map<const RelationDef*, Projection> projected;
 
   // First delivery error of the open transaction (set by the delivery report callback).
   rd_kafka_resp_err_t delivery_error = RD_KAFKA_RESP_ERR_NO_ERROR;
@@ -78,6 +130,14 @@ struct KafkaSink::Impl {
   std::string value_scratch;
 
  private:
+  CatalogFacts* facts_for(const KafkaSinkOptions& o) {
+    if (!source_facts && !o.source_conninfo.empty()) {
+      source_facts = std::make_shared<PgCatalogFacts>(o.source_conninfo, own_catalog);
+    }
+    if (!source_facts) return nullptr;
+    projected_facts = std::make_unique<ProjectedFacts>(*source_facts);
+    return projected_facts.get();
+  }
   std::pair<const BoundTable*, RelationPtr> project_relation(const RelationPtr& rel, Lsn lsn);
   void project_tuple(const BoundTable& b, const Tuple& in, bool key_only, Tuple& to);
   void project_truncate(const Change& c, Lsn lsn);
@@ -260,7 +320,9 @@ std::optional<Lsn> KafkaSink::apply_inner(const Batch& batch) {
 std::pair<const BoundTable*, RelationPtr> KafkaSink::Impl::project_relation(const RelationPtr& rel, Lsn lsn) {
   const BoundTable* b = binder.bind(rel, lsn);
   if (b == nullptr) return {nullptr, nullptr};
-  RelationPtr& cached = projected[rel.get()];
+  Projection& entry = projected[rel.get()];
+  if (entry.source != rel) entry = {rel, nullptr};
+  RelationPtr& cached = entry.published;
   if (!cached) {
     auto def = std::make_shared<RelationDef>();
     def->id = rel->id;
@@ -279,6 +341,7 @@ std::pair<const BoundTable*, RelationPtr> KafkaSink::Impl::project_relation(cons
       def->columns.push_back(std::move(c));
     }
     cached = std::move(def);
+    if (projected_facts) projected_facts->add(cached, rel, b->mapping);
   }
   return {b, cached};
 }
@@ -340,6 +403,7 @@ void KafkaSink::Impl::project_truncate(const Change& c, Lsn lsn) {
 }
 
 void KafkaSink::Impl::project(const Transaction& t, Lsn lsn) {
+  if (projected_facts) projected_facts->set_lsn(lsn);
   txn.info = t.info;
   txn.first_chunk = t.first_chunk;
   txn.last_chunk = t.last_chunk;
@@ -360,7 +424,10 @@ void KafkaSink::Impl::project(const Transaction& t, Lsn lsn) {
         pc.lsn = c.lsn;
         pc.relation = relation;
         pc.before_kind = c.before_kind;
-        if (!c.before.empty()) project_tuple(*b, c.before, c.before_kind == 'K', pc.before);
+        // Keyed by the mapping, a key-only old row keeps only the mapping's key; keyed by the source's key,
+        // it is what the source sent (its identity columns).
+        const bool key_only = c.before_kind == 'K' && !projected_facts;
+        if (!c.before.empty()) project_tuple(*b, c.before, key_only, pc.before);
         if (!c.after.empty()) project_tuple(*b, c.after, false, pc.after);
         txn.changes.push_back(std::move(pc));
       }

@@ -2,14 +2,19 @@
 //
 // Records: topic `<prefix>.<schema>.<table>` (the SOURCE names, as Debezium names them, so existing Debezium
 // consumers route by them), key = the Debezium key JSON, value = the Debezium envelope, a tombstone (null
-// value) after each delete when enabled. Only mapped columns, with their transforms applied, are in the
-// events (the order DB's rule: a column outside the mapping never leaves the customer DB); a transformed
-// column is a string. Field names are the source column names. Deletes are always published (the `deletes`
-// policy is the order DB's); a TRUNCATE follows the table's `truncate` policy (apply: an op "t" event,
-// ignore: nothing, fail: PermanentError); logical messages (heartbeats) are not published.
+// value) after each delete when enabled. With the source's catalog (source_conninfo) the key is Debezium's:
+// the source table's primary key (else its first unique index; none: a null key) under every replica
+// identity, so an update under REPLICA IDENTITY FULL is op "u" keyed by the primary key unless that changed;
+// NOT NULL, defaults and user types come from there too, one query per Relation message. Every column of that
+// key must be mapped (a PermanentError names the one that is not). Without it the key is the mapping's key.
+// Only mapped columns, with their transforms applied, are in the events (the order DB's rule: a column
+// outside the mapping never leaves the customer DB); a transformed column is a string. Field names are the
+// source column names. Deletes are always published (the `deletes` policy is the order DB's); a TRUNCATE
+// follows the table's `truncate` policy (apply: an op "t" event, ignore: nothing, fail: PermanentError);
+// logical messages (heartbeats) are not published.
 //
 // Partitioning: by key with the murmur2 partitioner, the Java client's default, so a key lands in the same
-// partition as Kafka Connect would put it and per-key order holds.
+// partition as Kafka Connect would put it and per-key order holds (a null key: a random partition).
 //
 // Exactly once: the producer is idempotent and transactional (`transactional.id`, default
 // `cdcsync-<pipeline>`); connect() calls init_transactions, which fences a zombie producer with the same id
@@ -34,6 +39,7 @@
 #include <string_view>
 
 #include "decoders/memory_budget.h"
+#include "decoders/relation_facts.h"
 #include "decoders/type_catalog.h"
 #include "sinks/kafka_properties.h"
 #include "sinks/mapping.h"
@@ -68,11 +74,16 @@ struct KafkaSinkOptions {
   // Properties the sink controls are refused (kafka_properties.h).
   std::map<std::string, std::string> properties;
   std::chrono::milliseconds timeout{30000};  // init, commit, abort, progress read
-  const TypeCatalog* catalog = nullptr;      // null: the built-in types only
+  const TypeCatalog* catalog = nullptr;      // null: the built-in types only (or the source's, below)
   // memory.limit_bytes: records produced and not yet acknowledged count against it, and librdkafka's queue
   // holds at most max_buffered_bytes of them (queue.buffering.max.kbytes, unless set in properties).
   MemoryBudget* memory = nullptr;
   std::size_t max_buffered_bytes = 0;  // 0: librdkafka's default
+  // The source's catalog: keys by primary key, NOT NULL, defaults and user types (empty: keyed by the
+  // mapping, built-in types only). Read over a connection of the sink's own, opened at the first change.
+  std::string source_conninfo;
+  // Tests: the catalog's facts instead of a source connection (source_conninfo is then unused).
+  std::shared_ptr<CatalogFacts> catalog_facts;
   // Tests: called after the batch's records and its progress record were produced and flushed, just
   // before the commit; throwing from it simulates a crash mid-transaction.
   std::function<void()> before_commit;

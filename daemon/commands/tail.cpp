@@ -1,6 +1,9 @@
 // cdcsync tail: a publication's changes as Debezium JSON, one event per line on stdout (daemon/tools/tail.h).
+#include <algorithm>
 #include <iostream>
 #include <memory>
+#include <string>
+#include <string_view>
 
 #include "daemon/commands/commands.h"
 #include "daemon/core/exit_codes.h"
@@ -54,6 +57,24 @@ void add_tail(CLI::App& app, Registry& registry) {
   sub->add_flag("!--no-tombstones", o->tombstones, "with --keys: no tombstone after a delete");
   sub->add_option("--topic-prefix", o->topic_prefix, "Debezium topic.prefix (source.name)")
       ->capture_default_str();
+  auto skipped = std::make_shared<std::string>("t");
+  sub->add_option("--skipped-operations", *skipped,
+                  "Debezium skipped.operations: events left out, comma-separated of c, u, d, t, or none")
+      ->capture_default_str()
+      ->check(CLI::Validator(
+          [](std::string& value) -> std::string {
+            if (value == "none") return {};
+            std::string_view rest = value;
+            while (!rest.empty()) {
+              const std::string_view op = rest.substr(0, rest.find(','));
+              if (op != "c" && op != "u" && op != "d" && op != "t") {
+                return "unknown operation \"" + std::string(op) + "\" (use c, u, d, t or none)";
+              }
+              rest.remove_prefix(std::min(rest.size(), op.size() + 1));
+            }
+            return {};
+          },
+          "OPS"));
   sub->add_option("--password-file", o->password_file,
                   "read the source password from this file (mode 0600/0640)");
   auto* proto = sub->add_option("--proto-version", o->proto_version, "pgoutput protocol version (1-4)")
@@ -65,8 +86,14 @@ void add_tail(CLI::App& app, Registry& registry) {
       ->check(CLI::Range(0.1, 10.0))
       ->capture_default_str();
   registry.mark_quiet(sub);
-  registry.add(sub, [o, proto, from_lsn](const std::atomic<bool>& stop) {
+  registry.add(sub, [o, proto, from_lsn, skipped](const std::atomic<bool>& stop) {
     if (!from_lsn->empty()) o->from = Lsn::parse(*from_lsn);  // validated above
+    o->skipped_operations.clear();
+    if (*skipped != "none") {
+      for (char c : *skipped) {
+        if (c != ',') o->skipped_operations.push_back(c);
+      }
+    }
     if (o->streaming && proto->count() == 0) o->proto_version = 2;
     if (o->streaming && o->proto_version < 2) {
       std::cerr << "cdcsync tail: --streaming needs --proto-version 2 or later\n";

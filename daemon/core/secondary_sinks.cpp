@@ -39,6 +39,7 @@ std::unique_ptr<KafkaSink> make_kafka_sink(const Config& config, KafkaSinkObserv
   o.database = source_database(config.source.conninfo);
   o.memory = memory;
   o.max_buffered_bytes = MemoryShares::of(static_cast<std::size_t>(config.memory.limit_bytes)).encoders;
+  o.source_conninfo = source_conninfo(config);  // Debezium's keys, NOT NULL, defaults, user types
   for (const auto& [name, value] : config.kafka.properties) o.properties[name] = value;
   if (config.kafka.password_file.configured())
     o.properties["sasl.password"] = config::read_secret(config.kafka.password_file);

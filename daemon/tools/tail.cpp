@@ -19,6 +19,7 @@
 #include "decoders/debezium_json.h"
 #include "decoders/pg.h"
 #include "decoders/pgoutput.h"
+#include "decoders/relation_facts.h"
 #include "decoders/replication_stream.h"
 #include "decoders/type_catalog.h"
 
@@ -72,14 +73,13 @@ std::string source_conninfo(const Options& o) {
   return conninfo_with_password(o.source, config::read_secret(secret));
 }
 
-// What the ordinary connection tells us before streaming: the types, the database name, and whether every
-// publication exists (START_REPLICATION would only complain at the first change).
+// What the ordinary connection tells us before streaming: the database name, and whether every publication
+// exists (START_REPLICATION would only complain at the first change).
 struct SourceFacts {
   std::string database;
 };
 
-SourceFacts inspect_source(const std::string& conninfo, const std::vector<std::string>& publications,
-                           TypeCatalog& catalog) {
+SourceFacts inspect_source(const std::string& conninfo, const std::vector<std::string>& publications) {
   PgConn conn = pg_connect(conninfo, "the source");
   SourceFacts facts;
   {
@@ -94,8 +94,6 @@ SourceFacts inspect_source(const std::string& conninfo, const std::vector<std::s
       throw TailError("publication \"" + pub + "\" does not exist in database \"" + facts.database + "\"");
     }
   }
-  const std::size_t added = catalog.load(conn.get());
-  spdlog::debug("tail: {} user and extension type(s) loaded", added);
   return facts;
 }
 
@@ -131,10 +129,11 @@ Lsn prepare_slot(ReplicationStream& stream, const Options& o, std::optional<Lsn>
 
 class Tail {
  public:
-  Tail(const Options& o, ReplicationStream& stream, const TypeCatalog& catalog, DebeziumOptions enc_options)
+  Tail(const Options& o, ReplicationStream& stream, const TypeCatalog& catalog, CatalogFacts& facts,
+       DebeziumOptions enc_options)
       : o_(o),
         stream_(stream),
-        encoder_(std::move(enc_options), catalog),
+        encoder_(std::move(enc_options), catalog, &facts),
         assembler_(
             AssemblerOptions{.protocol = {.version = o.proto_version,
                                           .streaming = o.streaming ? StreamingMode::On : StreamingMode::Off}},
@@ -202,8 +201,12 @@ class Tail {
     } catch (const ProtocolError& e) {
       throw TailError(std::string("slot \"") + o_.slot + "\": " + e.what());
     }
-    for (Transaction& txn : ready_) {
-      if (!done_ && !closed_) print(txn);
+    try {
+      for (Transaction& txn : ready_) {
+        if (!done_ && !closed_) print(txn);
+      }
+    } catch (const CatalogError& e) {
+      throw TailError(e.what());
     }
     ready_.clear();
   }
@@ -287,8 +290,17 @@ class Tail {
 void run(const Options& o, const std::atomic<bool>& stop) {
   const std::string conninfo = source_conninfo(o);
 
+  const SourceFacts facts = inspect_source(conninfo, o.publications);
+  // The source's catalog, over a connection of its own kept for the tail's life: the types now, and per
+  // Relation message the table's NOT NULL columns, defaults and key (one query each).
   TypeCatalog catalog;
-  const SourceFacts facts = inspect_source(conninfo, o.publications, catalog);
+  PgCatalogFacts catalog_facts{conninfo, catalog};
+  try {
+    catalog_facts.reload_types();
+  } catch (const CatalogError& e) {
+    throw TailError(e.what());
+  }
+  spdlog::debug("tail: {} types known", catalog.size());
 
   ReplicationStream stream{conninfo};
   const Lsn start = prepare_slot(stream, o, o.from);
@@ -305,8 +317,9 @@ void run(const Options& o, const std::atomic<bool>& stop) {
                       .database = facts.database,
                       .include_schema = o.schemas,
                       .transaction_metadata = o.transaction_metadata,
-                      .tombstones_on_delete = o.tombstones};
-  Tail tail{o, stream, catalog, std::move(enc)};
+                      .tombstones_on_delete = o.tombstones,
+                      .skipped_operations = o.skipped_operations};
+  Tail tail{o, stream, catalog, catalog_facts, std::move(enc)};
   tail.run(stop);
 }
 

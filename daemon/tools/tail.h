@@ -31,6 +31,7 @@ struct Options {
   bool keys = false;
   bool transaction_metadata = false;
   bool tombstones = true;
+  std::string skipped_operations = "t";  // Debezium's skipped.operations: of "c", "u", "d", "t"; "" for none
   std::string topic_prefix = "cdcsync";
   std::string password_file;
   int proto_version = 1;

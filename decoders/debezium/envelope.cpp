@@ -25,15 +25,17 @@ void write_lsn_decimal(debezium::JsonWriter& w, Lsn lsn) {
 
 }  // namespace
 
-DebeziumEncoder::DebeziumEncoder(DebeziumOptions options, const TypeCatalog& catalog)
+DebeziumEncoder::DebeziumEncoder(DebeziumOptions options, const TypeCatalog& catalog, CatalogFacts* facts)
     : options_(std::move(options)),
       catalog_(catalog),
+      facts_(facts),
       values_(options_),
       key_writer_(key_buf_),
       value_writer_(value_buf_),
-      sequence_writer_(sequence_buf_) {
+      sequence_writer_(sequence_buf_),
+      compare_writer_(compare_buf_) {
   collections_.reserve(8);
-  if (options_.include_schema) message_schema_ = debezium::message_envelope_schema(options_);
+  if (options_.include_schema) message_schema_ = debezium::message_value_schema(options_);
 }
 
 DebeziumEncoder::~DebeziumEncoder() = default;
@@ -45,35 +47,48 @@ std::int64_t DebeziumEncoder::now_us() const {
       .count();
 }
 
-const DebeziumEncoder::RelationPlan& DebeziumEncoder::plan_for(const RelationPtr& relation) {
+const DebeziumEncoder::RelationPlan& DebeziumEncoder::plan_for(const RelationPtr& relation, Xid xid) {
   const auto it = plans_.find(relation.get());
   if (it != plans_.end()) return *it->second;
   // Every Relation message makes a new RelationDef; forget old plans now and then rather than pin them all.
   if (plans_.size() >= 1024) plans_.clear();
-  auto plan = std::make_unique<RelationPlan>(debezium::make_plan(relation, options_, catalog_));
+  auto plan =
+      std::make_unique<RelationPlan>(debezium::make_plan(relation, xid, options_, catalog_, facts_, values_));
   const RelationPlan& out = *plan;
   plans_.emplace(relation.get(), std::move(plan));
   return out;
 }
 
-void DebeziumEncoder::write_row(Writer& w, const RelationPlan& plan, const Tuple* tuple) {
+// The value of column `i`: from `tuple`, except an unchanged TOAST value that `old` (the old row of the same
+// message) has: PostgresChangeRecordEmitter.columnValues reads the old tuple first and takes its value for an
+// unchanged TOAST column of the new one.
+void DebeziumEncoder::write_column(Writer& w, const debezium::ColumnPlan& col, const Tuple& tuple,
+                                   const Tuple* old, std::size_t i) {
+  if (old != nullptr && i < tuple.size() && tuple.is_unchanged_toast(i) && i < old->size()) {
+    const DatumKind k = old->kind(i);
+    if (k == DatumKind::Text || k == DatumKind::Binary) return values_.write(w, col, *old, i);
+  }
+  values_.write(w, col, tuple, i);
+}
+
+void DebeziumEncoder::write_row(Writer& w, const RelationPlan& plan, const Tuple* tuple, const Tuple* old) {
   if (tuple == nullptr || tuple->empty()) return static_cast<void>(w.Null());
   w.StartObject();
   for (std::size_t i = 0; i < plan.columns.size(); ++i) {
     const debezium::ColumnPlan& col = plan.columns[i];
     write_key(w, col.name);
-    values_.write(w, col, *tuple, i);
+    write_column(w, col, *tuple, old, i);
   }
   w.EndObject();
 }
 
-void DebeziumEncoder::write_key_payload(Writer& w, const RelationPlan& plan, const Tuple& tuple) {
+void DebeziumEncoder::write_key_payload(Writer& w, const RelationPlan& plan, const Tuple& tuple,
+                                        const Tuple* old) {
   w.StartObject();
-  for (std::size_t i = 0; i < plan.columns.size(); ++i) {
+  for (std::size_t i : plan.key_columns) {
     const debezium::ColumnPlan& col = plan.columns[i];
-    if (!col.key) continue;
     write_key(w, col.name);
-    values_.write(w, col, tuple, i);
+    write_column(w, col, tuple, old, i);
   }
   w.EndObject();
 }
@@ -157,23 +172,29 @@ void DebeziumEncoder::write_envelope_tail(Writer& w, char op, const TransactionI
   }
 }
 
-void DebeziumEncoder::encode_row_key(const RelationPlan& plan, const Tuple& tuple, DebeziumEvent& ev) {
+void DebeziumEncoder::encode_row_key(const RelationPlan& plan, const Tuple& tuple, const Tuple* old,
+                                     DebeziumEvent& ev) {
   begin_document(key_writer_, key_buf_, options_.include_schema ? &plan.key_schema : nullptr);
-  write_key_payload(key_writer_, plan, tuple);
+  write_key_payload(key_writer_, plan, tuple, old);
   ev.key = end_document(key_writer_, key_buf_, options_.include_schema);
   ev.has_key = true;
 }
 
-bool DebeziumEncoder::key_changed(const RelationPlan& plan, const Change& change) const {
+// RelationalChangeRecordEmitter.emitUpdateRecord: an update whose message has an old row is a "primary key
+// update" when the key made from the old row differs from the key made from the new one. Under REPLICA
+// IDENTITY FULL the old row is whole; under DEFAULT or USING INDEX it holds the identity columns only, and a
+// key column it lacks is NULL, which a NOT NULL key column turns into its default or fallback (so an update
+// of a USING INDEX key that is not the primary key is a key change in Debezium too).
+bool DebeziumEncoder::key_changed(const RelationPlan& plan, const Change& change) {
   if (!plan.has_key || change.before.empty() || change.after.empty()) return false;
-  // With the default replica identity pgoutput sends the old key only when the key changed.
-  if (change.before_kind == 'K') return true;
-  for (std::size_t i = 0; i < plan.columns.size(); ++i) {
-    if (!plan.columns[i].key || i >= change.before.size() || i >= change.after.size()) continue;
-    if (change.before.kind(i) != change.after.kind(i) || change.before.value(i) != change.after.value(i))
-      return true;
-  }
-  return false;
+  compare_buf_.Clear();
+  compare_writer_.Reset(compare_buf_);
+  write_key_payload(compare_writer_, plan, change.before, nullptr);
+  const std::size_t old_size = compare_buf_.GetSize();
+  compare_writer_.Reset(compare_buf_);
+  write_key_payload(compare_writer_, plan, change.after, &change.before);
+  const std::string_view all{compare_buf_.GetString(), compare_buf_.GetSize()};
+  return all.substr(0, old_size) != all.substr(old_size);
 }
 
 DebeziumEvent DebeziumEncoder::encode_change(const TransactionInfo& info, const Change& change,
@@ -192,7 +213,7 @@ DebeziumEvent DebeziumEncoder::encode_change(const TransactionInfo& info, const 
 // One row event with the given op: 'c'/'r' and 'u' carry `after`, 'd' carries only `before`.
 DebeziumEvent DebeziumEncoder::encode_split_update(const TransactionInfo& info, const Change& change,
                                                    const EventPosition& pos, char op) {
-  const RelationPlan& plan = plan_for(change.relation);
+  const RelationPlan& plan = plan_for(change.relation, info.xid);
   const Tuple* before = change.before.empty() ? nullptr : &change.before;
   const Tuple* after = change.after.empty() ? nullptr : &change.after;
   if (op == 'd') after = nullptr;
@@ -201,16 +222,20 @@ DebeziumEvent DebeziumEncoder::encode_split_update(const TransactionInfo& info, 
   DebeziumEvent ev;
   ev.kind = EventKind::Change;
   ev.topic = plan.topic;
-  const Tuple* key_source = op == 'd' ? before : after;
-  if (plan.has_key && key_source != nullptr) encode_row_key(plan, *key_source, ev);
+  // The new row's unchanged TOAST values come from the old row of the same message, when it has them.
+  const Tuple* old = change.before.empty() ? nullptr : &change.before;
+  if (plan.has_key) {
+    if (op == 'd' && before != nullptr) encode_row_key(plan, *before, nullptr, ev);
+    if (op != 'd' && after != nullptr) encode_row_key(plan, *after, old, ev);
+  }
 
   Writer& w = value_writer_;
   begin_document(w, value_buf_, options_.include_schema ? &plan.value_schema : nullptr);
   w.StartObject();
   w.Key("before");
-  write_row(w, plan, before);
+  write_row(w, plan, before, nullptr);
   w.Key("after");
-  write_row(w, plan, after);
+  write_row(w, plan, after, old);
   write_source(w, &info, change, plan.relation.get(), pos);
   write_envelope_tail(w, op, &info, pos);
   w.EndObject();
@@ -226,20 +251,25 @@ DebeziumEvent DebeziumEncoder::encode_tombstone(const Change& change) {
   const RelationPlan& plan = plan_for(change.relation);
   ev.topic = plan.topic;
   const Tuple& key_source = change.before.empty() ? change.after : change.before;
-  if (plan.has_key && !key_source.empty()) encode_row_key(plan, key_source, ev);
+  if (plan.has_key && !key_source.empty()) encode_row_key(plan, key_source, nullptr, ev);
   return ev;
 }
 
-// "_truncate_ events": the key is null and the value has no before/after.
+// "_truncate_ events" (PostgresChangeRecordEmitter.emitTruncateRecord, Envelope.truncate): the key is null;
+// the value is the table's Envelope with before and after null.
 DebeziumEvent DebeziumEncoder::encode_truncate(const TransactionInfo& info, const Change& change,
                                                const RelationPtr& relation, const EventPosition& pos) {
-  const RelationPlan& plan = plan_for(relation);
+  const RelationPlan& plan = plan_for(relation, info.xid);
   DebeziumEvent ev;
   ev.kind = EventKind::Change;
   ev.topic = plan.topic;
   Writer& w = value_writer_;
-  begin_document(w, value_buf_, options_.include_schema ? &plan.truncate_schema : nullptr);
+  begin_document(w, value_buf_, options_.include_schema ? &plan.value_schema : nullptr);
   w.StartObject();
+  w.Key("before");
+  w.Null();
+  w.Key("after");
+  w.Null();
   write_source(w, &info, change, relation.get(), pos);
   write_envelope_tail(w, 't', &info, pos);
   w.EndObject();
@@ -248,8 +278,8 @@ DebeziumEvent DebeziumEncoder::encode_truncate(const TransactionInfo& info, cons
   return ev;
 }
 
-// "_message_ events": key {prefix}; value with empty schema/table, txId only when transactional, and a
-// `message` block {prefix, content (bytes)}.
+// "_message_ events" (LogicalDecodingMessageMonitor): key {prefix}; value {op "m", ts_ms, source (empty
+// schema and table, txId only when transactional), message {prefix, content (bytes)}}.
 DebeziumEvent DebeziumEncoder::encode_message(const TransactionInfo& info, const Change& change,
                                               const EventPosition& pos) {
   DebeziumEvent ev;
@@ -271,8 +301,11 @@ DebeziumEvent DebeziumEncoder::encode_message(const TransactionInfo& info, const
   Writer& w = value_writer_;
   begin_document(w, value_buf_, schema ? &message_schema_ : nullptr);
   w.StartObject();
+  w.Key("op");
+  w.String("m");
+  w.Key("ts_ms");
+  w.Int64(floor_div(now_us(), 1000));
   write_source(w, txn, change, nullptr, pos);
-  write_envelope_tail(w, 'm', txn, pos);
   w.Key("message");
   w.StartObject();
   w.Key("prefix");

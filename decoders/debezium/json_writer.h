@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 
+#include "decoders/debezium/java_text.h"
+
 namespace cdcsync::debezium {
 
 using JsonWriter = rapidjson::Writer<rapidjson::StringBuffer>;
@@ -20,12 +22,23 @@ inline void write_key(JsonWriter& w, std::string_view s) {
   w.Key(s.data(), static_cast<rapidjson::SizeType>(s.size()));
 }
 
-// A double as Kafka's JsonConverter (Jackson) writes it: JSON has no literal for non-finite values, so they
-// are the strings "NaN", "Infinity" and "-Infinity" (RapidJSON would write nothing and fail).
-inline void write_double(JsonWriter& w, double d) {
+// A double (FLOAT64) or float (FLOAT32) as Kafka's JsonConverter (Jackson) writes it: Java's Double.toString
+// and Float.toString ("4.0", "1.0E7"); JSON has no literal for non-finite values, so they are the strings
+// "NaN", "Infinity" and "-Infinity" (RapidJSON would write nothing and fail).
+template <class Float>
+inline void write_java_number(JsonWriter& w, Float d) {
   if (std::isnan(d)) return static_cast<void>(w.String("NaN"));
   if (std::isinf(d)) return static_cast<void>(w.String(d > 0 ? "Infinity" : "-Infinity"));
-  w.Double(d);
+  char buf[kJavaNumberChars];
+  const std::string_view text = sizeof(Float) == sizeof(float) ? java_float(buf, static_cast<float>(d))
+                                                               : java_double(buf, static_cast<double>(d));
+  w.RawValue(text.data(), text.size(), rapidjson::kNumberType);
+}
+inline void write_double(JsonWriter& w, double d) {
+  write_java_number(w, d);
+}
+inline void write_float(JsonWriter& w, float f) {
+  write_java_number(w, f);
 }
 
 // `quoted` is a JSON string token whose characters need no escaping (base64, hex): `"` + text + `"`. Written

@@ -26,7 +26,8 @@ struct Tail {
   std::string_view field;
   Params params = {};
   const char* doc = nullptr;
-  const char* default_value = nullptr;
+  const char* default_value = nullptr;  // a string default
+  std::string_view default_json;        // a default as JSON text
 };
 
 void write_head(JsonWriter& w, const char* type) {
@@ -62,6 +63,10 @@ void write_tail(JsonWriter& w, const Tail& t) {
   if (t.default_value != nullptr) {
     w.Key("default");
     w.String(t.default_value);
+  }
+  if (!t.default_json.empty()) {
+    w.Key("default");
+    w.RawValue(t.default_json.data(), t.default_json.size(), rapidjson::kStringType);
   }
   if (!t.field.empty()) {
     w.Key("field");
@@ -204,8 +209,9 @@ bool write_named_string_schema(JsonWriter& w, TypeKind kind, const TypeInfo* typ
 
 // The schema of one value of the given type, as Debezium's PostgresValueConverter declares it.
 void write_type_schema(JsonWriter& w, const DebeziumOptions& o, TypeKind kind, std::int32_t typmod,
-                       const TypeInfo* type, bool optional, std::string_view field) {
-  const Tail t{.optional = optional, .field = field};
+                       const TypeInfo* type, bool optional, std::string_view field,
+                       std::string_view default_json = {}) {
+  const Tail t{.optional = optional, .field = field, .default_json = default_json};
   switch (kind) {
     case TypeKind::Bool:
       return write_simple(w, "boolean", t);
@@ -219,7 +225,8 @@ void write_type_schema(JsonWriter& w, const DebeziumOptions& o, TypeKind kind, s
                            .name = "io.debezium.data.Bits",
                            .version = 1,
                            .field = field,
-                           .params = params});
+                           .params = params,
+                           .default_json = default_json});
     }
     case TypeKind::Int2:
       return write_simple(w, "int16", t);
@@ -242,7 +249,8 @@ void write_type_schema(JsonWriter& w, const DebeziumOptions& o, TypeKind kind, s
                            .name = "io.debezium.data.geometry.Point",
                            .version = 1,
                            .field = field,
-                           .doc = "Geometry (POINT)"},
+                           .doc = "Geometry (POINT)",
+                           .default_json = default_json},
                           [&] {
                             write_simple_field(w, "double", false, "x");
                             write_simple_field(w, "double", false, "y");
@@ -257,21 +265,27 @@ void write_type_schema(JsonWriter& w, const DebeziumOptions& o, TypeKind kind, s
   }
 }
 
-void write_column_schema(JsonWriter& w, const DebeziumOptions& o, const ColumnPlan& c, bool optional) {
-  if (c.kind != TypeKind::Array) return write_type_schema(w, o, c.kind, c.typmod, c.type, optional, c.name);
+void write_column_schema(JsonWriter& w, const DebeziumOptions& o, const ColumnPlan& c) {
+  if (c.kind != TypeKind::Array) {
+    return write_type_schema(w, o, c.kind, c.typmod, c.type, c.optional, c.name, c.default_json);
+  }
   write_head(w, "array");
   w.Key("items");
-  write_type_schema(w, o, c.element_kind, c.element_typmod, c.element, true, {});
-  write_tail(w, {.optional = optional, .field = c.name});
+  // PostgresValueConverter.schemaBuilder: the built-in arrays have optional elements; an array of an enum
+  // has the Enum schema as it is, not optional.
+  write_type_schema(w, o, c.element_kind, c.element_typmod, c.element, c.element_kind != TypeKind::Enum, {});
+  write_tail(w, {.optional = c.optional, .field = c.name, .default_json = c.default_json});
 }
 
-void write_row_schema(JsonWriter& w, const DebeziumOptions& o, const std::vector<ColumnPlan>& columns,
-                      bool key_only, const Tail& t) {
+// The Value struct (every column) or the Key struct (the key columns in key order).
+void write_row_schema(JsonWriter& w, const DebeziumOptions& o, const RelationPlan& plan, bool key_only,
+                      const Tail& t) {
   write_struct(w, t, [&] {
-    for (const ColumnPlan& c : columns) {
-      if (key_only && !c.key) continue;
-      write_column_schema(w, o, c, !c.key);
+    if (key_only) {
+      for (std::size_t i : plan.key_columns) write_column_schema(w, o, plan.columns[i]);
+      return;
     }
+    for (const ColumnPlan& c : plan.columns) write_column_schema(w, o, c);
   });
 }
 
@@ -316,84 +330,58 @@ void write_envelope_end_fields(JsonWriter& w, bool transaction_metadata) {
   });
 }
 
-std::string relation_base_name(const DebeziumOptions& o, const RelationDef& relation) {
-  return schema_name_part(o.topic_prefix) + "." + schema_name_part(relation.schema) + "." +
-         schema_name_part(relation.name);
-}
-
-// {"type":"struct","fields":[{"type":"string","optional":false,"field":<field>}],"optional":false,"name":..}
-std::string one_string_key_schema(std::string_view field, const char* name) {
-  return json_text([&](JsonWriter& w) {
-    write_struct(w, {.name = name}, [&] { write_simple_field(w, "string", false, field); });
-  });
-}
-
 }  // namespace
 
-std::string schema_name_part(std::string_view s) {
-  std::string out{s};
-  for (char& c : out) {
-    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c) || c == '_';
-    if (!ok) c = '_';
-  }
-  return out;
-}
-
-std::string row_envelope_schema(const DebeziumOptions& options, const RelationDef& relation,
-                                const std::vector<ColumnPlan>& columns) {
-  const std::string base = relation_base_name(options, relation);
-  const std::string value_name = base + ".Value";
-  const std::string envelope_name = base + ".Envelope";
+std::string row_envelope_schema(const DebeziumOptions& options, const RelationPlan& plan) {
+  const std::string value_name = plan.topic + ".Value";
+  const std::string envelope_name = plan.topic + ".Envelope";
   return json_text([&](JsonWriter& w) {
     write_struct(w, {.name = envelope_name.c_str()}, [&] {
-      write_row_schema(w, options, columns, false,
+      write_row_schema(w, options, plan, false,
                        {.optional = true, .name = value_name.c_str(), .field = "before"});
-      write_row_schema(w, options, columns, false,
+      write_row_schema(w, options, plan, false,
                        {.optional = true, .name = value_name.c_str(), .field = "after"});
       write_envelope_end_fields(w, options.transaction_metadata);
     });
   });
 }
 
-std::string row_key_schema(const DebeziumOptions& options, const RelationDef& relation,
-                           const std::vector<ColumnPlan>& columns) {
-  const std::string key_name = relation_base_name(options, relation) + ".Key";
+std::string row_key_schema(const DebeziumOptions& options, const RelationPlan& plan) {
+  const std::string key_name = plan.topic + ".Key";
   return json_text(
-      [&](JsonWriter& w) { write_row_schema(w, options, columns, true, {.name = key_name.c_str()}); });
-}
-
-std::string truncate_envelope_schema(const DebeziumOptions& options, const RelationDef& relation) {
-  const std::string envelope_name = relation_base_name(options, relation) + ".Envelope";
-  return json_text([&](JsonWriter& w) {
-    write_struct(w, {.name = envelope_name.c_str()},
-                 [&] { write_envelope_end_fields(w, options.transaction_metadata); });
-  });
+      [&](JsonWriter& w) { write_row_schema(w, options, plan, true, {.name = key_name.c_str()}); });
 }
 
 const std::string& message_key_schema() {
-  static const std::string schema =
-      one_string_key_schema("prefix", "io.debezium.connector.postgresql.MessageKey");
+  static const std::string schema = json_text([](JsonWriter& w) {
+    write_struct(w, {.name = "io.debezium.connector.postgresql.MessageKey", .version = 1},
+                 [&] { write_simple_field(w, "string", true, "prefix"); });
+  });
   return schema;
 }
 
-std::string message_envelope_schema(const DebeziumOptions& options) {
-  const std::string envelope_name = schema_name_part(options.topic_prefix) + ".message.Envelope";
+std::string message_value_schema(const DebeziumOptions& options) {
   const char* content_type = options.binary == BinaryHandling::Bytes ? "bytes" : "string";
   return json_text([&](JsonWriter& w) {
-    write_struct(w, {.name = envelope_name.c_str()}, [&] {
-      write_envelope_end_fields(w, options.transaction_metadata);
-      write_struct(
-          w, {.optional = true, .name = "io.debezium.connector.postgresql.Message", .field = "message"}, [&] {
-            write_simple_field(w, "string", false, "prefix");
-            write_simple_field(w, content_type, true, "content");
-          });
+    write_struct(w, {.name = "io.debezium.connector.postgresql.MessageValue", .version = 1}, [&] {
+      write_simple_field(w, "string", false, "op");
+      write_simple_field(w, "int64", true, "ts_ms");
+      write_source_schema(w);
+      write_struct(w, {.name = "io.debezium.connector.postgresql.Message", .version = 1, .field = "message"},
+                   [&] {
+                     write_simple_field(w, "string", true, "prefix");
+                     write_simple_field(w, content_type, true, "content");
+                   });
     });
   });
 }
 
+// SchemaFactory.transactionKeySchema and transactionValueSchema (ts_ms last, the collections optional).
 const std::string& transaction_key_schema() {
-  static const std::string schema =
-      one_string_key_schema("id", "io.debezium.connector.common.TransactionMetadataKey");
+  static const std::string schema = json_text([](JsonWriter& w) {
+    write_struct(w, {.name = "io.debezium.connector.common.TransactionMetadataKey", .version = 1},
+                 [&] { write_simple_field(w, "string", false, "id"); });
+  });
   return schema;
 }
 
@@ -402,15 +390,15 @@ const std::string& transaction_value_schema() {
     write_struct(w, {.name = "io.debezium.connector.common.TransactionMetadataValue", .version = 1}, [&] {
       write_simple_field(w, "string", false, "status");
       write_simple_field(w, "string", false, "id");
-      write_simple_field(w, "int64", false, "ts_ms");
       write_simple_field(w, "int64", true, "event_count");
       write_head(w, "array");
       w.Key("items");
-      write_struct(w, {.name = "event.collection", .version = 1}, [&] {
+      write_struct(w, {.optional = true, .name = "event.collection", .version = 1}, [&] {
         write_simple_field(w, "string", false, "data_collection");
         write_simple_field(w, "int64", false, "event_count");
       });
       write_tail(w, {.optional = true, .field = "data_collections"});
+      write_simple_field(w, "int64", false, "ts_ms");
     });
   });
   return schema;

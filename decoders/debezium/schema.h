@@ -10,21 +10,16 @@
 
 namespace cdcsync::debezium {
 
-// Avro-style name sanitising of schema names: Debezium keeps [A-Za-z0-9_] (and '.' separators).
-std::string schema_name_part(std::string_view s);
+// A table's change events: the Envelope (before, after, source, op, ts_*, transaction) and the Key, named
+// after the plan's topic (TableSchemaBuilder.create with schema.name.adjustment.mode=none: the topic name,
+// then ".Envelope", ".Value", ".Key"). Each field is optional as its column is, with its default.
+std::string row_envelope_schema(const DebeziumOptions& options, const RelationPlan& plan);
+std::string row_key_schema(const DebeziumOptions& options, const RelationPlan& plan);
 
-// A table's change events: the Envelope (before, after, source, op, ts_*, transaction) and the Key.
-// Nullability is not in the Relation message: key columns are required, every other column optional.
-std::string row_envelope_schema(const DebeziumOptions& options, const RelationDef& relation,
-                                const std::vector<ColumnPlan>& columns);
-std::string row_key_schema(const DebeziumOptions& options, const RelationDef& relation,
-                           const std::vector<ColumnPlan>& columns);
-// A table's truncate events: the Envelope without before/after.
-std::string truncate_envelope_schema(const DebeziumOptions& options, const RelationDef& relation);
-
-// Logical decoding messages: the key {prefix} and the Envelope with its `message` block.
+// Logical decoding messages (PostgresSchemaFactory): the MessageKey {prefix} and the MessageValue {op, ts_ms,
+// source, message}.
 const std::string& message_key_schema();
-std::string message_envelope_schema(const DebeziumOptions& options);
+std::string message_value_schema(const DebeziumOptions& options);
 
 // Transaction metadata events (BEGIN/END).
 const std::string& transaction_key_schema();

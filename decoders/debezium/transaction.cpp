@@ -36,8 +36,8 @@ DebeziumEvent DebeziumEncoder::encode_end(
   return encode_boundary(info, &data_collections, collection_count);
 }
 
-// "Transaction metadata": {status, id, ts_ms, event_count, data_collections} on <prefix>.transaction, keyed
-// by the transaction id. BEGIN has null counts.
+// "Transaction metadata": {status, id, event_count, data_collections, ts_ms} on <prefix>.transaction (the
+// order of SchemaFactory.transactionValueSchema), keyed by the transaction id. BEGIN has null counts.
 DebeziumEvent DebeziumEncoder::encode_boundary(
     const TransactionInfo& info, const std::vector<std::pair<std::string, std::uint64_t>>* collections,
     std::size_t collection_count) {
@@ -63,8 +63,6 @@ DebeziumEvent DebeziumEncoder::encode_boundary(
   w.String(collections == nullptr ? "BEGIN" : "END");
   w.Key("id");
   write_transaction_id(w, info);
-  w.Key("ts_ms");
-  w.Int64(floor_div(pg_micros_to_unix_micros(info.commit_time_us), 1000));
   w.Key("event_count");
   if (collections == nullptr) {
     w.Null();
@@ -88,6 +86,8 @@ DebeziumEvent DebeziumEncoder::encode_boundary(
     }
     w.EndArray();
   }
+  w.Key("ts_ms");
+  w.Int64(floor_div(pg_micros_to_unix_micros(info.commit_time_us), 1000));
   w.EndObject();
   ev.value = debezium::end_document(w, value_buf_, schema);
   ev.has_value = true;

@@ -3,6 +3,7 @@
 
 #include <cstring>
 
+#include "decoders/debezium/java_text.h"
 #include "decoders/debezium/text_parse.h"
 #include "decoders/debezium/type_rules.h"
 #include "decoders/debezium_json.h"
@@ -64,12 +65,33 @@ void write_uuid(JsonWriter& w, const unsigned char* p) {
   w.String(out, 36);
 }
 
+void write_raw(JsonWriter& w, const std::string& json, rapidjson::Type type) {
+  w.RawValue(json.data(), json.size(), type);
+}
+
 }  // namespace
 
+ValueEncoder::ValueEncoder(const DebeziumOptions& options) : o_(options) {
+  const std::string& ph = o_.unavailable_value_placeholder;
+  toast_uuid_ = java_name_uuid(ph);
+  toast_numbers_ = json_text([&](JsonWriter& w) {
+    w.StartArray();
+    for (char c : ph) w.Int(static_cast<signed char>(c));  // Java's bytes are signed
+    w.EndArray();
+  });
+  toast_hstore_object_ = json_text([&](JsonWriter& w) {
+    w.StartObject();
+    write_key(w, ph);
+    write_string(w, ph);
+    w.EndObject();
+  });
+}
+
 void ValueEncoder::write(JsonWriter& w, const ColumnPlan& col, const Tuple& tuple, std::size_t index) {
-  if (index >= tuple.size()) return static_cast<void>(w.Null());
-  switch (tuple.kind(index)) {
+  const DatumKind kind = index < tuple.size() ? tuple.kind(index) : DatumKind::Null;
+  switch (kind) {
     case DatumKind::Null:
+      if (!col.optional) return write_raw(w, col.null_json, rapidjson::kNullType);
       return static_cast<void>(w.Null());
     case DatumKind::UnchangedToast:
       return write_placeholder(w, col);
@@ -94,7 +116,7 @@ void ValueEncoder::write_text(JsonWriter& w, TypeKind kind, std::int32_t typmod,
       return write_integer(w, text);
     case TypeKind::Float4:
     case TypeKind::Float8:
-      return write_float(w, text);
+      return write_float(w, kind, text);
     case TypeKind::Numeric:
       return write_numeric(w, typmod, text);
     case TypeKind::Money:
@@ -175,23 +197,42 @@ void ValueEncoder::write_point(JsonWriter& w, std::string_view text) {
   w.EndObject();
 }
 
-// hstore.handling.mode=json: {"key":"val"} as a string, keys in the order PostgreSQL prints them.
+// hstore.handling.mode=json: {"key":"val"} as a string. Debezium reads the hstore into pgjdbc's
+// HStoreConverter.fromString, a java.util.HashMap, and writes its entries in the map's iteration order
+// (PostgresValueConverter.convertMapToJsonStringRepresentation).
 void ValueEncoder::write_hstore(JsonWriter& w, std::string_view text) {
   rapidjson::StringBuffer buf;
-  JsonWriter hw{buf};
-  hw.StartObject();
-  const bool ok =
-      parse_hstore(text, text_, text2_, [&](std::string_view key, std::string_view value, bool is_null) {
-        write_key(hw, key);
-        if (is_null) {
-          hw.Null();
-        } else {
-          write_string(hw, value);
-        }
-      });
-  if (!ok) return write_malformed(w, text);
-  hw.EndObject();
+  if (!hstore_json(text, buf)) return write_malformed(w, text);
   w.String(buf.GetString(), static_cast<rapidjson::SizeType>(buf.GetSize()));
+}
+
+bool ValueEncoder::hstore_json(std::string_view text, rapidjson::StringBuffer& out) {
+  struct Pair {
+    std::string key;
+    std::string value;
+    bool is_null;
+  };
+  std::vector<Pair> pairs;
+  const bool ok =
+      parse_hstore(text, text_, text2_, [&](std::string_view key, std::string_view value, bool null) {
+        pairs.push_back({std::string{key}, std::string{value}, null});
+      });
+  if (!ok) return false;
+  std::vector<std::string_view> keys;
+  keys.reserve(pairs.size());
+  for (const Pair& p : pairs) keys.emplace_back(p.key);
+  JsonWriter hw{out};
+  hw.StartObject();
+  for (std::size_t i : java_hash_map_order(keys)) {
+    write_key(hw, pairs[i].key);
+    if (pairs[i].is_null) {
+      hw.Null();
+    } else {
+      write_string(hw, pairs[i].value);
+    }
+  }
+  hw.EndObject();
+  return true;
 }
 
 // A JSON array of the elements' encodings; nested dimensions are sent as text and counted as malformed. The
@@ -233,6 +274,7 @@ void ValueEncoder::write_binary_form(JsonWriter& w, const ColumnPlan& col, std::
     case TypeKind::Float8: {
       double d = 0;
       if (!read_float(b, d)) break;
+      if (b.size() == 4) return debezium::write_float(w, static_cast<float>(d));
       return write_double(w, d);
     }
     case TypeKind::Uuid:
@@ -268,34 +310,47 @@ void ValueEncoder::write_binary_form(JsonWriter& w, const ColumnPlan& col, std::
   write_base64(w, b);
 }
 
+// UnchangedToastedPlaceholder's values, by the column's placeholder kind (see ToastPlaceholder).
 void ValueEncoder::write_placeholder(JsonWriter& w, const ColumnPlan& col) {
   ++unavailable_values_;
   const std::string& ph = o_.unavailable_value_placeholder;
-  if (col.kind == TypeKind::Bytea) return write_binary(w, ph);
-  if (is_stringish(col.kind)) return write_string(w, ph);
-  if (col.kind == TypeKind::Hstore) {
-    rapidjson::StringBuffer buf;
-    JsonWriter hw{buf};
-    hw.StartObject();
-    write_key(hw, ph);
-    write_string(hw, ph);
-    hw.EndObject();
-    return static_cast<void>(w.String(buf.GetString(), static_cast<rapidjson::SizeType>(buf.GetSize())));
+  switch (col.toast) {
+    case ToastPlaceholder::Null:
+      return static_cast<void>(w.Null());
+    case ToastPlaceholder::Text:
+      return write_string(w, ph);
+    case ToastPlaceholder::Bytes:
+      return write_binary(w, ph);
+    case ToastPlaceholder::Hstore:
+      return write_string(w, toast_hstore_object_);
+    case ToastPlaceholder::TextList:
+      w.StartArray();
+      write_string(w, ph);
+      return static_cast<void>(w.EndArray());
+    case ToastPlaceholder::BytesList:
+      w.StartArray();
+      write_binary(w, ph);
+      return static_cast<void>(w.EndArray());
+    case ToastPlaceholder::NumberList:
+      return write_raw(w, toast_numbers_, rapidjson::kArrayType);
+    case ToastPlaceholder::UuidList:
+      w.StartArray();
+      write_string(w, toast_uuid_);
+      return static_cast<void>(w.EndArray());
   }
-  if (col.kind == TypeKind::Array && is_stringish(col.element_kind)) {
-    w.StartArray();
-    write_string(w, ph);
-    w.EndArray();
-    return;
-  }
-  if (col.kind == TypeKind::Array && col.element_kind == TypeKind::Bytea) {
-    w.StartArray();
-    write_binary(w, ph);
-    w.EndArray();
-    return;
-  }
-  // Types without a string form (numbers, dates...) are never TOASTed out of line in practice.
-  w.Null();
+}
+
+std::string ValueEncoder::literal_json(const ColumnPlan& col, std::string_view text) {
+  const std::uint64_t malformed = malformed_values_;
+  const std::uint64_t special = special_numeric_values_;
+  const std::uint64_t unknown = unknown_type_values_;
+  std::string out = json_text([&](JsonWriter& w) { write_text(w, col.kind, col.typmod, col, text); });
+  const bool parsed = malformed_values_ == malformed && special_numeric_values_ == special;
+  malformed_values_ = malformed;
+  special_numeric_values_ = special;
+  unknown_type_values_ = unknown;
+  if (!parsed) out.clear();
+  return out;
 }
 
 }  // namespace cdcsync::debezium

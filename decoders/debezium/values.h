@@ -19,12 +19,16 @@ namespace cdcsync::debezium {
 // encode faithfully (see DebeziumEncoder).
 class ValueEncoder {
  public:
-  explicit ValueEncoder(const DebeziumOptions& options) : o_(options) {}
+  explicit ValueEncoder(const DebeziumOptions& options);
 
-  // Column `index` of `tuple` (null when the tuple is shorter).
+  // Column `index` of `tuple` (null when the tuple is shorter). A NULL in a NOT NULL column is the column's
+  // null_json; an unchanged TOAST value is its placeholder.
   void write(JsonWriter& w, const ColumnPlan& col, const Tuple& tuple, std::size_t index);
   // Bytes per binary.handling.mode.
   void write_binary(JsonWriter& w, std::string_view bytes);
+  // The JSON of a value of `col` given in its type's text form; empty when the text does not parse. Counts
+  // nothing (schema defaults).
+  std::string literal_json(const ColumnPlan& col, std::string_view text);
 
   std::uint64_t unknown_type_values() const { return unknown_type_values_; }
   std::uint64_t malformed_values() const { return malformed_values_; }
@@ -38,7 +42,7 @@ class ValueEncoder {
   void write_bool(JsonWriter& w, std::string_view text);
   void write_bits(JsonWriter& w, TypeKind kind, std::int32_t typmod, std::string_view text);
   void write_integer(JsonWriter& w, std::string_view text);
-  void write_float(JsonWriter& w, std::string_view text);
+  void write_float(JsonWriter& w, TypeKind kind, std::string_view text);
   void write_numeric(JsonWriter& w, std::int32_t typmod, std::string_view text);
   void write_money(JsonWriter& w, std::string_view text);
   void write_date(JsonWriter& w, std::string_view text);
@@ -49,6 +53,8 @@ class ValueEncoder {
   void write_interval(JsonWriter& w, std::string_view text);
   void write_point(JsonWriter& w, std::string_view text);
   void write_hstore(JsonWriter& w, std::string_view text);
+  // The JSON object text of hstore `text` in java.util.HashMap's order; false when malformed.
+  bool hstore_json(std::string_view text, rapidjson::StringBuffer& out);
   void write_array(JsonWriter& w, const ColumnPlan& col, std::string_view text);
   // Binary form (the types' send functions) and the unchanged TOAST placeholder.
   void write_binary_form(JsonWriter& w, const ColumnPlan& col, std::string_view bytes);
@@ -64,12 +70,15 @@ class ValueEncoder {
   void write_malformed(JsonWriter& w, std::string_view text);
 
   const DebeziumOptions& o_;
-  std::string quoted_;  // a base64 / hex JSON string token
-  std::string digits_;  // decimal digits
-  std::string bytes_;   // decoded bytea, decimal and bit bytes
-  std::string text_;    // zoned times, money digits, hstore keys
-  std::string text2_;   // hstore values
-  std::string array_;   // unescaped array elements
+  std::string quoted_;               // a base64 / hex JSON string token
+  std::string digits_;               // decimal digits
+  std::string bytes_;                // decoded bytea, decimal and bit bytes
+  std::string text_;                 // zoned times, money digits, hstore keys
+  std::string text2_;                // hstore values
+  std::string array_;                // unescaped array elements
+  std::string toast_uuid_;           // UUID.nameUUIDFromBytes(placeholder)
+  std::string toast_numbers_;        // [b0,b1,...]: the placeholder's bytes as Java's signed bytes
+  std::string toast_hstore_object_;  // {"<placeholder>":"<placeholder>"}
   std::uint64_t unknown_type_values_ = 0;
   std::uint64_t malformed_values_ = 0;
   std::uint64_t special_numeric_values_ = 0;

@@ -21,14 +21,15 @@ void ValueEncoder::write_bool(JsonWriter& w, std::string_view text) {
   write_malformed(w, text);
 }
 
-// bit(1) is a boolean; longer bit strings are io.debezium.data.Bits (bit(n) sized to n bits, bit varying to
-// its content).
-void ValueEncoder::write_bits(JsonWriter& w, TypeKind kind, std::int32_t typmod, std::string_view text) {
+// bit(1) is a boolean; longer bit strings and bit varying are io.debezium.data.Bits: the bytes of
+// java.util.BitSet.toByteArray (PostgresValueConverter.convertBits sizes them to the highest set bit, so
+// trailing zero bytes are dropped and all zeros are no bytes at all).
+void ValueEncoder::write_bits(JsonWriter& w, TypeKind, std::int32_t typmod, std::string_view text) {
   if (typmod == 1) {
     if (text == "1" || text == "0") return static_cast<void>(w.Bool(text == "1"));
     return write_malformed(w, text);
   }
-  if (!bits_to_bytes(text, kind == TypeKind::Bit, bytes_)) return write_malformed(w, text);
+  if (!bits_to_bytes(text, false, bytes_)) return write_malformed(w, text);
   write_base64(w, bytes_);
 }
 
@@ -38,13 +39,23 @@ void ValueEncoder::write_integer(JsonWriter& w, std::string_view text) {
   write_malformed(w, text);
 }
 
-// JsonConverter (Jackson) quotes non-finite numbers: "NaN", "Infinity", "-Infinity". PostgreSQL prints the
-// shortest text that round-trips, which is also what Java prints (up to exponent spelling).
-void ValueEncoder::write_float(JsonWriter& w, std::string_view text) {
+// JsonConverter (Jackson) writes a FLOAT32/FLOAT64 with Float.toString/Double.toString ("4.0", "1.0E7") and
+// quotes non-finite ones: "NaN", "Infinity", "-Infinity". PostgreSQL prints the shortest text that
+// round-trips, so reading it back gives the value Debezium's driver reads.
+void ValueEncoder::write_float(JsonWriter& w, TypeKind kind, std::string_view text) {
   if (is_special_number(text)) return write_string(w, text);
-  if (is_json_number(text))
-    return static_cast<void>(w.RawValue(text.data(), text.size(), rapidjson::kNumberType));
-  write_malformed(w, text);
+  if (!is_json_number(text)) return write_malformed(w, text);
+  const char* end = text.data() + text.size();
+  if (kind == TypeKind::Float4) {
+    float f = 0;
+    const auto r = std::from_chars(text.data(), end, f);
+    if (r.ec != std::errc{} || r.ptr != end) return write_malformed(w, text);
+    return debezium::write_float(w, f);
+  }
+  double d = 0;
+  const auto r = std::from_chars(text.data(), end, d);
+  if (r.ec != std::errc{} || r.ptr != end) return write_malformed(w, text);
+  write_double(w, d);
 }
 
 void ValueEncoder::write_numeric(JsonWriter& w, std::int32_t typmod, std::string_view text) {

@@ -1,7 +1,7 @@
 // Debezium conformance: the expectations of Debezium's own PostgreSQL connector tests, ported as data
 // (cases/*.json, one file per Debezium test class or area), run against `cdcsync tail --format debezium-json
-// --schemas --keys` on the real customer server. The case format, the matchers and the rules for
-// known_failures.txt are in README.md beside this file.
+// --schemas --keys` on the real customer server. The case format and the matchers are in README.md beside
+// this file.
 //
 // Per case file: one fresh database, one publication FOR ALL TABLES, one temporary slot and one tail (a new
 // one only when a case needs other tail flags). Per case: every schema but `ext` (the extensions) is dropped
@@ -366,7 +366,8 @@ void match(const Json& e, const Json* a, const std::string& path,
 // A Kafka Connect schema as JsonConverter writes it, compared like Debezium's
 // VerifyRecord.assertConnectSchemasAreEqual: type, optional, name, version, doc, parameters, default, and
 // the items/fields recursively. Only the top-level "field" (the name under which it sits) is left out.
-void match_schema(const Json& e, const Json& a, const std::string& path, Diffs& diffs) {
+void match_schema(const Json& e, const Json& a, const std::string& path,
+                  const std::map<std::string, std::string>& vars, Diffs& diffs) {
   for (const char* prop :
        {"type", "optional", "name", "version", "doc", "parameters", "default", "items", "fields"}) {
     const bool in_e = e.HasMember(prop);
@@ -379,7 +380,7 @@ void match_schema(const Json& e, const Json& a, const std::string& path, Diffs& 
       continue;
     }
     if (std::string(prop) == "items") {
-      match_schema(e[prop], a[prop], p, diffs);
+      match_schema(e[prop], a[prop], p, vars, diffs);
     } else if (std::string(prop) == "fields") {
       if (!a[prop].IsArray() || a[prop].Size() != e[prop].Size()) {
         diffs.push_back(p + ": expected " + to_json(e[prop]) + ", actual " + to_json(a[prop]));
@@ -393,11 +394,11 @@ void match_schema(const Json& e, const Json& a, const std::string& path, Diffs& 
           diffs.push_back(fp + ".field: expected " + to_json(ef["field"]) + ", actual " +
                           shown(af.HasMember("field") ? &af["field"] : nullptr));
         }
-        match_schema(ef, af, fp, diffs);
+        match_schema(ef, af, fp, vars, diffs);
       }
     } else {
       Diffs d;
-      match(e[prop], &a[prop], p, {}, d);
+      match(e[prop], &a[prop], p, vars, d);
       // `default` and `parameters` compare whole: an extra parameter is a difference too.
       if (d.empty() && e[prop].IsObject() && a[prop].IsObject() &&
           e[prop].MemberCount() != a[prop].MemberCount()) {
@@ -427,7 +428,7 @@ const Json* member(const Json& obj, const char* name) {
 }
 
 void check_schemas(const Json& want, const Json& value_schema, const std::string& path, bool whole,
-                   Diffs& diffs) {
+                   const std::map<std::string, std::string>& vars, Diffs& diffs) {
   for (auto part = want.MemberBegin(); part != want.MemberEnd(); ++part) {
     for (auto col = part->value.MemberBegin(); col != part->value.MemberEnd(); ++col) {
       const std::string p = path + "." + part->name.GetString() + "." + col->name.GetString();
@@ -435,7 +436,7 @@ void check_schemas(const Json& want, const Json& value_schema, const std::string
       if (have == nullptr) {
         diffs.push_back(p + ": no such field in the value schema");
       } else if (whole) {
-        match_schema(col->value, *have, p, diffs);
+        match_schema(col->value, *have, p, vars, diffs);
       } else {
         // Only the properties the case lists; a listed null means absent (or null).
         for (auto prop = col->value.MemberBegin(); prop != col->value.MemberEnd(); ++prop) {
@@ -445,7 +446,7 @@ void check_schemas(const Json& want, const Json& value_schema, const std::string
             if (a != nullptr && !a->IsNull())
               diffs.push_back(pp + ": expected (absent), actual " + to_json(*a));
           } else {
-            match(prop->value, a, pp, {}, diffs);
+            match(prop->value, a, pp, vars, diffs);
           }
         }
       }
@@ -519,10 +520,10 @@ Diffs check_event(const Json& want, const Json& line, const std::map<std::string
   const Json* schema = member(*value, "schema");
   if (want.HasMember("value")) match(want["value"], payload, path + ".value", vars, diffs);
   if (want.HasMember("field_schemas") && schema != nullptr) {
-    check_schemas(want["field_schemas"], *schema, path + ".schema", true, diffs);
+    check_schemas(want["field_schemas"], *schema, path + ".schema", true, vars, diffs);
   }
   if (want.HasMember("field_schema_props") && schema != nullptr) {
-    check_schemas(want["field_schema_props"], *schema, path + ".schema", false, diffs);
+    check_schemas(want["field_schema_props"], *schema, path + ".schema", false, vars, diffs);
   }
   if (want.HasMember("topic")) check_topic(want["topic"].GetString(), line, path, diffs);
   for (const char* part : {"before", "after"}) {
@@ -751,22 +752,7 @@ class FileRun {
   int tails_ = 0;
 };
 
-// ---- the known failures -------------------------------------------------------------------------------
-
-// known_failures.txt: "<case id> <reason>" per line; '#' starts a comment line.
-std::map<std::string, std::string> known_failures() {
-  std::map<std::string, std::string> out;
-  std::istringstream in(read_file(conformance_dir() + "/known_failures.txt"));
-  for (std::string line; std::getline(in, line);) {
-    const auto start = line.find_first_not_of(" \t");
-    if (start == std::string::npos || line[start] == '#') continue;
-    const auto end = line.find_first_of(" \t", start);
-    const std::string id = line.substr(start, end == std::string::npos ? std::string::npos : end - start);
-    const auto reason_at = end == std::string::npos ? std::string::npos : line.find_first_not_of(" \t", end);
-    out[id] = reason_at == std::string::npos ? "" : line.substr(reason_at);
-  }
-  return out;
-}
+// ---- the case files ---------------------------------------------------------------------------------
 
 std::vector<std::string> case_files() {
   std::vector<std::string> names;
@@ -807,41 +793,30 @@ class DebeziumConformance : public ::testing::TestWithParam<std::string> {};
 TEST_P(DebeziumConformance, MatchesDebeziumsTestExpectations) {
   const std::string file = GetParam();
   const rapidjson::Document doc = load_case_file(file);
-  const auto known = known_failures();
-  const bool verbose = std::getenv("CDCSYNC_CONFORMANCE_VERBOSE") != nullptr;
 
   FileRun run{file};
   const std::vector<CaseResult> results = run.run(doc);
   write_report(file, results);
 
   int passed = 0;
-  int expected_failures = 0;
   for (const auto& r : results) {
-    const auto k = known.find(r.id);
-    const bool listed = k != known.end();
     std::string detail;
     for (const auto& d : r.diffs) detail += "\n    " + d;
-    if (r.passed && listed) {
-      ADD_FAILURE() << r.id << " passes now: remove " << r.id << " from known_failures.txt";
-    } else if (!r.passed && !listed) {
-      ADD_FAILURE() << "case " << r.id << " (" << file << ".json) differs from Debezium:" << detail;
-    } else if (!r.passed) {
-      ++expected_failures;
-      std::cout << "[ known    ] " << r.id << " -- " << k->second << (verbose ? detail : "") << "\n";
-    } else {
+    if (r.passed) {
       ++passed;
+    } else {
+      ADD_FAILURE() << "case " << r.id << " (" << file << ".json) differs from Debezium:" << detail;
     }
   }
-  std::cout << "[ summary  ] " << file << ": " << results.size() << " cases, " << passed << " pass, "
-            << expected_failures << " known failures, " << (results.size() - passed - expected_failures)
-            << " unexpected\n";
+  std::cout << "[ summary  ] " << file << ": " << results.size() << " cases, " << passed << " pass\n";
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, DebeziumConformance, ::testing::ValuesIn(case_files()),
                          [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
 
-// The list can only name real cases, each once; case ids are unique across the files.
-TEST(DebeziumConformanceList, KnownFailuresNameRealCases) {
+// Case ids are unique across the files, every case says where it comes from, and a case that states one of
+// the encoder's deliberate differences names it and keeps what Debezium asserts beside what cdcsync prints.
+TEST(DebeziumConformanceList, CasesAreWellFormed) {
   std::set<std::string> ids;
   for (const auto& file : case_files()) {
     const rapidjson::Document doc = load_case_file(file);
@@ -850,14 +825,16 @@ TEST(DebeziumConformanceList, KnownFailuresNameRealCases) {
         ASSERT_TRUE(c.HasMember(required))
             << file << ": a case without \"" << required << "\": " << to_json(c);
       }
-      EXPECT_TRUE(ids.insert(c["id"].GetString()).second) << "duplicate case id " << c["id"].GetString();
+      const std::string id = c["id"].GetString();
+      EXPECT_TRUE(ids.insert(id).second) << "duplicate case id " << id;
+      if (c.HasMember("differs")) {
+        EXPECT_TRUE(c["differs"].IsString() && c["differs"].GetStringLength() > 0) << id;
+        EXPECT_TRUE(c.HasMember("debezium_expect"))
+            << id << ": a deliberate difference keeps Debezium's expectation";
+      }
     }
   }
   EXPECT_GE(ids.size(), 150u);
-  for (const auto& [id, reason] : known_failures()) {
-    EXPECT_TRUE(ids.count(id)) << "known_failures.txt names " << id << ", which is no case";
-    EXPECT_FALSE(reason.empty()) << "known_failures.txt: " << id << " has no reason";
-  }
 }
 
 }  // namespace

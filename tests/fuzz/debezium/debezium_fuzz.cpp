@@ -5,7 +5,9 @@
 //   bit 6: include the schema; bit 7: the value is in binary form (pgoutput's 'b') instead of text.
 //   type byte: an index into kColumns (modulo its size).
 // The value is encoded as an insert, an update changing the key, a delete with its tombstone, and an
-// unchanged TOAST value; every key and value document must parse as JSON. Anything else (a crash, a
+// unchanged TOAST value; then again with the source's catalog faked: the column NOT NULL with the value's
+// bytes as its default expression, the key (v, id), an update under REPLICA IDENTITY FULL and a delete whose
+// old key lacks the column. Every key and value document must parse as JSON. Anything else (a crash, a
 // sanitizer report, an exception, a document that does not parse) is a bug.
 #include <rapidjson/document.h>
 
@@ -109,6 +111,47 @@ void require_json(const DebeziumEvent& ev) {
   if (ev.has_value) require_json_text(ev.value);
 }
 
+// The catalog says v is NOT NULL with the fuzzed text as its default expression, and the key is (v, id).
+class FuzzFacts final : public CatalogFacts {
+ public:
+  explicit FuzzFacts(std::string_view expression) : expression_(expression) {}
+  RelationFacts relation_facts(const RelationDef&, Xid) override {
+    return {.columns = {{"id", true, std::nullopt}, {"v", true, std::string{expression_}}},
+            .key = {"v", "id"}};
+  }
+  bool reload_types() override { return false; }
+
+ private:
+  std::string_view expression_;
+};
+
+// Insert, an update under REPLICA IDENTITY FULL (the old row whole, the new one's v an unchanged TOAST
+// value), and a delete whose old key lacks v (its NULL becomes the default or the fallback).
+void encode_with_facts(const DebeziumOptions& o, const RelationPtr& relation, Tuple row,
+                       std::string_view value) {
+  FuzzFacts facts{value};
+  DebeziumEncoder enc{o, catalog(), &facts};
+  const TransactionInfo info{.xid = Xid{8}, .final_lsn = Lsn{0x16B374DA00}, .commit_time_us = 1};
+  Change insert;
+  insert.op = ChangeOp::Insert;
+  insert.relation = relation;
+  insert.after = row;
+  Change update = insert;
+  update.op = ChangeOp::Update;
+  update.before_kind = 'O';
+  update.before = row;
+  update.after.clear();
+  update.after.add_text("2");
+  update.after.add_unchanged_toast();
+  Change remove;
+  remove.op = ChangeOp::Delete;
+  remove.relation = relation;
+  remove.before_kind = 'K';
+  remove.before.add_text("1");
+  remove.before.add_null();
+  enc.encode(Transaction{.info = info, .changes = {insert, update, remove}}, require_json);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -159,5 +202,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   add(change.before);
   require_json(enc.encode_change(info, change, {}));
   require_json(enc.encode_tombstone(change));
+
+  encode_with_facts(o, relation, change.before, value);
   return 0;
 }

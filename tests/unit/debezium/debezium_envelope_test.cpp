@@ -278,10 +278,12 @@ TEST(DebeziumEnvelope, ContinuesOrdersAcrossChunks) {
   EXPECT_STREQ(parse(c[1].value)["source"]["sequence"].GetString(), "[\"24023128\",\"24023128\"]");
 }
 
-// "truncate events": key null; value {source, op "t", ts_ms}; one event per truncated table.
+// "truncate events": key null; value {before null, after null, source, op "t", ts_ms}; one event per table.
 TEST(DebeziumEnvelope, EncodesTruncateAsOneEventPerTable) {
   TypeCatalog catalog;
-  DebeziumEncoder enc{test_options(), catalog};
+  DebeziumOptions o = test_options();
+  o.skipped_operations = "";  // skipped.operations=none
+  DebeziumEncoder enc{o, catalog};
   Transaction txn{.info = txn555()};
   Change t;
   t.op = ChangeOp::Truncate;
@@ -295,7 +297,23 @@ TEST(DebeziumEnvelope, EncodesTruncateAsOneEventPerTable) {
   EXPECT_STREQ(d["op"].GetString(), "t");
   EXPECT_STREQ(d["source"]["table"].GetString(), "orders");
   EXPECT_EQ(d["source"]["lsn"].GetInt64(), 46523128);
-  EXPECT_FALSE(d.HasMember("before"));
+  // Envelope.truncate fills the table's Envelope: before and after are there, null
+  // (VerifyRecord.isValidTruncate).
+  ASSERT_TRUE(d.HasMember("before"));
+  EXPECT_TRUE(d["before"].IsNull());
+  EXPECT_TRUE(d["after"].IsNull());
+}
+
+// skipped.operations defaults to "t": no truncate events (PgOutputMessageDecoder.isTruncateEventsIncluded).
+TEST(DebeziumEnvelope, LeavesTruncatesOutByDefault) {
+  TypeCatalog catalog;
+  DebeziumEncoder enc{test_options(), catalog};
+  Transaction txn{.info = txn555()};
+  Change t;
+  t.op = ChangeOp::Truncate;
+  t.truncated = {customers()};
+  txn.changes.push_back(std::move(t));
+  EXPECT_TRUE(encode_all(enc, txn).empty());
 }
 
 // "message events": key {prefix}; value source with empty schema/table, op m, message {prefix, content}

@@ -38,10 +38,14 @@ TEST_F(DebeziumValues, EncodesBooleans) {
 
 // "Basic types": BIT(1) -> BOOLEAN; BIT(>1) -> io.debezium.data.Bits, little-endian, numBytes = n/8 (+1);
 // BIT VARYING -> Bits sized based on the content.
+// PostgresValueConverter.convertBits: bit(n) and bit varying alike are java.util.BitSet.toByteArray, sized to
+// the highest set bit: trailing zero bytes are dropped, all zeros are no bytes.
 TEST_F(DebeziumValues, EncodesBitsLittleEndian) {
   EXPECT_TRUE(encode_one(enc_, pgtype::kBit, 1, "1").v().GetBool());
   EXPECT_EQ(str(pgtype::kBit, 3, "101"), "BQ==");                // 0b00000101
-  EXPECT_EQ(str(pgtype::kBit, 16, "0000000000000101"), "BQA=");  // sized to 16 bits: {0x05, 0x00}
+  EXPECT_EQ(str(pgtype::kBit, 16, "0000000000000101"), "BQ==");  // {0x05}: the zero byte above is dropped
+  EXPECT_EQ(str(pgtype::kBit, 16, "1000000000000000"), "AIA=");  // {0x00, 0x80}
+  EXPECT_EQ(str(pgtype::kBit, 16, "0000000000000000"), "");      // no bytes
   EXPECT_EQ(str(pgtype::kVarbit, 33, "101"), "BQ==");            // one byte, not five
 }
 
@@ -223,8 +227,9 @@ TEST_F(DebeziumValues, EncodesHstoreAsJsonString) {
   TypeCatalog cat;
   cat.add_extension_type(17003, "public", "hstore");
   DebeziumEncoder enc{test_options(), cat};
+  // java.util.HashMap's order: "b\"q" hashes to bucket 0, "key" to bucket 14.
   EXPECT_STREQ(encode_one(enc, 17003, -1, R"("key"=>"val", "b\"q"=>NULL)").v().GetString(),
-               R"({"key":"val","b\"q":null})");
+               R"({"b\"q":null,"key":"val"})");
 }
 
 // Elements of money[] and hstore[] are encoded like their scalars: an element's text is not overwritten

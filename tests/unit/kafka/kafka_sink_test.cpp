@@ -324,6 +324,161 @@ TEST(KafkaSink, UnmappedTablesPublishNothingButProgressMoves) {
   EXPECT_EQ(restarted.load_progress()->end_lsn, Lsn{1000});
 }
 
+// Kafka's Utils.murmur2, which the Java client's default partitioner (and librdkafka's murmur2_random)
+// applies to a record's key bytes: partition = (murmur2(key) & 0x7fffffff) % partitions.
+std::int32_t murmur2(std::string_view data) {
+  const std::uint32_t m = 0x5bd1e995;
+  const auto length = static_cast<std::uint32_t>(data.size());
+  std::uint32_t h = 0x9747b28c ^ length;
+  const auto* p = reinterpret_cast<const unsigned char*>(data.data());
+  for (std::uint32_t i = 0; i + 4 <= length; i += 4) {
+    std::uint32_t k =
+        p[i] | (p[i + 1] << 8) | (p[i + 2] << 16) | (static_cast<std::uint32_t>(p[i + 3]) << 24);
+    k *= m;
+    k ^= k >> 24;
+    k *= m;
+    h *= m;
+    h ^= k;
+  }
+  const std::uint32_t tail = length & ~3u;
+  switch (length % 4) {
+    case 3:
+      h ^= p[tail + 2] << 16;
+      [[fallthrough]];
+    case 2:
+      h ^= p[tail + 1] << 8;
+      [[fallthrough]];
+    case 1:
+      h ^= p[tail];
+      h *= m;
+  }
+  h ^= h >> 13;
+  h *= m;
+  h ^= h >> 15;
+  return static_cast<std::int32_t>(h);
+}
+
+// The source's catalog as the sink would read it: accounts has the primary key (id).
+class AccountFacts final : public CatalogFacts {
+ public:
+  RelationFacts relation_facts(const RelationDef& relation, Xid) override {
+    ++queries;
+    if (relation.name != "accounts") return {};
+    return {.columns = {{"id", true, std::nullopt}, {"region", true, std::nullopt}}, .key = {"id"}};
+  }
+  bool reload_types() override { return false; }
+  int queries = 0;
+};
+
+// accounts(id, region, name, email) under REPLICA IDENTITY FULL: every column flagged as identity.
+RelationPtr accounts_full() {
+  auto r = test::relation("public", "accounts", {"id", "region", "name", "email"});
+  auto def = std::const_pointer_cast<RelationDef>(r);
+  def->replica_identity = 'f';
+  for (auto& c : def->columns) c.part_of_key = true;
+  return r;
+}
+
+// The target keys accounts by (region, id); Debezium, and so the sink, by the source's primary key (id).
+Mapping accounts_mapping() {
+  TableMapping t;
+  t.source = QualifiedName{"public", "accounts"};
+  t.target = QualifiedName{"ref", "account"};
+  t.key = {"region", "id"};
+  t.columns = {{"id", "account_id", Transform::copy()},
+               {"region", "region", Transform::copy()},
+               {"name", "name", Transform::copy()}};
+  return Mapping{{t}};
+}
+
+Tuple account(const std::string& id, const std::string& name) {
+  return test::tuple({id, "eu", name, "secret-" + id + "@example.com"});
+}
+
+// Under REPLICA IDENTITY FULL every update carries the whole old row: the records stay op "u" keyed by the
+// primary key alone, land in the partition murmur2 gives that key, and only a change of the primary key
+// itself is a delete, its tombstone and a create.
+TEST(KafkaSink, KeysAndPartitionsFollowTheSourcePrimaryKeyUnderFullIdentity) {
+  TestKafka kafka;
+  const std::string prefix = unique_prefix();
+  const std::string topic = prefix + ".public.accounts";
+  constexpr int kPartitions = 6;
+  kafka.create_topic(topic, kPartitions);
+  auto facts = std::make_shared<AccountFacts>();
+  KafkaSinkOptions o = options(kafka, prefix);
+  o.catalog_facts = facts;
+  KafkaSink sink{accounts_mapping(), o};
+  sink.connect();
+  const auto rel = accounts_full();
+  std::vector<Change> changes;
+  std::uint64_t lsn = 1000;
+  for (int id = 1; id <= 12; ++id) {
+    changes.push_back(test::insert(rel, lsn += 10, account(std::to_string(id), "a")));
+  }
+  for (int id = 1; id <= 12; ++id) {
+    changes.push_back(test::update(rel, lsn += 10, account(std::to_string(id), "b"),
+                                   account(std::to_string(id), "a"), 'O'));
+  }
+  changes.push_back(test::update(rel, lsn += 10, account("99", "b"), account("3", "b"), 'O'));
+  ASSERT_EQ(sink.apply(batch({test::txn(7, 5000, std::move(changes))})), Lsn{5000});
+  EXPECT_EQ(facts->queries, 1) << "one catalog query per Relation message";
+
+  const auto records = kafka.read_topic(topic);
+  ASSERT_EQ(records.size(), 12u + 12u + 3u);
+  std::map<std::string, std::vector<std::string>> ops_of;
+  std::set<std::int32_t> partitions;
+  for (const auto& r : records) {
+    ASSERT_TRUE(r.key);
+    const auto key = parse(*r.key);
+    ASSERT_EQ(key.MemberCount(), 1u) << *r.key;
+    const std::string id = key["id"].GetString();
+    EXPECT_EQ(r.partition, (murmur2(*r.key) & 0x7fffffff) % kPartitions) << *r.key;
+    ops_of[id].push_back(op_of(r));
+    partitions.insert(r.partition);
+  }
+  EXPECT_GT(partitions.size(), 1u);
+  for (int id = 1; id <= 12; ++id) {
+    const auto& ops = ops_of[std::to_string(id)];
+    if (id == 3) {
+      EXPECT_EQ(ops, (std::vector<std::string>{"c", "u", "d", "tombstone"}));
+    } else {
+      EXPECT_EQ(ops, (std::vector<std::string>{"c", "u"})) << "id " << id;
+    }
+  }
+  EXPECT_EQ(ops_of["99"], (std::vector<std::string>{"c"}));
+}
+
+// A source table without primary key or unique index has a null key (Debezium's), and a primary key column
+// the mapping leaves out stops the sink, naming it: the key would publish it.
+TEST(KafkaSink, ATableWithoutPrimaryKeyHasNullKeysAndAnUnmappedKeyColumnStops) {
+  TestKafka kafka;
+  const std::string prefix = unique_prefix();
+  auto facts = std::make_shared<AccountFacts>();
+  KafkaSinkOptions o = options(kafka, prefix);
+  o.catalog_facts = facts;
+  {
+    KafkaSink sink{customer_mapping(), o};  // customers: no facts, no key
+    sink.connect();
+    const auto rel = customers();
+    ASSERT_EQ(sink.apply(batch({test::txn(1, 1000, {test::insert(rel, 900, row("1", "Ada"))})})), Lsn{1000});
+    const auto records = kafka.read_topic(prefix + ".public.customers");
+    ASSERT_EQ(records.size(), 1u);
+    EXPECT_FALSE(records[0].key);
+  }
+  TableMapping t = accounts_mapping().tables()[0];
+  t.key = {"region"};
+  t.columns.erase(t.columns.begin());  // id, the primary key, not mapped
+  KafkaSink sink{Mapping{{t}}, o};
+  sink.connect();
+  try {
+    sink.apply(batch({test::txn(2, 2000, {test::insert(accounts_full(), 1900, account("1", "a"))})}));
+    FAIL() << "expected PermanentError";
+  } catch (const PermanentError& e) {
+    EXPECT_NE(std::string(e.what()).find("key column id of public.accounts is not mapped"), std::string::npos)
+        << e.what();
+  }
+}
+
 TEST(KafkaSink, PropertiesTheSinkControlsAreRefusedByName) {
   KafkaSinkOptions o;
   o.pipeline = "p";
