@@ -108,7 +108,14 @@ RowFormat plan_rows(const TableMapping& table, const TargetColumnTypes& source,
   for (std::size_t i = 0; i < table.columns.size(); ++i) {
     const ColumnMapping& c = table.columns[i];
     const bool verbatim = f.columns[i].way == ColumnWay::Verbatim;
-    f.select.push_back(f.binary && !verbatim ? output_text(c.source, source.at(c.source)) : column(c.source));
+    if (f.binary) {
+      f.select.push_back(verbatim ? column(c.source) : output_text(c.source, source.at(c.source)));
+    } else if (filter_rows && f.columns[i].transform == nullptr) {
+      // As verify reads them (its canonical keys compare `::text` on both sides): the filter's keys match.
+      f.select.push_back(column(c.source) + "::text");
+    } else {
+      f.select.push_back(column(c.source));
+    }
     if (f.columns[i].transform != nullptr && !f.binary) f.parse_text = true;
   }
   if (!f.binary && filter_rows) f.parse_text = true;
