@@ -278,8 +278,9 @@ void Probe::snapshot_progress(const LoadProgressView& v) {
   for (const TableProgress& t : v.tables) {
     std::uint64_t& seen = snapshot_rows_seen_[t.table];
     if (t.rows < seen) seen = 0;  // a new load of the table (a resumed one) counts from zero again
-    if (t.rows > seen)
-      snapshot_rows_->Add({{"table", t.table}}).Increment(static_cast<double>(t.rows - seen));
+    // The series exists from the first view, at 0 for an empty table.
+    prometheus::Counter& rows = snapshot_rows_->Add({{"table", t.table}});
+    if (t.rows > seen) rows.Increment(static_cast<double>(t.rows - seen));
     seen = t.rows;
     const std::optional<std::uint64_t> estimate = t.done ? std::optional<std::uint64_t>(t.rows) : t.estimate;
     if (estimate) snapshot_estimate_->Add({{"table", t.table}}).Set(static_cast<double>(*estimate));
