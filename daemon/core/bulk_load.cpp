@@ -203,6 +203,8 @@ void Coordinator::plan(std::size_t i, const TableLoadStates& states) {
   p->text_format = plan_rows(m, s, t, CopyFormat::Text, options_.concurrent, static_cast<bool>(load.keep));
   const TableSize size = read_table_size(source_.get(), m.source);
   p->parts = split_by_ctid(size, std::max(options_.sessions, 1), options_.max_part_pages);
+  const bool by_key = !size.has_ctid && size.pages >= kSplitFromPages;
+  if (by_key) p->parts = split_by_key(source_.get(), m, std::max(options_.sessions, 1));
   if (size.rows) p->estimate = static_cast<std::int64_t>(*size.rows);
   pages_.push_back(size.pages);
 
@@ -216,8 +218,9 @@ void Coordinator::plan(std::size_t i, const TableLoadStates& states) {
   p->result.table = &m;
   p->result.method = p->method;
   p->result.parts = p->parts.size();
-  spdlog::info("snapshot: {} <- {}: {} rows in {} part(s), {}{}, {}", m.target.str(), m.source.str(),
+  spdlog::info("snapshot: {} <- {}: {} rows in {} part(s){}, {}{}, {}", m.target.str(), m.source.str(),
                size.rows ? std::to_string(*size.rows) : std::string("(counting)"), p->parts.size(),
+               by_key ? " by key range (ctid is not readable)" : "",
                p->binary_format.binary ? "binary" : "text (" + p->binary_format.text_because + ")",
                p->freeze ? ", COPY FREEZE" : "",
                p->method == LoadMethod::Direct    ? "straight into the empty table"

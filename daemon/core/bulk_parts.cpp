@@ -6,8 +6,6 @@
 namespace cdcsync {
 namespace {
 
-// Tables smaller than this go in one part: splitting them costs more statements than it saves.
-constexpr std::uint64_t kSplitFromPages = 2048;  // 16 MB
 constexpr int kPartsPerSession = 4;
 
 std::string tid(std::uint64_t block) {
@@ -24,7 +22,8 @@ TableSize read_table_size(PGconn* source, const QualifiedName& table) {
       "l.relid "
       "AS oid FROM c, pg_catalog.pg_partition_tree(c.oid) l WHERE c.relkind = 'p' AND l.isleaf UNION ALL "
       "SELECT "
-      "c.oid FROM c WHERE c.relkind <> 'p') SELECT (SELECT relkind IN ('r', 'p') FROM c), (SELECT "
+      "c.oid FROM c WHERE c.relkind <> 'p') SELECT (SELECT relkind IN ('r', 'p') AND "
+      "pg_catalog.has_column_privilege(oid, 'ctid', 'SELECT') FROM c), (SELECT "
       "coalesce(max(pg_catalog.pg_relation_size(oid)), 0) FROM leaves) / "
       "pg_catalog.current_setting('block_size')::int, (SELECT CASE WHEN bool_and(k.reltuples >= 0) THEN "
       "sum(k.reltuples)::bigint END FROM leaves JOIN pg_catalog.pg_class k USING (oid))",
@@ -49,6 +48,48 @@ std::vector<std::string> split_by_ctid(const TableSize& size, int sessions, std:
     if (hi < size.pages) where += std::string(where.empty() ? "" : " AND ") + "ctid < " + tid(hi);
     parts.push_back(where.empty() ? std::string() : " WHERE " + where);
   }
+  return parts;
+}
+
+std::vector<std::string> pick_bounds(const std::vector<std::string>& bounds, std::size_t parts) {
+  std::vector<std::string> out;
+  if (parts < 2 || bounds.size() < 3) return out;
+  for (std::size_t i = 1; i < parts; ++i) {
+    const std::string& b = bounds[i * (bounds.size() - 1) / parts];
+    if (out.empty() || out.back() != b) out.push_back(b);
+  }
+  return out;
+}
+
+std::vector<std::string> split_by_key(PGconn* source, const TableMapping& table, int sessions) {
+  const std::string& column = table.columns[table.key_indexes().front()].source;
+  // The column's type for the literals, and its histogram (a partitioned table's spans its partitions).
+  auto res = pg_exec_params(
+      source,
+      "SELECT pg_catalog.format_type(a.atttypid, a.atttypmod), (SELECT s.histogram_bounds::text::text[] FROM "
+      "pg_catalog.pg_stats s WHERE s.schemaname = $2 AND s.tablename = $3 AND s.attname = $4 ORDER BY "
+      "s.inherited DESC LIMIT 1) FROM pg_catalog.pg_attribute a WHERE a.attrelid = $1::regclass AND "
+      "a.attname = $4",
+      {table.source.quoted(), table.source.schema, table.source.name, column},
+      "reading the statistics of " + table.source.str());
+  if (PQntuples(res.get()) != 1 || PQgetisnull(res.get(), 0, 1)) return {""};
+  const std::string type = PQgetvalue(res.get(), 0, 0);
+  auto bounds =
+      pg_exec_params(source, "SELECT unnest($1::text[])", {std::string(PQgetvalue(res.get(), 0, 1))},
+                     "reading the statistics of " + table.source.str());
+  std::vector<std::string> all;
+  for (int r = 0; r < PQntuples(bounds.get()); ++r) all.emplace_back(PQgetvalue(bounds.get(), r, 0));
+  const auto cuts = pick_bounds(all, static_cast<std::size_t>(std::max(sessions, 1)) * kPartsPerSession);
+  if (cuts.empty()) return {""};
+  const std::string key = "t." + quote_ident(column);
+  const auto literal = [&](const std::string& v) { return pg_quote_literal(source, v) + "::" + type; };
+  std::vector<std::string> parts;
+  parts.push_back(" WHERE " + key + " < " + literal(cuts.front()) + " OR " + key + " IS NULL");
+  for (std::size_t i = 1; i < cuts.size(); ++i) {
+    parts.push_back(" WHERE " + key + " >= " + literal(cuts[i - 1]) + " AND " + key + " < " +
+                    literal(cuts[i]));
+  }
+  parts.push_back(" WHERE " + key + " >= " + literal(cuts.back()));
   return parts;
 }
 

@@ -230,6 +230,15 @@ TEST(SplitByCtid, ALargeTableIsCutIntoAboutFourRangesPerSessionTheLastOneOpen) {
   EXPECT_EQ(split_by_ctid({.pages = 100000}, 1, 5000).size(), 20u) << "no part above max_part_pages";
 }
 
+TEST(SplitByKey, CutPointsAreTakenEvenlyFromTheHistogramWithoutRepeats) {
+  std::vector<std::string> bounds;
+  for (int i = 0; i <= 100; ++i) bounds.push_back(std::to_string(i * 10));
+  EXPECT_EQ(pick_bounds(bounds, 4), (std::vector<std::string>{"250", "500", "750"}));
+  EXPECT_EQ(pick_bounds({"1", "1", "1", "1", "9"}, 4), (std::vector<std::string>{"1"}));
+  EXPECT_TRUE(pick_bounds({"1", "2"}, 4).empty()) << "too few bounds to cut";
+  EXPECT_TRUE(pick_bounds(bounds, 1).empty());
+}
+
 LoadProgressView view(std::uint64_t rows, std::optional<std::uint64_t> estimate, double seconds) {
   LoadProgressView v;
   v.elapsed =
