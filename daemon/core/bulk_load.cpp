@@ -28,7 +28,7 @@ std::string join(const std::vector<std::string>& parts, std::string_view sep) {
 }
 
 // Counts a never-analyzed table's rows on its own connection, so the estimate comes without holding up the
-// copy; cancelled when the load ends first.
+// copy; stopped (its socket shut down) when the load ends first.
 class RowCounter {
  public:
   RowCounter(std::string conninfo, std::vector<TablePlan*> tables) {
@@ -36,12 +36,13 @@ class RowCounter {
     thread_ = std::thread([this, conninfo = std::move(conninfo), tables = std::move(tables)] {
       try {
         PgConn conn = connect_load_session(conninfo, "the source", "-crow_security=off");
-        {
-          std::lock_guard lock(mu_);
-          cancel_.reset(PQgetCancel(conn.get()));
-        }
+        set(conn.get());
+        struct Forget {  // before the connection goes
+          RowCounter* counter;
+          ~Forget() { counter->set(nullptr); }
+        } forget{this};
         for (TablePlan* t : tables) {
-          if (done_) return;
+          if (done_) break;
           auto res = pg_exec(conn.get(), ("SELECT count(*) FROM " + t->source).c_str(), "counting rows",
                              PGRES_TUPLES_OK);
           t->estimate = std::stoll(PQgetvalue(res.get(), 0, 0));
@@ -55,8 +56,7 @@ class RowCounter {
     done_ = true;
     {
       std::lock_guard lock(mu_);
-      char err[256];
-      if (cancel_) PQcancel(cancel_.get(), err, sizeof err);
+      shut_down(conn_);
     }
     if (thread_.joinable()) thread_.join();
   }
@@ -64,9 +64,15 @@ class RowCounter {
   RowCounter& operator=(const RowCounter&) = delete;
 
  private:
+  void set(PGconn* conn) {
+    std::lock_guard lock(mu_);
+    conn_ = conn;
+    if (conn_ != nullptr && done_) shut_down(conn_);
+  }
+
   std::atomic<bool> done_{false};
   std::mutex mu_;
-  std::unique_ptr<PGcancel, void (*)(PGcancel*)> cancel_{nullptr, PQfreeCancel};
+  PGconn* conn_ = nullptr;  // while counting
   std::thread thread_;
 };
 
@@ -74,7 +80,11 @@ class Coordinator {
  public:
   Coordinator(const ExportedSnapshot& snapshot, const std::vector<TableLoad>& tables,
               const LoadOptions& options)
-      : snapshot_(snapshot), loads_(tables), options_(options) {}
+      : snapshot_(snapshot),
+        loads_(tables),
+        options_(options),
+        target_deadline_(options.stall_timeout, "the order database (snapshot)") {}
+  ~Coordinator() { target_deadline_.watch(-1); }
 
   std::vector<TableLoadResult> run(const LoadObserver& observer, const std::atomic<bool>& stop);
 
@@ -93,6 +103,7 @@ class Coordinator {
   const LoadOptions& options_;
   PgConn source_;  // the catalog, outside the snapshot
   PgConn target_;  // planning, clearing, sweeps and the state
+  ReplyDeadline target_deadline_;  // its short statements (not a clearing or a sweep)
   std::string target_settings_;
   std::vector<std::unique_ptr<TablePlan>> plans_;
   std::vector<std::uint64_t> pages_;
@@ -103,6 +114,7 @@ class Coordinator {
 void Coordinator::connect() {
   source_ = connect_load_session(options_.source_conninfo, "the source", "-crow_security=off");
   target_ = connect_load_session(options_.target_conninfo, "the order database", "-csearch_path=");
+  target_deadline_.watch(PQsocket(target_.get()));
   // What moves a table to `streaming` is durable, and with it every part committed before it.
   auto sc = pg_exec(target_.get(), "SELECT pg_catalog.current_setting('synchronous_commit')",
                     "reading synchronous_commit", PGRES_TUPLES_OK);
@@ -258,6 +270,7 @@ void Coordinator::finish(TablePlan& p) {
   p.result.binary = !p.text_only && p.binary_format.binary;
   p.result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - p.started_at).count();
   if (options_.state) {
+    const auto round_trip = target_deadline_.round_trip();
     options_.state->write(
         target_.get(), m.target.str(),
         {TablePhase::Streaming, snapshot_.point, p.method != LoadMethod::Staged, p.result.source_rows});

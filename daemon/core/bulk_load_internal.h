@@ -91,10 +91,13 @@ class LoadWorker {
   LoadWorker& operator=(const LoadWorker&) = delete;
 
   void run();     // the thread's body; any failure goes to the queue
-  void cancel();  // from another thread: cancel what both sessions are doing
+  // From another thread: shuts both sessions' sockets down, so whatever they wait for fails at once (a
+  // cancel request would open a connection of its own, and hang on a half-open link).
+  void cancel();
 
  private:
   void connect();
+  void connect_source();
   void begin_snapshot();
   void run_part(const PartJob& job);
   void copy_part(TablePlan& t, const std::string& where, const RowFormat& f);
@@ -113,9 +116,7 @@ class LoadWorker {
   PgConn source_;
   PgConn target_;
   PgConn now_;  // the source outside the snapshot: rows deleted since (concurrent)
-  std::mutex cancel_mu_;
-  std::unique_ptr<PGcancel, void (*)(PGcancel*)> source_cancel_{nullptr, PQfreeCancel};
-  std::unique_ptr<PGcancel, void (*)(PGcancel*)> target_cancel_{nullptr, PQfreeCancel};
+  std::mutex cancel_mu_;  // held while source_ or target_ is replaced, and by cancel()
   ReplyDeadline source_deadline_;
   ReplyDeadline target_deadline_;
   std::set<std::size_t> stages_;  // tables whose stage this session created
@@ -127,6 +128,8 @@ class LoadWorker {
 // Connects a loader session: cdcsync's network defaults, no statement_timeout (the reply deadline watches the
 // rows instead), `application_name` cdcsync_snapshot, `extra` (-c options) after. Throws PgError.
 PgConn connect_load_session(const std::string& conninfo, std::string_view what, const std::string& extra);
+// Shuts a connection's socket down (both ways): its blocked calls fail as a lost connection.
+void shut_down(PGconn* conn);
 // Quotes a text[] literal of `values` for a parameter.
 std::string text_array_literal(const std::vector<std::string>& values);
 

@@ -2,6 +2,7 @@
 // after another: the source's COPY TO streamed, rewritten, into the target's COPY FROM, one target
 // transaction per part.
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <map>
 
@@ -114,28 +115,40 @@ void LoadWorker::run() {
   }
 }
 
+void shut_down(PGconn* conn) {
+  if (conn != nullptr && PQsocket(conn) >= 0) shutdown(PQsocket(conn), SHUT_RDWR);
+}
+
 void LoadWorker::cancel() {
   std::lock_guard lock(cancel_mu_);
-  char err[256];
-  if (source_cancel_) PQcancel(source_cancel_.get(), err, sizeof err);
-  if (target_cancel_) PQcancel(target_cancel_.get(), err, sizeof err);
+  shut_down(source_.get());
+  shut_down(target_.get());
 }
 
 void LoadWorker::connect() {
+  PgConn target =
+      connect_load_session(options_.target_conninfo, "the order database (snapshot)",
+                           "-csearch_path= -csynchronous_commit=off -ctemp_buffers=32MB " + target_settings_);
+  {
+    std::lock_guard lock(cancel_mu_);
+    target_ = std::move(target);
+    target_deadline_.watch(PQsocket(target_.get()));
+  }
+  connect_source();
+}
+
+// A source session in the snapshot (again, after a part was abandoned: the exporter is still there).
+void LoadWorker::connect_source() {
   // jit: each part's scan is one short query; compiling it costs more than it saves.
   PgConn source =
       connect_load_session(options_.source_conninfo, "the source (snapshot)",
                            "-crow_security=off -cjit=off -cidle_in_transaction_session_timeout=0");
-  PgConn target =
-      connect_load_session(options_.target_conninfo, "the order database (snapshot)",
-                           "-csearch_path= -csynchronous_commit=off -ctemp_buffers=32MB " + target_settings_);
-  std::lock_guard lock(cancel_mu_);
-  source_ = std::move(source);
-  target_ = std::move(target);
-  source_cancel_.reset(PQgetCancel(source_.get()));
-  target_cancel_.reset(PQgetCancel(target_.get()));
-  source_deadline_.watch(PQsocket(source_.get()));
-  target_deadline_.watch(PQsocket(target_.get()));
+  {
+    std::lock_guard lock(cancel_mu_);
+    source_deadline_.watch(-1);
+    source_ = std::move(source);
+    source_deadline_.watch(PQsocket(source_.get()));
+  }
   begin_snapshot();
 }
 
@@ -280,21 +293,14 @@ void LoadWorker::put(const std::string& doing) {
 }
 
 // A value refused in the middle of both COPYs: the target's is ended with an error and its transaction rolled
-// back; the source's is cancelled and its snapshot imported again (its exporter is still there).
+// back; the source's session, in the middle of its COPY, is replaced by a new one in the same snapshot.
 void LoadWorker::abandon_part(TablePlan& t) {
   t.rows -= counted_;
   buffer_.clear();
   PQputCopyEnd(target_.get(), "cdcsync: a value not in the form its binary encoder reads");
   drain(target_.get());
   target_exec("ROLLBACK", "rolling back a part of " + t.mapping->target.str());
-  {
-    std::lock_guard lock(cancel_mu_);
-    char err[256];
-    if (source_cancel_) PQcancel(source_cancel_.get(), err, sizeof err);
-  }
-  drain(source_.get());
-  pg_exec(source_.get(), "ROLLBACK", "ending the snapshot transaction");
-  begin_snapshot();
+  connect_source();
 }
 
 void LoadWorker::ensure_stage(TablePlan& t) {
