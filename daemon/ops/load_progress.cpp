@@ -82,12 +82,10 @@ std::string render_progress_bar(const LoadProgressView& v, std::size_t width) {
     tail += "  in " + duration(t.seconds);
   }
   tail += "  " + std::to_string(t.tables_done) + "/" + std::to_string(t.tables) + " tables";
-  const std::string head = "snapshot [";
-  const std::size_t fixed = head.size() + 1 + tail.size();
-  const std::size_t cells = width > fixed + 10 ? std::min<std::size_t>(width - fixed, 30) : 10;
-  const std::size_t filled = f ? static_cast<std::size_t>(*f * static_cast<double>(cells)) : 0;
-  std::string bar = head + std::string(filled, '#') + std::string(cells - filled, '.') + "]" + tail;
-  if (bar.size() > width && width > 0) bar.resize(width);
+  constexpr std::size_t kCells = 24;  // the bar keeps its size; a narrow terminal cuts the tail
+  const std::size_t filled = f ? static_cast<std::size_t>(*f * static_cast<double>(kCells)) : 0;
+  std::string bar = "snapshot [" + std::string(filled, '#') + std::string(kCells - filled, '.') + "]" + tail;
+  if (width > 0 && bar.size() > width) bar.resize(width);
   return bar;
 }
 
