@@ -13,6 +13,8 @@ packages=(
   # servers and tools the tests, the demo and the benchmarks start
   postgresql-15 postgresql-client-15 postgresql-contrib redis-server redis-tools prometheus
   procps iproute2 util-linux systemd kcat
+  # the SNAPSHOT benchmark's third consumer (bench/cdcbench/initial_load.py)
+  pgcopydb
 )
 
 missing=()
