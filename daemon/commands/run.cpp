@@ -12,11 +12,11 @@
 #include "daemon/config/config.h"
 #include "daemon/core/dead_letter_stream.h"
 #include "daemon/core/exit_codes.h"
+#include "daemon/core/runner.h"
 #include "daemon/ops/load_progress.h"
 #include "daemon/ops/logging.h"
 #include "daemon/ops/metrics/http_server.h"
 #include "daemon/ops/probe.h"
-#include "daemon/core/runner.h"
 #include "daemon/ops/systemd.h"
 
 namespace cdcsync::commands {
@@ -105,7 +105,8 @@ int run_daemon(const std::string& file, const std::atomic<bool>& stop) {
       });
   // The initial snapshot's progress: the metrics, and a bar on a terminal or a log line every few seconds.
   LoadProgressDisplay display{LoadProgressDisplay::style_for_stderr(cfg.log.format)};
-  hooks.snapshot_progress = [metrics = std::move(hooks.snapshot_progress), &display](const LoadProgressView& v) {
+  hooks.snapshot_progress = [metrics = std::move(hooks.snapshot_progress),
+                             &display](const LoadProgressView& v) {
     metrics(v);
     display.show(v);
   };

@@ -101,8 +101,8 @@ class Coordinator {
   const ExportedSnapshot& snapshot_;
   const std::vector<TableLoad>& loads_;
   const LoadOptions& options_;
-  PgConn source_;  // the catalog, outside the snapshot
-  PgConn target_;  // planning, clearing, sweeps and the state
+  PgConn source_;                  // the catalog, outside the snapshot
+  PgConn target_;                  // planning, clearing, sweeps and the state
   ReplyDeadline target_deadline_;  // its short statements (not a clearing or a sweep)
   std::string target_settings_;
   std::vector<std::unique_ptr<TablePlan>> plans_;

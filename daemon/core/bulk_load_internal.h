@@ -90,7 +90,7 @@ class LoadWorker {
   LoadWorker(const LoadWorker&) = delete;
   LoadWorker& operator=(const LoadWorker&) = delete;
 
-  void run();     // the thread's body; any failure goes to the queue
+  void run();  // the thread's body; any failure goes to the queue
   // From another thread: shuts both sessions' sockets down, so whatever they wait for fails at once (a
   // cancel request would open a connection of its own, and hang on a half-open link).
   void cancel();
@@ -115,7 +115,7 @@ class LoadWorker {
   std::string target_settings_;
   PgConn source_;
   PgConn target_;
-  PgConn now_;  // the source outside the snapshot: rows deleted since (concurrent)
+  PgConn now_;            // the source outside the snapshot: rows deleted since (concurrent)
   std::mutex cancel_mu_;  // held while source_ or target_ is replaced, and by cancel()
   ReplyDeadline source_deadline_;
   ReplyDeadline target_deadline_;

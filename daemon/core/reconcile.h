@@ -30,10 +30,10 @@ struct StartupFacts {
 };
 
 enum class StartAction {
-  Stream,                   // the slot exists and agrees: stream from start_lsn
-  CreateSlot,               // first run: create the slot (and copy existing rows when snapshot = initial)
-  RecreateSlot,             // an initial snapshot never completed: drop the slot, create it, copy again
-  ResumeSnapshot,           // a bulk load never completed and left its state: keep the slot, copy what is left
+  Stream,          // the slot exists and agrees: stream from start_lsn
+  CreateSlot,      // first run: create the slot (and copy existing rows when snapshot = initial)
+  RecreateSlot,    // an initial snapshot never completed: drop the slot, create it, copy again
+  ResumeSnapshot,  // a bulk load never completed and left its state: keep the slot, copy what is left
 };
 
 struct StartPlan {

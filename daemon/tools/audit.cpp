@@ -409,8 +409,9 @@ void audit_target_role(const config::Config& config, const RoleFacts& target, Re
       }
       if (config.snapshot.truncate && !progress && t.privileges.contains("TRUNCATE")) {
         add(report, Severity::Warning, area, name,
-            target.role + " holds TRUNCATE for snapshot.truncate = true (more than the least privilege: the "
-                          "initial snapshot may empty the table with TRUNCATE and load it with COPY FREEZE)",
+            target.role +
+                " holds TRUNCATE for snapshot.truncate = true (more than the least privilege: the "
+                "initial snapshot may empty the table with TRUNCATE and load it with COPY FREEZE)",
             "set snapshot.truncate = false and REVOKE TRUNCATE ON " + name + " FROM " + role + ";");
       }
       if (!extra.empty()) {

@@ -121,7 +121,9 @@ TEST(Reconcile, ABulkLoadThatNeverCompletedIsResumedOnTheSameSlot) {
 }
 
 TEST(Reconcile, ALoadStateDoesNotMatterOnceTheProgressRowExists) {
-  StartupFacts f{.slot_name = "s", .slot = slot_at("0/100"), .progress = progress_at("0/100", "0/100"),
+  StartupFacts f{.slot_name = "s",
+                 .slot = slot_at("0/100"),
+                 .progress = progress_at("0/100", "0/100"),
                  .load_interrupted = true};
   EXPECT_EQ(reconcile(f).action, StartAction::Stream);
 }

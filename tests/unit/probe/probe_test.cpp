@@ -616,7 +616,8 @@ TEST_F(ProbeTest, ExportsTheSnapshotsRowsAndEstimatePerTable) {
   v.tables[0].done = true;
   probe_.snapshot_progress(v);
   EXPECT_EQ(value("cdcsync_snapshot_rows_total", {{"table", "ref.customer"}}), 4990);
-  EXPECT_EQ(value("cdcsync_snapshot_rows_estimate", {{"table", "ref.customer"}}), 4990) << "the count, once done";
+  EXPECT_EQ(value("cdcsync_snapshot_rows_estimate", {{"table", "ref.customer"}}), 4990)
+      << "the count, once done";
   // A resumed load copies the table again from zero: the counter goes on counting.
   v.tables[0] = {.table = "ref.customer", .rows = 10, .estimate = 5000, .parts = 8};
   probe_.snapshot_progress(v);
