@@ -45,15 +45,18 @@ def ensure_source(s, w, sz):
 
 
 def fresh_target(s, w, consumer):
+    """An empty target table without autovacuum: the autovacuum of the previous consumer's freshly loaded table
+    (5M inserted rows pass autovacuum_vacuum_insert_threshold) would otherwise read and write it during the
+    next consumer's load."""
     wl = WORKLOADS[w]
     if consumer == "cdcsync":
         grant = "SELECT, INSERT, UPDATE, DELETE" + (", TRUNCATE" if SNAPSHOT_EXTRA.get("truncate") == "true" else "")
         sql(s.orders, f"DROP TABLE IF EXISTS bench.{w}; CREATE TABLE bench.{w} {wl.target_ddl}, "
-                      f"_cdc_lsn pg_lsn NOT NULL DEFAULT '0/0'); GRANT {grant} ON bench.{w} TO cdcsync_target;")
+                      f"_cdc_lsn pg_lsn NOT NULL DEFAULT '0/0') WITH (autovacuum_enabled = false); GRANT {grant} ON bench.{w} TO cdcsync_target;")
     else:
         conn = s.native if consumer == "native" else s.pgcopydb
         sql(conn, f"CREATE SCHEMA IF NOT EXISTS bench; DROP TABLE IF EXISTS bench.{w}; "
-                  f"CREATE TABLE bench.{w} {wl.target_ddl});")
+                  f"CREATE TABLE bench.{w} {wl.target_ddl}) WITH (autovacuum_enabled = false);")
 
 
 def cdcsync_snapshot_config(s, w, tag, port):
