@@ -17,7 +17,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cdcbench import consumers, servers  # noqa: E402
+from cdcbench import consumers, initial_load, servers  # noqa: E402
 from cdcbench.report import summary  # noqa: E402
 from cdcbench.runs import measure  # noqa: E402
 from cdcbench.servers import Servers, log, setup_once, stop_all_children  # noqa: E402
@@ -39,10 +39,13 @@ def parse_args():
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--workloads", default="small,bulk,wide,lag", help="any of " + ",".join(WORKLOADS))
-    ap.add_argument("--consumers", default="cdcsync,native,pg_recvlogical")
+    ap.add_argument("--consumers", default="cdcsync,native,pg_recvlogical",
+                    help="drains: cdcsync, native, pg_recvlogical; initial loads: cdcsync, native, pgcopydb")
     ap.add_argument("--batch", default="", help="batch.* overrides: max_rows=20000,max_wait_ms=20,...")
     ap.add_argument("--source", default="", help="extra [source] keys for cdcsync: streaming=on,proto_version=2")
     ap.add_argument("--target", default="", help="extra [target] keys for cdcsync: toast_compression=server")
+    ap.add_argument("--snapshot", default="", help="extra [snapshot] keys for cdcsync (the SNAPSHOT workloads): "
+                                                   "parallel=4,truncate=true")
     ap.add_argument("--order-config", default="",
                     help="ALTER SYSTEM on the order server, for both consumers: default_toast_compression=lz4")
     ap.add_argument("--profile", action="store_true", help="perf record cdcsync, its target backend, native's apply worker and each walsender")
@@ -60,6 +63,7 @@ def main():
     batch = key_values(a.batch, {}, int)
     key_values(a.source, consumers.SOURCE_EXTRA)
     key_values(a.target, consumers.TARGET_EXTRA)
+    key_values(a.snapshot, initial_load.SNAPSHOT_EXTRA)
     key_values(a.order_config, servers.ORDER_SETTINGS)
     os.makedirs(a.out, exist_ok=True)
     s = Servers(a.servers)

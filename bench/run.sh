@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # cdcsync vs PostgreSQL's native logical replication vs pg_recvlogical, on throwaway servers.
 #
-#   bash bench/run.sh [--quick] [--runs N] [--workloads small,bulk,wide,lag] [--consumers cdcsync,native,pg_recvlogical]
+#   bash bench/run.sh [--quick] [--runs N] [--workloads small,bulk,wide,lag,snapshot,snapshot_wide]
+#                     [--consumers cdcsync,native,pg_recvlogical,pgcopydb]
 #                     [--batch max_rows=20000,max_wait_ms=20,...] [--source streaming=on,proto_version=2]
-#                     [--target toast_compression=server] [--order-config default_toast_compression=lz4]
+#                     [--target toast_compression=server] [--snapshot parallel=4,truncate=true]
+#                     [--order-config default_toast_compression=lz4]
 #                     [--bulk-rows N] [--order-fsync-delay-us N] [--profile] [--out DIR] [--no-build]
 #
 # Builds cdcsync (build-bench/, RelWithDebInfo), starts a customer PostgreSQL 15, an order PostgreSQL 15 (with a
@@ -14,7 +16,9 @@
 # figure), is written from them at the end by bench/summarize.py.
 # --profile also records cdcsync and its target backend with `perf record` during the drains (slower numbers:
 # use it for the profile, not for the table). --order-fsync-delay-us N makes every fsync of the order server
-# N microseconds slower (bench/slow_fsync.c, preloaded), as on a network volume.
+# N microseconds slower (bench/slow_fsync.c, preloaded), as on a network volume. The SNAPSHOT workloads
+# (snapshot: 5M customers; snapshot_wide: 1M rows of 32 columns) time an initial load into an empty table by
+# cdcsync, native tablesync and pgcopydb (bench/cdcbench/initial_load.py).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$(pwd)
@@ -25,12 +29,12 @@ while [ $# -gt 0 ]; do
   case $1 in
     --quick) quick=1; pass+=(--quick); shift ;;
     --runs) runs=$2; shift 2 ;;
-    --workloads|--consumers|--batch|--source|--target|--order-config|--bulk-rows) pass+=("$1" "$2"); shift 2 ;;
+    --workloads|--consumers|--batch|--source|--target|--snapshot|--order-config|--bulk-rows) pass+=("$1" "$2"); shift 2 ;;
     --profile) pass+=(--profile); shift ;;
     --order-fsync-delay-us) fsync_delay=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --no-build) build=0; shift ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done

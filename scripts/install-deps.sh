@@ -15,6 +15,8 @@ packages=(
   procps iproute2 util-linux systemd kcat
   # the package test (ctest -L package): a clean Debian 12 root
   debootstrap
+  # the SNAPSHOT benchmark's third consumer (bench/cdcbench/initial_load.py)
+  pgcopydb
 )
 
 missing=()

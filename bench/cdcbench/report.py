@@ -13,8 +13,9 @@ def summary(results, out, header):
              "written by backends | peak RSS MB | load avg |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     native = {(r["workload"], r["run"]): r for r in results if r.get("consumer") == "native" and "changes_per_s" in r}
+    loads = [r for r in results if r.get("kind") == "initial_load"]
     for r in results:
-        if "changes_per_s" not in r:
+        if "changes_per_s" not in r or r.get("kind") == "initial_load":
             continue
         n = native.get((r["workload"], r["run"]))
         # Seconds, not changes/s: the same changes, and WIDE-XL's few changes round to 0 per second.
@@ -24,6 +25,16 @@ def summary(results, out, header):
                      f"{r.get('target_backend_cpu_s') or ''} | {r.get('cpu_s_per_million', '')} | {r.get('target_wal_mb', '')} | "
                      f"{r.get('target_wal_syncs', '')} / {r.get('target_buffers_backend', '')} | "
                      f"{r.get('cdcsync_vmhwm_mb', r.get('apply_worker_vmhwm_mb', ''))} | {r['loadavg_before']} |")
+    if loads:
+        lines += ["", "| initial load | run | consumer | rows | seconds | rows/s | vs native | consumer CPU s | "
+                  "parts, format | peak RSS MB | load avg |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for r in loads:
+            n = native.get((r["workload"], r["run"]))
+            ratio = f"{r['changes_per_s'] / n['changes_per_s']:.2f}×" if n else ""
+            parts = f"{r['parts']}, {r['format']}" if "parts" in r else ""
+            lines.append(f"| {r['workload']} | {r['run']} | {r['consumer']} | {r['rows']:,} | {r['seconds']} | "
+                         f"{r['changes_per_s']:,} | {ratio} | {r.get('consumer_cpu_s') or ''} | {parts} | "
+                         f"{r.get('cdcsync_vmhwm_mb', '')} | {r['loadavg_before']} |")
     lines += ["", "| lag | run | consumer | rate tx/s (achieved) | rows | p50 ms | p99 ms | max ms | metrics histogram | load avg |",
               "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
@@ -32,12 +43,13 @@ def summary(results, out, header):
             hs = f"p50 {h['p50_ms']} / p99 {h['p99_ms']} ms" if h else ""
             lines.append(f"| lag | {r['run']} | {r['consumer']} | {r['rate']} ({r['pgbench_tps']}) | {r['rows']:,} | "
                          f"{r['p50_ms']} | {r['p99_ms']} | {r['max_ms']} | {hs} | {r['loadavg_before']} |")
-    lines += ["", "| check | run | result | source | cdcsync | native | cdcsync's table | native's table |",
-              "|---|---|---|---|---|---|---|---|"]
+    lines += ["", "| check | run | result | source | cdcsync | native | pgcopydb | cdcsync's table | native's table |",
+              "|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         if r.get("kind") == "check":
             lines.append(f"| {r['workload']} | {r['run']} | {'OK' if r['ok'] else 'MISMATCH'} | {r['source']} | "
-                         f"{r.get('cdcsync', '')} | {r.get('native', '')} | {r.get('cdcsync_storage', '')} | "
+                         f"{r.get('cdcsync', '')} | {r.get('native', '')} | {r.get('pgcopydb', '')} | "
+                         f"{r.get('cdcsync_storage', '')} | "
                          f"{r.get('native_storage', '')} |")
     text = "\n".join(lines) + "\n"
     with open(os.path.join(out, "summary.md"), "w") as f:

@@ -8,6 +8,7 @@ import subprocess
 
 from .consumers import (drain_cdcsync, drain_native, drain_recvlogical, histogram_quantiles,
                         scrape_metrics, start_cdcsync, wait_marker)
+from .initial_load import initial_load_test
 from .sampling import Sampler
 from .servers import PGBENCH, RECVLOGICAL, Session, log, loadavg, sql, stop_child
 from .workloads import LAG_SCRIPT, WORKLOADS, digest, fresh_tables, run_workload, seed, storage
@@ -157,8 +158,10 @@ def lag_test(s, tag, sz, out, batch, results, consumers):
 
 
 def measure(s, w, tag, sz, out, consumers, batch, results, profile):
-    """One run of workload w: drained from a backlog, or measured live (lag)."""
-    if WORKLOADS[w].live:
+    """One run of workload w: drained from a backlog, measured live (lag), or an initial load (snapshot)."""
+    if WORKLOADS[w].initial_load:
+        initial_load_test(s, w, tag, sz, out, consumers, results, append_result)
+    elif WORKLOADS[w].live:
         lag_test(s, tag, sz, out, batch, results, consumers)
     else:
         drain_all(s, w, tag, sz, out, consumers, batch, results, profile)

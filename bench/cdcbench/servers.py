@@ -45,6 +45,7 @@ class Servers:
         self.src = f"host={sock} port={self.cport} dbname=customers user=cdcsync_admin"
         self.orders = f"host={sock} port={self.oport} dbname=orders user=cdcsync_admin"
         self.native = f"host={sock} port={self.oport} dbname=native user=cdcsync_admin"
+        self.pgcopydb = f"host={sock} port={self.oport} dbname=pgcopydb user=cdcsync_admin"
         self.sock = sock
         self.source_conninfo = e["CDCSYNC_SOURCE_CONNINFO"]
         self.target_conninfo = e["CDCSYNC_TARGET_CONNINFO"]
@@ -106,6 +107,8 @@ def setup_once(s):
     if sql(s.orders, "SELECT 1 FROM pg_database WHERE datname = 'native'") != "1":
         sql(s.orders, "CREATE DATABASE native")
     sql(s.native, "CREATE SCHEMA IF NOT EXISTS bench")
+    if sql(s.orders, "SELECT 1 FROM pg_database WHERE datname = 'pgcopydb'") != "1":
+        sql(s.orders, "CREATE DATABASE pgcopydb")  # pgcopydb's target in the SNAPSHOT workloads
     # The subscription's conninfo: the admin role with a copy of the pgpass file the server's OS user can read.
     native_pass = os.path.join(s.pg_root, "native.pgpass")
     with open(s.passfile) as f, open(native_pass, "w") as g:

@@ -27,6 +27,10 @@ class Workload:
     seed: Optional[Callable] = None  # (servers, sizes): rows that exist before the slots, in both targets too
     source_after_create: str = ""  # SQL run on the source right after CREATE TABLE
     live: bool = False  # measured with the consumer running (runs.lag_test), not drained from a backlog
+    # An initial load (initial_load.py): `seed` fills the source table with sizes()[rows_key] rows, copied by
+    # each consumer into an empty table; no slot, backlog or marker.
+    initial_load: bool = False
+    rows_key: str = ""
 
 
 SMALL_SCRIPT = r"""\set r random(1, 100)
@@ -52,6 +56,7 @@ def sizes(quick):
         "wide_rows": 10_000 // f,
         "widexl_rows": 2_000 // f, "hugevalue_mb": 200 // f,
         "lag_rate": 2000, "lag_seconds": 10 if quick else 30,
+        "snapshot_rows": 5_000_000 // f, "snapshot_wide_rows": 1_000_000 // f,
     }
 
 
@@ -149,6 +154,42 @@ def backlog_hugevalue(s, sz, out):
         INSERT INTO bench.hugevalue VALUES (1, {md5_text(mb * 32768, 1)});""")
 
 
+def seed_snapshot(s, sz):
+    """Customers with the demo schema's columns (deploy/sql/customer_schema.sql), a third of them with notes."""
+    sql(s.src, f"""SET synchronous_commit = off;
+        INSERT INTO bench.snapshot (id, full_name, email, phone, birth_date, address, notes, status, tier, balance,
+                                    created_at, updated_at)
+        SELECT i, 'Customer ' || i, 'customer' || i || '@example.com', '+1-555-' || lpad((i % 10000000)::text, 7, '0'),
+               date '1950-01-01' + (i % 20000), i || ' Main Street, Springfield',
+               CASE WHEN i % 3 = 0 THEN 'note ' || md5(i::text) END,
+               (ARRAY['active','suspended','closed'])[1 + i % 3], (ARRAY['standard','silver','gold'])[1 + i % 3],
+               (i % 100000) * 0.01, timestamptz '2020-01-01' + i * interval '1 second',
+               timestamptz '2024-01-01' + i * interval '1 second'
+        FROM generate_series(1, {sz['snapshot_rows']}) i""")
+
+
+WIDE_COLUMNS = (["id"] + [f"i{k}" for k in range(1, 7)] + [f"n{k}" for k in range(1, 5)] +
+                [f"t{k}" for k in range(1, 5)] + ["d1"] + [f"s{k}" for k in range(1, 7)] +
+                ["doc", "ref", "b1", "b2", "body"])
+WIDE_TYPES = (["bigint"] + ["integer"] * 6 + ["numeric(12,2)"] * 4 + ["timestamptz"] * 4 + ["date"] + ["text"] * 6 +
+              ["jsonb", "uuid", "boolean", "boolean", "text"])
+WIDE_DDL = ", ".join(f"{c} {t}" + (" PRIMARY KEY" if c == "id" else "") for c, t in zip(WIDE_COLUMNS, WIDE_TYPES))
+
+
+def seed_snapshot_wide(s, sz):
+    """32 columns of most kinds (integers, numerics, timestamps, a date, texts, jsonb, uuid, booleans) and a
+    320-byte text: about 800 bytes a row."""
+    ints = ", ".join(f"(i * {k}) % 100000" for k in range(1, 7))
+    nums = ", ".join(f"(i % 10000) * 0.0{k}" for k in range(1, 5))
+    stamps = ", ".join(f"timestamptz '2020-01-01' + (i * {k}) * interval '1 second'" for k in range(1, 5))
+    texts = ", ".join(f"'text {k} of ' || i" for k in range(1, 7))
+    sql(s.src, f"""SET synchronous_commit = off;
+        INSERT INTO bench.snapshot_wide SELECT i, {ints}, {nums}, {stamps}, date '2000-01-01' + i % 9000, {texts},
+               jsonb_build_object('id', i, 'tags', jsonb_build_array('a', 'b', i % 7)), md5(i::text)::uuid,
+               i % 2 = 0, i % 3 = 0, repeat(md5(i::text), 10)
+        FROM generate_series(1, {sz['snapshot_wide_rows']}) i""")
+
+
 WORKLOADS = {w.name: w for w in [
     Workload(
         name="small",
@@ -195,6 +236,21 @@ WORKLOADS = {w.name: w for w in [
         target_ddl="(id bigint PRIMARY KEY, v integer, src_ts timestamptz, applied_at timestamptz NOT NULL DEFAULT clock_timestamp()",
         marker="INSERT INTO bench.lag (id, v) VALUES (-1, 0)",
         live=True),
+    Workload(
+        name="snapshot",
+        columns=["id", "full_name", "email", "phone", "birth_date", "address", "notes", "status", "tier", "balance",
+                 "created_at", "updated_at"],
+        source_ddl="(id bigint PRIMARY KEY, full_name text NOT NULL, email text NOT NULL, phone text, "
+                   "birth_date date, address text, notes text, status text NOT NULL DEFAULT 'active', "
+                   "tier text NOT NULL DEFAULT 'standard', balance numeric(12,2) NOT NULL DEFAULT 0, "
+                   "created_at timestamptz NOT NULL DEFAULT now(), updated_at timestamptz NOT NULL DEFAULT now())",
+        target_ddl="(id bigint PRIMARY KEY, full_name text, email text, phone text, birth_date date, address text, "
+                   "notes text, status text, tier text, balance numeric(12,2), created_at timestamptz, "
+                   "updated_at timestamptz",
+        marker="", seed=seed_snapshot, initial_load=True, rows_key="snapshot_rows"),
+    Workload(
+        name="snapshot_wide", columns=WIDE_COLUMNS, source_ddl=f"({WIDE_DDL})", target_ddl=f"({WIDE_DDL}",
+        marker="", seed=seed_snapshot_wide, initial_load=True, rows_key="snapshot_wide_rows"),
 ]}
 
 
