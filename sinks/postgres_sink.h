@@ -7,6 +7,10 @@
 // WriterLockHeld. It then reads the progress row, creates one TEMP staging table per mapped table and
 // keeps the progress in memory after each commit.
 //
+// Table floors: a table copied by the bulk loader at snapshot LSN S (its row in the load state beside the
+// progress row, sinks/load_state.h) skips the changes of source transactions that committed before S: they
+// are in its copy. Read at connect and by load_progress().
+//
 // Apply: BEGIN; SAVEPOINT; for every source transaction above the durable progress, fold its changes per
 // table and key (sinks/fold.h); per table COPY the folded rows into the staging table, then one
 // `DELETE … USING staging` and one `INSERT … SELECT … ORDER BY lsn ON CONFLICT (key) DO UPDATE … WHERE
@@ -55,6 +59,10 @@ enum class ApplyMethod : std::uint8_t {
   Copy,      // fold per key, COPY into staging, set-based statements (default, fastest)
   Pipeline,  // one prepared statement per change, libpq pipeline mode (also the fallback path)
 };
+
+// The error of a failed result on the order DB without DETAIL, with the constraint's name when the server
+// gave one; a data exception's quoted value is left out (the sink's and the bulk loader's target errors).
+PgError sink_error(PGconn* conn, const PGresult* res, std::string_view doing);
 
 // What the daemon's metrics count; called on the applying thread.
 struct PostgresSinkObserver {
@@ -245,6 +253,8 @@ class PostgresSink final : public Sink {
   void set_toast_compression();
   void set_synchronous_commit();
   void read_progress();
+  void read_table_floors();
+  bool below_floor(std::size_t table, Lsn txn_lsn) const;
   void read_column_types(TableState& t);
   void drop_connection();
   void rollback_quietly();

@@ -152,7 +152,7 @@ void PostgresSink::apply_set_based(const std::vector<const Transaction*>& txns) 
         case ChangeOp::Insert:
         case ChangeOp::Update:
         case ChangeOp::Delete:
-          if (const BoundTable* b = bind(c.relation, lsn))
+          if (const BoundTable* b = bind(c.relation, lsn); b != nullptr && !below_floor(b->table, lsn))
             tables_[b->table]->fold.add(*b, c, lsn, txn->info.snapshot);
           break;
         case ChangeOp::Truncate:

@@ -11,7 +11,7 @@ namespace cdcsync {
 void PostgresSink::apply_truncate(const Change& change, Lsn txn_lsn, bool pipelined) {
   for (const auto& rel : change.truncated) {
     const BoundTable* b = bind(rel, txn_lsn);
-    if (b == nullptr) continue;
+    if (b == nullptr || below_floor(b->table, txn_lsn)) continue;
     const TableMapping& m = *b->mapping;
     TableState& t = *tables_[b->table];
     error_table_ = m.target.str();
@@ -145,7 +145,7 @@ void PostgresSink::apply_in_order(const std::vector<const Transaction*>& txns) {
         case ChangeOp::Update:
         case ChangeOp::Delete: {
           const BoundTable* b = bind(c.relation, lsn);
-          if (b == nullptr) break;
+          if (b == nullptr || below_floor(b->table, lsn)) break;
           TableState& t = *tables_[b->table];
           t.fold.clear();
           t.fold.add(*b, c, lsn);

@@ -4,6 +4,7 @@
 
 #include <stdexcept>
 
+#include "sinks/load_state.h"
 #include "sinks/postgres_sink.h"
 #include "sinks/postgres_sink_table.h"
 
@@ -122,6 +123,7 @@ void PostgresSink::connect() {
       }
     }
     set_toast_compression();
+    read_table_floors();
     for (auto& t : tables_) create_stage(*t);
   } catch (const PgError& e) {
     raise(e);
@@ -270,10 +272,26 @@ std::optional<Progress> PostgresSink::load_progress() {
   }
   try {
     read_progress();
+    read_table_floors();
     return progress_;
   } catch (const PgError& e) {
     raise(e);
   }
+}
+
+void PostgresSink::read_table_floors() {
+  if (!options_.track_progress) return;
+  const LoadStateStore store{load_state_table(options_.progress_table), options_.pipeline};
+  const TableLoadStates states = store.read(conn_.get());
+  for (auto& t : tables_) {
+    const auto it = states.find(t->mapping->target.str());
+    const bool copied = it != states.end() && it->second.phase == TablePhase::Streaming;
+    t->floor = copied ? it->second.snapshot_lsn : Lsn{};
+  }
+}
+
+bool PostgresSink::below_floor(std::size_t table, Lsn txn_lsn) const {
+  return txn_lsn < tables_[table]->floor;
 }
 
 void PostgresSink::read_progress() {

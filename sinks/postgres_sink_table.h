@@ -31,10 +31,6 @@ struct BinaryRefused {
   Lsn lsn;  // the source transaction's commit LSN
 };
 
-// The error of a failed result without DETAIL, with the constraint's name when the server gave one; a data
-// exception's quoted value is left out.
-PgError sink_error(PGconn* conn, const PGresult* res, std::string_view doing);
-
 inline std::string join(const std::vector<std::string>& parts, std::string_view sep,
                         std::string_view prefix = "") {
   std::string out;
@@ -64,7 +60,10 @@ struct PostgresSink::TableState {
   std::vector<BinaryEncoder> col_types;  // the encoder of each of cols (unsupported: none)
   std::uint64_t without_toast = 0;  // rows inserted with an unchanged-TOAST column NULL, open transaction
   std::uint64_t without_toast_at_savepoint = 0;
-  std::uint32_t upsert_only = 0;   // flushes left that must not insert without ON CONFLICT
+  std::uint32_t upsert_only = 0;  // flushes left that must not insert without ON CONFLICT
+  // The snapshot LSN of the table's copy (sinks/load_state.h): changes of source transactions that committed
+  // before it are in the copy, and are not applied again.
+  Lsn floor;
   std::set<std::string> prepared;  // prepared statement names on this connection
   std::string mask_scratch;
   std::vector<std::size_t> offsets;  // parameter offsets into params_ (SIZE_MAX: NULL)

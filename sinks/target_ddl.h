@@ -28,8 +28,8 @@ std::string target_type(const ColumnMapping& c, const ColumnTypes& types);
 std::string table_ddl(const TableMapping& table, const ColumnTypes& types);
 // The progress table, shaped as ref.cdc_progress in deploy/sql/order_schema.sql.
 std::string progress_table_ddl(const QualifiedName& progress_table);
-// Everything: the progress table, then every mapped table. Throws std::invalid_argument when `types`
-// lacks a mapped table or column.
+// Everything: the progress table and the load state beside it (sinks/load_state.h), then every mapped table.
+// Throws std::invalid_argument when `types` lacks a mapped table or column.
 std::string target_ddl(const Mapping& mapping, const SourceTypes& types,
                        const QualifiedName& progress_table = {"ref", "cdc_progress"});
 
@@ -45,7 +45,8 @@ struct TargetProblem {
 
 // Checks a live order DB for everything the sink needs: tables, mapped columns, guard and tombstone
 // columns, type compatibility (when `types` is given), a unique index on exactly the key, SELECT/INSERT/
-// UPDATE/DELETE on each table, the progress table and the TEMP privilege. Empty when all is well.
+// UPDATE/DELETE on each table, the progress table, the load state table and the TEMP privilege. Empty when
+// all is well.
 // Throws PgError when the checks themselves cannot run.
 std::vector<TargetProblem> check_target(PGconn* target, const Mapping& mapping,
                                         const QualifiedName& progress_table = {"ref", "cdc_progress"},

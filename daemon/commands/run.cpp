@@ -13,6 +13,7 @@
 #include "daemon/core/dead_letter_stream.h"
 #include "daemon/core/exit_codes.h"
 #include "daemon/core/runner.h"
+#include "daemon/ops/load_progress.h"
 #include "daemon/ops/logging.h"
 #include "daemon/ops/metrics/http_server.h"
 #include "daemon/ops/probe.h"
@@ -108,6 +109,12 @@ int run_daemon(const std::string& file, const std::atomic<bool>& stop) {
           send_status();
         }
       });
+  // The initial snapshot's progress: the metrics, and a bar on a terminal or a log line every few seconds.
+  LoadProgressDisplay display{LoadProgressDisplay::style_for_stderr(cfg.log.format)};
+  hooks.snapshot_progress = [metrics = std::move(hooks.snapshot_progress), &display](const LoadProgressView& v) {
+    metrics(v);
+    display.show(v);
+  };
   Runner runner{cfg, status, hooks};
   probe->set_lease_view([&runner] { return runner.lease_held(); });
   // cdcsync_verify_mismatched_rows: the last result `cdcsync verify` recorded next to the checkpoint.

@@ -163,7 +163,9 @@ struct CheckpointConfig {
 
 struct SnapshotConfig {
   SnapshotMode mode = SnapshotMode::Initial;
-  std::int64_t parallel = 1;
+  std::int64_t parallel = 2;
+  bool truncate = false;
+  std::chrono::milliseconds stall_timeout{60000};
 };
 
 struct ArchiveConfig {

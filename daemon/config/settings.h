@@ -156,8 +156,12 @@ inline const auto kGlobalSettings = std::tuple{
 
   Bound{Setting<SnapshotMode>{"snapshot.mode", SnapshotMode::Initial, {}, "initial: copy the existing rows when the slot is created; never: stream changes only."},
         [](Config& c) -> auto& { return c.snapshot.mode; }},
-  Bound{Setting<std::int64_t>{"snapshot.parallel", 1, {.min = 1, .max = 8}, "Tables copied at once during the initial snapshot; this version copies one at a time (must be 1).", "tables"},
+  Bound{Setting<std::int64_t>{"snapshot.parallel", 2, {.min = 1, .max = 32}, "Sessions copying at once (each a source and a target connection, all in the one snapshot): the initial snapshot, resync and verify --repair cut each table into ranges of heap blocks and copy several ranges and tables at once.", "sessions"},
         [](Config& c) -> auto& { return c.snapshot.parallel; }},
+  Bound{Setting<bool>{"snapshot.truncate", false, {}, "Let the copy TRUNCATE a table it fills (needs the TRUNCATE privilege, which the least-privilege role lacks): a table left half-copied by a crash is emptied by TRUNCATE instead of DELETE, and a table copied in one part is truncated and loaded with COPY FREEZE in the same transaction (no later vacuum to freeze it)."},
+        [](Config& c) -> auto& { return c.snapshot.truncate; }},
+  Bound{Setting<milliseconds>{"snapshot.stall_timeout_ms", 60000ms, {.min = 1000ms, .max = 3600000ms}, "A copy session whose source sends no row, or whose target takes none, for this long is taken for dead (a half-open link): the copy fails and is resumed.", "ms"},
+        [](Config& c) -> auto& { return c.snapshot.stall_timeout; }},
 
   Bound{Setting<bool>{"archive.enabled", false, {}, "Append every applied transaction's change events (Debezium JSON, hash-chained) to a Redis stream on the checkpoint Redis before the checkpoint moves; replay and audit verify-archive read it."},
         [](Config& c) -> auto& { return c.archive.enabled; }},

@@ -241,11 +241,6 @@ void check_timings(const Config& c, Issues& issues) {
         "source.streaming",
         fmt::format("streaming = \"on\" needs source.proto_version >= 2 (it is {})", c.source.proto_version));
   }
-  // Keys reserved for features this version does not have: refused rather than silently ignored.
-  if (c.snapshot.parallel > 1) {
-    issues.add_at("snapshot.parallel",
-                  "the initial snapshot copies one table at a time in this version; set it to 1");
-  }
   if (c.source.temporary_slot && !c.source.create_slot) {
     issues.add_at("source.temporary_slot",
                   "a temporary slot is created for each session; set source.create_slot = true");

@@ -55,8 +55,17 @@ StartPlan reconcile(const StartupFacts& f) {
                            "slot cdcsync creates itself (its exported snapshot): set snapshot.mode = \"never\" "
                            "or drop the slot and set source.create_slot = true");
     }
-    // The slot exists but no initial copy ever committed (a crash during the snapshot, whose exported
-    // snapshot died with it). Nothing was confirmed past the slot's start, so starting over is safe.
+    // The slot exists but no initial copy ever completed (a crash during the snapshot, whose exported
+    // snapshot died with it). Nothing was confirmed past the slot's start: the tables the bulk loader
+    // finished are kept and the stream starts there (daemon/core/initial_load.h); without its state,
+    // starting over is safe.
+    if (f.load_interrupted) {
+      plan.action = StartAction::ResumeSnapshot;
+      plan.warnings.push_back("slot \"" + f.slot_name +
+                              "\" exists but the initial snapshot never completed: resuming it (tables "
+                              "already copied are kept, the others are copied again)");
+      return plan;
+    }
     plan.action = StartAction::RecreateSlot;
     plan.warnings.push_back("slot \"" + f.slot_name +
                             "\" exists but the initial snapshot never completed: re-creating it and copying again");

@@ -25,12 +25,15 @@ struct StartupFacts {
   bool checkpoint_known = true;         // false when Redis could not be read
   bool create_slot = true;
   SnapshotMode snapshot = SnapshotMode::Initial;
+  // The order DB holds the per-table state of an initial load that never completed (sinks/load_state.h).
+  bool load_interrupted = false;
 };
 
 enum class StartAction {
   Stream,                   // the slot exists and agrees: stream from start_lsn
   CreateSlot,               // first run: create the slot (and copy existing rows when snapshot = initial)
   RecreateSlot,             // an initial snapshot never completed: drop the slot, create it, copy again
+  ResumeSnapshot,           // a bulk load never completed and left its state: keep the slot, copy what is left
 };
 
 struct StartPlan {

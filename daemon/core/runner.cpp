@@ -17,10 +17,10 @@
 #include "daemon/core/dead_letter_stream.h"
 #include "daemon/core/errors.h"
 #include "daemon/core/exit_codes.h"
+#include "daemon/core/initial_load.h"
 #include "daemon/core/pg_change_source.h"
 #include "daemon/core/reconcile.h"
 #include "daemon/core/secondary_sinks.h"
-#include "daemon/core/snapshot.h"
 #include "decoders/byte_reader.h"
 #include "decoders/pgoutput.h"
 #include "decoders/replication_stream.h"
@@ -401,6 +401,10 @@ void Runner::stream_to(Sink& sink, CheckpointStore& store, bool checkpoint_known
       facts.checkpoint_known = false;
     }
   }
+  InitialLoad load{config_, mapping_, {hooks_.snapshot_progress, hooks_.heartbeat}};
+  if (facts.slot && !facts.progress && facts.snapshot == SnapshotMode::Initial) {
+    facts.load_interrupted = load.interrupted();
+  }
   if (facts.slot && facts.slot->active) {
     throw LeaseLost("replication slot \"" + config_.source.slot + "\" is in use by PID " +
                     std::to_string(facts.slot->active_pid));
@@ -420,40 +424,26 @@ void Runner::stream_to(Sink& sink, CheckpointStore& store, bool checkpoint_known
       spdlog::warn("dropped slot {} to start the initial snapshot over", config_.source.slot);
     }
     const bool copy = facts.snapshot == SnapshotMode::Initial;
-    const CreatedSlot created =
-        stream.create_slot(config_.source.slot, config_.source.temporary_slot, copy, /*two_phase=*/false);
-    spdlog::info("created slot {} at {}", created.name, created.consistent_point.str());
+    std::optional<ExportedSnapshot> exported;  // none when resuming: the load takes a snapshot of its own
+    Lsn start = facts.slot ? facts.slot->confirmed_flush_lsn : Lsn{};
+    if (plan.action != StartAction::ResumeSnapshot) {
+      const CreatedSlot created =
+          stream.create_slot(config_.source.slot, config_.source.temporary_slot, copy, /*two_phase=*/false);
+      spdlog::info("created slot {} at {}", created.name, created.consistent_point.str());
+      exported = ExportedSnapshot{created.snapshot_name, created.consistent_point};
+      start = created.consistent_point;
+    }
     if (copy) {
       set_state(RunnerState::Snapshot);
-      std::vector<SnapshotTable> tables;
-      for (const auto& t : mapping_.tables()) {
-        SnapshotTable st{t.source.schema, t.source.name, {}, t.key};
-        for (const auto& c : t.columns) st.columns.push_back(c.source);
-        tables.push_back(std::move(st));
-      }
-      const auto started = std::chrono::steady_clock::now();
-      const auto rows = copy_snapshot(
-          source, created.snapshot_name, created.consistent_point, tables,
-          static_cast<std::size_t>(config_.batch.max_txn_chunk_rows),
-          [&](Transaction&& t) {
-            Batch b;
-            b.transactions.push_back(std::move(t));
-            sink.apply(b);
-            if (hooks_.heartbeat) hooks_.heartbeat();
-          },
-          [&](const std::string& table, std::uint64_t n) {
-            const double secs =
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-            spdlog::info("snapshot: {} rows of {} copied ({:.0f} rows/s)", n, table,
-                         secs > 0 ? n / secs : 0.0);
-          });
-      spdlog::info("snapshot complete: {} rows at {}", rows, created.consistent_point.str());
+      const auto rows = load.run(exported, start, sink, stop);
+      if (!rows) return;  // stopped on request; the next start resumes the load
+      spdlog::info("snapshot complete: {} rows at {}", *rows, start.str());
     } else {
-      sink.record_ack(created.consistent_point);
+      sink.record_ack(start);
     }
-    plan.start_lsn = created.consistent_point;
-    plan.confirmed = created.consistent_point;
-    plan.repair_checkpoint = created.consistent_point;
+    plan.start_lsn = start;
+    plan.confirmed = start;
+    plan.repair_checkpoint = start;
   }
   if (plan.repair_checkpoint && checkpoint_known) {
     try {

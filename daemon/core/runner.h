@@ -8,6 +8,7 @@
 #include <string>
 
 #include "daemon/config/config.h"
+#include "daemon/core/bulk_load.h"
 #include "daemon/core/pipeline.h"
 #include "sinks/kafka_sink.h"
 #include "sinks/mapping.h"
@@ -32,6 +33,7 @@ struct RunnerHooks {
   ArchiveSinkObserver archive;  // the event archive's entries appended, skipped, trimmed; its errors
   std::function<void(const std::string& table)> schema_drift;  // a source column found unmapped
   PostgresSinkObserver target;  // rows inserted without their TOAST value, set-based apply fallbacks
+  std::function<void(const LoadProgressView&)> snapshot_progress;  // the initial snapshot, ~5 times a second
 };
 
 class Runner {

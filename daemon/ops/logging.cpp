@@ -1,10 +1,13 @@
 #include "daemon/ops/logging.h"
 
+#include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <cstdio>
 #include <ctime>
+#include <mutex>
 
 namespace cdcsync::logging {
 namespace {
@@ -124,9 +127,68 @@ std::unique_ptr<spdlog::formatter> JsonFormatter::clone() const {
   return std::make_unique<JsonFormatter>();
 }
 
+namespace {
+
+// stderr, with an optional status line kept below the log: cleared before each log line and drawn again after
+// it (a progress bar on a terminal). Without a status line, exactly the plain stderr sink.
+class StatusLineSink final : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  void set_status(std::string_view line) {
+    std::lock_guard lock(mutex_);
+    status_ = line;
+    draw();
+  }
+  void end_status(bool keep) {
+    std::lock_guard lock(mutex_);
+    if (status_.empty()) return;
+    std::fputs(keep ? "\n" : "\r\033[K", stderr);
+    std::fflush(stderr);
+    status_.clear();
+  }
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    if (!status_.empty()) std::fputs("\r\033[K", stderr);
+    inner_.log(msg);
+    inner_.flush();
+    draw();
+  }
+  void flush_() override { inner_.flush(); }
+  void set_pattern_(const std::string& pattern) override { inner_.set_pattern(pattern); }
+  void set_formatter_(std::unique_ptr<spdlog::formatter> f) override { inner_.set_formatter(std::move(f)); }
+
+ private:
+  void draw() {
+    if (status_.empty()) return;
+    std::fputs("\r\033[K", stderr);
+    std::fputs(status_.c_str(), stderr);
+    std::fflush(stderr);
+  }
+  spdlog::sinks::stderr_color_sink_st inner_;
+  std::string status_;
+};
+
+std::shared_ptr<StatusLineSink> status_sink() {
+  static const auto sink = std::make_shared<StatusLineSink>();
+  return sink;
+}
+
+}  // namespace
+
+void set_status_line(std::string_view line) {
+  status_sink()->set_status(line);
+}
+
+void end_status_line(bool keep) {
+  status_sink()->end_status(keep);
+}
+
 void setup(std::string_view level) {
   auto logger = spdlog::get("cdcsync");
-  if (!logger) logger = spdlog::stderr_color_mt("cdcsync");
+  if (!logger) {
+    logger = std::make_shared<spdlog::logger>("cdcsync", status_sink());
+    spdlog::register_logger(logger);
+  }
   spdlog::set_default_logger(logger);
   spdlog::set_pattern(std::string(kTextPattern));
   set_level(level);

@@ -20,6 +20,11 @@ void setup(std::string_view level);
 void set_format(config::LogFormat format);
 void set_level(std::string_view level);
 
+// A status line kept below the log on stderr (a progress bar on a terminal): every log line is written above
+// it. end_status_line: leave it as the last line (`keep`) or erase it; the log goes on without one.
+void set_status_line(std::string_view line);
+void end_status_line(bool keep);
+
 // The JSON-lines formatter (exposed for tests).
 class JsonFormatter final : public spdlog::formatter {
  public:

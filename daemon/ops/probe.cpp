@@ -225,6 +225,14 @@ Probe::Probe(ProbeOptions options, const PipelineStatus& status)
                               "Batches whose set-based apply fell back, by target table and reason: "
                               "existing_key (a key inserted as new was there: applied again with upserts), "
                               "replay_in_order (a statement failed: replayed change by change).");
+  snapshot_rows_ =
+      &counter("cdcsync_snapshot_rows_total",
+               "Rows copied by the initial snapshot, by target table (read from the source; a part "
+               "copied again after a crash counts again).");
+  snapshot_estimate_ =
+      &gauge("cdcsync_snapshot_rows_estimate",
+             "Rows the initial snapshot expects per target table: pg_class.reltuples, or a count "
+             "when the table was never analyzed; the rows copied once the table is done.");
   queue_depth_ =
       &gauge("cdcsync_queue_depth", "Source transactions waiting between receiver and applier.").Add({});
   memory_budget_ =
@@ -279,7 +287,21 @@ RunnerHooks Probe::hooks(std::function<void(RunnerState)> on_state, std::functio
   h.archive = archive_observer();
   h.schema_drift = [this](const std::string& table) { schema_drift_->Add({{"table", table}}).Increment(); };
   h.target = target_observer();
+  h.snapshot_progress = [this](const LoadProgressView& v) { snapshot_progress(v); };
   return h;
+}
+
+void Probe::snapshot_progress(const LoadProgressView& v) {
+  for (const TableProgress& t : v.tables) {
+    std::uint64_t& seen = snapshot_rows_seen_[t.table];
+    if (t.rows < seen) seen = 0;  // a new load of the table (a resumed one) counts from zero again
+    // The series exists from the first view, at 0 for an empty table.
+    prometheus::Counter& rows = snapshot_rows_->Add({{"table", t.table}});
+    if (t.rows > seen) rows.Increment(static_cast<double>(t.rows - seen));
+    seen = t.rows;
+    const std::optional<std::uint64_t> estimate = t.done ? std::optional<std::uint64_t>(t.rows) : t.estimate;
+    if (estimate) snapshot_estimate_->Add({{"table", t.table}}).Set(static_cast<double>(*estimate));
+  }
 }
 
 ArchiveSinkObserver Probe::archive_observer() {

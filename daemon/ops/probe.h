@@ -94,6 +94,8 @@ class Probe final : public prometheus::Collectable {
   // The hot path: called by the applier after each batch. Single-threaded (the applier's thread only); the
   // per-(relation, op) counters are cached so a batch costs no lookup that allocates.
   void batch_applied(const Batch& batch, std::chrono::steady_clock::duration apply_time);
+  // The copy's progress (the initial snapshot): rows copied and the estimate, per target table.
+  void snapshot_progress(const LoadProgressView& v);
   // The Kafka sink's hooks: produce latency, in-flight records, errors by kind, transactions by outcome.
   KafkaSinkObserver kafka_observer();
   ArchiveSinkObserver archive_observer();
@@ -178,6 +180,9 @@ class Probe final : public prometheus::Collectable {
   prometheus::Family<prometheus::Counter>* schema_drift_;
   prometheus::Family<prometheus::Counter>* rows_without_toast_;
   prometheus::Family<prometheus::Counter>* apply_fallbacks_;
+  prometheus::Family<prometheus::Counter>* snapshot_rows_;
+  prometheus::Family<prometheus::Gauge>* snapshot_estimate_;
+  std::unordered_map<std::string, std::uint64_t> snapshot_rows_seen_;  // per table, the applier's thread
   prometheus::Gauge* queue_depth_;
   prometheus::Gauge* memory_budget_;
   prometheus::Gauge* memory_held_;

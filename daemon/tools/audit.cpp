@@ -63,6 +63,7 @@ std::set<QualifiedName> written_tables(const config::Config& c) {
   std::set<QualifiedName> out;
   for (const auto& t : c.tables) out.insert(t.target);
   out.insert(c.target.progress_table);
+  out.insert({c.target.progress_table.schema, "cdc_table_state"});  // the load state (sinks/load_state.h)
   return out;
 }
 
@@ -402,7 +403,15 @@ void audit_target_role(const config::Config& config, const RoleFacts& target, Re
       }
       std::vector<std::string> extra;
       for (const auto& p : {"TRUNCATE", "REFERENCES", "TRIGGER"}) {
-        if (t.privileges.contains(p)) extra.push_back(p);
+        // snapshot.truncate asks for TRUNCATE on the mapped tables: granted by choice, said but not refused.
+        const bool chosen = std::string_view(p) == "TRUNCATE" && config.snapshot.truncate && !progress;
+        if (t.privileges.contains(p) && !chosen) extra.push_back(p);
+      }
+      if (config.snapshot.truncate && !progress && t.privileges.contains("TRUNCATE")) {
+        add(report, Severity::Warning, area, name,
+            target.role + " holds TRUNCATE for snapshot.truncate = true (more than the least privilege: the "
+                          "initial snapshot may empty the table with TRUNCATE and load it with COPY FREEZE)",
+            "set snapshot.truncate = false and REVOKE TRUNCATE ON " + name + " FROM " + role + ";");
       }
       if (!extra.empty()) {
         add(report, Severity::Violation, area, name,

@@ -64,6 +64,39 @@ void check_copy_formats(PGconn* target, const config::Config& cfg, const Mapping
   }
 }
 
+// How the initial snapshot, resync and verify --repair copy (daemon/core/bulk_load.h), and whether
+// snapshot.truncate has the privilege it asks for beyond the least-privilege role.
+void check_snapshot(PGconn* target, const config::Config& cfg, const Mapping& mapping, const Listener& l) {
+  l.note("copies (initial snapshot, resync, verify --repair) run " + std::to_string(cfg.snapshot.parallel) +
+         " session(s) at once (snapshot.parallel), each with a source and a target connection");
+  if (!cfg.snapshot.truncate) {
+    l.note(
+        "snapshot.truncate = false: the least-privilege role suffices (a half-copied table is emptied with "
+        "DELETE; no COPY FREEZE)");
+    return;
+  }
+  for (const auto& t : mapping.tables()) {
+    PgResult r;
+    try {
+      r = pg_exec_params(target, "SELECT pg_catalog.has_table_privilege($1, 'TRUNCATE')", {t.target.quoted()},
+                         "checking TRUNCATE on " + t.target.str());
+    } catch (const PgError&) {
+      continue;  // a missing table is reported by the target's own checks
+    }
+    if (std::string_view(PQgetvalue(r.get(), 0, 0)) == "t") {
+      l.note(t.target.str() +
+             ": TRUNCATE granted for snapshot.truncate = true, more than the least privilege "
+             "(cdcsync audit reports it)");
+    } else {
+      l.problem("snapshot.truncate",
+                "true, but the role lacks TRUNCATE on " + t.target.str() +
+                    " (an opt-in beyond the least privilege)",
+                "GRANT TRUNCATE ON " + t.target.quoted() +
+                    " TO <the target role>; or set snapshot.truncate = false");
+    }
+  }
+}
+
 }  // namespace
 
 void check_source_server(const config::Config& cfg, const Mapping& mapping, SourceTypes& types,
@@ -98,6 +131,7 @@ void check_target_server(const config::Config& cfg, const Mapping& mapping, cons
     check_toast_compression(target.get(), cfg, l);
     check_durability(target.get(), l);
     check_copy_formats(target.get(), cfg, mapping, l);
+    check_snapshot(target.get(), cfg, mapping, l);
     l.note("checked");
   } catch (const std::exception& e) {
     l.problem("connection", e.what(), "check target.conninfo and the password file");

@@ -118,17 +118,14 @@ Report Verifier::run() {
   return second;
 }
 
-std::vector<RecopyResult> Verifier::repair(const Report& report) {
+std::vector<RecopyResult> Verifier::repair(const Report& report, const LoadObserver& observer) {
   std::vector<RecopyResult> out;
-  PgConn target = pg_connect(target_conninfo(config_), "the target");
-  set_canonical_session(target.get());
   for (const auto& t : report.tables) {
     if (t.diff.size() == 0) {
       out.emplace_back();
       continue;
     }
-    SourceSnapshot snap{source_conninfo(config_), "repair"};
-    out.push_back(recopy_table(*t.table, snap, source_conninfo(config_), target.get(), t.diff.keys()));
+    out.push_back(recopy_table(config_, *t.table, t.diff.keys(), observer));
   }
   return out;
 }

@@ -53,8 +53,9 @@ class Verifier {
   // mismatched in both are reported (the first can include changes streamed after the snapshot). Throws
   // TargetBehind.
   Report run();
-  // Re-copies the mismatched rows of each table from a fresh source snapshot; one result per table.
-  std::vector<RecopyResult> repair(const Report& report);
+  // Re-copies the mismatched rows of each table from a fresh source snapshot through the bulk loader; one
+  // result per table.
+  std::vector<RecopyResult> repair(const Report& report, const LoadObserver& observer = {});
 
  private:
   Report pass(const Report* earlier);

@@ -1,8 +1,6 @@
 // Verify's building blocks: canonical row hashes, bucket sums on both sides, row diffs and the re-copy.
 #include "daemon/tools/verify.h"
 
-#include "sinks/copy_text.h"
-
 #include <openssl/evp.h>
 #include <unistd.h>
 
@@ -11,6 +9,8 @@
 #include <random>
 #include <stdexcept>
 
+#include "daemon/core/initial_load.h"
+#include "daemon/core/runner.h"
 #include "daemon/core/snapshot.h"
 
 namespace cdcsync::verify {
@@ -57,28 +57,6 @@ std::string bucket_list(const std::set<std::uint32_t>& only) {
   std::string out = "{";
   for (auto b : only) out += (out.size() > 1 ? "," : "") + std::to_string(b);
   return out + "}";
-}
-
-// One COPY text field (tab, newline, carriage return and backslash escaped; NULL as \N).
-void append_copy_field(std::string& out, const std::optional<std::string>& v) {
-  if (v) {
-    append_copy_text(out, *v);
-  } else {
-    out += "\\N";
-  }
-}
-
-void put_copy(PGconn* conn, std::string& buffer, bool final, std::string_view doing) {
-  if (!buffer.empty() && PQputCopyData(conn, buffer.data(), static_cast<int>(buffer.size())) != 1) {
-    throw pg_error(conn, nullptr, doing);
-  }
-  buffer.clear();
-  if (!final) return;
-  if (PQputCopyEnd(conn, nullptr) != 1) throw pg_error(conn, nullptr, doing);
-  PgResult res{PQgetResult(conn)};
-  if (!res || PQresultStatus(res.get()) != PGRES_COMMAND_OK) throw pg_error(conn, res.get(), doing);
-  while (PgResult more{PQgetResult(conn)}) {
-  }
 }
 
 }  // namespace
@@ -447,168 +425,33 @@ RowDigests TableReader::target_rows(PGconn* target, std::uint32_t buckets,
                   "reading row hashes of " + table_.target.str());
 }
 
-// Of the staged rows absent from the target (`absent`: their source keys), marks those deleted on the source
-// since the snapshot (read committed now, not in the snapshot) as skipped: the copy must not resurrect them.
-// Returns how many.
-std::uint64_t skip_rows_gone_since(const TableMapping& table, const PGresult* absent,
-                                   const std::string& source_conninfo, PGconn* target,
-                                   const std::vector<std::string>& src_keys, const std::string& stage) {
-  const auto key_idx = table.key_indexes();
-  std::uint64_t skipped = 0;
-  // Which of them still exist on the source now (read committed, not the snapshot).
-  std::vector<std::vector<std::string>> columns(key_idx.size());
-  for (int r = 0; r < PQntuples(absent); ++r) {
-    for (std::size_t k = 0; k < key_idx.size(); ++k)
-      columns[k].push_back(PQgetvalue(absent, r, static_cast<int>(k)));
+RecopyResult recopy_table(const config::Config& config, const TableMapping& table,
+                          const std::optional<std::set<std::string>>& only_keys,
+                          const LoadObserver& observer) {
+  TableLoad load{.table = &table};
+  if (only_keys) {
+    load.keep = [only_keys,
+                 scratch = std::string()](const std::vector<std::optional<std::string>>& key) mutable {
+      scratch.clear();
+      for (const auto& v : key)
+        append_canonical(scratch, v ? std::optional<std::string_view>(*v) : std::nullopt);
+      return only_keys->contains(scratch);
+    };
+    std::vector<std::string> key_exprs;
+    for (auto i : table.key_indexes()) key_exprs.push_back(column_expr(table.columns[i].target));
+    load.sweep_condition = canonical_sql(key_exprs) + " = ANY($2::text[])";
+    load.sweep_parameter = text_array(std::vector<std::string>(only_keys->begin(), only_keys->end()));
   }
-  PgConn now = pg_connect(source_conninfo, "the source");
-  set_canonical_session(now.get());
-  std::vector<PgParam> params;
-  std::vector<std::string> src_text;
-  std::vector<std::string> unnest_args;
-  std::vector<std::string> aliases;
-  for (std::size_t k = 0; k < key_idx.size(); ++k) {
-    src_text.push_back(column_expr(table.columns[key_idx[k]].source) + "::text");
-    unnest_args.push_back("$" + std::to_string(k + 1) + "::text[]");
-    aliases.push_back("a" + std::to_string(k));
-    params.push_back(text_array(columns[k]));
-  }
-  const std::string unnest = "unnest(" + join(unnest_args, ", ") + ") AS u(" + join(aliases, ", ") + ")";
-  const std::string sel = "SELECT " + join(src_text, ", ") + " FROM " + table.source.quoted() +
-                          " AS t WHERE (" + join(src_text, ", ") + ") IN (SELECT " + join(aliases, ", ") +
-                          " FROM " + unnest + ")";
-  auto exists = pg_exec_params(now.get(), sel, params, "checking rows on " + table.source.str());
-  std::set<std::vector<std::string>> alive;
-  for (int r = 0; r < PQntuples(exists.get()); ++r) {
-    std::vector<std::string> k;
-    for (std::size_t c = 0; c < key_idx.size(); ++c)
-      k.push_back(PQgetvalue(exists.get(), r, static_cast<int>(c)));
-    alive.insert(std::move(k));
-  }
-  std::vector<std::vector<std::string>> gone(key_idx.size());
-  for (std::size_t r = 0; r < columns[0].size(); ++r) {
-    std::vector<std::string> k;
-    for (std::size_t c = 0; c < key_idx.size(); ++c) k.push_back(columns[c][r]);
-    if (alive.contains(k)) continue;
-    ++skipped;
-    for (std::size_t c = 0; c < key_idx.size(); ++c) gone[c].push_back(k[c]);
-  }
-  if (skipped > 0) {
-    std::vector<PgParam> gone_params;
-    for (const auto& g : gone) gone_params.push_back(text_array(g));
-    const std::string skip = "UPDATE " + stage + " SET _cdc_skip = true WHERE (" + join(src_keys, ", ") +
-                             ") IN (SELECT * FROM " + unnest + ")";
-    pg_exec_params(target, skip, gone_params, "marking rows deleted since the snapshot");
-  }
-  return skipped;
-}
-
-RecopyResult recopy_table(const TableMapping& table, SourceSnapshot& snapshot,
-                          const std::string& source_conninfo, PGconn* target,
-                          const std::optional<std::set<std::string>>& only_keys) {
-  RecopyResult result;
-  const auto key_idx = table.key_indexes();
-  const std::string lsn_col = quote_ident(table.lsn_column);
-  const std::string tomb_col = quote_ident(table.tombstone_column);
-  const bool soft = table.deletes == DeletePolicy::Soft;
-  std::vector<std::string> cols;
-  for (const auto& c : table.columns) cols.push_back(quote_ident(c.target));
-  std::vector<std::string> keys;
-  for (auto i : key_idx) keys.push_back(cols[i]);
-  std::vector<std::string> src_keys;
-  for (std::size_t k = 0; k < key_idx.size(); ++k) src_keys.push_back("_cdc_src_k" + std::to_string(k));
-  const std::string stage = "pg_temp._cdc_recopy";
-  const std::string where = table.target.str();
-
-  // 1. The snapshot's rows, transformed, into a temporary staging table (no lock held yet).
-  pg_exec(target, ("DROP TABLE IF EXISTS " + stage).c_str(), "dropping an old staging table");
-  std::string create = "CREATE TEMP TABLE _cdc_recopy AS SELECT ";
-  for (std::size_t i = 0; i < cols.size(); ++i) create += (i ? ", t." : "t.") + cols[i];
-  create += " FROM " + table.target.quoted() + " AS t WITH NO DATA";
-  pg_exec(target, create.c_str(), "creating the staging table for " + where);
-  std::string alter = "ALTER TABLE " + stage;
-  for (const auto& k : src_keys) alter += " ADD COLUMN " + k + " text,";
-  alter += " ADD COLUMN _cdc_skip boolean NOT NULL DEFAULT false";
-  pg_exec(target, alter.c_str(), "preparing the staging table for " + where);
-  const std::string copy =
-      "COPY " + stage + " (" + join(cols, ", ") + ", " + join(src_keys, ", ") + ") FROM STDIN";
-  pg_exec(target, copy.c_str(), "staging rows for " + where, PGRES_COPY_IN);
-  std::string buffer;
-  TableReader reader{table};
-  reader.stream_source(snapshot.conn(),
-                       [&](const std::string& key, const auto& values, const auto& source_key) {
-                         if (only_keys && !only_keys->contains(key)) return;
-                         ++result.source_rows;
-                         for (std::size_t i = 0; i < values.size(); ++i) {
-                           if (i) buffer += '\t';
-                           append_copy_field(buffer, values[i]);
-                         }
-                         for (const auto& k : source_key) {
-                           buffer += '\t';
-                           append_copy_field(buffer, k);
-                         }
-                         buffer += '\n';
-                         if (buffer.size() >= (1u << 20))
-                           put_copy(target, buffer, false, "staging rows for " + where);
-                       });
-  put_copy(target, buffer, true, "staging rows for " + where);
-  snapshot.finish();
-
-  // 2. One guarded target transaction, with the daemon's writes to this table held off.
-  const std::string cp = snapshot.point().str();
-  pg_exec(target, "BEGIN", "starting the re-copy");
-  try {
-    pg_exec(target, ("LOCK TABLE " + table.target.quoted() + " IN EXCLUSIVE MODE").c_str(),
-            "locking " + where + " against concurrent writes");
-    std::string on_key;
-    for (std::size_t k = 0; k < keys.size(); ++k)
-      on_key += (k ? " AND t." : "t.") + keys[k] + " = s." + keys[k];
-    std::string absent = "SELECT " + join(src_keys, ", ") + " FROM " + stage +
-                         " AS s WHERE NOT EXISTS (SELECT 1 FROM " + table.target.quoted() + " AS t WHERE " +
-                         on_key + ")";
-    auto res = pg_exec(target, absent.c_str(), "finding rows absent from " + where, PGRES_TUPLES_OK);
-    if (PQntuples(res.get()) > 0) {
-      result.skipped_gone = skip_rows_gone_since(table, res.get(), source_conninfo, target, src_keys, stage);
-    }
-
-    std::string upsert = "INSERT INTO " + table.target.quoted() + " AS t (" + join(cols, ", ") + ", " +
-                         lsn_col + (soft ? ", " + tomb_col : "") + ") SELECT " + join(cols, ", ") +
-                         ", $1::pg_lsn" + (soft ? ", false" : "") + " FROM " + stage +
-                         " WHERE NOT _cdc_skip ON CONFLICT (" + join(keys, ", ") + ") DO UPDATE SET ";
-    for (std::size_t i = 0; i < cols.size(); ++i) {
-      if (std::find(key_idx.begin(), key_idx.end(), i) != key_idx.end()) continue;
-      upsert += cols[i] + " = EXCLUDED." + cols[i] + ", ";
-    }
-    upsert += lsn_col + " = EXCLUDED." + lsn_col + (soft ? ", " + tomb_col + " = false" : "") + " WHERE t." +
-              lsn_col + " < EXCLUDED." + lsn_col;
-    auto up = pg_exec_params(target, upsert, {cp}, "re-copying rows into " + where);
-    result.upserted = std::stoull(PQcmdTuples(up.get()));
-
-    if (table.deletes != DeletePolicy::Ignore) {
-      std::vector<PgParam> params{cp};
-      std::string cond = "t." + lsn_col + " < $1::pg_lsn AND NOT EXISTS (SELECT 1 FROM " + stage +
-                         " AS s WHERE " + on_key + ")";
-      if (only_keys) {
-        std::vector<std::string> keys_of_interest(only_keys->begin(), only_keys->end());
-        std::vector<std::string> key_exprs;
-        for (const auto& k : keys) key_exprs.push_back("t." + k);
-        cond += " AND " + canonical_sql(key_exprs) + " = ANY($2::text[])";
-        params.push_back(text_array(keys_of_interest));
-      }
-      const std::string sql = soft ? "UPDATE " + table.target.quoted() + " AS t SET " + tomb_col +
-                                         " = true, " + lsn_col + " = $1::pg_lsn WHERE NOT t." + tomb_col +
-                                         " AND " + cond
-                                   : "DELETE FROM " + table.target.quoted() + " AS t WHERE " + cond;
-      auto del = pg_exec_params(target, sql, params, "removing rows absent from the source in " + where);
-      result.removed = std::stoull(PQcmdTuples(del.get()));
-    }
-    pg_exec(target, "COMMIT", "committing the re-copy of " + where);
-  } catch (...) {
-    PgResult rb{PQexec(target, "ROLLBACK")};
-    throw;
-  }
-  pg_exec(target, ("DROP TABLE IF EXISTS " + stage).c_str(), "dropping the staging table");
-  return result;
+  LoadOptions options = load_options(config);
+  options.concurrent = true;
+  const TemporarySnapshot snapshot{source_conninfo(config), "resync"};
+  const std::atomic<bool> never{false};
+  const TableLoadResult r = load_tables(snapshot.snapshot(), {load}, options, observer, never).front();
+  return RecopyResult{.point = snapshot.snapshot().point,
+                      .source_rows = r.source_rows,
+                      .upserted = r.written,
+                      .removed = r.removed,
+                      .skipped_gone = r.skipped_gone};
 }
 
 }  // namespace cdcsync::verify

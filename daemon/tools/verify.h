@@ -33,6 +33,8 @@
 #include <string_view>
 #include <vector>
 
+#include "daemon/config/config.h"
+#include "daemon/core/bulk_load.h"
 #include "decoders/lsn.h"
 #include "decoders/pg.h"
 #include "decoders/replication_stream.h"
@@ -147,20 +149,23 @@ class TableReader {
 };
 
 struct RecopyResult {
+  Lsn point;                       // the snapshot's consistent point
   std::uint64_t source_rows = 0;   // rows read from the snapshot (after the key filter)
   std::uint64_t upserted = 0;      // target rows inserted or replaced (older than the snapshot)
   std::uint64_t removed = 0;       // target rows deleted or tombstoned (absent in the snapshot)
   std::uint64_t skipped_gone = 0;  // absent in the target and deleted on the source since the snapshot
 };
 
-// Copies the rows of `table` from `snapshot` into the target through the guarded path, in one target
-// transaction (see the header comment; `only_keys`: canonical key texts to restrict the copy to, for
-// verify --repair). While it writes it holds an EXCLUSIVE lock on the target table, so the daemon's writes
-// to it wait (reads go on); a snapshot row whose key is absent from the target is written only when its key
-// still exists on the source now: an absent key may be a hard delete streamed after the snapshot, which
-// left no row to guard.
-RecopyResult recopy_table(const TableMapping& table, SourceSnapshot& snapshot,
-                          const std::string& source_conninfo, PGconn* target,
-                          const std::optional<std::set<std::string>>& only_keys);
+// Copies the rows of `table` from a new source snapshot (a temporary slot's) into the target through the
+// bulk loader, while the daemon may be streaming (daemon/core/bulk_load.h, `concurrent`): in parts over
+// snapshot.parallel sessions, each part staged and upserted under the guard (see the header comment) with an
+// EXCLUSIVE lock on the target table while it writes (the daemon's writes to it wait, reads go on); a
+// snapshot row whose key is absent from the target is written only when its key still exists on the source
+// now (an absent key may be a hard delete streamed after the snapshot, which left no row to guard); then the
+// target rows older than the snapshot and absent from it are removed. `only_keys`: canonical key texts to
+// restrict the copy (and the removal) to, for verify --repair.
+RecopyResult recopy_table(const config::Config& config, const TableMapping& table,
+                          const std::optional<std::set<std::string>>& only_keys,
+                          const LoadObserver& observer = {});
 
 }  // namespace cdcsync::verify

@@ -16,5 +16,8 @@ REVOKE ALL ON ALL TABLES IN SCHEMA public FROM cdcsync_source;
 GRANT USAGE ON SCHEMA public TO cdcsync_source;
 GRANT SELECT (id, full_name, status, tier, balance, updated_at) ON public.customers TO cdcsync_source;
 GRANT SELECT (customer_id, points, level, updated_at) ON public.loyalty_accounts TO cdcsync_source;
+-- ctid (where a row lies in the table's heap, not data): the initial snapshot and resync cut a table into
+-- ranges of blocks to copy them in parallel; without it they cut by key ranges from pg_stats instead.
+GRANT SELECT (ctid) ON public.customers, public.loyalty_accounts TO cdcsync_source;
 -- Row-level security must halt replication rather than filter rows silently: cdcsync connects with
 -- options=-crow_security=off, which fails loudly if a policy would apply.

@@ -17,7 +17,7 @@ REVOKE CREATE ON SCHEMA public FROM PUBLIC;
 GRANT USAGE ON SCHEMA ref TO cdcsync_target, order_service;
 GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA ref TO cdcsync_target;
 GRANT SELECT ON ALL TABLES IN SCHEMA ref TO order_service;
-REVOKE ALL ON ref.cdc_progress FROM order_service;
+REVOKE ALL ON ref.cdc_progress, ref.cdc_table_state FROM order_service;
 GRANT SELECT, INSERT, UPDATE, DELETE ON public.orders, public.order_lines TO order_service;
 
 -- Row values must not reach the server log through cdcsync's statements.

@@ -50,3 +50,16 @@ CREATE TABLE IF NOT EXISTS ref.cdc_progress (
     applied_by   text,
     updated_at   timestamptz NOT NULL DEFAULT now()
 );
+
+-- Where each table's copy from the customer DB stands (cdcsync's initial snapshot, resumed from here after a
+-- crash): 'copying' at a snapshot LSN, then 'streaming' once every row of the snapshot is in.
+CREATE TABLE IF NOT EXISTS ref.cdc_table_state (
+    pipeline      text        NOT NULL,
+    target_table  text        NOT NULL,
+    phase         text        NOT NULL CHECK (phase IN ('copying', 'streaming')),
+    snapshot_lsn  pg_lsn      NOT NULL,
+    started_empty boolean     NOT NULL,
+    rows          bigint,
+    updated_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (pipeline, target_table)
+);

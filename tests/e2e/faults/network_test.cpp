@@ -204,5 +204,49 @@ TEST(FaultsNetwork, AHalfOpenRedisConnectionDelaysOnlyTheCheckpointMirror) {
   expect_recovered(p, load, *d, sampler);
 }
 
+// A half-open source link in the middle of the initial snapshot: the copy sessions' reply deadline
+// (snapshot.stall_timeout_ms) takes them for dead, the load fails as a transient error instead of hanging,
+// and once the link heals the next session resumes it; the oracle holds.
+TEST(FaultsNetwork, AHalfOpenSourceLinkDuringTheInitialSnapshotEndsWithinTheStallTimeoutAndTheLoadResumes) {
+  SyncPipeline p{"net_halfopen_snap"};
+  exec_sql(
+      p.customer_admin(),
+      "INSERT INTO public.customers (full_name, email, address, notes) SELECT 'Customer ' || g, 'c' || g || "
+      "'@example.test', g || ' Main Street', repeat('n', 100) FROM generate_series(1, 200000) g; ANALYZE "
+      "public.customers");
+  Proxies px;
+  ConfigOptions co;
+  co.lease_ttl_ms = 2000;
+  co.extra = "\n[snapshot]\nparallel = 2\nstall_timeout_ms = 2000\n";
+  auto d = std::make_unique<DaemonProcess>(
+      p.dir(), "cdcsync", proxied_config(p, px, co, {.source_conninfo = "connect_timeout=3"}));
+  ConfirmedNeverAheadSampler sampler{p};
+  d->start();
+  ASSERT_TRUE(eventually(
+      [&] {
+        return query_value(p.order_admin(), "SELECT count(*) > 0 FROM ref.customer") == "t" ||
+               d->log_count("snapshot complete") > 0;
+      },
+      120s, 20ms))
+      << d->log_tail();
+  px.source.half_open(true);
+  const auto cut_at = Clock::now();
+  ASSERT_EQ(d->log_count("snapshot complete"), 0u) << "the load was over before the link was cut";
+  ASSERT_TRUE(wait_for_log(*d, "no reply from the customer database (snapshot) for 2000 ms", 20s))
+      << d->log_tail();
+  const auto detected = ms_since(cut_at);
+  ASSERT_TRUE(wait_for_log(*d, "reconnecting in", 20s)) << "the load did not end:\n" << d->log_tail();
+  const auto ended = ms_since(cut_at);
+  px.source.half_open(false);
+  ASSERT_TRUE(wait_for_log(*d, "snapshot complete", 120s)) << d->log_tail();
+  EXPECT_GE(d->log_count("resuming it"), 1u) << d->log_tail();
+  std::cout << "[ e2e      ] half-open source during the snapshot: detected after " << detected
+            << " ms, the load ended after " << ended << " ms (stall_timeout_ms 2000)" << std::endl;
+  EXPECT_LT(ended, 10000) << "the load hung past its deadline";
+  Workload load{p.workload_options(3s, 30)};
+  load.start();
+  expect_recovered(p, load, *d, sampler);
+}
+
 }  // namespace
 }  // namespace cdcsync::test

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <fstream>
 #include <random>
 #include <thread>
 
@@ -112,6 +114,38 @@ TEST(Resync, UnderConcurrentLoadLosesAndResurrectsNoRowInSoftAndHardDeleteTables
   EXPECT_EQ(source_loyalty(p), target_loyalty(p));
   const auto v = p.cdcsync({"verify", "--config", "CONFIG"});
   EXPECT_EQ(v.exit_code, 0) << v.out;
+}
+
+std::string read_all(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// On a terminal (a pseudo-terminal from script(1)) the copy draws a progress bar in place, on stderr: rows,
+// rows/s, the time left, tables done. Without one it writes log lines instead, and no terminal codes.
+TEST(Resync, DrawsAProgressBarOnATerminalAndWritesLogLinesOtherwise) {
+  RecoveryPipeline p{"resync_bar", {.with_loyalty = false}};
+  exec_sql(p.customer_admin(),
+           "INSERT INTO public.customers (full_name, email) SELECT 'Name ' || g, 'c' || g || '@x' FROM "
+           "generate_series(1, 100000) g; ANALYZE public.customers");
+  const char* binary = std::getenv("CDCSYNC_BINARY");
+  ASSERT_NE(binary, nullptr);
+  const std::string typescript = p.dir() + "/typescript";
+  const std::string command = "script -qfec \"" + std::string(binary) + " resync --config " +
+                              p.config_path() + " --table ref.customer\" " + typescript + " > /dev/null 2>&1";
+  ASSERT_EQ(std::system(command.c_str()), 0) << read_all(typescript);
+  const std::string tty = read_all(typescript);
+  EXPECT_NE(tty.find("\r\033[Ksnapshot ["), std::string::npos) << tty;
+  EXPECT_NE(tty.find("]  100%  100,000/100,000 rows  "), std::string::npos) << tty;
+  EXPECT_NE(tty.find(" rows/s  in "), std::string::npos) << "the last bar says how long it took: " << tty;
+  EXPECT_NE(tty.find("  1/1 tables"), std::string::npos) << tty;
+  EXPECT_NE(tty.find("resync ref.customer <- public.customers at "), std::string::npos) << tty;
+  EXPECT_EQ(query_value(p.order_admin(), "SELECT count(*) FROM ref.customer"), "100000");
+
+  const auto r = p.cdcsync({"resync", "--config", "CONFIG", "--table", "ref.customer"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.err.find("snapshot: 100000 rows of ~100000 (100%)"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("\033["), std::string::npos) << "terminal codes in a log file: " << r.err;
 }
 
 }  // namespace

@@ -112,6 +112,20 @@ TEST(Reconcile, SnapshotThatNeverCompletedRecreatesTheSlot) {
   EXPECT_EQ(reconcile(f).action, StartAction::RecreateSlot);
 }
 
+TEST(Reconcile, ABulkLoadThatNeverCompletedIsResumedOnTheSameSlot) {
+  StartupFacts f{.slot_name = "s", .slot = slot_at("0/100"), .load_interrupted = true};
+  const auto plan = reconcile(f);
+  EXPECT_EQ(plan.action, StartAction::ResumeSnapshot);
+  ASSERT_EQ(plan.warnings.size(), 1u);
+  EXPECT_NE(plan.warnings[0].find("resuming"), std::string::npos);
+}
+
+TEST(Reconcile, ALoadStateDoesNotMatterOnceTheProgressRowExists) {
+  StartupFacts f{.slot_name = "s", .slot = slot_at("0/100"), .progress = progress_at("0/100", "0/100"),
+                 .load_interrupted = true};
+  EXPECT_EQ(reconcile(f).action, StartAction::Stream);
+}
+
 TEST(Reconcile, ExistingSlotWithoutSnapshotStreamsFromTheSlot) {
   StartupFacts f{.slot_name = "s", .slot = slot_at("0/100"), .snapshot = SnapshotMode::Never};
   const auto plan = reconcile(f);

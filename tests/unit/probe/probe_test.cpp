@@ -641,5 +641,33 @@ TEST_F(ProbeTest, ExportsEachTablesMismatchedRowsFromTheLastVerifyThatComparedIt
   EXPECT_EQ(value("cdcsync_verify_mismatched_rows"), 0);
 }
 
+// The initial snapshot's progress: rows copied as a counter per table (only what is new since the last view),
+// the estimate as a gauge, and the rows counted once the table is done.
+TEST_F(ProbeTest, ExportsTheSnapshotsRowsAndEstimatePerTable) {
+  LoadProgressView v;
+  v.tables = {{.table = "ref.customer", .rows = 1000, .estimate = 5000, .parts = 8},
+              {.table = "ref.loyalty_account", .rows = 0, .parts = 1}};
+  probe_.snapshot_progress(v);
+  v.tables[0].rows = 3000;
+  probe_.snapshot_progress(v);
+  probe_.snapshot_progress(v);  // the same view again adds nothing
+  EXPECT_EQ(value("cdcsync_snapshot_rows_total", {{"table", "ref.customer"}}), 3000);
+  EXPECT_EQ(value("cdcsync_snapshot_rows_estimate", {{"table", "ref.customer"}}), 5000);
+  v.tables[0].rows = 4990;
+  v.tables[0].done = true;
+  probe_.snapshot_progress(v);
+  EXPECT_EQ(value("cdcsync_snapshot_rows_total", {{"table", "ref.customer"}}), 4990);
+  EXPECT_EQ(value("cdcsync_snapshot_rows_estimate", {{"table", "ref.customer"}}), 4990) << "the count, once done";
+  // A resumed load copies the table again from zero: the counter goes on counting.
+  v.tables[0] = {.table = "ref.customer", .rows = 10, .estimate = 5000, .parts = 8};
+  probe_.snapshot_progress(v);
+  EXPECT_EQ(value("cdcsync_snapshot_rows_total", {{"table", "ref.customer"}}), 5000);
+  const std::string text = prometheus::TextSerializer().Serialize(probe_.Collect());
+  EXPECT_NE(text.find("cdcsync_snapshot_rows_total{pipeline=\"customers-to-orders\",table=\"ref.customer\"} "
+                      "5000"),
+            std::string::npos)
+      << text;
+}
+
 }  // namespace
 }  // namespace cdcsync
