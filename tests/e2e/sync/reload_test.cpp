@@ -132,7 +132,16 @@ TEST(SyncReload, ATableAddedByReloadIsStreamedAndARemovedTableIsNoLongerAppliedI
             "20")
       << "a removed table's rows are left as they were";
 
-  // `cdcsync status` says so.
+  // `cdcsync status` says so, once the online copy of ref.loyalty_account (started again by the second
+  // reload's new session) is done.
+  ASSERT_TRUE(eventually(
+      [&] {
+        return query_value(p.order_admin(),
+                           "SELECT phase FROM ref.cdc_table_state WHERE target_table = "
+                           "'ref.loyalty_account'") == "streaming";
+      },
+      30s, 50ms))
+      << d->log_tail();
   const CliRun status = run_cli("status --config " + d->config_path());
   EXPECT_EQ(status.code, 0) << status.out;
   EXPECT_TRUE(std::regex_search(status.out, std::regex("state +streaming"))) << status.out;
