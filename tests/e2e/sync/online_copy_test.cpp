@@ -118,6 +118,11 @@ TEST(SyncOnlineCopy, ATableAddedUnderLoadIsCopiedOnlineThroughAKillMidCopyAndEqu
   ConfigOptions with_loyalty = co;
   with_loyalty.extra += kLoyaltyMapping;
   d->rewrite_config(p.config(with_loyalty));
+  const std::string alter =
+      "ALTER PUBLICATION cdcsync_customers ADD TABLE public.loyalty_accounts (customer_id, points, level)";
+  const CliRun check = run_cli("check --config " + d->config_path());
+  EXPECT_NE(check.code, 0) << check.out;
+  EXPECT_NE(check.out.find(alter), std::string::npos) << "check prints the exact statement:\n" << check.out;
   d->hangup();
   ASSERT_TRUE(wait_for_log(*d, "is not in publication cdcsync_customers", 60s)) << d->log_tail();
   std::smatch m;
