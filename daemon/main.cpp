@@ -6,7 +6,9 @@
 
 #include <chrono>
 #include <csignal>
+#include <cstdint>
 #include <cstdio>
+#include <cstring>
 #include <iostream>
 #include <thread>
 
@@ -19,21 +21,29 @@
 namespace cdcsync {
 namespace {
 
-// SIGINT/SIGTERM are blocked in every thread and taken by one thread with sigwait, which sets the stop
-// flag owned by main: no handler runs on an arbitrary thread and nothing global is needed.
+// SIGINT/SIGTERM/SIGHUP are blocked in every thread and taken by one thread with sigwait, which sets the stop
+// flag (or counts a reload) owned by main: no handler runs on an arbitrary thread and nothing global is
+// needed. SIGHUP reloads the config of `run` (never stops it: systemd's ExecReload and `kill -HUP`); for any
+// other command it stops like SIGTERM, as a terminal's hangup should.
 class SignalWatcher {
  public:
-  explicit SignalWatcher(std::atomic<bool>& stop) {
+  SignalWatcher(std::atomic<bool>& stop, std::atomic<std::uint64_t>& reloads) {
     sigemptyset(&set_);
     sigaddset(&set_, SIGINT);
     sigaddset(&set_, SIGTERM);
+    sigaddset(&set_, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set_, nullptr);
     std::signal(SIGPIPE, SIG_IGN);
-    thread_ = std::thread([this, &stop] {
+    thread_ = std::thread([this, &stop, &reloads] {
       int sig = 0;
       std::chrono::steady_clock::time_point first_signal{};
       while (sigwait(&set_, &sig) == 0) {
-        if (sig == SIGINT || sig == SIGTERM) {
+        if (sig == SIGHUP && reloadable_) {
+          spdlog::info("signal SIGHUP: reloading the config");
+          reloads.fetch_add(1);
+          continue;
+        }
+        if (sig == SIGINT || sig == SIGTERM || sig == SIGHUP) {
           // A second signal forces the exit, but not one arriving with the first (a signal sent to both
           // the process and its group, as `timeout` does, arrives twice).
           const auto now = std::chrono::steady_clock::now();
@@ -43,7 +53,7 @@ class SignalWatcher {
           }
           if (first_signal == std::chrono::steady_clock::time_point{}) {
             first_signal = now;
-            if (!quiet_) spdlog::info("signal {}: stopping", sig == SIGINT ? "SIGINT" : "SIGTERM");
+            if (!quiet_) spdlog::info("signal SIG{}: stopping", sigabbrev_np(sig));
           }
         }
       }
@@ -51,11 +61,13 @@ class SignalWatcher {
     thread_.detach();
   }
   void set_quiet(bool quiet) { quiet_ = quiet; }
+  void set_reloadable(bool reloadable) { reloadable_ = reloadable; }
 
  private:
   sigset_t set_{};
   std::thread thread_;
   std::atomic<bool> quiet_{false};
+  std::atomic<bool> reloadable_{false};
 };
 
 void setup_logging(const std::string& level) {
@@ -69,7 +81,8 @@ void setup_logging(const std::string& level) {
 int main(int argc, char** argv) {
   using namespace cdcsync;
   std::atomic<bool> stop{false};
-  SignalWatcher signals{stop};
+  std::atomic<std::uint64_t> reloads{0};
+  SignalWatcher signals{stop, reloads};
 
   CLI::App app{
       "cdcsync: change-data-capture from a PostgreSQL customer DB into an order DB's reference tables,\n"
@@ -91,6 +104,7 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingDirectory);
 
   commands::Registry registry;
+  registry.set_reload_count(&reloads);
   commands::add_all(app, registry);
   try {
     app.parse(argc, argv);
@@ -100,7 +114,9 @@ int main(int argc, char** argv) {
   setup_logging(log_level);
   if (!credentials_dir.empty()) config::set_credentials_directory(credentials_dir);
   try {
-    return registry.run(app, stop, [&](bool quiet) { signals.set_quiet(quiet); });
+    return registry.run(
+        app, stop, [&](bool quiet) { signals.set_quiet(quiet); },
+        [&](bool reloadable) { signals.set_reloadable(reloadable); });
   } catch (const config::ConfigError& e) {
     for (const auto& issue : e.issues()) std::cerr << "cdcsync: " << issue.str() << "\n";
     return exit_code::kError;

@@ -68,7 +68,8 @@ int against_server(const std::string& conninfo, const std::string& command,
       command, [&] { return not_answering(conninfo); }, work);
 }
 
-int Registry::run(CLI::App& app, const std::atomic<bool>& stop, const std::function<void(bool)>& set_quiet) {
+int Registry::run(CLI::App& app, const std::atomic<bool>& stop, const std::function<void(bool)>& set_quiet,
+                  const std::function<void(bool)>& set_reloadable) {
   // The deepest chosen subcommand with an action wins (`cdcsync config show` runs "show", not "config").
   CLI::App* chosen = nullptr;
   for (CLI::App* level = &app;;) {
@@ -79,6 +80,7 @@ int Registry::run(CLI::App& app, const std::atomic<bool>& stop, const std::funct
   }
   if (chosen == nullptr) return exit_code::kUsage;
   set_quiet(quiet_.contains(chosen));
+  if (set_reloadable) set_reloadable(reloadable_.contains(chosen));
   return actions_.at(chosen)(stop);
 }
 
@@ -96,6 +98,7 @@ void add_all(CLI::App& app, Registry& registry) {
   add_replay(app, registry);
   add_audit_archive(app, registry);
   add_audit(app, registry);
+  add_status(app, registry);
 }
 
 }  // namespace cdcsync::commands

@@ -1,17 +1,24 @@
 // cdcsync run --config FILE: the daemon. Wires the runner to its observers: the probe (every metric, and
 // /metrics, /healthz, /readyz on [metrics] listen) and systemd (READY=1, STATUS=, WATCHDOG=1).
+#include <fmt/chrono.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include <chrono>
+#include <ctime>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
 
 #include "checkpoints/redis_client.h"
 #include "daemon/commands/commands.h"
 #include "daemon/config/config.h"
+#include "daemon/config/reload.h"
 #include "daemon/core/dead_letter_stream.h"
 #include "daemon/core/exit_codes.h"
+#include "daemon/core/log_context.h"
 #include "daemon/core/runner.h"
 #include "daemon/ops/load_progress.h"
 #include "daemon/ops/logging.h"
@@ -64,14 +71,84 @@ constexpr std::uint64_t kFatalScrapes = 2;
 // systemd's STATUS= line: what `systemctl status` shows. No secrets, no row values.
 std::string status_line(const Probe& probe, const PipelineStatus& status) {
   const auto lag_bytes = probe.replication_lag_bytes();
-  return fmt::format("{}; confirmed {}; lag {} bytes, {:.0f} s", name_of(probe.state()),
-                     status.confirmed_lsn.load().str(),
-                     lag_bytes ? std::to_string(*lag_bytes) : std::string("unknown"),
-                     probe.replication_lag_seconds());
+  return fmt::format(
+      "{}; confirmed {}; lag {} bytes, {:.0f} s", name_of(probe.state()), status.confirmed_lsn.load().str(),
+      lag_bytes ? std::to_string(*lag_bytes) : std::string("unknown"), probe.replication_lag_seconds());
 }
 
-int run_daemon(const std::string& file, const std::atomic<bool>& stop) {
-  const config::Config cfg = config::load_config(file);
+// The last failure the runner reported, for /healthz's body (`cdcsync status` shows it). Any thread.
+class LastError {
+ public:
+  void set(const std::string& message) {
+    const std::lock_guard lock(mu_);
+    text_ = fmt::format("at {:%FT%TZ}: {}", fmt::gmtime(std::time(nullptr)), message);
+  }
+  std::string text() const {
+    const std::lock_guard lock(mu_);
+    return text_;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::string text_;
+};
+
+// One SIGHUP: the file read and validated again; its live changes handed to the runner, its restart-only
+// changes logged and kept, an invalid file logged issue by issue and the running config kept. Never throws.
+void reload_config(const std::string& file, config::Config& running, Runner& runner, Probe& probe) {
+  spdlog::info("reload: reading {}", file);
+  std::optional<config::ReloadPlan> plan;
+  try {
+    plan = config::plan_reload(running, config::load_config(file));
+  } catch (const config::ConfigError& e) {
+    for (const auto& issue : e.issues()) spdlog::error("reload: {}", issue.str());
+    spdlog::error("reload: {} is invalid ({} issue(s)): the running config is kept", file, e.issues().size());
+    probe.config_reloaded("invalid");
+    return;
+  } catch (const std::exception& e) {
+    spdlog::error("reload: {}: the running config is kept", e.what());
+    probe.config_reloaded("invalid");
+    return;
+  }
+  for (const auto& key : plan->restart)
+    spdlog::warn("reload: {} changed, which needs a restart: the running value is kept until one", key);
+  if (plan->live.empty()) {
+    spdlog::info("reload: nothing to apply live");
+    probe.config_reloaded(plan->restart.empty() ? "unchanged" : "restart_required");
+    return;
+  }
+  std::optional<Mapping> mapping;
+  try {
+    mapping.emplace(mapping_from_config(plan->next));  // reads the transforms' key files again
+  } catch (const std::exception& e) {
+    spdlog::error("reload: {}: the running config is kept", e.what());
+    probe.config_reloaded("invalid");
+    return;
+  }
+  logging::set_format(plan->next.log.format);
+  logging::set_level(config::name_of(plan->next.log.level));
+  spdlog::debug("reload: log level {}", config::name_of(plan->next.log.level));
+  for (const auto& t : plan->added) {
+    const LogScope scope{t, std::nullopt};
+    spdlog::info("reload: table {} added to the mapping", t);
+  }
+  for (const auto& t : plan->removed) {
+    const LogScope scope{t, std::nullopt};
+    spdlog::warn(
+        "reload: table {} removed from the mapping: its changes are no longer applied; its rows in the "
+        "target are left as they are",
+        t);
+  }
+  spdlog::info("reload: applying {}", fmt::join(plan->live, ", "));
+  if (plan->changes_pipeline()) runner.reload(plan->next, std::move(*mapping));
+  running = std::move(plan->next);
+  probe.config_reloaded("applied");
+}
+
+int run_daemon(const std::string& file, const std::atomic<bool>& stop,
+               const std::atomic<std::uint64_t>* reloads) {
+  config::Config cfg = config::load_config(file);
+  logging::set_pipeline(cfg.pipeline);
   logging::set_format(cfg.log.format);
   logging::set_level(config::name_of(cfg.log.level));
 
@@ -87,8 +164,16 @@ int run_daemon(const std::string& file, const std::atomic<bool>& stop) {
   metrics::MetricsServerOptions server_options;
   server_options.listen = cfg.metrics.listen;
   server_options.allow_remote = cfg.metrics.allow_remote;
-  metrics::MetricsServer server{
-      server_options, {probe}, [probe] { return probe->liveness(); }, [probe] { return probe->readiness(); }};
+  auto last_error = std::make_shared<LastError>();
+  metrics::MetricsServer server{server_options,
+                                {probe},
+                                [probe, last_error] {
+                                  metrics::HealthStatus h = probe->liveness();
+                                  if (const std::string e = last_error->text(); !e.empty())
+                                    h.reason += "; last error " + e;
+                                  return h;
+                                },
+                                [probe] { return probe->readiness(); }};
   server.start();
   spdlog::info("metrics on http://{}:{}/metrics", server.address().host, server.port());
 
@@ -116,6 +201,7 @@ int run_daemon(const std::string& file, const std::atomic<bool>& stop) {
     metrics(v);
     display.show(v);
   };
+  hooks.last_error = [last_error](const std::string& message) { last_error->set(message); };
   Runner runner{cfg, status, hooks};
   probe->set_lease_view([&runner] { return runner.lease_held(); });
   // cdcsync_verify_mismatched_rows: the last result `cdcsync verify` recorded next to the checkpoint.
@@ -127,7 +213,22 @@ int run_daemon(const std::string& file, const std::atomic<bool>& stop) {
   probe->start_polling(source_conninfo(cfg));
   spdlog::info("pipeline {}: {} table(s), source slot {}, publication {}", cfg.pipeline, cfg.tables.size(),
                cfg.source.slot, cfg.source.publication);
+  // SIGHUP: the config again, on this thread beside the runner's (never the signal thread's).
+  std::jthread reloader([&](const std::stop_token& done) {
+    std::uint64_t seen = 0;
+    while (reloads != nullptr && !done.stop_requested()) {
+      if (const std::uint64_t now = reloads->load(); now != seen) {
+        seen = now;
+        systemd.reloading();
+        reload_config(file, cfg, runner, *probe);
+        systemd.reloaded();
+      }
+      std::this_thread::sleep_for(50ms);
+    }
+  });
   const int code = runner.run(stop);
+  reloader.request_stop();
+  reloader.join();
   systemd.stopping();
   if (systemd.enabled() && (code == exit_code::kDataLossRisk || code == exit_code::kApplyFailed)) {
     // systemd will not restart us (RestartPreventExitStatus=): stay scrapeable a little longer so
@@ -151,7 +252,10 @@ void add_run(CLI::App& app, Registry& registry) {
   auto* run = app.add_subcommand("run", "Run the sync daemon until SIGTERM");
   auto file = std::make_shared<std::string>();
   run->add_option("--config", *file, "TOML config file (see `cdcsync config help`)")->required();
-  registry.add(run, [file](const std::atomic<bool>& stop) { return run_daemon(*file, stop); });
+  registry.add(run, [file, &registry](const std::atomic<bool>& stop) {
+    return run_daemon(*file, stop, registry.reload_count());
+  });
+  registry.mark_reloadable(run);
 }
 
 }  // namespace cdcsync::commands

@@ -14,12 +14,13 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
 #include <vector>
 
 #include "decoders/pgoutput.h"  // StreamingMode (the config allows Off and On)
 #include "decoders/qualified_name.h"
-#include "sinks/policy.h"       // DeletePolicy, TruncatePolicy, ToastCompression, CopyFormat
+#include "sinks/policy.h"  // DeletePolicy, TruncatePolicy, ToastCompression, CopyFormat
 
 namespace cdcsync::config {
 
@@ -249,6 +250,11 @@ Config load_config_from_string(std::string_view text, std::string_view file_name
 // The effective configuration (defaults filled in) as TOML; it loads back to the same Config. Conninfos
 // are shown with any password redacted; secret files by path only.
 std::string render_effective_config(const Config& config);
+
+// Every key's effective value as text, in file order ("source.slot" -> "\"cdc\""), then
+// "kafka.properties" and one "tables.<target>" per mapped table (its whole [[tables]] entry): what a reload
+// compares (daemon/config/reload.h).
+std::vector<std::pair<std::string, std::string>> effective_values(const Config& config);
 
 // The key reference: plain text for `cdcsync config-help`, Markdown for docs/configuration.md.
 std::string render_config_help();

@@ -213,6 +213,25 @@ std::string render_effective_config(const Config& config) {
   return out;
 }
 
+std::vector<std::pair<std::string, std::string>> effective_values(const Config& config) {
+  Config copy = config;
+  std::vector<std::pair<std::string, std::string>> out;
+  for_each_bound(kGlobalSettings, [&](const auto& b) {
+    const auto& value = b.access(copy);
+    out.emplace_back(std::string(b.setting.key),
+                     is_unset(value) ? std::string("(unset)") : value_text(value));
+  });
+  std::string properties;
+  for (const auto& [name, value] : copy.kafka.properties) properties += name + "=" + value + "\n";
+  out.emplace_back("kafka.properties", properties);
+  for (auto& table : copy.tables) {
+    std::string text;
+    render_table(table, text);
+    out.emplace_back("tables." + table.target.str(), text);
+  }
+  return out;
+}
+
 std::string render_config_help() {
   std::string out =
       "Configuration keys (TOML). Durations are integers in milliseconds (keys ending in _ms).\n"

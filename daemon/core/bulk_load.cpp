@@ -10,6 +10,7 @@
 
 #include "daemon/core/bulk_load_internal.h"
 #include "daemon/core/bulk_parts.h"
+#include "daemon/core/log_context.h"
 #include "sinks/postgres_sink.h"
 
 namespace cdcsync {
@@ -230,6 +231,7 @@ void Coordinator::plan(std::size_t i, const TableLoadStates& states) {
   p->result.table = &m;
   p->result.method = p->method;
   p->result.parts = p->parts.size();
+  const LogScope scope{m.target.str(), snapshot_.point};
   spdlog::info("snapshot: {} <- {}: {} rows in {} part(s){}, {}{}, {}", m.target.str(), m.source.str(),
                size.rows ? std::to_string(*size.rows) : std::string("(counting)"), p->parts.size(),
                by_key ? " by key range (ctid is not readable)" : "",
@@ -276,6 +278,7 @@ void Coordinator::finish(TablePlan& p) {
         {TablePhase::Streaming, snapshot_.point, p.method != LoadMethod::Staged, p.result.source_rows});
   }
   p.finished = true;
+  const LogScope scope{m.target.str(), snapshot_.point};
   spdlog::info(
       "snapshot: {} done: {} rows in {:.1f} s ({:.0f} rows/s){}", m.target.str(), p.result.source_rows,
       p.result.seconds, p.result.seconds > 0 ? p.result.source_rows / p.result.seconds : 0.0,

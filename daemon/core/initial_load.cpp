@@ -7,6 +7,7 @@
 
 #include <random>
 
+#include "daemon/core/log_context.h"
 #include "daemon/core/runner.h"
 #include "daemon/core/snapshot.h"
 
@@ -83,6 +84,7 @@ std::optional<std::uint64_t> InitialLoad::run(const std::optional<ExportedSnapsh
       // Copied at or after the stream's start: the stream, with the table's floor, goes on from its copy.
       if (it != states.end() && it->second.phase == TablePhase::Streaming &&
           it->second.snapshot_lsn >= stream_from) {
+        const LogScope scope{t.target.str(), it->second.snapshot_lsn};
         spdlog::info("snapshot: {} was copied at {} before the interruption: kept", t.target.str(),
                      it->second.snapshot_lsn.str());
         rows += it->second.rows.value_or(0);

@@ -12,6 +12,7 @@
 #include "daemon/core/batcher.h"
 #include "daemon/core/bounded_queue.h"
 #include "daemon/core/errors.h"
+#include "daemon/core/log_context.h"
 #include "decoders/change_pool.h"
 
 namespace cdcsync {
@@ -267,6 +268,7 @@ void Pipeline::look_after_checkpoint() {
 }
 
 void Pipeline::apply_batch(Batch& batch) {
+  const LogScope scope{"", batch.end_lsn()};  // what the sinks log while applying it
   const auto t0 = Clock::now();
   const auto durable = sink_.apply(batch);
   const auto took = Clock::now() - t0;

@@ -18,6 +18,8 @@
 #include "daemon/core/errors.h"
 #include "daemon/core/exit_codes.h"
 #include "daemon/core/initial_load.h"
+#include "daemon/core/log_context.h"
+#include "daemon/core/online_copy.h"
 #include "daemon/core/pg_change_source.h"
 #include "daemon/core/reconcile.h"
 #include "daemon/core/secondary_sinks.h"
@@ -241,27 +243,60 @@ void Runner::sleep_for(milliseconds d, const std::atomic<bool>& stop) {
   }
 }
 
+void Runner::reload(config::Config next, Mapping mapping) {
+  const std::lock_guard lock(pending_mutex_);
+  pending_.emplace(std::move(next), std::move(mapping));
+  session_stop_ = true;
+}
+
+void Runner::take_reload(const std::atomic<bool>& stop) {
+  const std::lock_guard lock(pending_mutex_);
+  if (pending_) {
+    config_ = std::move(pending_->first);
+    mapping_ = std::move(pending_->second);
+    pending_.reset();
+    spdlog::info("reload: a new session starts with the reloaded config ({} table(s))",
+                 config_.tables.size());
+  }
+  session_stop_ = stop.load();
+}
+
 int Runner::run(const std::atomic<bool>& stop) {
   std::mt19937_64 rng{std::random_device{}()};
   milliseconds backoff = config_.source.reconnect_min;
   std::string last_standby_reason;
+  // The session stops on the process's stop too: mirrored here, as the flag is main's.
+  const std::jthread mirror_stop([&](const std::stop_token& done) {
+    while (!done.stop_requested()) {
+      if (stop) session_stop_ = true;
+      std::this_thread::sleep_for(milliseconds(20));
+    }
+  });
   while (!stop) {
+    take_reload(stop);
     const auto session_started = std::chrono::steady_clock::now();
     const auto durable_before = status_.durable_lsn.load();
     try {
-      session(stop);
-      break;  // stopped on request
+      session(session_stop_);
+      if (stop) break;  // stopped on request
+      continue;         // a reload ended the session: the next one takes it
     } catch (const FatalError& e) {
       spdlog::critical("stopping: {} ({})", e.what(), e.reason());
+      if (hooks_.last_error) hooks_.last_error(fmt::format("stopped: {} ({})", e.what(), e.reason()));
       if (hooks_.fatal) hooks_.fatal(e.reason());
       set_state(RunnerState::Stopped);
       return e.exit_code();
     } catch (const PermanentError& e) {
+      const LogScope scope{e.table(), e.lsn()};
       spdlog::critical(
           "stopping: the target refused source transaction {} on {} (SQLSTATE {}): {}. Nothing past it "
           "was confirmed; fix the target, or skip the transaction, and start again",
           e.lsn().str(), e.table(), e.sqlstate(), e.what());
       if (hooks_.fatal) hooks_.fatal("apply_failed");
+      if (hooks_.last_error) {
+        hooks_.last_error(fmt::format("stopped: the target refused source transaction {} on {} (SQLSTATE {})",
+                                      e.lsn().str(), e.table(), e.sqlstate()));
+      }
       set_state(RunnerState::Stopped);
       return exit_code::kApplyFailed;
     } catch (const CheckpointFatal& e) {
@@ -279,14 +314,14 @@ int Runner::run(const std::atomic<bool>& stop) {
       if (last_standby_reason != e.what()) spdlog::info("standing by: {}", e.what());
       last_standby_reason = e.what();
       set_state(RunnerState::Standby);
-      sleep_for(config_.checkpoint.renew, stop);
+      sleep_for(config_.checkpoint.renew, session_stop_);
       continue;
     } catch (const WriterLockHeld& e) {
       lease_held_ = false;
       if (last_standby_reason != e.what()) spdlog::info("standing by: {}", e.what());
       last_standby_reason = e.what();
       set_state(RunnerState::Standby);
-      sleep_for(config_.checkpoint.renew, stop);
+      sleep_for(config_.checkpoint.renew, session_stop_);
       continue;
     } catch (const std::exception& e) {
       lease_held_ = false;
@@ -301,8 +336,9 @@ int Runner::run(const std::atomic<bool>& stop) {
       std::uniform_int_distribution<long> jitter(backoff.count() / 2, backoff.count());
       const milliseconds wait{jitter(rng)};
       spdlog::warn("{} failed, reconnecting in {} ms: {}", component, wait.count(), e.what());
+      if (hooks_.last_error) hooks_.last_error(fmt::format("{} failed: {}", component, e.what()));
       set_state(RunnerState::Backoff);
-      sleep_for(wait, stop);
+      sleep_for(wait, session_stop_);
       backoff = std::min(config_.source.reconnect_max, backoff * 2);
     }
   }
@@ -480,6 +516,8 @@ void Runner::stream_to(Sink& sink, CheckpointStore& store, bool checkpoint_known
   pipeline.set_tick(hooks_.heartbeat);
   status_.checkpoint_store_ok = checkpoint_known;
   Heartbeat heartbeat{source, config_.source.heartbeat_interval};
+  // Tables mapped but never copied (added by a reload or a restart): copied beside the stream.
+  const OnlineCopy online_copy{config_, mapping_, plan.start_lsn, hooks_.snapshot_progress};
   set_state(RunnerState::Streaming);
   pipeline.run(stop, plan.confirmed);
   stream.finish();

@@ -5,6 +5,8 @@
 
 #include <atomic>
 #include <functional>
+#include <mutex>
+#include <optional>
 #include <string>
 
 #include "daemon/config/config.h"
@@ -26,10 +28,11 @@ struct RunnerHooks {
   std::function<void()> heartbeat;                       // from the main loop: systemd WATCHDOG=1
   std::function<void(const std::string& reason)> fatal;  // cdcsync_fatal{reason}
   std::function<void(const std::string& component, const std::string& kind)> error;  // reconnect reasons
+  std::function<void(const std::string& message)> last_error;  // what failed, as logged (`cdcsync status`)
   BatchObserver batch_applied;
   std::function<void()> dead_lettered;                   // one source transaction dead-lettered
   std::function<void(std::size_t)> dead_letter_entries;  // entries in the dead-letter stream
-  KafkaSinkObserver kafka;  // the Kafka sink's produce latency, in-flight records, errors, transactions
+  KafkaSinkObserver kafka;      // the Kafka sink's produce latency, in-flight records, errors, transactions
   ArchiveSinkObserver archive;  // the event archive's entries appended, skipped, trimmed; its errors
   std::function<void(const std::string& table)> schema_drift;  // a source column found unmapped
   PostgresSinkObserver target;  // rows inserted without their TOAST value, set-based apply fallbacks
@@ -43,6 +46,11 @@ class Runner {
   // Runs until `stop`; returns the process exit code (exit_code.h).
   int run(const std::atomic<bool>& stop);
 
+  // A reloaded config (daemon/config/reload.h: its restart-only keys as running) and its mapping: the
+  // current session ends as on a stop (what it applied is confirmed) and the next one starts with them,
+  // without a backoff and without leaving the process. Any thread.
+  void reload(config::Config next, Mapping mapping);
+
   RunnerState state() const { return state_.load(); }
   bool lease_held() const { return lease_held_.load(); }
 
@@ -52,8 +60,14 @@ class Runner {
   void stream_to(Sink& sink, CheckpointStore& store, bool checkpoint_known, const std::atomic<bool>& stop);
   void set_state(RunnerState s);
   void sleep_for(std::chrono::milliseconds d, const std::atomic<bool>& stop);
+  // Takes a reloaded config, if any, before a session; re-arms session_stop_ from `stop`.
+  void take_reload(const std::atomic<bool>& stop);
 
-  const config::Config& config_;
+  config::Config config_;  // the runner thread's; a reload is handed over in pending_
+  std::mutex pending_mutex_;
+  std::optional<std::pair<config::Config, Mapping>> pending_;
+  // What a session stops on: the process's stop, or a reload.
+  std::atomic<bool> session_stop_{false};
   PipelineStatus& status_;
   RunnerHooks hooks_;
   Mapping mapping_;

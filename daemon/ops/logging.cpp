@@ -9,6 +9,8 @@
 #include <ctime>
 #include <mutex>
 
+#include "daemon/core/log_context.h"
+
 namespace cdcsync::logging {
 namespace {
 
@@ -43,7 +45,17 @@ std::size_t utf8_sequence(std::string_view text, std::size_t i) {
   return n;
 }
 
+// The pipeline's name, set once after the config is read (and read by every log line after).
+std::string& pipeline_name() {
+  static std::string name;
+  return name;
+}
+
 }  // namespace
+
+void set_pipeline(std::string_view name) {
+  pipeline_name() = name;
+}
 
 void append_json_escaped(std::string_view text, spdlog::memory_buf_t& dest) {
   static constexpr char kHex[] = "0123456789abcdef";
@@ -120,7 +132,20 @@ void JsonFormatter::format(const spdlog::details::log_msg& msg, spdlog::memory_b
   append_json_escaped(std::string_view(msg.logger_name.data(), msg.logger_name.size()), dest);
   append(dest, "\",\"msg\":\"");
   append_json_escaped(std::string_view(msg.payload.data(), msg.payload.size()), dest);
-  fmt::format_to(std::back_inserter(dest), "\",\"tid\":{}}}\n", msg.thread_id);
+  append(dest, "\"");
+  if (const std::string& name = pipeline_name(); !name.empty()) {
+    append(dest, ",\"pipeline\":\"");
+    append_json_escaped(name, dest);
+    append(dest, "\"");
+  }
+  const LogFields& fields = log_fields();
+  if (!fields.table.empty()) {
+    append(dest, ",\"table\":\"");
+    append_json_escaped(fields.table, dest);
+    append(dest, "\"");
+  }
+  if (fields.lsn) fmt::format_to(std::back_inserter(dest), ",\"lsn\":\"{}\"", fields.lsn->str());
+  fmt::format_to(std::back_inserter(dest), ",\"tid\":{}}}\n", msg.thread_id);
 }
 
 std::unique_ptr<spdlog::formatter> JsonFormatter::clone() const {

@@ -173,6 +173,11 @@ Probe::Probe(ProbeOptions options, const PipelineStatus& status)
   errors_ = &counter("cdcsync_errors_total", "Errors by component and kind (transient and fatal).");
   fatal_ = &gauge("cdcsync_fatal",
                   "1 when the daemon stopped on a condition only an operator can fix, by reason.");
+  config_reloads_ =
+      &counter("cdcsync_config_reloads_total",
+               "Config reloads (SIGHUP) by result: applied, unchanged, restart_required, invalid.");
+  for (const char* r : {"applied", "unchanged", "restart_required", "invalid"})
+    config_reloads_->Add({{"result", r}});
   dead_lettered_ = &counter("cdcsync_dead_lettered_transactions_total",
                             "Source transactions parked in the dead-letter stream.")
                         .Add({});
@@ -352,6 +357,10 @@ void Probe::error(const std::string& component, const std::string& kind) {
 void Probe::fatal(const std::string& reason) {
   fatal_->Add({{"reason", reason}}).Set(1);
   errors_->Add({{"component", "runner"}, {"kind", reason}}).Increment();
+}
+
+void Probe::config_reloaded(const std::string& result) {
+  config_reloads_->Add({{"result", result}}).Increment();
 }
 
 Counter& Probe::counter_for(const RelationDef& relation, ChangeOp op) {

@@ -90,6 +90,8 @@ class Probe final : public prometheus::Collectable {
   void state_changed(RunnerState s);
   void error(const std::string& component, const std::string& kind);
   void fatal(const std::string& reason);
+  // One SIGHUP's outcome: applied, unchanged, restart_required (only restart-only keys changed), invalid.
+  void config_reloaded(const std::string& result);
   void set_lease_view(std::function<bool()> lease_held) { lease_held_view_ = std::move(lease_held); }
   // The hot path: called by the applier after each batch. Single-threaded (the applier's thread only); the
   // per-(relation, op) counters are cached so a batch costs no lookup that allocates.
@@ -167,6 +169,7 @@ class Probe final : public prometheus::Collectable {
   prometheus::Family<prometheus::Counter>* reconnects_;
   prometheus::Family<prometheus::Counter>* errors_;
   prometheus::Family<prometheus::Gauge>* fatal_;
+  prometheus::Family<prometheus::Counter>* config_reloads_;
   prometheus::Counter* dead_lettered_;
   prometheus::Gauge* dead_letter_entries_;
   prometheus::Histogram* kafka_produce_latency_;

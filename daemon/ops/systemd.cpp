@@ -15,9 +15,16 @@ SystemdNotifier::SystemdNotifier() {
 }
 
 void SystemdNotifier::ready() {
-  if (!enabled_ || ready_sent_) return;
-  ready_sent_ = true;
+  if (!enabled_ || ready_sent_.exchange(true)) return;
   sd_notify(0, "READY=1");
+}
+
+void SystemdNotifier::reloading() {
+  if (enabled_ && ready_sent_) sd_notify(0, "RELOADING=1");
+}
+
+void SystemdNotifier::reloaded() {
+  if (enabled_ && ready_sent_) sd_notify(0, "READY=1");
 }
 
 void SystemdNotifier::stopping() {

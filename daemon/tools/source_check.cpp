@@ -133,8 +133,12 @@ std::vector<SourceProblem> check_source(PGconn* source, const Mapping& mapping,
           "AND tablename = $3",
           {publication, t.source.schema, t.source.name}, "reading the publication's tables");
       if (PQntuples(pt.get()) == 0) {
+        // The mapped columns only (PostgreSQL 15 column lists): nothing else of the table leaves the server.
+        std::string columns;
+        for (const auto& c : t.columns) columns += (columns.empty() ? "" : ", ") + sql_name(c.source);
         add(name, "is not in publication " + publication,
-            "ALTER PUBLICATION " + quote_ident(publication) + " ADD TABLE " + t.source.quoted());
+            "ALTER PUBLICATION " + sql_name(publication) + " ADD TABLE " + t.source.str() + " (" + columns +
+                "); then `systemctl reload` (or restart) copies its rows online");
       } else {
         const auto published = parse_name_array(PQgetvalue(pt.get(), 0, 0));
         for (const auto& c : t.columns) {

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -57,6 +58,17 @@ DaemonProcess::DaemonProcess(std::string dir, std::string name, const std::strin
   std::ofstream out(config_path_, std::ios::trunc);
   out << config_toml;
   if (!out) throw std::runtime_error("cannot write " + config_path_);
+}
+
+void DaemonProcess::rewrite_config(const std::string& config_toml) const {
+  // Written aside and renamed: a reload never reads half a file.
+  const std::string tmp = config_path_ + ".new";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << config_toml;
+    if (!out) throw std::runtime_error("cannot write " + tmp);
+  }
+  if (std::rename(tmp.c_str(), config_path_.c_str()) != 0) throw std::runtime_error("cannot rename " + tmp);
 }
 
 DaemonProcess::~DaemonProcess() {

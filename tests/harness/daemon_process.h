@@ -31,6 +31,9 @@ class DaemonProcess {
 
   void terminate() { send(SIGTERM); }  // graceful stop
   void kill() { send(SIGKILL); }       // crash
+  void hangup() { send(SIGHUP); }      // `run` reloads its config
+  // Replaces the config file (a reload or the next start reads it).
+  void rewrite_config(const std::string& config_toml) const;
 
   // The exit code (128 + signal number when killed by a signal), or nullopt when still running at the
   // deadline. Reaps the process; once it has exited, returns the same code again until the next start().

@@ -3,10 +3,12 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <random>
@@ -55,6 +57,18 @@ std::string row_text(const std::vector<std::optional<std::string>>& row) {
 
 bool wait_for_log(const DaemonProcess& d, std::string_view needle, milliseconds timeout, std::size_t times) {
   return eventually([&] { return d.log_count(needle) >= times; }, timeout, milliseconds(50));
+}
+
+CliRun run_cli(const std::string& args) {
+  CliRun r;
+  const std::string cmd = DaemonProcess::binary() + " " + args + " 2>/dev/null";
+  FILE* pipe = popen(cmd.c_str(), "r");
+  if (pipe == nullptr) return r;
+  char buf[4096];
+  for (std::size_t n = 0; (n = std::fread(buf, 1, sizeof buf, pipe)) > 0;) r.out.append(buf, n);
+  const int status = pclose(pipe);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
 }
 
 std::uint64_t test_seed(std::string_view what) {

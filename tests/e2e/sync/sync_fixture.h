@@ -112,6 +112,13 @@ bool wait_for_log(const DaemonProcess& d, std::string_view needle, std::chrono::
                   std::size_t times = 1);
 // The daemon logs this line each time a session starts streaming.
 inline constexpr std::string_view kStreaming = "streaming slot";
+// Runs `cdcsync ARGS` (the binary under test) to its end: stdout, and the exit code.
+struct CliRun {
+  std::string out;
+  int code = -1;
+};
+CliRun run_cli(const std::string& args);
+
 // A seed for the test's own random choices (kill moments): CDCSYNC_E2E_SEED, or random; printed.
 std::uint64_t test_seed(std::string_view what);
 

@@ -1,6 +1,8 @@
 // JSON log lines: one object per line, whatever the message holds.
 #include "daemon/ops/logging.h"
 
+#include "daemon/core/log_context.h"
+
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
 #include <spdlog/sinks/ostream_sink.h>
@@ -57,6 +59,41 @@ TEST(JsonLogFormat, WritesOneParsableObjectPerLine) {
   EXPECT_EQ(ts.size(), 27u) << ts;  // 2024-05-01T12:00:00.123456Z
   EXPECT_EQ(ts.back(), 'Z');
   EXPECT_TRUE(doc["tid"].IsNumber());
+}
+
+TEST(JsonLogFormat, CarriesThePipelineAndTheTableAndLsnOfTheScope) {
+  std::ostringstream out;
+  auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(out);
+  spdlog::logger logger("cdcsync", sink);
+  logger.set_formatter(std::make_unique<JsonFormatter>());
+  set_pipeline("orders \"eu\"");
+  {
+    const LogScope scope{"ref.customer", Lsn::parse("16/B374D848")};
+    logger.info("in a scope");
+    {
+      const LogScope inner{"", Lsn::parse("16/B374D900")};
+      logger.info("inner");
+    }
+  }
+  logger.info("outside");
+  set_pipeline("");
+
+  std::istringstream lines(out.str());
+  std::string line;
+  std::vector<rapidjson::Document> docs;
+  while (std::getline(lines, line)) {
+    docs.emplace_back().Parse(line.c_str());
+    ASSERT_FALSE(docs.back().HasParseError()) << line;
+  }
+  ASSERT_EQ(docs.size(), 3u) << out.str();
+  EXPECT_STREQ(docs[0]["pipeline"].GetString(), "orders \"eu\"");
+  EXPECT_STREQ(docs[0]["table"].GetString(), "ref.customer");
+  EXPECT_STREQ(docs[0]["lsn"].GetString(), "16/B374D848");
+  EXPECT_STREQ(docs[1]["table"].GetString(), "ref.customer") << "an inner scope keeps what it does not set";
+  EXPECT_STREQ(docs[1]["lsn"].GetString(), "16/B374D900");
+  EXPECT_STREQ(docs[2]["pipeline"].GetString(), "orders \"eu\"");
+  EXPECT_FALSE(docs[2].HasMember("table")) << "a scope restores what was there before it";
+  EXPECT_FALSE(docs[2].HasMember("lsn"));
 }
 
 }  // namespace
