@@ -12,6 +12,7 @@
 #include "daemon/core/batcher.h"
 #include "daemon/core/bounded_queue.h"
 #include "daemon/core/errors.h"
+#include "daemon/core/first_error.h"
 
 namespace cdcsync {
 namespace {
@@ -56,7 +57,7 @@ struct Pipeline::Session {
 
   BoundedQueue<Transaction> queue;
   std::atomic<bool> stop{false};
-  std::exception_ptr receiver_error;
+  FirstError receiver_error;  // written by the receiver, polled by the applier on every turn
   std::mutex idle_mu;
   std::optional<std::pair<Lsn, std::uint64_t>> idle_candidate;  // (lsn, items pushed when it was seen)
 };
@@ -92,7 +93,7 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
 
   try {
     while (true) {
-      if (session.receiver_error) std::rethrow_exception(session.receiver_error);
+      session.receiver_error.rethrow_if_failed();
       if (stop) break;
       if (tick_) tick_();
 
@@ -220,7 +221,7 @@ void Pipeline::receive(Session& session, const std::atomic<bool>& stop) {
       report(polled.reply_requested);
     }
   } catch (...) {
-    session.receiver_error = std::current_exception();
+    session.receiver_error.set(std::current_exception());
     session.stop = true;
     session.queue.close();
   }
