@@ -286,11 +286,14 @@ void Runner::session(const std::atomic<bool>& stop) {
 
   // 1. The lease (Redis), then the writer lock (target): two instances never write at once.
   bool checkpoint_known = true;
+  lease_taken_at_.reset();
   try {
+    const auto asked = std::chrono::steady_clock::now();
     if (!store.acquire_lease(token_, config_.checkpoint.lease_ttl)) {
       const auto holder = store.lease_holder();
       throw LeaseLost("the pipeline's lease is held by " + holder.value_or("another instance"));
     }
+    lease_taken_at_ = asked;
   } catch (const CheckpointUnavailable& e) {
     if (config_.checkpoint.required) throw;
     checkpoint_known = false;
@@ -456,6 +459,7 @@ void Runner::stream_to(Sink& sink, CheckpointStore& store, bool checkpoint_known
   po.lease_renew = config_.checkpoint.renew;
   Pipeline pipeline{changes, sink, store, token_, po, status_, hooks_.batch_applied};
   pipeline.set_tick(hooks_.heartbeat);
+  if (lease_taken_at_) pipeline.set_lease(*lease_taken_at_);
   status_.checkpoint_store_ok = checkpoint_known;
   Heartbeat heartbeat{source, config_.source.heartbeat_interval};
   set_state(RunnerState::Streaming);

@@ -4,7 +4,9 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "daemon/config/config.h"
@@ -28,7 +30,7 @@ struct RunnerHooks {
   BatchObserver batch_applied;
   std::function<void()> dead_lettered;                   // one source transaction dead-lettered
   std::function<void(std::size_t)> dead_letter_entries;  // entries in the dead-letter stream
-  KafkaSinkObserver kafka;  // the Kafka sink's produce latency, in-flight records, errors, transactions
+  KafkaSinkObserver kafka;      // the Kafka sink's produce latency, in-flight records, errors, transactions
   ArchiveSinkObserver archive;  // the event archive's entries appended, skipped, trimmed; its errors
   std::function<void(const std::string& table)> schema_drift;  // a source column found unmapped
   PostgresSinkObserver target;  // rows inserted without their TOAST value, set-based apply fallbacks
@@ -58,6 +60,8 @@ class Runner {
   LeaseToken token_;
   std::atomic<RunnerState> state_{RunnerState::Starting};
   std::atomic<bool> lease_held_{false};
+  // When this session took the pipeline's lease (nullopt: the store was unreachable at its start).
+  std::optional<std::chrono::steady_clock::time_point> lease_taken_at_;
 };
 
 // The sink mapping a config describes (transforms' key files are read here).
