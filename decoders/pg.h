@@ -33,19 +33,27 @@ class PgError : public std::runtime_error {
   PgError(std::string sqlstate, const std::string& message)
       : std::runtime_error(message), sqlstate_(std::move(sqlstate)) {}
   const std::string& sqlstate() const { return sqlstate_; }
-  // Retry on a lost connection, serialization failure, deadlock, statement timeout, admin shutdown and
-  // resource exhaustion.
+  // Worth retrying: a lost connection (class 08; pg_error gives a failure without SQLSTATE on a connection
+  // that is gone 08006), a serialization failure or deadlock (40001, 40P01), a lock or statement timeout
+  // (55P03, 57014), a server shutting down, crashed or still starting (57P01, 57P02, 57P03), an idle session
+  // ended (57P05), insufficient resources (class 53: disk full, out of memory, too many connections).
+  // Nothing else: not 57P04 (the database was dropped), not a client-side error with the connection intact.
   bool transient() const {
-    return sqlstate_.empty() || sqlstate_.starts_with("08") || sqlstate_ == "40001" || sqlstate_ == "57014" ||
-           sqlstate_ == "40P01" || sqlstate_.starts_with("57P") || sqlstate_.starts_with("53");
+    return sqlstate_.starts_with("08") || sqlstate_.starts_with("53") || sqlstate_ == "40001" ||
+           sqlstate_ == "40P01" || sqlstate_ == "55P03" || sqlstate_ == "57014" || sqlstate_ == "57P01" ||
+           sqlstate_ == "57P02" || sqlstate_ == "57P03" || sqlstate_ == "57P05";
   }
 
  private:
   std::string sqlstate_;
 };
 
-// The error of a failed result, without DETAIL. A null result (out of memory, lost connection) reads
-// the connection's message and reports SQLSTATE "" (transient).
+// SQLSTATE connection_failure: what a failure without a SQLSTATE is taken for when the connection is gone.
+inline constexpr const char* kConnectionLost = "08006";
+
+// The error of a failed result, without DETAIL. A failure the server did not classify (a null result, an
+// error libpq raised itself) reports SQLSTATE 08006 when the connection is gone (transient), and none
+// otherwise (not transient: out of memory, a client-side protocol problem).
 inline PgError pg_error(PGconn* conn, const PGresult* res, std::string_view doing) {
   std::string state;
   std::string primary;
@@ -61,6 +69,7 @@ inline PgError pg_error(PGconn* conn, const PGresult* res, std::string_view doin
   msg += ": ";
   msg += primary.empty() ? "unknown error" : primary;
   if (!state.empty()) msg += " (SQLSTATE " + state + ")";
+  if (state.empty() && (conn == nullptr || PQstatus(conn) == CONNECTION_BAD)) state = kConnectionLost;
   return PgError{state, msg};
 }
 

@@ -172,6 +172,7 @@ StreamEvent ReplicationStream::next_arrived() {
 }
 
 StreamEvent ReplicationStream::next_until(std::chrono::steady_clock::time_point deadline) {
+  last_message_ = {};
   buffer_.reset();
   while (true) {
     char* raw = nullptr;
@@ -179,6 +180,7 @@ StreamEvent ReplicationStream::next_until(std::chrono::steady_clock::time_point 
     if (n > 0) {
       buffer_.reset(raw);
       const std::string_view msg{raw, static_cast<std::size_t>(n)};
+      last_message_ = msg;
       StreamEvent ev;
       if (msg[0] == 'w') {
         ByteReader in{msg.substr(1), "XLogData"};

@@ -92,6 +92,9 @@ class ReplicationStream {
   // Ends COPY mode politely (CopyDone) and drains the server's answer.
   void finish();
 
+  // The raw CopyData message last read (valid until the next read), for a bug report when it was malformed.
+  std::string_view last_message() const { return last_message_; }
+
   bool streaming() const { return streaming_; }
   PGconn* raw() const { return conn_.get(); }
 
@@ -106,6 +109,7 @@ class ReplicationStream {
   std::chrono::microseconds min_read_interval_{0};
   std::chrono::steady_clock::time_point last_wake_{};
   std::unique_ptr<char, PqFreemem> buffer_;
+  std::string_view last_message_;
 };
 
 // "name" or "a, b" as a publication_names option value: each name quoted as an identifier.

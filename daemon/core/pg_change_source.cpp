@@ -1,6 +1,10 @@
 // PgChangeSource: the replication stream decoded into whole transactions for the pipeline.
 #include "daemon/core/pg_change_source.h"
 
+#include "daemon/core/errors.h"
+#include "decoders/byte_reader.h"
+#include "decoders/pgoutput.h"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -29,13 +33,30 @@ PgChangeSource::PgChangeSource(ReplicationStream& stream, AssemblerOptions optio
 namespace {
 // Messages absorb() takes per call at most, so that the pipeline looks at its queue again in between.
 constexpr int kAbsorbMessages = 4096;
+
+// The stream's next event; a malformed frame of the replication protocol itself (CopyData, XLogData, a
+// keepalive) throws SourceStreamError, placed after `after`, the last position seen.
+template <class Read>
+StreamEvent framed(const ReplicationStream& stream, Lsn after, Read&& read) {
+  try {
+    return read();
+  } catch (const DecodeError& e) {
+    throw SourceStreamError("malformed_message", after, std::string(stream.last_message()), e.what());
+  }
+}
 }  // namespace
 
 void PgChangeSource::feed(std::string_view payload, Lsn wal_start, std::int64_t server_time_us) {
   ++messages_;
   bytes_ += payload.size();
   sent_time_us_ = server_time_us;
-  assembler_.feed(payload, wal_start);
+  try {
+    assembler_.feed(payload, wal_start);
+  } catch (const DecodeError& e) {
+    throw SourceStreamError("malformed_message", wal_start, std::string(payload), e.what());
+  } catch (const ProtocolError& e) {
+    throw SourceStreamError("protocol_violation", wal_start, std::string(payload), e.what());
+  }
 }
 
 bool PgChangeSource::absorb() {
@@ -43,7 +64,7 @@ bool PgChangeSource::absorb() {
   bool heard = false;
   bool more = true;
   for (int taken = 0; taken < kAbsorbMessages; ++taken) {
-    const StreamEvent ev = stream_.next_arrived();
+    const StreamEvent ev = framed(stream_, received_, [&] { return stream_.next_arrived(); });
     if (ev.kind == StreamEvent::Kind::Timeout) break;
     heard = true;
     if (ev.kind == StreamEvent::Kind::Ended) {
@@ -106,7 +127,8 @@ Polled PgChangeSource::poll(std::chrono::milliseconds timeout, std::vector<Trans
       continue;
     }
     // Once something is ready, drain only what has already arrived, then hand it out.
-    const StreamEvent ev = stream_.next_until(out.empty() ? deadline : Clock::time_point::min());
+    const auto until = out.empty() ? deadline : Clock::time_point::min();
+    const StreamEvent ev = framed(stream_, received_, [&] { return stream_.next_until(until); });
     if (ev.kind == StreamEvent::Kind::Timeout) {
       if (heard) break;  // the end of what had arrived
       const auto now = Clock::now();

@@ -14,6 +14,7 @@
 #include "daemon/core/checkpoint_keeper.h"
 #include "daemon/core/errors.h"
 #include "daemon/core/first_error.h"
+#include "decoders/pg.h"
 
 namespace cdcsync {
 namespace {
@@ -234,7 +235,7 @@ void Pipeline::receive(Session& session, const std::atomic<bool>& stop) {
         std::lock_guard lock(session.idle_mu);
         session.idle_candidate = std::make_pair(*polled.idle_lsn, pushed_items_.load());
       }
-      if (polled.ended) throw std::runtime_error("the source server ended the replication stream");
+      if (polled.ended) throw PgError(kConnectionLost, "the source server ended the replication stream");
       report(polled.reply_requested);
     }
   } catch (...) {

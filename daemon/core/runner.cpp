@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "checkpoints/redis_store.h"
+#include "daemon/core/bug_report.h"
 #include "daemon/core/dead_letter_stream.h"
 #include "daemon/core/errors.h"
 #include "daemon/core/exit_codes.h"
@@ -36,25 +37,34 @@ std::string with_password(const std::string& conninfo, const config::SecretFile&
   return conninfo_with_password(conninfo, config::read_secret(file));
 }
 
-// Which server a transient failure came from, for the reconnect log line and the errors metric.
-std::string component_of(const std::exception& e) {
-  if (dynamic_cast<const KafkaUnavailable*>(&e) != nullptr) return "kafka";
-  if (dynamic_cast<const TransientError*>(&e) != nullptr) return "target";
-  if (dynamic_cast<const CheckpointUnavailable*>(&e) != nullptr) return "checkpoint";
-  if (dynamic_cast<const DecodeError*>(&e) != nullptr || dynamic_cast<const ProtocolError*>(&e) != nullptr) {
-    return "decoder";
+// Builds something from the configuration: a value it refuses (std::invalid_argument) is a configuration
+// error the validator let through (exit 1), not the internal error a stray invalid_argument is while streaming.
+template <class Make>
+auto from_config(Make&& make) -> decltype(make()) {
+  try {
+    return make();
+  } catch (const std::invalid_argument& e) {
+    throw FatalError("config", exit_code::kError, e.what());
   }
-  return "source";
 }
 
-std::string kind_of(const std::exception& e) {
-  if (const auto* pg = dynamic_cast<const PgError*>(&e))
-    return pg->sqlstate().empty() ? "connection" : pg->sqlstate();
-  if (dynamic_cast<const DecodeError*>(&e) != nullptr) return "malformed_message";
-  if (dynamic_cast<const ProtocolError*>(&e) != nullptr) return "protocol_violation";
-  if (dynamic_cast<const TransientError*>(&e) != nullptr) return "transient";
-  if (dynamic_cast<const CheckpointUnavailable*>(&e) != nullptr) return "unavailable";
-  return "other";
+// For the stop's log line: where the bytes of the message a source stream error names were saved.
+std::string saved_evidence(const std::exception_ptr& error, const std::string& pipeline) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const SourceStreamError& e) {
+    if (e.bytes().empty()) return {};
+    try {
+      const auto path = save_stream_evidence(e, pipeline);
+      return fmt::format("; the message's {} bytes are in {} for a bug report (they may hold row values)",
+                         e.bytes().size(), path.string());
+    } catch (const std::exception& failed) {
+      return fmt::format("; its bytes could not be saved for a bug report: {}", failed.what());
+    }
+  } catch (...) {
+    // not a source stream error: nothing to save
+  }
+  return {};
 }
 
 std::filesystem::path spool_dir(const config::Config& c) {
@@ -215,47 +225,18 @@ int Runner::run(const std::atomic<bool>& stop) {
     try {
       session(stop);
       break;  // stopped on request
-    } catch (const FatalError& e) {
-      spdlog::critical("stopping: {} ({})", e.what(), e.reason());
-      if (hooks_.fatal) hooks_.fatal(e.reason());
-      set_state(RunnerState::Stopped);
-      return e.exit_code();
-    } catch (const PermanentError& e) {
-      spdlog::critical(
-          "stopping: the target refused source transaction {} on {} (SQLSTATE {}): {}. Nothing past it "
-          "was confirmed; fix the target, or skip the transaction, and start again",
-          e.lsn().str(), e.table(), e.sqlstate(), e.what());
-      if (hooks_.fatal) hooks_.fatal("apply_failed");
-      set_state(RunnerState::Stopped);
-      return exit_code::kApplyFailed;
-    } catch (const CheckpointFatal& e) {
-      spdlog::critical("stopping: checkpoint store refused us ({}): {}", e.code(), e.what());
-      if (hooks_.fatal) hooks_.fatal("checkpoint_store");
-      set_state(RunnerState::Stopped);
-      return exit_code::kError;
-    } catch (const std::invalid_argument& e) {
-      spdlog::critical("stopping: {}", e.what());
-      if (hooks_.fatal) hooks_.fatal("config");
-      set_state(RunnerState::Stopped);
-      return exit_code::kError;
-    } catch (const LeaseLost& e) {
+    } catch (...) {
       lease_held_ = false;
-      if (last_standby_reason != e.what()) spdlog::info("standing by: {}", e.what());
-      last_standby_reason = e.what();
-      set_state(RunnerState::Standby);
-      sleep_for(config_.checkpoint.renew, stop);
-      continue;
-    } catch (const WriterLockHeld& e) {
-      lease_held_ = false;
-      if (last_standby_reason != e.what()) spdlog::info("standing by: {}", e.what());
-      last_standby_reason = e.what();
-      set_state(RunnerState::Standby);
-      sleep_for(config_.checkpoint.renew, stop);
-      continue;
-    } catch (const std::exception& e) {
-      lease_held_ = false;
-      const std::string component = component_of(e);
-      if (hooks_.error) hooks_.error(component, kind_of(e));
+      const Classified c = classify(std::current_exception());
+      if (c.error_class == ErrorClass::Standby) {
+        if (last_standby_reason != c.message) spdlog::info("standing by: {}", c.message);
+        last_standby_reason = c.message;
+        set_state(RunnerState::Standby);
+        sleep_for(config_.checkpoint.renew, stop);
+        continue;
+      }
+      if (c.error_class != ErrorClass::Transient) return stop_for(c, std::current_exception());
+      if (hooks_.error) hooks_.error(c.component, c.reason);
       // Back off further while sessions fail without applying anything (a target that cannot write: disk
       // full, a lock); start from the minimum again after a session that made progress or lasted.
       if (status_.durable_lsn.load() != durable_before ||
@@ -264,7 +245,7 @@ int Runner::run(const std::atomic<bool>& stop) {
       }
       std::uniform_int_distribution<long> jitter(backoff.count() / 2, backoff.count());
       const milliseconds wait{jitter(rng)};
-      spdlog::warn("{} failed, reconnecting in {} ms: {}", component, wait.count(), e.what());
+      spdlog::warn("{} failed, reconnecting in {} ms: {}", c.component, wait.count(), c.message);
       set_state(RunnerState::Backoff);
       sleep_for(wait, stop);
       backoff = std::min(config_.source.reconnect_max, backoff * 2);
@@ -274,15 +255,26 @@ int Runner::run(const std::atomic<bool>& stop) {
   return exit_code::kOk;
 }
 
+int Runner::stop_for(const Classified& c, const std::exception_ptr& error) {
+  const std::string evidence =
+      c.error_class == ErrorClass::SourceStream ? saved_evidence(error, config_.pipeline) : std::string();
+  spdlog::critical("stopping: {}{}", c.message, evidence);
+  if (hooks_.fatal) hooks_.fatal(c.reason);
+  set_state(RunnerState::Stopped);
+  return c.exit_code;
+}
+
 void Runner::session(const std::atomic<bool>& stop) {
   set_state(RunnerState::Starting);
-  RedisStoreOptions store_options;
-  store_options.connection.url = RedisUrl::parse(config_.checkpoint.redis);
-  if (config_.checkpoint.password_file.configured()) {
-    store_options.connection.url.password = config::read_secret(config_.checkpoint.password_file);
-  }
-  store_options.pipeline = config_.pipeline;
-  RedisCheckpointStore store{store_options};
+  RedisCheckpointStore store = from_config([&] {
+    RedisStoreOptions store_options;
+    store_options.connection.url = RedisUrl::parse(config_.checkpoint.redis);
+    if (config_.checkpoint.password_file.configured()) {
+      store_options.connection.url.password = config::read_secret(config_.checkpoint.password_file);
+    }
+    store_options.pipeline = config_.pipeline;
+    return RedisCheckpointStore{store_options};
+  });
 
   // 1. The lease (Redis), then the writer lock (target): two instances never write at once.
   bool checkpoint_known = true;
@@ -316,8 +308,11 @@ void Runner::session(const std::atomic<bool>& stop) {
 
   if (!config_.target.enabled) {
     // Kafka only: no order DB, no writer lock; the transactional.id fences a second writer instead.
-    const std::unique_ptr<KafkaSink> kafka = make_kafka_sink(config_, hooks_.kafka);
-    kafka->connect();
+    const std::unique_ptr<KafkaSink> kafka = from_config([&] {
+      auto k = make_kafka_sink(config_, hooks_.kafka);
+      k->connect();
+      return k;
+    });
     lease_held_ = true;
     stream_to(*kafka, store, checkpoint_known, stop);
     return;
@@ -329,17 +324,19 @@ void Runner::session(const std::atomic<bool>& stop) {
     };
   }
   sink_options.observer = hooks_.target;
-  PostgresSink target_sink{mapping_, sink_options};
+  PostgresSink target_sink = from_config([&] { return PostgresSink{mapping_, sink_options}; });
   target_sink.connect();
-  DeadLetterWiring dead_letters{config_,
-                                mapping_,
-                                target_sink,
-                                {[this](const DeadLetter&) {
-                                   if (hooks_.dead_lettered) hooks_.dead_lettered();
-                                 },
-                                 hooks_.dead_letter_entries}};
+  DeadLetterWiring dead_letters = from_config([&] {
+    return DeadLetterWiring{config_,
+                            mapping_,
+                            target_sink,
+                            {[this](const DeadLetter&) {
+                               if (hooks_.dead_lettered) hooks_.dead_lettered();
+                             },
+                             hooks_.dead_letter_entries}};
+  });
   const std::vector<std::unique_ptr<Sink>> secondaries =
-      make_secondary_sinks(config_, hooks_.kafka, hooks_.archive);
+      from_config([&] { return make_secondary_sinks(config_, hooks_.kafka, hooks_.archive); });
   std::vector<Sink*> secondary_ptrs;
   for (const auto& s : secondaries) secondary_ptrs.push_back(s.get());
   FanoutSink sink{dead_letters.sink(), std::move(secondary_ptrs)};
@@ -444,7 +441,8 @@ void Runner::stream_to(Sink& sink, CheckpointStore& store, bool checkpoint_known
   ao.protocol.streaming = so.streaming ? StreamingMode::On : StreamingMode::Off;
   ao.max_changes_per_chunk = static_cast<std::size_t>(config_.batch.max_txn_chunk_rows);
   ao.spool_dir = spool_dir(config_);
-  PgChangeSource changes{stream, ao, config_.source.receive_timeout};
+  PgChangeSource changes =
+      from_config([&] { return PgChangeSource{stream, ao, config_.source.receive_timeout}; });
 
   PipelineOptions po;
   po.batch_max_rows = static_cast<std::size_t>(config_.batch.max_rows);

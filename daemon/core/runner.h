@@ -10,6 +10,7 @@
 #include <string>
 
 #include "daemon/config/config.h"
+#include "daemon/core/errors.h"
 #include "daemon/core/pipeline.h"
 #include "sinks/kafka_sink.h"
 #include "sinks/mapping.h"
@@ -48,6 +49,9 @@ class Runner {
 
  private:
   void session(const std::atomic<bool>& stop);
+  // A classified stop: the log line (and, for a source stream error, the offending bytes in a private file
+  // for a bug report), cdcsync_fatal{reason}, the exit code.
+  int stop_for(const Classified& c, const std::exception_ptr& error);
   // Steps 2 and 3 of a session, once the sinks are connected: positions, snapshot, streaming.
   void stream_to(Sink& sink, CheckpointStore& store, bool checkpoint_known, const std::atomic<bool>& stop);
   void set_state(RunnerState s);
