@@ -47,8 +47,7 @@ ErrorClass class_of_exit_code(int code) {
 
 std::string stream_message(std::string_view kind, Lsn lsn, std::string_view what) {
   return fmt::format(
-      "{} in the source stream at LSN {}: {}. Nothing at or past it was confirmed; retrying would read the "
-      "same "
+      "{} in the source stream at LSN {}: {}. Nothing past it was confirmed; retrying would read the same "
       "bytes again",
       kind == "protocol_violation" ? "a protocol violation" : "a message that cannot be decoded",
       lsn.valid() ? lsn.str() : std::string("(unknown)"), what);

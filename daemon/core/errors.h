@@ -33,8 +33,8 @@ class LeaseLost : public std::runtime_error {
 };
 
 // A message of the source stream that cannot be decoded, or that breaks the protocol's rules. Never retried:
-// the slot would send the same bytes again. `lsn` is the WAL position of the message (nothing at or past it
-// was confirmed), `bytes` the message as received, for a bug report: it may hold row values, so it is
+// the slot would send the same bytes again. `lsn` is the WAL position of the message (nothing past it was
+// confirmed), `bytes` the message as received, for a bug report: it may hold row values, so it is
 // written only to a private file (bug_report.h), never logged.
 class SourceStreamError : public std::runtime_error {
  public:
