@@ -3,7 +3,7 @@
 
 #include <libpq-fe.h>
 
-#include <initializer_list>
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -12,10 +12,15 @@
 #include <utility>
 #include <vector>
 
+#include "decoders/pg_link.h"
+
 namespace cdcsync {
 
 struct PqFinish {
-  void operator()(PGconn* c) const { PQfinish(c); }
+  void operator()(PGconn* c) const {
+    pg_link::forget(c);  // first: the watcher never looks at a freed connection
+    PQfinish(c);
+  }
 };
 struct PqClear {
   void operator()(PGresult* r) const { PQclear(r); }
@@ -159,25 +164,6 @@ inline std::string conninfo_with_password(const std::string& conninfo, const std
   return out + "password=" + quote(password.c_str());
 }
 
-// Connects with cdcsync's network defaults ahead of `conninfo`, which may override them: a connect that gets
-// no answer gives up after 10 s, and a peer that vanished is noticed by TCP keepalives and tcp_user_timeout
-// within about 30 s. The `after` keywords come after the conninfo and win over it. Does not throw: the
-// caller checks PQstatus (see pg_connection_error).
-inline PgConn pg_connect_with_defaults(const std::string& conninfo,
-                                       std::initializer_list<std::pair<const char*, const char*>> after) {
-  std::vector<const char*> keys = {
-      "connect_timeout",  "keepalives",       "keepalives_idle", "keepalives_interval",
-      "keepalives_count", "tcp_user_timeout", "dbname"};
-  std::vector<const char*> values = {"10", "1", "10", "5", "3", "30000", conninfo.c_str()};
-  for (const auto& [k, v] : after) {
-    keys.push_back(k);
-    values.push_back(v);
-  }
-  keys.push_back(nullptr);
-  values.push_back(nullptr);
-  return PgConn{PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/1)};
-}
-
 // libpq's message for a failed connect (never includes the password), without the trailing newline.
 inline std::string pg_connection_error(const PgConn& conn) {
   std::string msg = conn ? PQerrorMessage(conn.get()) : "out of memory";
@@ -185,13 +171,39 @@ inline std::string pg_connection_error(const PgConn& conn) {
   return msg;
 }
 
-// Connects with a conninfo string; throws PgError with libpq's message (which never includes the password).
-inline PgConn pg_connect(const std::string& conninfo, std::string_view what) {
-  PgConn conn{PQconnectdb(conninfo.c_str())};
+// How pg_connect opens a connection, beyond cdcsync's network defaults.
+struct PgLinkOptions {
+  // The reply deadline (decoders/pg_link.h); nullopt: pg_link::default_reply_timeout(), 0: none.
+  std::optional<std::chrono::milliseconds> reply_timeout;
+  pg_link::Owner owner = pg_link::Owner::MainLoop;
+  // libpq keywords after the conninfo, which win over it (application_name, options, replication).
+  std::vector<std::pair<std::string, std::string>> after;
+};
+
+// The one way cdcsync opens a PostgreSQL connection, replication or not. cdcsync's network defaults come
+// ahead of `conninfo`, which may override them: a connect that gets no answer gives up after 10 s
+// (connect_timeout), a peer that vanished is noticed by TCP keepalives (10 s idle, 5 s apart, 3 probes) and
+// tcp_user_timeout (30 s); and the connection is watched for its reply deadline (pg_link.h), so a half-open
+// link fails a blocked call instead of hanging it. Throws PgError (08000) with libpq's message, which never
+// includes the password; `what` names the server ("the order database").
+inline PgConn pg_connect(const std::string& conninfo, std::string_view what, const PgLinkOptions& link = {}) {
+  std::vector<const char*> keys = {
+      "connect_timeout",  "keepalives",       "keepalives_idle", "keepalives_interval",
+      "keepalives_count", "tcp_user_timeout", "dbname"};
+  std::vector<const char*> values = {"10", "1", "10", "5", "3", "30000", conninfo.c_str()};
+  for (const auto& [k, v] : link.after) {
+    keys.push_back(k.c_str());
+    values.push_back(v.c_str());
+  }
+  keys.push_back(nullptr);
+  values.push_back(nullptr);
+  PgConn conn{PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/1)};
   if (!conn || PQstatus(conn.get()) != CONNECTION_OK) {
     throw PgError{"08000",
                   std::string("cannot connect to ") + std::string(what) + ": " + pg_connection_error(conn)};
   }
+  pg_link::watch(conn.get(), std::string(what), link.reply_timeout.value_or(pg_link::default_reply_timeout()),
+                 link.owner);
   return conn;
 }
 

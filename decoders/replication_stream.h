@@ -59,8 +59,8 @@ struct StreamOptions {
 struct StreamEvent {
   enum class Kind { Data, Keepalive, Timeout, Ended };
   Kind kind = Kind::Timeout;
-  Lsn wal_start;  // Data: WAL position of the message
-  Lsn wal_end;    // the server's current end of WAL
+  Lsn wal_start;                    // Data: WAL position of the message
+  Lsn wal_end;                      // the server's current end of WAL
   std::int64_t server_time_us = 0;  // PostgreSQL epoch microseconds
   bool reply_requested = false;     // Keepalive: the server wants a status update now
   std::string_view payload;         // Data: one pgoutput message
@@ -68,8 +68,12 @@ struct StreamEvent {
 
 class ReplicationStream {
  public:
-  // `conninfo` is an ordinary libpq conninfo; replication=database is added.
-  explicit ReplicationStream(const std::string& conninfo);
+  // `conninfo` is an ordinary libpq conninfo; replication=database is added. `reply_timeout`: the reply
+  // deadline of the commands before streaming (decoders/pg_link.h; nullopt: the process's default); a slot's
+  // creation, which waits for the source's open transactions, gets at least the default. Once streaming, the
+  // status updates it sends keep the deadline off: silence is the caller's to notice (receive timeout).
+  explicit ReplicationStream(const std::string& conninfo,
+                             std::optional<std::chrono::milliseconds> reply_timeout = std::nullopt);
   ~ReplicationStream();
   ReplicationStream(const ReplicationStream&) = delete;
   ReplicationStream& operator=(const ReplicationStream&) = delete;
@@ -105,6 +109,7 @@ class ReplicationStream {
   int read_socket(int timeout_ms);
 
   PgConn conn_;
+  std::chrono::milliseconds reply_timeout_;
   bool streaming_ = false;
   std::chrono::microseconds min_read_interval_{0};
   std::chrono::steady_clock::time_point last_wake_{};

@@ -38,7 +38,8 @@ std::string with_password(const std::string& conninfo, const config::SecretFile&
 }
 
 // Builds something from the configuration: a value it refuses (std::invalid_argument) is a configuration
-// error the validator let through (exit 1), not the internal error a stray invalid_argument is while streaming.
+// error the validator let through (exit 1), not the internal error a stray invalid_argument is while
+// streaming.
 template <class Make>
 auto from_config(Make&& make) -> decltype(make()) {
   try {
@@ -77,37 +78,56 @@ std::filesystem::path spool_dir(const config::Config& c) {
 // Emits a non-transactional logical message on an ordinary source connection every `every`: when the
 // published tables are quiet while other WAL grows (other tables, other databases), the message travels
 // through the slot and lets the pipeline confirm past it, so the slot never pins WAL.
+//
+// Its connection has the source's reply deadline (`reply_timeout`: a heartbeat on a half-open link fails
+// instead of hanging), and the session's end does not wait for it: the destructor cuts a heartbeat in
+// flight off at once.
 class Heartbeat {
  public:
-  Heartbeat(std::string conninfo, milliseconds every) {
+  Heartbeat(std::string conninfo, milliseconds every, milliseconds reply_timeout) {
     if (every.count() <= 0) return;
-    thread_ = std::jthread([conninfo = std::move(conninfo), every](std::stop_token stop) {
-      std::mutex mu;
-      std::condition_variable_any cv;
-      PgConn conn;
-      bool warned = false;
-      while (true) {
-        {
-          std::unique_lock lock(mu);
-          if (cv.wait_for(lock, stop, every, [] { return false; }) || stop.stop_requested()) return;
-        }
-        try {
-          if (!conn || PQstatus(conn.get()) != CONNECTION_OK)
-            conn = pg_connect(conninfo, "the source (heartbeat)");
-          pg_exec(conn.get(), "SELECT pg_catalog.pg_logical_emit_message(false, 'cdcsync_heartbeat', '')",
-                  "emitting a heartbeat", PGRES_TUPLES_OK);
-          warned = false;
-        } catch (const std::exception& e) {
-          conn.reset();
-          if (!warned) spdlog::warn("heartbeat failed (retrying every {} ms): {}", every.count(), e.what());
-          warned = true;
-        }
-      }
-    });
+    thread_ =
+        std::jthread([this, conninfo = std::move(conninfo), every, reply_timeout](std::stop_token stop) {
+          std::mutex mu;
+          std::condition_variable_any cv;
+          PgConn conn;
+          bool warned = false;
+          while (true) {
+            {
+              std::unique_lock lock(mu);
+              if (cv.wait_for(lock, stop, every, [] { return false; }) || stop.stop_requested()) return;
+            }
+            try {
+              if (!conn || PQstatus(conn.get()) != CONNECTION_OK) {
+                current_ = nullptr;
+                conn = pg_connect(conninfo, "the source (heartbeat)",
+                                  {.reply_timeout = reply_timeout, .owner = pg_link::Owner::SideThread});
+                current_ = conn.get();
+                if (stop.stop_requested()) return;
+              }
+              pg_exec(conn.get(), "SELECT pg_catalog.pg_logical_emit_message(false, 'cdcsync_heartbeat', '')",
+                      "emitting a heartbeat", PGRES_TUPLES_OK);
+              warned = false;
+            } catch (const std::exception& e) {
+              current_ = nullptr;
+              conn.reset();
+              if (!warned)
+                spdlog::warn("heartbeat failed (retrying every {} ms): {}", every.count(), e.what());
+              warned = true;
+            }
+          }
+        });
   }
+  ~Heartbeat() {
+    thread_.request_stop();
+    if (PGconn* c = current_.load()) pg_link::abort(c);
+  }
+  Heartbeat(const Heartbeat&) = delete;
+  Heartbeat& operator=(const Heartbeat&) = delete;
 
  private:
-  std::jthread thread_;
+  std::atomic<PGconn*> current_{nullptr};  // the thread's connection, for the destructor to cut off
+  std::jthread thread_;                    // last: joined first
 };
 
 }  // namespace
@@ -348,7 +368,7 @@ void Runner::stream_to(Sink& sink, CheckpointStore& store, bool checkpoint_known
                        const std::atomic<bool>& stop) {
   // 2. The source, and the three positions.
   const std::string source = source_conninfo(config_);
-  ReplicationStream stream{source};
+  ReplicationStream stream{source, config_.source.receive_timeout};
   const SystemIdentity identity = stream.identify_system();
   StartupFacts facts;
   facts.slot_name = config_.source.slot;
@@ -441,8 +461,9 @@ void Runner::stream_to(Sink& sink, CheckpointStore& store, bool checkpoint_known
   ao.protocol.streaming = so.streaming ? StreamingMode::On : StreamingMode::Off;
   ao.max_changes_per_chunk = static_cast<std::size_t>(config_.batch.max_txn_chunk_rows);
   ao.spool_dir = spool_dir(config_);
-  PgChangeSource changes =
-      from_config([&] { return PgChangeSource{stream, ao, config_.source.receive_timeout}; });
+  PgChangeSource changes = from_config([&] {
+    return PgChangeSource{stream, ao, config_.source.receive_timeout};
+  });
 
   PipelineOptions po;
   po.batch_max_rows = static_cast<std::size_t>(config_.batch.max_rows);
@@ -459,7 +480,7 @@ void Runner::stream_to(Sink& sink, CheckpointStore& store, bool checkpoint_known
   pipeline.set_tick(hooks_.heartbeat);
   if (lease_taken_at_) pipeline.set_lease(*lease_taken_at_);
   status_.checkpoint_store_ok = checkpoint_known;
-  Heartbeat heartbeat{source, config_.source.heartbeat_interval};
+  Heartbeat heartbeat{source, config_.source.heartbeat_interval, config_.source.receive_timeout};
   set_state(RunnerState::Streaming);
   pipeline.run(stop, plan.confirmed);
   stream.finish();
