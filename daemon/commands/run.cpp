@@ -12,10 +12,10 @@
 #include "daemon/config/config.h"
 #include "daemon/core/dead_letter_stream.h"
 #include "daemon/core/exit_codes.h"
+#include "daemon/core/runner.h"
 #include "daemon/ops/logging.h"
 #include "daemon/ops/metrics/http_server.h"
 #include "daemon/ops/probe.h"
-#include "daemon/core/runner.h"
 #include "daemon/ops/systemd.h"
 
 namespace cdcsync::commands {
@@ -59,10 +59,9 @@ constexpr std::chrono::seconds kFatalLinger{20};
 // systemd's STATUS= line: what `systemctl status` shows. No secrets, no row values.
 std::string status_line(const Probe& probe, const PipelineStatus& status) {
   const auto lag_bytes = probe.replication_lag_bytes();
-  return fmt::format("{}; confirmed {}; lag {} bytes, {:.0f} s", name_of(probe.state()),
-                     status.confirmed_lsn.load().str(),
-                     lag_bytes ? std::to_string(*lag_bytes) : std::string("unknown"),
-                     probe.replication_lag_seconds());
+  return fmt::format(
+      "{}; confirmed {}; lag {} bytes, {:.0f} s", name_of(probe.state()), status.confirmed_lsn.load().str(),
+      lag_bytes ? std::to_string(*lag_bytes) : std::string("unknown"), probe.replication_lag_seconds());
 }
 
 int run_daemon(const std::string& file, const std::atomic<bool>& stop) {
@@ -86,22 +85,13 @@ int run_daemon(const std::string& file, const std::atomic<bool>& stop) {
   spdlog::info("metrics on http://{}:{}/metrics", server.address().host, server.port());
 
   SystemdNotifier systemd;
-  auto last_status = std::chrono::steady_clock::now();
-  auto send_status = [&] {
+  // The hooks' heartbeat is the probe's beat: the health check (/healthz) the watchdog is fed from.
+  RunnerHooks hooks = probe->hooks([&](RunnerState s) {
+    if (s == RunnerState::Streaming || s == RunnerState::Standby) systemd.ready();
     systemd.status(status_line(*probe, status));
-    last_status = std::chrono::steady_clock::now();
-  };
-  RunnerHooks hooks = probe->hooks(
-      [&](RunnerState s) {
-        if (s == RunnerState::Streaming || s == RunnerState::Standby) systemd.ready();
-        send_status();
-      },
-      [&] {
-        systemd.watchdog();
-        if (systemd.enabled() && std::chrono::steady_clock::now() - last_status >= std::chrono::seconds(5)) {
-          send_status();
-        }
-      });
+  });
+  systemd.start([probe] { return probe->liveness(); },
+                [probe, &status] { return status_line(*probe, status); });
   Runner runner{cfg, status, hooks};
   probe->set_lease_view([&runner] { return runner.lease_held(); });
   // cdcsync_verify_mismatched_rows: the last result `cdcsync verify` recorded next to the checkpoint.
@@ -114,8 +104,10 @@ int run_daemon(const std::string& file, const std::atomic<bool>& stop) {
   spdlog::info("pipeline {}: {} table(s), source slot {}, publication {}", cfg.pipeline, cfg.tables.size(),
                cfg.source.slot, cfg.source.publication);
   const int code = runner.run(stop);
+  systemd.stop();
   systemd.stopping();
-  if (systemd.enabled() && (code == exit_code::kDataLossRisk || code == exit_code::kApplyFailed)) {
+  if (systemd.enabled() && (code == exit_code::kDataLossRisk || code == exit_code::kApplyFailed ||
+                            code == exit_code::kDecodeError)) {
     // systemd will not restart us (RestartPreventExitStatus=): stay scrapeable a little longer so
     // Prometheus records cdcsync_fatal{reason} before the target goes down.
     spdlog::info("serving /metrics for {} s more so the fatal reason is scraped", kFatalLinger.count());

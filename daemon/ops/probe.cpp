@@ -75,6 +75,7 @@ Probe::Probe(ProbeOptions options, const PipelineStatus& status)
       status_(status),
       registry_(std::make_shared<prometheus::Registry>(prometheus::Registry::InsertBehavior::Throw)),
       process_(std::make_shared<metrics::ProcessCollector>()) {
+  beat();
   const Labels constant{{"pipeline", options_.pipeline}};
   auto& r = *registry_;
   auto counter = [&](const char* name, const char* help) -> Family<Counter>& {
@@ -252,7 +253,10 @@ RunnerHooks Probe::hooks(std::function<void(RunnerState)> on_state, std::functio
     state_changed(s);
     if (on_state) on_state(s);
   };
-  h.heartbeat = std::move(heartbeat);
+  h.heartbeat = [this, heartbeat = std::move(heartbeat)] {
+    beat();
+    if (heartbeat) heartbeat();
+  };
   h.fatal = [this](const std::string& reason) { fatal(reason); };
   h.error = [this](const std::string& component, const std::string& kind) { error(component, kind); };
   h.batch_applied = [this](const Batch& b, std::chrono::steady_clock::duration d) { batch_applied(b, d); };
@@ -517,8 +521,25 @@ std::vector<prometheus::MetricFamily> Probe::Collect() const {
   return families;
 }
 
+void Probe::beat() {
+  last_beat_.store(std::chrono::steady_clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+}
+
 metrics::HealthStatus Probe::liveness() const {
-  return {.ok = true, .reason = "alive"};
+  using std::chrono::milliseconds;
+  const std::chrono::steady_clock::time_point last{
+      std::chrono::steady_clock::duration(last_beat_.load(std::memory_order_relaxed))};
+  const auto quiet = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - last);
+  if (quiet <= options_.stall_limit) return {.ok = true, .reason = "alive"};
+  if (const auto waiting = pg_link::in_flight(); !waiting.empty()) {
+    const auto& f = waiting.front();
+    return {.ok = true,
+            .reason = fmt::format("alive: waiting {} ms for {} (reply deadline {} ms)", f.waited.count(),
+                                  f.what, f.limit.count())};
+  }
+  return {.ok = false,
+          .reason = fmt::format(
+              "the main loop has not turned for {} ms and none of its commands is in flight", quiet.count())};
 }
 
 metrics::HealthStatus Probe::readiness() const {
