@@ -182,7 +182,13 @@ TEST(FaultsNetwork, AHalfOpenTargetConnectionIsTakenForDeadByTheReplyDeadlineAnd
 TEST(FaultsNetwork, AHalfOpenRedisConnectionDelaysOnlyTheCheckpointMirror) {
   SyncPipeline p{"net_halfopen_redis"};
   Proxies px;
-  auto d = start_proxied(p, px, {});
+  // A lease longer than the cut: applying goes on while Redis is away, within the lease (once it expires
+  // unrenewed the daemon stops applying: unit test
+  // PipelineTest.StopsApplyingWhenItsLeaseExpiresUnrenewed...).
+  ConfigOptions co;
+  co.lease_ttl_ms = 30000;
+  co.renew_ms = 1000;
+  auto d = start_proxied(p, px, co);
   ConfirmedNeverAheadSampler sampler{p};
   Workload load{p.workload_options(10s, 50)};
   load.start();
