@@ -22,9 +22,7 @@ std::string default_applied_by() {
 }  // namespace
 
 PostgresSink::PostgresSink(Mapping mapping, PostgresSinkOptions options)
-    : mapping_(std::move(mapping)),
-      options_(std::move(options)),
-      binder_(mapping_) {
+    : mapping_(std::move(mapping)), options_(std::move(options)), binder_(mapping_) {
   if (options_.pipeline.empty()) throw std::invalid_argument("the sink needs a pipeline name");
   if (options_.applied_by.empty()) options_.applied_by = default_applied_by();
   for (std::size_t i = 0; i < mapping_.tables().size(); ++i) {

@@ -25,7 +25,7 @@ std::string_view name_of(RunnerState s);
 
 struct RunnerHooks {
   std::function<void(RunnerState)> state_changed;        // also tells systemd READY=1 once streaming
-  std::function<void()> heartbeat;  // the main loop turned: the liveness /healthz and the watchdog check
+  std::function<void()> heartbeat;                       // the main loop turned: /healthz, watchdog
   std::function<void(const std::string& reason)> fatal;  // cdcsync_fatal{reason}
   std::function<void(const std::string& component, const std::string& kind)> error;  // reconnect reasons
   BatchObserver batch_applied;
