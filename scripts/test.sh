@@ -27,10 +27,11 @@ ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:ha
 # ThreadSanitizer: the unit tests, and the integration and e2e tests whose threads meet (the replication
 # receiver, the applier, the checkpoint keeper, the heartbeat, the reply-deadline watcher, the metrics poller,
 # the watchdog thread): the replication stream, the network faults (deadlines, half-open links, resets), the
-# decode-error stop, and the daemon's stops, Redis loss and takeover under load. The daemon the e2e tests
-# start is the TSan build too, and inherits TSAN_OPTIONS: a race ends it (exit 66) and fails its test.
+# decode-error stop, the watchdog under a slow statement, and the daemon's stop, Redis loss and takeover under
+# load. The daemon the e2e tests start is the TSan build too, and inherits TSAN_OPTIONS: a race ends it
+# (exit 66) and fails its test.
 # The rest of the e2e suite runs once, uninstrumented, below; a subset keeps CI under 40 minutes.
-CDCSYNC_TSAN_TESTS='^integration\.(ReplicationStreamTest|FaultsNetwork|FaultsSourceStream)\.|^integration\.SyncThroughFaults\.(RedisKilled|SigtermUnderLoad|OfTwoDaemons)'
+CDCSYNC_TSAN_TESTS='^integration\.(ReplicationStreamTest|FaultsNetwork|FaultsSourceStream|FaultsWatchdog)\.|^integration\.SyncThroughFaults\.(RedisKilled|SigtermUnderLoad|OfTwoDaemons)'
 if [ "${CDCSYNC_TSAN:-1}" != 0 ]; then
   echo "== build (ThreadSanitizer)"
   tsan_start=$(date +%s)
