@@ -1,8 +1,8 @@
 // cdcsync: keeps the order DB's reference tables equal to the mapped projection of the customer DB.
 // Subcommands dispatch here; each returns a process exit code (daemon/core/exit_codes.h).
-#include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
 
 #include <chrono>
 #include <csignal>
@@ -67,12 +67,16 @@ void setup_logging(const std::string& level) {
 
 int main(int argc, char** argv) {
   using namespace cdcsync;
-  std::atomic<bool> stop{false};
-  SignalWatcher signals{stop};
+  // Static, not on main's stack: the detached signal thread blocks in sigwait on `signals` (and may set
+  // `stop`) until the process ends, after main has returned, while exit handlers reuse main's stack
+  // (a use after scope that ThreadSanitizer reported at every exit).
+  static std::atomic<bool> stop{false};
+  static SignalWatcher signals{stop};
 
-  CLI::App app{"cdcsync: change-data-capture from a PostgreSQL customer DB into an order DB's reference tables,\n"
-               "with Debezium-compatible change events. Exit codes: 0 ok, 1 error, 2 usage, 3 data-loss risk\n"
-               "(slot lost, gap, target behind checkpoint), 4 a change the target refuses."};
+  CLI::App app{
+      "cdcsync: change-data-capture from a PostgreSQL customer DB into an order DB's reference tables,\n"
+      "with Debezium-compatible change events. Exit codes: 0 ok, 1 error, 2 usage, 3 data-loss risk\n"
+      "(slot lost, gap, target behind checkpoint), 4 a change the target refuses."};
   app.set_version_flag("--version", std::string("cdcsync ") + CDCSYNC_VERSION);
   app.require_subcommand(1);
   std::string log_level = "info";
