@@ -1,6 +1,7 @@
 // A CheckpointStore in memory with the Redis store's semantics: a fake for pipeline unit tests.
 // The clock is injectable so tests can expire leases without sleeping; set_available(false) makes every call
-// throw CheckpointUnavailable, like a Redis that is down.
+// throw CheckpointUnavailable, like a Redis that is down; set_blackholed(true) makes every call wait out a
+// command timeout first, like a Redis that takes the bytes and never answers.
 #pragma once
 
 #include <chrono>
@@ -9,6 +10,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "checkpoints/checkpoint_store.h"
@@ -96,6 +98,16 @@ class MemoryCheckpointStore final : public CheckpointStore {
     std::lock_guard lock(mutex_);
     available_ = available;
   }
+  void set_blackholed(bool on, std::chrono::milliseconds timeout = std::chrono::milliseconds(200)) {
+    std::lock_guard lock(mutex_);
+    blackholed_ = on;
+    blackhole_timeout_ = timeout;
+  }
+  // The checkpoint's LSN whatever the test controls say (0/0: none).
+  Lsn load_unchecked() const {
+    std::lock_guard lock(mutex_);
+    return checkpoint_ ? checkpoint_->lsn : Lsn{};
+  }
   // How many advance() calls moved the checkpoint.
   int advances() const {
     std::lock_guard lock(mutex_);
@@ -116,6 +128,14 @@ class MemoryCheckpointStore final : public CheckpointStore {
   }
 
   void check_available() const {
+    if (blackholed_) {
+      // The command timeout passes without holding the store's mutex (Redis clients time out on their own).
+      const auto timeout = blackhole_timeout_;
+      mutex_.unlock();
+      std::this_thread::sleep_for(timeout);
+      mutex_.lock();
+      throw CheckpointUnavailable("memory checkpoint store: no reply (test)");
+    }
     if (!available_) throw CheckpointUnavailable("memory checkpoint store: unavailable (test)");
   }
 
@@ -131,6 +151,8 @@ class MemoryCheckpointStore final : public CheckpointStore {
   std::optional<Checkpoint> checkpoint_;
   std::optional<Lease> lease_;
   bool available_ = true;
+  bool blackholed_ = false;
+  std::chrono::milliseconds blackhole_timeout_{200};
   int advances_ = 0;
 };
 

@@ -80,9 +80,12 @@ void setup_logging(const std::string& level) {
 
 int main(int argc, char** argv) {
   using namespace cdcsync;
-  std::atomic<bool> stop{false};
-  std::atomic<std::uint64_t> reloads{0};
-  SignalWatcher signals{stop, reloads};
+  // Static, not on main's stack: the detached signal thread blocks in sigwait on `signals` (and may set
+  // `stop`) until the process ends, after main has returned, while exit handlers reuse main's stack
+  // (a use after scope that ThreadSanitizer reported at every exit).
+  static std::atomic<bool> stop{false};
+  static std::atomic<std::uint64_t> reloads{0};
+  static SignalWatcher signals{stop, reloads};
 
   CLI::App app{
       "cdcsync: change-data-capture from a PostgreSQL customer DB into an order DB's reference tables,\n"

@@ -3,7 +3,7 @@
 
 #include <libpq-fe.h>
 
-#include <initializer_list>
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -12,10 +12,15 @@
 #include <utility>
 #include <vector>
 
+#include "decoders/pg_link.h"
+
 namespace cdcsync {
 
 struct PqFinish {
-  void operator()(PGconn* c) const { PQfinish(c); }
+  void operator()(PGconn* c) const {
+    pg_link::forget(c);  // first: the watcher never looks at a freed connection
+    PQfinish(c);
+  }
 };
 struct PqClear {
   void operator()(PGresult* r) const { PQclear(r); }
@@ -33,19 +38,27 @@ class PgError : public std::runtime_error {
   PgError(std::string sqlstate, const std::string& message)
       : std::runtime_error(message), sqlstate_(std::move(sqlstate)) {}
   const std::string& sqlstate() const { return sqlstate_; }
-  // Retry on a lost connection, serialization failure, deadlock, statement timeout, admin shutdown and
-  // resource exhaustion.
+  // Worth retrying: a lost connection (class 08; pg_error gives a failure without SQLSTATE on a connection
+  // that is gone 08006), a serialization failure or deadlock (40001, 40P01), a lock or statement timeout
+  // (55P03, 57014), a server shutting down, crashed or still starting (57P01, 57P02, 57P03), an idle session
+  // ended (57P05), insufficient resources (class 53: disk full, out of memory, too many connections).
+  // Nothing else: not 57P04 (the database was dropped), not a client-side error with the connection intact.
   bool transient() const {
-    return sqlstate_.empty() || sqlstate_.starts_with("08") || sqlstate_ == "40001" || sqlstate_ == "57014" ||
-           sqlstate_ == "40P01" || sqlstate_.starts_with("57P") || sqlstate_.starts_with("53");
+    return sqlstate_.starts_with("08") || sqlstate_.starts_with("53") || sqlstate_ == "40001" ||
+           sqlstate_ == "40P01" || sqlstate_ == "55P03" || sqlstate_ == "57014" || sqlstate_ == "57P01" ||
+           sqlstate_ == "57P02" || sqlstate_ == "57P03" || sqlstate_ == "57P05";
   }
 
  private:
   std::string sqlstate_;
 };
 
-// The error of a failed result, without DETAIL. A null result (out of memory, lost connection) reads
-// the connection's message and reports SQLSTATE "" (transient).
+// SQLSTATE connection_failure: what a failure without a SQLSTATE is taken for when the connection is gone.
+inline constexpr const char* kConnectionLost = "08006";
+
+// The error of a failed result, without DETAIL. A failure the server did not classify (a null result, an
+// error libpq raised itself) reports SQLSTATE 08006 when the connection is gone (transient), and none
+// otherwise (not transient: out of memory, a client-side protocol problem).
 inline PgError pg_error(PGconn* conn, const PGresult* res, std::string_view doing) {
   std::string state;
   std::string primary;
@@ -61,6 +74,7 @@ inline PgError pg_error(PGconn* conn, const PGresult* res, std::string_view doin
   msg += ": ";
   msg += primary.empty() ? "unknown error" : primary;
   if (!state.empty()) msg += " (SQLSTATE " + state + ")";
+  if (state.empty() && (conn == nullptr || PQstatus(conn) == CONNECTION_BAD)) state = kConnectionLost;
   return PgError{state, msg};
 }
 
@@ -170,25 +184,6 @@ inline std::string conninfo_with_password(const std::string& conninfo, const std
   return *rebuilt + (rebuilt->empty() ? "" : " ") + "password=" + conninfo_quote(password);
 }
 
-// Connects with cdcsync's network defaults ahead of `conninfo`, which may override them: a connect that gets
-// no answer gives up after 10 s, and a peer that vanished is noticed by TCP keepalives and tcp_user_timeout
-// within about 30 s. The `after` keywords come after the conninfo and win over it. Does not throw: the
-// caller checks PQstatus (see pg_connection_error).
-inline PgConn pg_connect_with_defaults(const std::string& conninfo,
-                                       std::initializer_list<std::pair<const char*, const char*>> after) {
-  std::vector<const char*> keys = {
-      "connect_timeout",  "keepalives",       "keepalives_idle", "keepalives_interval",
-      "keepalives_count", "tcp_user_timeout", "dbname"};
-  std::vector<const char*> values = {"10", "1", "10", "5", "3", "30000", conninfo.c_str()};
-  for (const auto& [k, v] : after) {
-    keys.push_back(k);
-    values.push_back(v);
-  }
-  keys.push_back(nullptr);
-  values.push_back(nullptr);
-  return PgConn{PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/1)};
-}
-
 // libpq's message for a failed connect (never includes the password), without the trailing newline.
 inline std::string pg_connection_error(const PgConn& conn) {
   std::string msg = conn ? PQerrorMessage(conn.get()) : "out of memory";
@@ -196,13 +191,39 @@ inline std::string pg_connection_error(const PgConn& conn) {
   return msg;
 }
 
-// Connects with a conninfo string; throws PgError with libpq's message (which never includes the password).
-inline PgConn pg_connect(const std::string& conninfo, std::string_view what) {
-  PgConn conn{PQconnectdb(conninfo.c_str())};
+// How pg_connect opens a connection, beyond cdcsync's network defaults.
+struct PgLinkOptions {
+  // The reply deadline (decoders/pg_link.h); nullopt: pg_link::default_reply_timeout(), 0: none.
+  std::optional<std::chrono::milliseconds> reply_timeout;
+  pg_link::Owner owner = pg_link::Owner::MainLoop;
+  // libpq keywords after the conninfo, which win over it (application_name, options, replication).
+  std::vector<std::pair<std::string, std::string>> after;
+};
+
+// The one way cdcsync opens a PostgreSQL connection, replication or not. cdcsync's network defaults come
+// ahead of `conninfo`, which may override them: a connect that gets no answer gives up after 10 s
+// (connect_timeout), a peer that vanished is noticed by TCP keepalives (10 s idle, 5 s apart, 3 probes) and
+// tcp_user_timeout (30 s); and the connection is watched for its reply deadline (pg_link.h), so a half-open
+// link fails a blocked call instead of hanging it. Throws PgError (08000) with libpq's message, which never
+// includes the password; `what` names the server ("the order database").
+inline PgConn pg_connect(const std::string& conninfo, std::string_view what, const PgLinkOptions& link = {}) {
+  std::vector<const char*> keys = {
+      "connect_timeout",  "keepalives",       "keepalives_idle", "keepalives_interval",
+      "keepalives_count", "tcp_user_timeout", "dbname"};
+  std::vector<const char*> values = {"10", "1", "10", "5", "3", "30000", conninfo.c_str()};
+  for (const auto& [k, v] : link.after) {
+    keys.push_back(k.c_str());
+    values.push_back(v.c_str());
+  }
+  keys.push_back(nullptr);
+  values.push_back(nullptr);
+  PgConn conn{PQconnectdbParams(keys.data(), values.data(), /*expand_dbname=*/1)};
   if (!conn || PQstatus(conn.get()) != CONNECTION_OK) {
     throw PgError{"08000",
                   std::string("cannot connect to ") + std::string(what) + ": " + pg_connection_error(conn)};
   }
+  pg_link::watch(conn.get(), std::string(what), link.reply_timeout.value_or(pg_link::default_reply_timeout()),
+                 link.owner);
   return conn;
 }
 

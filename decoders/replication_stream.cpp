@@ -55,14 +55,14 @@ std::string publication_names_option(const std::vector<std::string>& publication
   return out;
 }
 
-ReplicationStream::ReplicationStream(const std::string& conninfo) {
-  // cdcsync's network defaults (decoders/pg.h): a connect without answer and a vanished peer are noticed.
-  conn_ = pg_connect_with_defaults(conninfo,
-                                   {{"fallback_application_name", "cdcsync"}, {"replication", "database"}});
-  if (!conn_ || PQstatus(conn_.get()) != CONNECTION_OK) {
-    throw PgError{"08000",
-                  "cannot open a replication connection to the source: " + pg_connection_error(conn_)};
-  }
+ReplicationStream::ReplicationStream(const std::string& conninfo,
+                                     std::optional<std::chrono::milliseconds> reply_timeout)
+    : reply_timeout_(reply_timeout.value_or(pg_link::default_reply_timeout())) {
+  // cdcsync's network defaults and reply deadline (decoders/pg.h): a connect without answer, a vanished
+  // peer and a command without reply are noticed.
+  conn_ = pg_connect(conninfo, "the source (replication)",
+                     {.reply_timeout = reply_timeout_,
+                      .after = {{"fallback_application_name", "cdcsync"}, {"replication", "database"}}});
 }
 
 ReplicationStream::~ReplicationStream() = default;
@@ -97,7 +97,10 @@ CreatedSlot ReplicationStream::create_slot(const std::string& slot, bool tempora
                     " LOGICAL pgoutput (SNAPSHOT '" + (export_snapshot ? "export" : "nothing") + "'";
   if (two_phase) sql += ", TWO_PHASE true";
   sql += ")";
+  // It waits for every transaction open on the source to end.
+  pg_link::set_reply_timeout(conn_.get(), std::max(reply_timeout_, pg_link::default_reply_timeout()));
   auto res = query(sql, "CREATE_REPLICATION_SLOT " + slot);
+  pg_link::set_reply_timeout(conn_.get(), reply_timeout_);
   CreatedSlot created;
   created.name = value(res.get(), 0, 0);
   created.consistent_point = lsn_value(res.get(), 0, 1, "consistent_point");
@@ -146,6 +149,8 @@ void ReplicationStream::start(const std::string& slot, Lsn from, const StreamOpt
   if (options.two_phase) sql += ", two_phase 'on'";
   sql += ")";
   pg_exec(conn_.get(), sql.c_str(), "START_REPLICATION on slot " + slot, PGRES_COPY_BOTH, PGRES_COPY_BOTH);
+  // From now on the receiver's thread owns the connection; always in COPY, it vouches for nobody's liveness.
+  pg_link::set_owner(conn_.get(), pg_link::Owner::SideThread);
   streaming_ = true;
   min_read_interval_ = options.min_read_interval;
 }
@@ -172,6 +177,7 @@ StreamEvent ReplicationStream::next_arrived() {
 }
 
 StreamEvent ReplicationStream::next_until(std::chrono::steady_clock::time_point deadline) {
+  last_message_ = {};
   buffer_.reset();
   while (true) {
     char* raw = nullptr;
@@ -179,6 +185,7 @@ StreamEvent ReplicationStream::next_until(std::chrono::steady_clock::time_point 
     if (n > 0) {
       buffer_.reset(raw);
       const std::string_view msg{raw, static_cast<std::size_t>(n)};
+      last_message_ = msg;
       StreamEvent ev;
       if (msg[0] == 'w') {
         ByteReader in{msg.substr(1), "XLogData"};

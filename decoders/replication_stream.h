@@ -68,8 +68,12 @@ struct StreamEvent {
 
 class ReplicationStream {
  public:
-  // `conninfo` is an ordinary libpq conninfo; replication=database is added.
-  explicit ReplicationStream(const std::string& conninfo);
+  // `conninfo` is an ordinary libpq conninfo; replication=database is added. `reply_timeout`: the reply
+  // deadline of the commands before streaming (decoders/pg_link.h; nullopt: the process's default); a slot's
+  // creation, which waits for the source's open transactions, gets at least the default. Once streaming, the
+  // status updates it sends keep the deadline off: silence is the caller's to notice (receive timeout).
+  explicit ReplicationStream(const std::string& conninfo,
+                             std::optional<std::chrono::milliseconds> reply_timeout = std::nullopt);
   ~ReplicationStream();
   ReplicationStream(const ReplicationStream&) = delete;
   ReplicationStream& operator=(const ReplicationStream&) = delete;
@@ -96,6 +100,9 @@ class ReplicationStream {
   // Ends COPY mode politely (CopyDone) and drains the server's answer.
   void finish();
 
+  // The raw CopyData message last read (valid until the next read), for a bug report when it was malformed.
+  std::string_view last_message() const { return last_message_; }
+
   bool streaming() const { return streaming_; }
   PGconn* raw() const { return conn_.get(); }
 
@@ -106,10 +113,12 @@ class ReplicationStream {
   int read_socket(int timeout_ms);
 
   PgConn conn_;
+  std::chrono::milliseconds reply_timeout_;
   bool streaming_ = false;
   std::chrono::microseconds min_read_interval_{0};
   std::chrono::steady_clock::time_point last_wake_{};
   std::unique_ptr<char, PqFreemem> buffer_;
+  std::string_view last_message_;
 };
 
 // "name" or "a, b" as a publication_names option value: each name quoted as an identifier.

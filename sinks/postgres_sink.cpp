@@ -22,15 +22,7 @@ std::string default_applied_by() {
 }  // namespace
 
 PostgresSink::PostgresSink(Mapping mapping, PostgresSinkOptions options)
-    : mapping_(std::move(mapping)),
-      options_(std::move(options)),
-      binder_(mapping_),
-      deadline_(options_.statement_timeout.count() > 0
-                    ? options_.statement_timeout +
-                          std::min(options_.statement_timeout, std::chrono::milliseconds(5000))
-                    : std::chrono::milliseconds(0),
-                "the order database"),
-      copy_account_(options_.memory) {
+    : mapping_(std::move(mapping)), options_(std::move(options)), binder_(mapping_), copy_account_(options_.memory) {
   if (options_.pipeline.empty()) throw std::invalid_argument("the sink needs a pipeline name");
   if (options_.applied_by.empty()) options_.applied_by = default_applied_by();
   for (std::size_t i = 0; i < mapping_.tables().size(); ++i) {

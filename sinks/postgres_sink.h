@@ -43,7 +43,6 @@
 #include "sinks/fold.h"
 #include "sinks/mapping.h"
 #include "sinks/policy.h"
-#include "sinks/reply_deadline.h"
 #include "sinks/sink.h"
 #include "sinks/skip_applied.h"
 
@@ -144,7 +143,8 @@ struct PostgresSinkOptions {
   PostgresSinkObserver observer;
   // statement_timeout of the session (0: the server's default); a batch that takes longer fails as a
   // transient error and is retried. When set, a reply that has not come statement_timeout + min(it, 5 s)
-  // after its statement was sent means a dead connection (sinks/reply_deadline.h): reconnect.
+  // after its statement was sent means a dead connection (the reply deadline, decoders/pg_link.h):
+  // reconnect. 0: the process's default deadline (network.reply_timeout_ms).
   std::chrono::milliseconds statement_timeout{0};
   ToastCompression toast_compression = ToastCompression::Auto;
   CopyFormat copy_format = CopyFormat::Binary;
@@ -269,7 +269,6 @@ class PostgresSink final : public Sink {
   PostgresSinkOptions options_;
   RelationBinder binder_;
   PgConn conn_;
-  ReplyDeadline deadline_;  // after conn_: stops watching before the connection goes
   std::optional<Progress> progress_;
   std::vector<std::unique_ptr<TableState>> tables_;
   PostgresSinkStats stats_;

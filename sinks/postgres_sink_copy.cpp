@@ -220,7 +220,6 @@ PostgresSink::StagedRows PostgresSink::copy_rows(std::size_t index, bool direct,
       (direct ? "COPY " + t.target + " (" + t.row_columns() + ") FROM STDIN"
               : "COPY " + t.stage + " (" + t.row_columns() + ", _cdc_stage_op, _cdc_stage_mask) FROM STDIN") +
       (binary ? " (FORMAT binary)" : "");
-  const auto round_trip = deadline_.round_trip();
   PgResult res{PQexec(conn_.get(), copy_sql.c_str())};
   if (!res || PQresultStatus(res.get()) != PGRES_COPY_IN) throw sink_error(conn_.get(), res.get(), what);
 

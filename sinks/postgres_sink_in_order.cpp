@@ -107,12 +107,10 @@ void PostgresSink::send_row(TableState& t, const FoldedRow& row, Lsn txn_lsn) {
 
 void PostgresSink::sync_and_drain() {
   if (pending_.empty()) return;
-  const auto round_trip = deadline_.round_trip();
   if (PQpipelineSync(conn_.get()) != 1) throw sink_error(conn_.get(), nullptr, "syncing the pipeline");
   std::optional<PgError> first;
   for (const Pending& p : pending_) {
     PgResult r{PQgetResult(conn_.get())};
-    deadline_.touch();
     if (!r) throw sink_error(conn_.get(), nullptr, "reading pipelined results");
     if (PQresultStatus(r.get()) == PGRES_FATAL_ERROR && !first) {
       error_table_ = tables_[p.table]->mapping->target.str();

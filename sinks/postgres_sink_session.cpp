@@ -40,7 +40,6 @@ PgError sink_error(PGconn* conn, const PGresult* res, std::string_view doing) {
 }
 
 void PostgresSink::drop_connection() {
-  deadline_.watch(-1);
   conn_.reset();
   in_txn_ = false;
   skip_.reset();
@@ -54,7 +53,6 @@ void PostgresSink::drop_connection() {
 }
 
 PgResult PostgresSink::exec(const std::string& sql, const char* doing) {
-  const auto round_trip = deadline_.round_trip();
   PgResult res{PQexec(conn_.get(), sql.c_str())};
   const auto st = res ? PQresultStatus(res.get()) : PGRES_FATAL_ERROR;
   if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) throw sink_error(conn_.get(), res.get(), doing);
@@ -63,7 +61,6 @@ PgResult PostgresSink::exec(const std::string& sql, const char* doing) {
 
 PgResult PostgresSink::exec_params(const std::string& sql, const std::vector<PgParam>& params,
                                    const char* doing, ExecStatusType ok) {
-  const auto round_trip = deadline_.round_trip();
   // A failed result comes back rather than thrown so that the error keeps the constraint's name (sink_error).
   PgResult res = pg_exec_params(conn_.get(), sql, params, doing, ok, PGRES_FATAL_ERROR);
   if (!res || PQresultStatus(res.get()) == PGRES_FATAL_ERROR) throw sink_error(conn_.get(), res.get(), doing);
@@ -87,13 +84,20 @@ void PostgresSink::connect() {
   if (options_.statement_timeout.count() > 0) {
     session_options += " -cstatement_timeout=" + std::to_string(options_.statement_timeout.count());
   }
-  PgConn conn = pg_connect_with_defaults(
-      options_.conninfo, {{"options", session_options.c_str()}, {"application_name", "cdcsync"}});
-  if (!conn || PQstatus(conn.get()) != CONNECTION_OK) {
-    throw TransientError("cannot connect to the order database: " + pg_connection_error(conn));
+  // The reply deadline: statement_timeout lets a slow statement end with an error; no reply a while after it
+  // means a dead link.
+  std::optional<std::chrono::milliseconds> reply_timeout;
+  if (options_.statement_timeout.count() > 0) {
+    reply_timeout =
+        options_.statement_timeout + std::min(options_.statement_timeout, std::chrono::milliseconds(5000));
   }
-  conn_ = std::move(conn);
-  deadline_.watch(PQsocket(conn_.get()));
+  try {
+    conn_ = pg_connect(options_.conninfo, "the order database",
+                       {.reply_timeout = reply_timeout,
+                        .after = {{"options", session_options}, {"application_name", "cdcsync"}}});
+  } catch (const PgError& e) {
+    throw TransientError(e.what());
+  }
   error_lsn_ = Lsn{};
   try {
     error_table_ = options_.progress_table.str();
@@ -244,7 +248,6 @@ void PostgresSink::rollback_quietly() {
     return;
   }
   if (PQtransactionStatus(conn_.get()) != PQTRANS_IDLE) {
-    const auto round_trip = deadline_.round_trip();
     PgResult res{PQexec(conn_.get(), "ROLLBACK")};
     if (!res || PQresultStatus(res.get()) != PGRES_COMMAND_OK) {
       drop_connection();

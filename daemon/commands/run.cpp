@@ -178,22 +178,13 @@ int run_daemon(const std::string& file, const std::atomic<bool>& stop,
   spdlog::info("metrics on http://{}:{}/metrics", server.address().host, server.port());
 
   SystemdNotifier systemd;
-  auto last_status = std::chrono::steady_clock::now();
-  auto send_status = [&] {
+  // The hooks' heartbeat is the probe's beat: the health check (/healthz) the watchdog is fed from.
+  RunnerHooks hooks = probe->hooks([&](RunnerState s) {
+    if (s == RunnerState::Streaming || s == RunnerState::Standby) systemd.ready();
     systemd.status(status_line(*probe, status));
-    last_status = std::chrono::steady_clock::now();
-  };
-  RunnerHooks hooks = probe->hooks(
-      [&](RunnerState s) {
-        if (s == RunnerState::Streaming || s == RunnerState::Standby) systemd.ready();
-        send_status();
-      },
-      [&] {
-        systemd.watchdog();
-        if (systemd.enabled() && std::chrono::steady_clock::now() - last_status >= std::chrono::seconds(5)) {
-          send_status();
-        }
-      });
+  });
+  systemd.start([probe] { return probe->liveness(); },
+                [probe, &status] { return status_line(*probe, status); });
   // The initial snapshot's progress: the metrics, and a bar on a terminal or a log line every few seconds.
   LoadProgressDisplay display{LoadProgressDisplay::style_for_stderr(cfg.log.format)};
   hooks.snapshot_progress = [metrics = std::move(hooks.snapshot_progress),
@@ -229,8 +220,10 @@ int run_daemon(const std::string& file, const std::atomic<bool>& stop,
   const int code = runner.run(stop);
   reloader.request_stop();
   reloader.join();
+  systemd.stop();
   systemd.stopping();
-  if (systemd.enabled() && (code == exit_code::kDataLossRisk || code == exit_code::kApplyFailed)) {
+  if (systemd.enabled() && (code == exit_code::kDataLossRisk || code == exit_code::kApplyFailed ||
+                            code == exit_code::kDecodeError)) {
     // systemd will not restart us (RestartPreventExitStatus=): stay scrapeable a little longer so
     // Prometheus records cdcsync_fatal{reason} before the target goes down.
     spdlog::info("serving /metrics until the fatal reason is scraped (at most {} s)",

@@ -199,6 +199,11 @@ struct MetricsConfig {
   bool allow_remote = false;
 };
 
+struct NetworkConfig {
+  // The reply deadline of a PostgreSQL session without one of its own (decoders/pg_link.h).
+  std::chrono::milliseconds reply_timeout{600000};
+};
+
 struct LogConfig {
   LogLevel level = LogLevel::Info;
   LogFormat format = LogFormat::Text;
@@ -218,6 +223,7 @@ struct Config {
   DeadLetterConfig dead_letter;
   KafkaConfig kafka;
   MetricsConfig metrics;
+  NetworkConfig network;
   LogConfig log;
   std::vector<TableMapping> tables;
 };

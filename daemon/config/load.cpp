@@ -15,6 +15,7 @@
 #include "daemon/config/settings.h"
 #include "daemon/config/validate.h"
 #include "daemon/config/values.h"
+#include "decoders/pg_link.h"
 #include "sinks/kafka_properties.h"
 
 namespace cdcsync::config {
@@ -562,6 +563,9 @@ Config load_config(const std::filesystem::path& path) {
   if (!text) throw ConfigError({ConfigIssue{path.string(), 0, 0, "", error}});
   Config config = load_config_from_string(*text, path.string());
   config.file = path;
+  // The one process-wide setting: every PostgreSQL connection opened from now on without a deadline of its
+  // own gets this one (decoders/pg_link.h), whichever command or tool opens it.
+  pg_link::set_default_reply_timeout(config.network.reply_timeout);
   return config;
 }
 

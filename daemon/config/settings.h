@@ -197,6 +197,9 @@ inline const auto kGlobalSettings = std::tuple{
   Bound{Setting<bool>{"metrics.allow_remote", false, {}, "Allow metrics.listen on a non-loopback address."},
         [](Config& c) -> auto& { return c.metrics.allow_remote; }},
 
+  Bound{Setting<milliseconds>{"network.reply_timeout_ms", 600000ms, {.min = 1000ms, .max = 86400000ms}, "Longest a PostgreSQL session with no deadline of its own (initial snapshot, verify, resync, replay, checks) waits for any byte of a reply to a command before it takes the link for dead (half-open: bytes taken, never answered) and fails the command; keep it above your slowest verify or resync statement. The apply session's is target.statement_timeout_ms + min(it, 5 s); the replication connection's and the heartbeat's source.receive_timeout_ms.", "ms"},
+        [](Config& c) -> auto& { return c.network.reply_timeout; }},
+
   Bound{Setting<LogLevel>{"log.level", LogLevel::Info, {}, "Least severe level written."},
         [](Config& c) -> auto& { return c.log.level; }},
   Bound{Setting<LogFormat>{"log.format", LogFormat::Text, {}, "Log line format: text for people, json for collectors."},

@@ -1,6 +1,10 @@
 // PgChangeSource: the replication stream decoded into whole transactions for the pipeline.
 #include "daemon/core/pg_change_source.h"
 
+#include "daemon/core/errors.h"
+#include "decoders/byte_reader.h"
+#include "decoders/pgoutput.h"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -37,6 +41,17 @@ namespace {
 constexpr int kAbsorbMessages = 4096;
 // How often a poll waiting for room in the memory budget reads on into spools (absorb).
 constexpr std::chrono::milliseconds kRoomWait{2};
+
+// The stream's next event; a malformed frame of the replication protocol itself (CopyData, XLogData, a
+// keepalive) throws SourceStreamError, placed after `after`, the last position seen.
+template <class Read>
+StreamEvent framed(const ReplicationStream& stream, Lsn after, Read&& read) {
+  try {
+    return read();
+  } catch (const DecodeError& e) {
+    throw SourceStreamError("malformed_message", after, std::string(stream.last_message()), e.what());
+  }
+}
 }  // namespace
 
 void PgChangeSource::feed(std::string_view payload, Lsn wal_start, std::int64_t server_time_us) {
@@ -48,6 +63,10 @@ void PgChangeSource::feed(std::string_view payload, Lsn wal_start, std::int64_t 
   } catch (const SpoolLimitExceeded& e) {
     // Retrying would fill the spool the same way: stop until the limit is raised.
     throw FatalError("spool_limit", exit_code::kError, e.what());
+  } catch (const DecodeError& e) {
+    throw SourceStreamError("malformed_message", wal_start, std::string(payload), e.what());
+  } catch (const ProtocolError& e) {
+    throw SourceStreamError("protocol_violation", wal_start, std::string(payload), e.what());
   }
   stream_.release_message();  // decoded: a wide row's copy is not kept while the pipeline waits for room
 }
@@ -72,7 +91,7 @@ bool PgChangeSource::absorb() {
   bool heard = false;
   bool more = true;
   for (int taken = 0; taken < kAbsorbMessages; ++taken) {
-    const StreamEvent ev = stream_.next_arrived();
+    const StreamEvent ev = framed(stream_, received_, [&] { return stream_.next_arrived(); });
     if (ev.kind == StreamEvent::Kind::Timeout) break;
     heard = true;
     if (ev.kind == StreamEvent::Kind::Ended) {
@@ -137,7 +156,8 @@ Polled PgChangeSource::poll(std::chrono::milliseconds timeout, std::vector<Trans
       continue;
     }
     // Once something is ready, drain only what has already arrived, then hand it out.
-    const StreamEvent ev = stream_.next_until(out.empty() ? deadline : Clock::time_point::min());
+    const auto until = out.empty() ? deadline : Clock::time_point::min();
+    const StreamEvent ev = framed(stream_, received_, [&] { return stream_.next_until(until); });
     if (ev.kind == StreamEvent::Kind::Timeout) {
       if (heard) break;  // the end of what had arrived
       const auto now = Clock::now();

@@ -49,6 +49,7 @@ class PgChangeSource : public ChangeSource {
     Lsn wal_start;
     std::int64_t server_time_us = 0;
   };
+  // A message the decoder or the assembler refuses throws SourceStreamError with its LSN and bytes.
   void feed(std::string_view payload, Lsn wal_start, std::int64_t server_time_us);
   // Reads what has arrived without waiting, while the assembler replays: feeds what it can take, holds
   // the first message it cannot and stops there. Returns whether it stopped for want of data.

@@ -11,9 +11,12 @@
 
 #include "daemon/core/batcher.h"
 #include "daemon/core/bounded_queue.h"
+#include "daemon/core/checkpoint_keeper.h"
 #include "daemon/core/errors.h"
 #include "daemon/core/log_context.h"
 #include "decoders/change_pool.h"
+#include "daemon/core/first_error.h"
+#include "decoders/pg.h"
 
 namespace cdcsync {
 namespace {
@@ -47,7 +50,7 @@ struct Pipeline::Session {
 
   BoundedQueue<Transaction> queue;
   std::atomic<bool> stop{false};
-  std::exception_ptr receiver_error;
+  FirstError receiver_error;  // written by the receiver, polled by the applier on every turn
   std::mutex idle_mu;
   std::optional<std::pair<Lsn, std::uint64_t>> idle_candidate;  // (lsn, items pushed when it was seen)
 };
@@ -58,6 +61,18 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
   last_flush_ = Clock::now();
   unflushed_ = false;
 
+  CheckpointKeeper keeper{store_,
+                          token_,
+                          {.lease_ttl = options_.lease_ttl, .lease_renew = options_.lease_renew},
+                          status_,
+                          lease_renewed_at_};
+  keeper_ = &keeper;
+  struct Unset {
+    CheckpointKeeper*& keeper;
+    ~Unset() { keeper = nullptr; }
+  } unset{keeper_};
+  fenced_ = false;
+  status_.lease_expired = false;
   Session session{options_};
   // The receiver owns the replication connection: it alone reads from it and reports to it, so that
   // keepalives are answered even while the applier waits on a slow target.
@@ -70,8 +85,6 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
   bool in_chunked_txn = false;  // the target transaction is open across batches
   auto last_activity = Clock::now();
   auto last_arrival = Clock::now();  // the last transaction taken from the queue
-  last_renew_ = Clock::now();
-  last_mirror_try_ = Clock::now();
 
   auto finish = [&](bool stopping) {
     session.stop = true;
@@ -85,9 +98,15 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
 
   try {
     while (true) {
-      if (session.receiver_error) std::rethrow_exception(session.receiver_error);
+      session.receiver_error.rethrow_if_failed();
+      keeper.rethrow_if_failed();
       if (stop) break;
       if (tick_) tick_();
+      if (!lease_lets_apply()) {
+        // Nothing is taken from the queue either: the receiver goes on answering the source meanwhile.
+        std::this_thread::sleep_for(milliseconds(100));
+        continue;
+      }
 
       // An open batch takes what is already queued and does not wait for more: at a low rate a transaction
       // is applied as soon as it arrives, and whatever arrives meanwhile forms the next batch (group
@@ -135,23 +154,23 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
           Clock::now() - last_arrival >= std::min(options_.batch_max_wait, kSyncWhenIdle)) {
         sync_unflushed();
       }
-      look_after_checkpoint();
     }
     // Graceful stop: a pending whole batch is applied, an open chunked source transaction rolled back, and
     // commits that did not wait for their flush are made durable.
     Batch& batch = batcher.batch();
-    if (!batch.empty() && !in_chunked_txn && batch.ends_whole()) {
+    const bool leased = lease_lets_apply();
+    if (leased && !batch.empty() && !in_chunked_txn && batch.ends_whole()) {
       batch.durable = true;
       apply_batch(batch);
     }
     finish(true);
     try {
-      sync_unflushed();
+      if (leased) sync_unflushed();
     } catch (const std::exception& e) {
       // Not confirmed, so not lost: the next session finds these commits in the target's progress row.
       spdlog::warn("could not make the last commits durable before stopping: {}", e.what());
     }
-    if (status_.durable_lsn.load() > status_.confirmed_lsn.load()) mirror(status_.durable_lsn.load());
+    keeper.finish();
     source_.report(status_.received_lsn.load(), status_.confirmed_lsn.load());
   } catch (...) {
     finish(false);
@@ -216,11 +235,11 @@ void Pipeline::receive(Session& session, const std::atomic<bool>& stop) {
         std::lock_guard lock(session.idle_mu);
         session.idle_candidate = std::make_pair(*polled.idle_lsn, pushed_items_.load());
       }
-      if (polled.ended) throw std::runtime_error("the source server ended the replication stream");
+      if (polled.ended) throw PgError(kConnectionLost, "the source server ended the replication stream");
       report(polled.reply_requested);
     }
   } catch (...) {
-    session.receiver_error = std::current_exception();
+    session.receiver_error.set(std::current_exception());
     session.stop = true;
     session.queue.close();
   }
@@ -239,32 +258,23 @@ void Pipeline::ack_idle(Session& session) {
     last_flush_ = Clock::now();
     unflushed_ = false;
     status_.durable_lsn = candidate->first;
-    mirror(candidate->first);
+    keeper_->post(candidate->first);
   }
 }
 
-void Pipeline::look_after_checkpoint() {
-  // A durable position the checkpoint store did not take yet (it was unreachable): retry.
-  if (status_.durable_lsn.load() > status_.confirmed_lsn.load() &&
-      Clock::now() - last_mirror_try_ >= milliseconds(200)) {
-    last_mirror_try_ = Clock::now();
-    mirror(status_.durable_lsn.load());
+bool Pipeline::lease_lets_apply() {
+  const bool valid = keeper_->lease_valid(Clock::now());
+  if (valid == !fenced_) return valid;
+  fenced_ = !valid;
+  status_.lease_expired = fenced_;
+  if (fenced_) {
+    spdlog::warn(
+        "the pipeline's lease expired without a renewal (the checkpoint store is unreachable): applying "
+        "stopped until it is renewed");
+  } else {
+    spdlog::info("the pipeline's lease is renewed: applying again");
   }
-  if (Clock::now() - last_renew_ < options_.lease_renew) return;
-  last_renew_ = Clock::now();
-  try {
-    // Renew, or take it when nobody holds it (it lapsed while the store was unreachable).
-    if (!store_.renew_lease(token_, options_.lease_ttl) &&
-        !store_.acquire_lease(token_, options_.lease_ttl)) {
-      throw LeaseLost("the pipeline's lease is held by another instance: stepping down");
-    }
-    status_.checkpoint_store_ok = true;
-  } catch (const CheckpointUnavailable& e) {
-    // The target's writer lock still guarantees a single writer; nothing is confirmed meanwhile.
-    if (status_.checkpoint_store_ok.exchange(false)) {
-      spdlog::warn("checkpoint store unreachable, applying without confirming: {}", e.what());
-    }
-  }
+  return valid;
 }
 
 void Pipeline::apply_batch(Batch& batch) {
@@ -298,7 +308,7 @@ void Pipeline::apply_batch(Batch& batch) {
     last_flush_ = Clock::now();
     unflushed_ = false;
     status_.durable_lsn = *durable;
-    mirror(*durable);
+    keeper_->post(*durable);
   } else if (committed) {
     unflushed_ = true;
     status_.commits_unflushed += 1;
@@ -319,33 +329,7 @@ void Pipeline::sync_unflushed() {
   last_flush_ = Clock::now();
   if (durable) {
     status_.durable_lsn = std::max(status_.durable_lsn.load(), *durable);
-    mirror(*durable);
-  }
-}
-
-void Pipeline::mirror(Lsn lsn) {
-  try {
-    Advance result = store_.advance(token_, lsn);
-    // The lease lapsed while nobody renewed it (a start or an initial snapshot longer than its TTL, a slow
-    // store): take it again when nobody else holds it; the target's writer lock kept us the only writer.
-    if (result == Advance::LeaseLost && store_.acquire_lease(token_, options_.lease_ttl)) {
-      if (!store_.load()) {
-        spdlog::warn(
-            "no checkpoint in Redis for this pipeline any more (restarted empty or flushed?): restoring it "
-            "from the target's progress ({})",
-            lsn.str());
-      }
-      result = store_.advance(token_, lsn);
-    }
-    if (result == Advance::LeaseLost) {
-      throw LeaseLost("the pipeline's lease is held by another instance: stepping down");
-    }
-    if (!status_.checkpoint_store_ok.exchange(true)) spdlog::info("checkpoint store reachable again");
-    if (lsn > status_.confirmed_lsn.load()) status_.confirmed_lsn = lsn;
-  } catch (const CheckpointUnavailable& e) {
-    if (status_.checkpoint_store_ok.exchange(false)) {
-      spdlog::warn("checkpoint store unreachable, applying without confirming: {}", e.what());
-    }
+    keeper_->post(*durable);
   }
 }
 

@@ -1,7 +1,7 @@
 // One streaming session of a pipeline: a receiver thread reads whole source transactions from the
-// ChangeSource onto a bounded queue; the applier (the calling thread) groups them into batches, applies each
-// batch to the Sink in one target transaction, mirrors the durable LSN to the CheckpointStore under the
-// lease, and only then lets the receiver confirm it to the source.
+// ChangeSource onto a bounded queue; the applier (the calling thread) groups them into batches and applies
+// each batch to the Sink in one target transaction; a keeper thread (CheckpointKeeper) mirrors the durable
+// LSN to the CheckpointStore under the lease, and only then does the receiver confirm it to the source.
 #pragma once
 
 #include <atomic>
@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,8 @@
 #include "sinks/sink.h"
 
 namespace cdcsync {
+
+class CheckpointKeeper;
 
 struct PipelineOptions {
   // A batch is applied when nothing more is queued, or earlier at one of these bounds (whole source
@@ -67,6 +70,8 @@ struct PipelineStatus {
   std::atomic<std::uint64_t> commits_unflushed{0};
   std::atomic<std::int64_t> last_commit_time_us{0};  // PostgreSQL epoch, of the last applied source txn
   std::atomic<bool> checkpoint_store_ok{true};
+  // The lease this session held expired without a renewal: nothing is applied until it is renewed.
+  std::atomic<bool> lease_expired{false};
   std::atomic<std::size_t> queue_depth{0};
   // Messages of streamed transactions read into their spools while a committed one was applied
   // (ChangeSource::absorb), over every session.
@@ -92,8 +97,12 @@ class Pipeline {
   // `confirmed_start` is the position already confirmed (the durable progress at session start).
   void run(const std::atomic<bool>& stop, Lsn confirmed_start);
 
-  // Called on every turn of the apply loop (systemd's watchdog is fed from here, not from a side thread).
+  // Called on every turn of the apply loop (the liveness the watchdog and /healthz check).
   void set_tick(std::function<void()> tick) { tick_ = std::move(tick); }
+  // The session holds the pipeline's lease, taken or renewed at `at`: from then on it applies only while
+  // the lease is renewed in time (CheckpointKeeper). Without it, the session runs on the target's writer lock
+  // until the lease can be taken.
+  void set_lease(std::chrono::steady_clock::time_point at) { lease_renewed_at_ = at; }
 
  private:
   struct Session;
@@ -101,12 +110,11 @@ class Pipeline {
   void receive(Session& session, const std::atomic<bool>& stop);
   // Nothing arrived for idle_ack_after: confirms the source's idle position once all before it is durable.
   void ack_idle(Session& session);
-  // Between batches: retries a mirror the checkpoint store missed, and renews the lease.
-  void look_after_checkpoint();
   void apply_batch(Batch& batch);
   // The batch's bytes go back to the memory budget once it is applied (or dropped).
   void release_budget(std::size_t bytes);
-  void mirror(Lsn lsn);
+  // Whether the lease lets the applier start something now; logs when it stops and goes on.
+  bool lease_lets_apply();
   // After commits that did not wait for their flush: makes them durable (Sink::sync) and mirrors them.
   void sync_unflushed();
 
@@ -118,6 +126,7 @@ class Pipeline {
   PipelineStatus& status_;
   BatchObserver observer_;
   std::function<void()> tick_;
+  std::optional<std::chrono::steady_clock::time_point> lease_renewed_at_;
 
   // Shared between receiver and applier.
   std::atomic<std::uint64_t> pushed_items_{0};
@@ -125,9 +134,9 @@ class Pipeline {
   std::atomic<std::uint64_t> applied_items_{0};
   // Applier only.
   std::chrono::steady_clock::time_point last_flush_;  // the last apply that returned a durable position
-  bool unflushed_ = false;  // an apply committed without waiting for its flush since
-  std::chrono::steady_clock::time_point last_renew_;
-  std::chrono::steady_clock::time_point last_mirror_try_;
+  bool unflushed_ = false;              // an apply committed without waiting for its flush since
+  CheckpointKeeper* keeper_ = nullptr;  // during run(): mirrors durable positions, renews the lease
+  bool fenced_ = false;                 // the lease expired un-renewed: nothing is applied
   // Applied transactions on their way back to the source, which reuses their memory: the applier leaves a
   // batch here when the receiver has taken the previous one (at most one batch waits), else frees it.
   std::mutex spent_mu_;

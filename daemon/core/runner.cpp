@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "checkpoints/redis_store.h"
+#include "daemon/core/bug_report.h"
 #include "daemon/core/dead_letter_stream.h"
 #include "daemon/core/errors.h"
 #include "daemon/core/exit_codes.h"
@@ -42,25 +43,35 @@ std::string with_password(const std::string& conninfo, const config::SecretFile&
   return conninfo_with_password(conninfo, config::read_secret(file));
 }
 
-// Which server a transient failure came from, for the reconnect log line and the errors metric.
-std::string component_of(const std::exception& e) {
-  if (dynamic_cast<const KafkaUnavailable*>(&e) != nullptr) return "kafka";
-  if (dynamic_cast<const TransientError*>(&e) != nullptr) return "target";
-  if (dynamic_cast<const CheckpointUnavailable*>(&e) != nullptr) return "checkpoint";
-  if (dynamic_cast<const DecodeError*>(&e) != nullptr || dynamic_cast<const ProtocolError*>(&e) != nullptr) {
-    return "decoder";
+// Builds something from the configuration: a value it refuses (std::invalid_argument) is a configuration
+// error the validator let through (exit 1), not the internal error a stray invalid_argument is while
+// streaming.
+template <class Make>
+auto from_config(Make&& make) -> decltype(make()) {
+  try {
+    return make();
+  } catch (const std::invalid_argument& e) {
+    throw FatalError("config", exit_code::kError, e.what());
   }
-  return "source";
 }
 
-std::string kind_of(const std::exception& e) {
-  if (const auto* pg = dynamic_cast<const PgError*>(&e))
-    return pg->sqlstate().empty() ? "connection" : pg->sqlstate();
-  if (dynamic_cast<const DecodeError*>(&e) != nullptr) return "malformed_message";
-  if (dynamic_cast<const ProtocolError*>(&e) != nullptr) return "protocol_violation";
-  if (dynamic_cast<const TransientError*>(&e) != nullptr) return "transient";
-  if (dynamic_cast<const CheckpointUnavailable*>(&e) != nullptr) return "unavailable";
-  return "other";
+// For the stop's log line: where the bytes of the message a source stream error names were saved.
+std::string saved_evidence(const std::exception_ptr& error, const std::string& pipeline) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const SourceStreamError& e) {
+    if (e.bytes().empty()) return {};
+    try {
+      const auto path = save_stream_evidence(e, pipeline);
+      return fmt::format("; the message's {} bytes are in {} for a bug report (they may hold row values)",
+                         e.bytes().size(), path.string());
+    } catch (const std::exception& failed) {
+      return fmt::format("; its bytes could not be saved for a bug report: {}", failed.what());
+    }
+  } catch (...) {
+    // not a source stream error: nothing to save
+  }
+  return {};
 }
 
 // The pipeline's private spool directory (see spool.directory): never a predictable name under /tmp.
@@ -102,37 +113,56 @@ PipelineOptions pipeline_options(const config::Config& c, const MemoryShares& sh
 // Emits a non-transactional logical message on an ordinary source connection every `every`: when the
 // published tables are quiet while other WAL grows (other tables, other databases), the message travels
 // through the slot and lets the pipeline confirm past it, so the slot never pins WAL.
+//
+// Its connection has the source's reply deadline (`reply_timeout`: a heartbeat on a half-open link fails
+// instead of hanging), and the session's end does not wait for it: the destructor cuts a heartbeat in
+// flight off at once.
 class Heartbeat {
  public:
-  Heartbeat(std::string conninfo, milliseconds every) {
+  Heartbeat(std::string conninfo, milliseconds every, milliseconds reply_timeout) {
     if (every.count() <= 0) return;
-    thread_ = std::jthread([conninfo = std::move(conninfo), every](std::stop_token stop) {
-      std::mutex mu;
-      std::condition_variable_any cv;
-      PgConn conn;
-      bool warned = false;
-      while (true) {
-        {
-          std::unique_lock lock(mu);
-          if (cv.wait_for(lock, stop, every, [] { return false; }) || stop.stop_requested()) return;
-        }
-        try {
-          if (!conn || PQstatus(conn.get()) != CONNECTION_OK)
-            conn = pg_connect(conninfo, "the source (heartbeat)");
-          pg_exec(conn.get(), "SELECT pg_catalog.pg_logical_emit_message(false, 'cdcsync_heartbeat', '')",
-                  "emitting a heartbeat", PGRES_TUPLES_OK);
-          warned = false;
-        } catch (const std::exception& e) {
-          conn.reset();
-          if (!warned) spdlog::warn("heartbeat failed (retrying every {} ms): {}", every.count(), e.what());
-          warned = true;
-        }
-      }
-    });
+    thread_ =
+        std::jthread([this, conninfo = std::move(conninfo), every, reply_timeout](std::stop_token stop) {
+          std::mutex mu;
+          std::condition_variable_any cv;
+          PgConn conn;
+          bool warned = false;
+          while (true) {
+            {
+              std::unique_lock lock(mu);
+              if (cv.wait_for(lock, stop, every, [] { return false; }) || stop.stop_requested()) return;
+            }
+            try {
+              if (!conn || PQstatus(conn.get()) != CONNECTION_OK) {
+                current_ = nullptr;
+                conn = pg_connect(conninfo, "the source (heartbeat)",
+                                  {.reply_timeout = reply_timeout, .owner = pg_link::Owner::SideThread});
+                current_ = conn.get();
+                if (stop.stop_requested()) return;
+              }
+              pg_exec(conn.get(), "SELECT pg_catalog.pg_logical_emit_message(false, 'cdcsync_heartbeat', '')",
+                      "emitting a heartbeat", PGRES_TUPLES_OK);
+              warned = false;
+            } catch (const std::exception& e) {
+              current_ = nullptr;
+              conn.reset();
+              if (!warned)
+                spdlog::warn("heartbeat failed (retrying every {} ms): {}", every.count(), e.what());
+              warned = true;
+            }
+          }
+        });
   }
+  ~Heartbeat() {
+    thread_.request_stop();
+    if (PGconn* c = current_.load()) pg_link::abort(c);
+  }
+  Heartbeat(const Heartbeat&) = delete;
+  Heartbeat& operator=(const Heartbeat&) = delete;
 
  private:
-  std::jthread thread_;
+  std::atomic<PGconn*> current_{nullptr};  // the thread's connection, for the destructor to cut off
+  std::jthread thread_;                    // last: joined first
 };
 
 }  // namespace
@@ -280,53 +310,18 @@ int Runner::run(const std::atomic<bool>& stop) {
       session(session_stop_);
       if (stop) break;  // stopped on request
       continue;         // a reload ended the session: the next one takes it
-    } catch (const FatalError& e) {
-      spdlog::critical("stopping: {} ({})", e.what(), e.reason());
-      if (hooks_.last_error) hooks_.last_error(fmt::format("stopped: {} ({})", e.what(), e.reason()));
-      if (hooks_.fatal) hooks_.fatal(e.reason());
-      set_state(RunnerState::Stopped);
-      return e.exit_code();
-    } catch (const PermanentError& e) {
-      const LogScope scope{e.table(), e.lsn()};
-      spdlog::critical(
-          "stopping: the target refused source transaction {} on {} (SQLSTATE {}): {}. Nothing past it "
-          "was confirmed; fix the target, or skip the transaction, and start again",
-          e.lsn().str(), e.table(), e.sqlstate(), e.what());
-      if (hooks_.fatal) hooks_.fatal("apply_failed");
-      if (hooks_.last_error) {
-        hooks_.last_error(fmt::format("stopped: the target refused source transaction {} on {} (SQLSTATE {})",
-                                      e.lsn().str(), e.table(), e.sqlstate()));
+    } catch (...) {
+      lease_held_ = false;
+      const Classified c = classify(std::current_exception());
+      if (c.error_class == ErrorClass::Standby) {
+        if (last_standby_reason != c.message) spdlog::info("standing by: {}", c.message);
+        last_standby_reason = c.message;
+        set_state(RunnerState::Standby);
+        sleep_for(config_.checkpoint.renew, session_stop_);
+        continue;
       }
-      set_state(RunnerState::Stopped);
-      return exit_code::kApplyFailed;
-    } catch (const CheckpointFatal& e) {
-      spdlog::critical("stopping: checkpoint store refused us ({}): {}", e.code(), e.what());
-      if (hooks_.fatal) hooks_.fatal("checkpoint_store");
-      set_state(RunnerState::Stopped);
-      return exit_code::kError;
-    } catch (const std::invalid_argument& e) {
-      spdlog::critical("stopping: {}", e.what());
-      if (hooks_.fatal) hooks_.fatal("config");
-      set_state(RunnerState::Stopped);
-      return exit_code::kError;
-    } catch (const LeaseLost& e) {
-      lease_held_ = false;
-      if (last_standby_reason != e.what()) spdlog::info("standing by: {}", e.what());
-      last_standby_reason = e.what();
-      set_state(RunnerState::Standby);
-      sleep_for(config_.checkpoint.renew, session_stop_);
-      continue;
-    } catch (const WriterLockHeld& e) {
-      lease_held_ = false;
-      if (last_standby_reason != e.what()) spdlog::info("standing by: {}", e.what());
-      last_standby_reason = e.what();
-      set_state(RunnerState::Standby);
-      sleep_for(config_.checkpoint.renew, session_stop_);
-      continue;
-    } catch (const std::exception& e) {
-      lease_held_ = false;
-      const std::string component = component_of(e);
-      if (hooks_.error) hooks_.error(component, kind_of(e));
+      if (c.error_class != ErrorClass::Transient) return stop_for(c, std::current_exception());
+      if (hooks_.error) hooks_.error(c.component, c.reason);
       // Back off further while sessions fail without applying anything (a target that cannot write: disk
       // full, a lock); start from the minimum again after a session that made progress or lasted.
       if (status_.durable_lsn.load() != durable_before ||
@@ -335,8 +330,8 @@ int Runner::run(const std::atomic<bool>& stop) {
       }
       std::uniform_int_distribution<long> jitter(backoff.count() / 2, backoff.count());
       const milliseconds wait{jitter(rng)};
-      spdlog::warn("{} failed, reconnecting in {} ms: {}", component, wait.count(), e.what());
-      if (hooks_.last_error) hooks_.last_error(fmt::format("{} failed: {}", component, e.what()));
+      spdlog::warn("{} failed, reconnecting in {} ms: {}", c.component, wait.count(), c.message);
+      if (hooks_.last_error) hooks_.last_error(fmt::format("{} failed: {}", c.component, c.message));
       set_state(RunnerState::Backoff);
       sleep_for(wait, session_stop_);
       backoff = std::min(config_.source.reconnect_max, backoff * 2);
@@ -346,23 +341,46 @@ int Runner::run(const std::atomic<bool>& stop) {
   return exit_code::kOk;
 }
 
+int Runner::stop_for(const Classified& c, const std::exception_ptr& error) {
+  const std::string evidence =
+      c.error_class == ErrorClass::SourceStream ? saved_evidence(error, config_.pipeline) : std::string();
+  std::optional<LogScope> scope;  // a refused change: its table and LSN in the JSON log line
+  try {
+    std::rethrow_exception(error);
+  } catch (const PermanentError& e) {
+    scope.emplace(e.table(), e.lsn());
+  } catch (...) {
+    // the other classes name no table
+  }
+  spdlog::critical("stopping: {}{}", c.message, evidence);
+  if (hooks_.last_error) hooks_.last_error("stopped: " + c.message);
+  if (hooks_.fatal) hooks_.fatal(c.reason);
+  set_state(RunnerState::Stopped);
+  return c.exit_code;
+}
+
 void Runner::session(const std::atomic<bool>& stop) {
   set_state(RunnerState::Starting);
-  RedisStoreOptions store_options;
-  store_options.connection.url = RedisUrl::parse(config_.checkpoint.redis);
-  if (config_.checkpoint.password_file.configured()) {
-    store_options.connection.url.password = config::read_secret(config_.checkpoint.password_file);
-  }
-  store_options.pipeline = config_.pipeline;
-  RedisCheckpointStore store{store_options};
+  RedisCheckpointStore store = from_config([&] {
+    RedisStoreOptions store_options;
+    store_options.connection.url = RedisUrl::parse(config_.checkpoint.redis);
+    if (config_.checkpoint.password_file.configured()) {
+      store_options.connection.url.password = config::read_secret(config_.checkpoint.password_file);
+    }
+    store_options.pipeline = config_.pipeline;
+    return RedisCheckpointStore{store_options};
+  });
 
   // 1. The lease (Redis), then the writer lock (target): two instances never write at once.
   bool checkpoint_known = true;
+  lease_taken_at_.reset();
   try {
+    const auto asked = std::chrono::steady_clock::now();
     if (!store.acquire_lease(token_, config_.checkpoint.lease_ttl)) {
       const auto holder = store.lease_holder();
       throw LeaseLost("the pipeline's lease is held by " + holder.value_or("another instance"));
     }
+    lease_taken_at_ = asked;
   } catch (const CheckpointUnavailable& e) {
     if (config_.checkpoint.required) throw;
     checkpoint_known = false;
@@ -385,8 +403,11 @@ void Runner::session(const std::atomic<bool>& stop) {
 
   if (!config_.target.enabled) {
     // Kafka only: no order DB, no writer lock; the transactional.id fences a second writer instead.
-    const std::unique_ptr<KafkaSink> kafka = make_kafka_sink(config_, hooks_.kafka, &status_.memory);
-    kafka->connect();
+    const std::unique_ptr<KafkaSink> kafka = from_config([&] {
+      auto k = make_kafka_sink(config_, hooks_.kafka, &status_.memory);
+      k->connect();
+      return k;
+    });
     lease_held_ = true;
     stream_to(*kafka, store, checkpoint_known, stop);
     return;
@@ -399,17 +420,19 @@ void Runner::session(const std::atomic<bool>& stop) {
   }
   sink_options.observer = hooks_.target;
   sink_options.memory = &status_.memory;
-  PostgresSink target_sink{mapping_, sink_options};
+  PostgresSink target_sink = from_config([&] { return PostgresSink{mapping_, sink_options}; });
   target_sink.connect();
-  DeadLetterWiring dead_letters{config_,
-                                mapping_,
-                                target_sink,
-                                {[this](const DeadLetter&) {
-                                   if (hooks_.dead_lettered) hooks_.dead_lettered();
-                                 },
-                                 hooks_.dead_letter_entries}};
+  DeadLetterWiring dead_letters = from_config([&] {
+    return DeadLetterWiring{config_,
+                            mapping_,
+                            target_sink,
+                            {[this](const DeadLetter&) {
+                               if (hooks_.dead_lettered) hooks_.dead_lettered();
+                             },
+                             hooks_.dead_letter_entries}};
+  });
   const std::vector<std::unique_ptr<Sink>> secondaries =
-      make_secondary_sinks(config_, hooks_.kafka, hooks_.archive, &status_.memory);
+      from_config([&] { return make_secondary_sinks(config_, hooks_.kafka, hooks_.archive, &status_.memory); });
   std::vector<Sink*> secondary_ptrs;
   for (const auto& s : secondaries) secondary_ptrs.push_back(s.get());
   FanoutSink sink{dead_letters.sink(), std::move(secondary_ptrs)};
@@ -421,7 +444,7 @@ void Runner::stream_to(Sink& sink, CheckpointStore& store, bool checkpoint_known
                        const std::atomic<bool>& stop) {
   // 2. The source, and the three positions.
   const std::string source = source_conninfo(config_);
-  ReplicationStream stream{source};
+  ReplicationStream stream{source, config_.source.receive_timeout};
   const SystemIdentity identity = stream.identify_system();
   StartupFacts facts;
   facts.slot_name = config_.source.slot;
@@ -508,14 +531,17 @@ void Runner::stream_to(Sink& sink, CheckpointStore& store, bool checkpoint_known
   ao.max_chunk_bytes = shares.chunk;
   ao.spool_dir = spool_dir(config_);
   ao.spool_usage = &status_.spool;
-  PgChangeSource changes{stream,         ao, config_.source.receive_timeout, kMaxChangesPerPoll, shares.poll,
-                         &status_.memory};
+  PgChangeSource changes = from_config([&] {
+    return PgChangeSource{stream, ao, config_.source.receive_timeout, kMaxChangesPerPoll, shares.poll,
+                          &status_.memory};
+  });
 
   const PipelineOptions po = pipeline_options(config_, shares, status_.memory);
   Pipeline pipeline{changes, sink, store, token_, po, status_, hooks_.batch_applied};
   pipeline.set_tick(hooks_.heartbeat);
+  if (lease_taken_at_) pipeline.set_lease(*lease_taken_at_);
   status_.checkpoint_store_ok = checkpoint_known;
-  Heartbeat heartbeat{source, config_.source.heartbeat_interval};
+  Heartbeat heartbeat{source, config_.source.heartbeat_interval, config_.source.receive_timeout};
   // Tables mapped but never copied (added by a reload or a restart): copied beside the stream.
   const OnlineCopy online_copy{config_, mapping_, plan.start_lsn, hooks_.snapshot_progress};
   set_state(RunnerState::Streaming);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -11,6 +12,7 @@
 
 #include "daemon/config/config.h"
 #include "daemon/core/bulk_load.h"
+#include "daemon/core/errors.h"
 #include "daemon/core/pipeline.h"
 #include "sinks/kafka_sink.h"
 #include "sinks/mapping.h"
@@ -25,7 +27,7 @@ std::string_view name_of(RunnerState s);
 
 struct RunnerHooks {
   std::function<void(RunnerState)> state_changed;        // also tells systemd READY=1 once streaming
-  std::function<void()> heartbeat;                       // from the main loop: systemd WATCHDOG=1
+  std::function<void()> heartbeat;                       // the main loop turned: /healthz, watchdog
   std::function<void(const std::string& reason)> fatal;  // cdcsync_fatal{reason}
   std::function<void(const std::string& component, const std::string& kind)> error;  // reconnect reasons
   std::function<void(const std::string& message)> last_error;  // what failed, as logged (`cdcsync status`)
@@ -56,6 +58,9 @@ class Runner {
 
  private:
   void session(const std::atomic<bool>& stop);
+  // A classified stop: the log line (and, for a source stream error, the offending bytes in a private file
+  // for a bug report), cdcsync_fatal{reason}, the exit code.
+  int stop_for(const Classified& c, const std::exception_ptr& error);
   // Steps 2 and 3 of a session, once the sinks are connected: positions, snapshot, streaming.
   void stream_to(Sink& sink, CheckpointStore& store, bool checkpoint_known, const std::atomic<bool>& stop);
   void set_state(RunnerState s);
@@ -74,6 +79,8 @@ class Runner {
   LeaseToken token_;
   std::atomic<RunnerState> state_{RunnerState::Starting};
   std::atomic<bool> lease_held_{false};
+  // When this session took the pipeline's lease (nullopt: the store was unreachable at its start).
+  std::optional<std::chrono::steady_clock::time_point> lease_taken_at_;
 };
 
 // The sink mapping a config describes (transforms' key files are read here).

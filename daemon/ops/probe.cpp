@@ -12,7 +12,7 @@
 
 #include "daemon/ops/metrics/process_collector.h"
 #include "decoders/pg.h"
-#include "sinks/reply_deadline.h"
+#include "decoders/pg_link.h"
 
 namespace cdcsync {
 namespace {
@@ -76,6 +76,7 @@ Probe::Probe(ProbeOptions options, const PipelineStatus& status)
       status_(status),
       registry_(std::make_shared<prometheus::Registry>(prometheus::Registry::InsertBehavior::Throw)),
       process_(std::make_shared<metrics::ProcessCollector>()) {
+  beat();
   const Labels constant{{"pipeline", options_.pipeline}};
   auto& r = *registry_;
   auto counter = [&](const char* name, const char* help) -> Family<Counter>& {
@@ -282,7 +283,10 @@ RunnerHooks Probe::hooks(std::function<void(RunnerState)> on_state, std::functio
     state_changed(s);
     if (on_state) on_state(s);
   };
-  h.heartbeat = std::move(heartbeat);
+  h.heartbeat = [this, heartbeat = std::move(heartbeat)] {
+    beat();
+    if (heartbeat) heartbeat();
+  };
   h.fatal = [this](const std::string& reason) { fatal(reason); };
   h.error = [this](const std::string& component, const std::string& kind) { error(component, kind); };
   h.batch_applied = [this](const Batch& b, std::chrono::steady_clock::duration d) { batch_applied(b, d); };
@@ -579,8 +583,25 @@ std::vector<prometheus::MetricFamily> Probe::Collect() const {
   return families;
 }
 
+void Probe::beat() {
+  last_beat_.store(std::chrono::steady_clock::now().time_since_epoch().count(), std::memory_order_relaxed);
+}
+
 metrics::HealthStatus Probe::liveness() const {
-  return {.ok = true, .reason = "alive"};
+  using std::chrono::milliseconds;
+  const std::chrono::steady_clock::time_point last{
+      std::chrono::steady_clock::duration(last_beat_.load(std::memory_order_relaxed))};
+  const auto quiet = std::chrono::duration_cast<milliseconds>(std::chrono::steady_clock::now() - last);
+  if (quiet <= options_.stall_limit) return {.ok = true, .reason = "alive"};
+  if (const auto waiting = pg_link::in_flight(); !waiting.empty()) {
+    const auto& f = waiting.front();
+    return {.ok = true,
+            .reason = fmt::format("alive: waiting {} ms for {} (reply deadline {} ms)", f.waited.count(),
+                                  f.what, f.limit.count())};
+  }
+  return {.ok = false,
+          .reason = fmt::format(
+              "the main loop has not turned for {} ms and none of its commands is in flight", quiet.count())};
 }
 
 metrics::HealthStatus Probe::readiness() const {
@@ -631,13 +652,7 @@ void Probe::poll_loop(std::string conninfo) {
       "(s.restart_lsn - '0/0'::pg_lsn)::text, s.wal_status, s.safe_wal_size::text, s.slot_name IS NOT NULL "
       "FROM (SELECT 1) AS one LEFT JOIN pg_replication_slots AS s ON s.slot_name = $1";
   PgConn conn;
-  // A silent (half-open) link would hold a poll, and a SIGTERM after it, until the link is reset: a reply
-  // that has not come after the statement_timeout below plus 3 s shuts the socket down.
-  ReplyDeadline deadline{std::chrono::milliseconds(8000), "the customer database (metrics poller)"};
-  const auto drop = [&] {
-    deadline.watch(-1);
-    conn.reset();
-  };
+  const auto drop = [&] { conn.reset(); };
   std::string last_error;
   while (true) {
     {
@@ -647,20 +662,16 @@ void Probe::poll_loop(std::string conninfo) {
     try {
       if (!conn || PQstatus(conn.get()) != CONNECTION_OK) {
         drop();
-        // What the poller needs comes after the conninfo, whatever it says.
-        conn = pg_connect_with_defaults(conninfo,
-                                        {{"application_name", "cdcsync_probe"}, {"connect_timeout", "5"}});
-        if (!conn || PQstatus(conn.get()) != CONNECTION_OK) {
-          const std::string msg = pg_connection_error(conn);
-          conn.reset();
-          throw PgError{"08000", "cannot connect to the source: " + msg};
-        }
-        deadline.watch(PQsocket(conn.get()));
-        const auto round_trip = deadline.round_trip();
+        // What the poller needs comes after the conninfo, whatever it says. A silent (half-open) link would
+        // hold a poll, and a SIGTERM after it, until the link is reset: a reply that has not come after the
+        // statement_timeout below plus 3 s shuts the socket down.
+        conn = pg_connect(conninfo, "the customer database (metrics poller)",
+                          {.reply_timeout = std::chrono::milliseconds(8000),
+                           .owner = pg_link::Owner::SideThread,
+                           .after = {{"application_name", "cdcsync_probe"}, {"connect_timeout", "5"}}});
         pg_exec(conn.get(), "SET statement_timeout = 5000", "setting the probe's statement_timeout");
       }
       const char* params[] = {options_.slot.c_str()};
-      const auto round_trip = deadline.round_trip();
       PgResult res{PQexecParams(conn.get(), kQuery, 1, nullptr, params, nullptr, nullptr, 0)};
       if (PQresultStatus(res.get()) != PGRES_TUPLES_OK || PQntuples(res.get()) != 1) {
         throw pg_error(conn.get(), res.get(), "polling the slot");

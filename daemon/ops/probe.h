@@ -46,6 +46,8 @@ struct ProbeOptions {
   std::string revision;  // the source revision (git describe)
   std::string unit;      // the systemd service unit, empty outside one
   std::string slot;
+  // liveness(): longest the main loop may go without turning, nothing of it in flight, and still be alive.
+  std::chrono::milliseconds stall_limit{10000};
   // How often the poller asks the source about the slot.
   std::chrono::milliseconds poll_interval{5000};
   // Window over which the WAL generation rate is measured.
@@ -126,7 +128,14 @@ class Probe final : public prometheus::Collectable {
   // Collect() calls so far: one per scrape of /metrics.
   std::uint64_t scrapes() const { return scrapes_.load(); }
 
+  // The health check /healthz answers and systemd's watchdog is fed from: alive while the main loop (the
+  // runner's, the applier's, the initial snapshot's) turned in the last `stall_limit`, or while one of its
+  // commands to PostgreSQL is in flight within its reply deadline (decoders/pg_link.h: the watcher ends it
+  // there at the latest). A slow statement is not a hang; a loop that stopped turning with nothing in flight
+  // is.
   metrics::HealthStatus liveness() const;
+  // The main loop turned (RunnerHooks::heartbeat).
+  void beat();
   metrics::HealthStatus readiness() const;
 
   RunnerState state() const { return state_.load(); }
@@ -210,6 +219,7 @@ class Probe final : public prometheus::Collectable {
   std::vector<double> latency_counts_;
 
   std::atomic<RunnerState> state_{RunnerState::Starting};
+  std::atomic<std::chrono::steady_clock::rep> last_beat_;  // steady clock ticks
   std::function<bool()> lease_held_view_;
   std::function<std::optional<VerifyResult>()> verify_reader_;
   prometheus::Gauge* verify_mismatched_;

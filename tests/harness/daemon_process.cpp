@@ -98,6 +98,7 @@ void DaemonProcess::start() {
   const std::string state = dir_ + "/" + name_ + ".state";
   std::filesystem::create_directories(state);
   env.push_back("STATE_DIRECTORY=" + state);
+  env.insert(env.end(), extra_env_.begin(), extra_env_.end());
   std::vector<char*> envp;
   for (auto& e : env) envp.push_back(e.data());
   envp.push_back(nullptr);

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace cdcsync::test {
 
@@ -26,6 +27,9 @@ class DaemonProcess {
 
   // Starts `cdcsync run --config FILE`; a restart appends to the same log, after a marker line.
   void start();
+  // "KEY=VALUE" added to the daemon's environment from the next start() on (NOTIFY_SOCKET and WATCHDOG_USEC
+  // for a test that plays systemd: the test's own are never passed on).
+  void add_env(std::string key_value) { extra_env_.push_back(std::move(key_value)); }
   bool running();
   pid_t pid() const { return pid_; }
 
@@ -63,6 +67,7 @@ class DaemonProcess {
   std::string log_path_;
   pid_t pid_ = -1;
   std::optional<int> last_exit_;
+  std::vector<std::string> extra_env_;
   int starts_ = 0;
 };
 

@@ -83,6 +83,9 @@ struct TcpProxy::Impl {
   bool half_open = false;
   bool refuse = false;
 
+  std::string corrupt_marker;  // corrupt_length_before: armed while not empty
+  std::atomic<std::uint64_t> corrupted{0};
+
   std::atomic<std::uint64_t> accepted{0};
   std::atomic<std::size_t> open{0};
   std::atomic<std::uint64_t> forwarded{0};
@@ -179,6 +182,16 @@ struct TcpProxy::Impl {
     return true;
   }
 
+  void corrupt_if_armed(std::string& data) {
+    if (corrupt_marker.empty()) return;
+    const auto at = data.find(corrupt_marker);
+    if (at == std::string::npos || at < 4) return;
+    const char length[4] = {0x7f, static_cast<char>(0xff), static_cast<char>(0xff), static_cast<char>(0xf0)};
+    data.replace(at - 4, 4, length, 4);
+    corrupt_marker.clear();
+    ++corrupted;
+  }
+
   static bool discard(int fd) {
     char buf[65536];
     const ssize_t n = read(fd, buf, sizeof buf);
@@ -253,9 +266,13 @@ struct TcpProxy::Impl {
         Flow& in = is_client ? it->to_server : it->to_client;
         Flow& out = is_client ? it->to_client : it->to_server;
         const auto in_latency = is_client ? latency_to_server : latency_to_client;
-        if ((re & (POLLIN | POLLHUP | POLLERR)) != 0 && !in.eof && !read_into(fds[i].fd, in, in_latency)) {
-          mark_gone(it);
-          continue;
+        if ((re & (POLLIN | POLLHUP | POLLERR)) != 0 && !in.eof) {
+          const std::size_t chunks_before = in.chunks.size();
+          if (!read_into(fds[i].fd, in, in_latency)) {
+            mark_gone(it);
+            continue;
+          }
+          if (!is_client && in.chunks.size() > chunks_before) corrupt_if_armed(in.chunks.back().data);
         }
         if ((re & POLLOUT) != 0 && !write_due(fds[i].fd, out)) mark_gone(it);
       }
@@ -371,6 +388,14 @@ void TcpProxy::heal() {
     impl_->latency_to_server = impl_->latency_to_client = std::chrono::milliseconds(0);
     impl_->stalled = impl_->half_open = impl_->refuse = false;
   });
+}
+
+void TcpProxy::corrupt_length_before(std::string marker) {
+  impl_->run_on_loop([&] { impl_->corrupt_marker = std::move(marker); });
+}
+
+std::uint64_t TcpProxy::corrupted() const {
+  return impl_->corrupted.load();
 }
 
 std::uint64_t TcpProxy::accepted() const {

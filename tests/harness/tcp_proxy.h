@@ -43,6 +43,11 @@ class TcpProxy {
   void refuse_new(bool on);
   // Back to plain forwarding for new connections: no latency, no stall, no half-open, no refusal.
   void heal();
+  // Once: the next time `marker` passes from a server to its client within one read, the four bytes just
+  // before it (in a pgoutput message, the length of the column value it starts) become 0x7ffffff0, so the
+  // client decodes a value longer than the message. A corrupted message in flight, for decode-error drills.
+  void corrupt_length_before(std::string marker);
+  std::uint64_t corrupted() const;  // how many times it happened
 
   std::uint64_t accepted() const;  // connections accepted so far
   std::size_t open() const;        // connections open now (client side)

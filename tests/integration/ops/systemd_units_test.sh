@@ -22,7 +22,7 @@ done
 # The settings the daemon and the runbook depend on (exit codes from daemon/core/exit_codes.h).
 for unit in cdcsync.service cdcsync@.service; do
   f="$root/deploy/$unit"
-  for line in 'Type=notify' 'WatchdogSec=30' 'Restart=on-failure' 'RestartSec=5' 'RestartPreventExitStatus=2 3 4' \
+  for line in 'Type=notify' 'WatchdogSec=90' 'Restart=on-failure' 'RestartSec=5' 'RestartPreventExitStatus=2 3 4 5' \
               'DynamicUser=yes' 'NoNewPrivileges=yes' 'CapabilityBoundingSet=' 'ProtectSystem=strict' \
               'MemoryDenyWriteExecute=yes' 'SystemCallFilter=@system-service' \
               'SystemCallFilter=~@privileged @resources' 'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6' \

@@ -9,6 +9,7 @@
 
 #include <prometheus/text_serializer.h>
 
+#include "tests/harness/eventually.h"
 #include "tests/unit/probe/alloc_counter.h"
 
 namespace cdcsync {
@@ -601,6 +602,24 @@ TEST_F(ProbeTest, ReadyOnlyWhenStreamingWithTheLeaseKnownAndLagUnderTheBoundOrSt
   probe_.state_changed(RunnerState::Backoff);
   EXPECT_FALSE(probe_.readiness().ok);
   EXPECT_TRUE(probe_.liveness().ok);
+}
+
+// The health check systemd's watchdog is fed from: a main loop that stopped turning, with none of its
+// statements in flight (decoders/pg_link.h), is not alive; its next turn makes it alive again.
+TEST(ProbeLiveness, FailsOnceTheMainLoopStopsTurningWithNothingInFlightAndPassesAgainOnItsNextTurn) {
+  PipelineStatus status;
+  ProbeOptions o;
+  o.pipeline = "p";
+  o.slot = "s";
+  o.stall_limit = std::chrono::milliseconds(50);
+  Probe probe{o, status};
+  RunnerHooks hooks = probe.hooks(nullptr);
+  hooks.heartbeat();
+  EXPECT_TRUE(probe.liveness().ok);
+  ASSERT_TRUE(test::eventually([&] { return !probe.liveness().ok; }, std::chrono::seconds(5)));
+  EXPECT_NE(probe.liveness().reason.find("has not turned"), std::string::npos) << probe.liveness().reason;
+  hooks.heartbeat();
+  EXPECT_TRUE(probe.liveness().ok);
 }
 
 }  // namespace
