@@ -87,11 +87,7 @@ PgCatalogFacts::PgCatalogFacts(std::string conninfo, TypeCatalog& catalog,
     : conninfo_(std::move(conninfo)), catalog_(catalog), visibility_wait_(visibility_wait) {}
 
 void PgCatalogFacts::connect() {
-  PgConn conn = pg_connect_with_defaults(conninfo_, {{"application_name", "cdcsync catalog"}});
-  if (!conn || PQstatus(conn.get()) != CONNECTION_OK) {
-    throw PgError{"08000", "cannot connect to the source: " + pg_connection_error(conn)};
-  }
-  conn_ = std::move(conn);
+  conn_ = pg_connect(conninfo_, "the source (catalog)", {.after = {{"application_name", "cdcsync catalog"}}});
 }
 
 // Runs `query(conn)` on the connection, connecting first when there is none, and once more on a new

@@ -41,7 +41,7 @@
 // is duplicated, missed, or kept after the source deleted it between the attempts. Tables already
 // `streaming` are kept (daemon/core/initial_load.h).
 //
-// Deadlines. Each session has a reply deadline (sinks/reply_deadline.h) of snapshot.stall_timeout_ms while
+// Deadlines. Each session has a reply deadline (daemon/core/reply_deadline.h) of snapshot.stall_timeout_ms while
 // rows flow: a source that sends nothing, or a target that takes nothing, for that long (a half-open link)
 // has its socket shut down, and the load fails as a transient error. The long single statements (a part's
 // upsert, a sweep) have none, as a resync's never had.

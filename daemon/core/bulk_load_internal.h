@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "daemon/core/bulk_load.h"
+#include "daemon/core/reply_deadline.h"
 #include "decoders/pg.h"
-#include "sinks/reply_deadline.h"
 
 namespace cdcsync {
 

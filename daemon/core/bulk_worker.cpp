@@ -68,11 +68,12 @@ std::exception_ptr LoadQueue::wait(std::chrono::milliseconds d) {
 
 PgConn connect_load_session(const std::string& conninfo, std::string_view what, const std::string& extra) {
   const std::string options = "-cstatement_timeout=0 " + extra;
-  PgConn conn = pg_connect_with_defaults(
-      conninfo, {{"options", options.c_str()}, {"application_name", "cdcsync_snapshot"}});
-  if (!conn || PQstatus(conn.get()) != CONNECTION_OK) {
-    throw PgError{"08000", "cannot connect to " + std::string(what) + ": " + pg_connection_error(conn)};
-  }
+  // No reply deadline of pg_link's: a part's COPY may run long, and snapshot.stall_timeout_ms ends a stalled
+  // load by shutting its sessions' sockets down (bulk_load.h).
+  PgConn conn = pg_connect(conninfo, what,
+                           {.reply_timeout = std::chrono::milliseconds(0),
+                            .owner = pg_link::Owner::SideThread,
+                            .after = {{"options", options}, {"application_name", "cdcsync_snapshot"}}});
   return conn;
 }
 
