@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <stdexcept>
 
 #include "sinks/postgres_sink_table.h"
@@ -57,6 +58,7 @@ PostgresSink::PostgresSink(Mapping mapping, PostgresSinkOptions options)
 PostgresSink::~PostgresSink() = default;
 
 std::optional<Lsn> PostgresSink::apply(const Batch& batch) {
+  timings_ = ApplyTimings{};
   try {
     return apply_inner(batch, false);
   } catch (const PgError& e) {
@@ -76,6 +78,7 @@ std::optional<Lsn> PostgresSink::apply(const Batch& batch) {
 }
 
 std::optional<Lsn> PostgresSink::apply_inner(const Batch& batch, bool reconnected) {
+  const auto started = std::chrono::steady_clock::now();
   ensure_connected();
   skip_.check_continuation(batch, in_txn_);
   const SkipApplied::Selection todo = skip_.select(batch, progress_);
@@ -100,6 +103,7 @@ std::optional<Lsn> PostgresSink::apply_inner(const Batch& batch, bool reconnecte
   if (in_txn_) {
     if (todo.last_whole == nullptr)
       throw std::logic_error("open transaction without a finished source transaction");
+    timings_.statements = std::chrono::steady_clock::now() - started;
     commit(batch, *todo.last_whole);
     if (!options_.track_progress) return todo.last_whole->end_lsn;
     const TransactionInfo& last = *todo.last_whole;
@@ -212,13 +216,19 @@ bool PostgresSink::retry_after_failure(const PgError& e) {
 
 // The progress row and COMMIT, after which the open transaction's counts are reported.
 void PostgresSink::commit(const Batch& batch, const TransactionInfo& last_whole) {
+  const auto t0 = std::chrono::steady_clock::now();
   write_progress(last_whole);
+  const auto t1 = std::chrono::steady_clock::now();
   error_table_ = options_.progress_table.str();
   // A backlog follows this batch (Batch::durable false): its commit need not wait for the flush; a later
   // one's does, and nothing past the last flushed commit is returned (so confirmed) before it.
   const bool wait_for_flush = batch.durable || !options_.track_progress;
   exec(wait_for_flush ? "COMMIT" : "SET LOCAL synchronous_commit = off; COMMIT", "committing");
   in_txn_ = false;
+  timings_.progress = t1 - t0;
+  timings_.commit = std::chrono::steady_clock::now() - t1;
+  timings_.committed = true;
+  timings_.waited_for_flush = wait_for_flush;
   if (wait_for_flush) {
     unflushed_ = false;
   } else {

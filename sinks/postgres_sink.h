@@ -189,6 +189,7 @@ class PostgresSink final : public Sink {
   // After commits that did not wait for their flush: re-reads the progress row under a row lock, whose
   // commit waits for the WAL flush and so makes every earlier commit durable.
   std::optional<Lsn> sync() override;
+  ApplyTimings last_timings() const override { return timings_; }
 
   const PostgresSinkStats& stats() const { return stats_; }
   // The session's default_toast_compression once connected ("lz4" or "pglz"); empty before.
@@ -263,6 +264,7 @@ class PostgresSink final : public Sink {
   std::optional<Progress> progress_;
   std::vector<std::unique_ptr<TableState>> tables_;
   PostgresSinkStats stats_;
+  ApplyTimings timings_;
   std::string toast_compression_;
   std::string synchronous_commit_;
 

@@ -2,6 +2,7 @@
 // (or, for a source transaction too large for memory, its chunks) and makes them durable.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -32,6 +33,16 @@ struct Batch {
   // True when the batch ends with a finished source transaction, i.e. applying it can commit.
   bool ends_whole() const { return !transactions.empty() && transactions.back().last_chunk; }
   Lsn end_lsn() const { return transactions.empty() ? Lsn{} : transactions.back().info.end_lsn; }
+};
+
+// Where the time of a sink's last apply went, for the per-stage latency metrics (zero where a sink does not
+// measure it).
+struct ApplyTimings {
+  std::chrono::steady_clock::duration statements{};  // the changes, from BEGIN on
+  std::chrono::steady_clock::duration progress{};    // writing the progress row
+  std::chrono::steady_clock::duration commit{};      // COMMIT, with its flush wait when it waited for it
+  bool committed = false;                            // the apply committed
+  bool waited_for_flush = false;                     // and its commit waited for the WAL flush
 };
 
 // The progress row a target keeps in the same transaction as the applied rows: the target, not Redis,
@@ -80,6 +91,9 @@ class Sink {
   // Makes every commit of a batch applied with `durable = false` durable and returns the end LSN now
   // durable; nullopt when nothing was waiting for it. Sinks whose every commit is durable keep the default.
   virtual std::optional<Lsn> sync() { return std::nullopt; }
+
+  // Where the time of the last apply went.
+  virtual ApplyTimings last_timings() const { return {}; }
 
   // Rolls back an open target transaction, if any.
   virtual void abort() = 0;

@@ -32,6 +32,19 @@ def summary(results, out, header):
             hs = f"p50 {h['p50_ms']} / p99 {h['p99_ms']} ms" if h else ""
             lines.append(f"| lag | {r['run']} | {r['consumer']} | {r['rate']} ({r['pgbench_tps']}) | {r['rows']:,} | "
                          f"{r['p50_ms']} | {r['p99_ms']} | {r['max_ms']} | {hs} | {r['loadavg_before']} |")
+    for r in results:
+        if r.get("workload") == "lag_max":
+            lines.append(f"| lag, highest rate with p99 < 100 ms | {r['run']} | {r['consumer']} | {r['max_rate']} | "
+                         f"| | | | stopped at {r['stopped_at']} | {r['loadavg']} |")
+    staged = [r for r in results if r.get("workload") == "lag" and r.get("stages_us")]
+    if staged:
+        names = list(dict.fromkeys(k for r in staged for k in r["stages_us"]))
+        lines += ["", "| lag stages p50 / p99 µs | run | rate | " + " | ".join(names) + " |",
+                  "|---|---|---|" + "---|" * len(names)]
+        for r in staged:
+            cells = [f"{r['stages_us'][k]['p50_us']} / {r['stages_us'][k]['p99_us']}" if k in r["stages_us"] else ""
+                     for k in names]
+            lines.append(f"| cdcsync | {r['run']} | {r['rate']} | " + " | ".join(cells) + " |")
     lines += ["", "| check | run | result | source | cdcsync | native | cdcsync's table | native's table |",
               "|---|---|---|---|---|---|---|---|"]
     for r in results:

@@ -107,6 +107,7 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
         queue_empty = popped->left == 0;
         last_activity = Clock::now();
         last_arrival = last_activity;
+        popped->item.info.taken = last_activity;
         batcher.add(std::move(popped->item), popped->bytes, last_activity);
       }
       const auto now = Clock::now();
@@ -186,7 +187,11 @@ void Pipeline::receive(Session& session, const std::atomic<bool>& stop) {
       const Polled polled = source_.poll(milliseconds(100), out);
       if (polled.received.valid()) status_.received_lsn = polled.received;
       sizes.clear();
-      for (const auto& t : out) sizes.push_back(approximate_bytes(t));
+      const auto received = Clock::now();
+      for (auto& t : out) {
+        t.info.received = received;
+        sizes.push_back(approximate_bytes(t));
+      }
       if (options_.budget != nullptr) {
         std::size_t polled_bytes = 0;
         for (const std::size_t n : sizes) polled_bytes += n;
@@ -267,11 +272,24 @@ void Pipeline::look_after_checkpoint() {
 }
 
 void Pipeline::apply_batch(Batch& batch) {
-  const auto t0 = Clock::now();
+  BatchTimings timings;
+  timings.started = Clock::now();
   const auto durable = sink_.apply(batch);
-  const auto took = Clock::now() - t0;
+  timings.apply = Clock::now() - timings.started;
+  timings.sink = sink_.last_timings();
   const bool committed = batch.ends_whole();  // the batch's transactions go back to the source below
-  if (observer_) observer_(batch, took);
+  if (durable) {
+    const auto t0 = Clock::now();
+    last_flush_ = t0;
+    unflushed_ = false;
+    status_.durable_lsn = *durable;
+    mirror(*durable);
+    timings.mirror = Clock::now() - t0;
+  } else if (committed) {
+    unflushed_ = true;
+    status_.commits_unflushed += 1;
+  }
+  if (observer_) observer_(batch, timings);
   status_.batches += 1;
   status_.changes += batch.changes();
   for (const auto& t : batch.transactions) {
@@ -292,15 +310,6 @@ void Pipeline::apply_batch(Batch& batch) {
     spent_.swap(batch.transactions);
   }
   batch.transactions.clear();
-  if (durable) {
-    last_flush_ = Clock::now();
-    unflushed_ = false;
-    status_.durable_lsn = *durable;
-    mirror(*durable);
-  } else if (committed) {
-    unflushed_ = true;
-    status_.commits_unflushed += 1;
-  }
 }
 
 void Pipeline::release_budget(std::size_t bytes) {

@@ -79,8 +79,17 @@ struct PipelineStatus {
 
 static_assert(std::atomic<Lsn>::is_always_lock_free, "the metrics endpoint reads LSNs without locks");
 
-// Called after each applied batch (for metrics: rows per table and op, apply time, latency).
-using BatchObserver = std::function<void(const Batch&, std::chrono::steady_clock::duration apply_time)>;
+// Where the time of one applied batch went, for the per-stage latency metrics. Each transaction of the batch
+// carries when it was received and taken from the queue (TransactionInfo::received, taken).
+struct BatchTimings {
+  std::chrono::steady_clock::time_point started;  // Sink::apply was called
+  std::chrono::steady_clock::duration apply{};    // Sink::apply, whole
+  ApplyTimings sink;                              // its parts, as the sink measured them
+  std::chrono::steady_clock::duration mirror{};   // mirroring the position it made durable (0: none)
+};
+
+// Called after each applied batch (for metrics: rows per table and op, apply time, latency, stages).
+using BatchObserver = std::function<void(const Batch&, const BatchTimings&)>;
 
 class Pipeline {
  public:

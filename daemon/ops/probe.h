@@ -34,6 +34,7 @@
 #include "daemon/core/pipeline.h"
 #include "daemon/core/runner.h"
 #include "daemon/ops/metrics/http_server.h"
+#include "daemon/ops/stage_metrics.h"
 #include "decoders/change.h"
 #include "decoders/lsn.h"
 #include "sinks/sink.h"
@@ -94,6 +95,8 @@ class Probe final : public prometheus::Collectable {
   // The hot path: called by the applier after each batch. Single-threaded (the applier's thread only); the
   // per-(relation, op) counters are cached so a batch costs no lookup that allocates.
   void batch_applied(const Batch& batch, std::chrono::steady_clock::duration apply_time);
+  // The same, with where the batch's time went (cdcsync_stage_seconds).
+  void batch_applied(const Batch& batch, const BatchTimings& timings);
   // The Kafka sink's hooks: produce latency, in-flight records, errors by kind, transactions by outcome.
   KafkaSinkObserver kafka_observer();
   ArchiveSinkObserver archive_observer();
@@ -149,6 +152,7 @@ class Probe final : public prometheus::Collectable {
   prometheus::Histogram* batch_rows_;
   prometheus::Histogram* apply_duration_;
   prometheus::Histogram* end_to_end_latency_;
+  std::unique_ptr<StageMetrics> stages_;
   prometheus::Gauge* lag_bytes_;
   prometheus::Gauge* lag_seconds_;
   prometheus::Gauge* retained_wal_;
