@@ -48,7 +48,7 @@ if [ "$build" = 1 ]; then
   cmake -S . -B build-bench -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCDCSYNC_INTEGRATION=OFF >/dev/null
   cmake --build build-bench -j2 --target cdcsync
 fi
-bin=$root/build-bench/daemon/cdcsync
+bin=${CDCSYNC_BENCH_BIN:-$root/build-bench/daemon/cdcsync}  # another build of cdcsync: CDCSYNC_BENCH_BIN
 [ -x "$bin" ] || { echo "run.sh: $bin not built" >&2; exit 1; }
 
 stamp=$(date +%Y%m%d-%H%M%S)

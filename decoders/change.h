@@ -3,7 +3,6 @@
 // through JSON.
 #pragma once
 
-#include <chrono>
 #include <compare>
 #include <cstddef>
 #include <cstdint>
@@ -161,10 +160,6 @@ struct TransactionInfo {
   std::int64_t sent_time_us = 0;
   std::string origin;     // replication origin name, when an Origin message came
   bool snapshot = false;  // rows read by an initial snapshot or resync (Debezium op "r")
-  // On this host's steady clock, for the per-stage latency metrics: when the receiver got it from the
-  // source, and when the applier took it from the queue (zero: not stamped).
-  std::chrono::steady_clock::time_point received{};
-  std::chrono::steady_clock::time_point taken{};
 };
 
 // A whole committed source transaction, or one chunk of a source transaction too large to hold in memory.

@@ -24,9 +24,15 @@ using std::chrono::milliseconds;
 constexpr milliseconds kCatchUpLook{5};
 // How often a receiver whose queue is full lets the source read on into its spools (ChangeSource::absorb).
 constexpr milliseconds kAbsorbInterval{2};
-// A backlog applied with commits that did not wait for their flush has ended when nothing arrived for this
-// long (or batch_max_wait, when shorter): those commits are flushed and confirmed.
+// Commits that did not wait for their flush, once nothing arrived for this long (or batch_max_wait, when
+// shorter): they are flushed and confirmed.
 constexpr milliseconds kSyncWhenIdle{100};
+// Between batches, how often the applier asks the target how far the commits that did not wait for their
+// flush are flushed (each such commit's reply says it too).
+constexpr milliseconds kFlushedPoll{20};
+// How often a durable position is mirrored to the checkpoint store, at most, while commits do not wait for
+// their flush (the source hears of it every source.status_interval_ms anyway).
+constexpr milliseconds kMirrorInterval{100};
 
 }  // namespace
 
@@ -55,7 +61,9 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
   status_.durable_lsn = confirmed_start;
   status_.confirmed_lsn = confirmed_start;
   last_flush_ = Clock::now();
+  last_flushed_poll_ = last_flush_;
   unflushed_ = false;
+  applied_lsn_ = confirmed_start;
 
   Session session{options_};
   // The receiver owns the replication connection: it alone reads from it and reports to it, so that
@@ -66,7 +74,8 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
                    .max_bytes = options_.batch_max_bytes,
                    .max_wait = options_.batch_max_wait,
                    .catch_up_lag = options_.catch_up_lag}};
-  bool in_chunked_txn = false;  // the target transaction is open across batches
+  std::vector<Arrival> arrivals;  // of the open batch's transactions
+  bool in_chunked_txn = false;    // the target transaction is open across batches
   auto last_activity = Clock::now();
   auto last_arrival = Clock::now();  // the last transaction taken from the queue
   last_renew_ = Clock::now();
@@ -94,7 +103,8 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
       // commit), a batch keeps taking transactions while they keep arriving, up to its bounds: fewer, bigger
       // target transactions, and nobody waits for the difference.
       bool queue_empty = true;
-      milliseconds wait{batcher.empty() ? 100 : 0};
+      // Idle, with commits not known flushed: wake to ask the target how far it flushed them.
+      milliseconds wait{batcher.empty() ? (unflushed_ ? kFlushedPoll : milliseconds(100)) : milliseconds(0)};
       if (!batcher.empty() && batcher.catching_up()) {
         // Look at the queue every few milliseconds rather than wake for each of the receiver's pushes
         // (thousands a second on a backlog of small transactions): nobody waits for this batch yet.
@@ -107,22 +117,21 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
         queue_empty = popped->left == 0;
         last_activity = Clock::now();
         last_arrival = last_activity;
-        popped->item.info.taken = last_activity;
+        arrivals.push_back({popped->pushed, last_activity});
         batcher.add(std::move(popped->item), popped->bytes, last_activity);
       }
       const auto now = Clock::now();
       if (batcher.due(queue_empty, now)) {
         Batch& batch = batcher.batch();
         in_chunked_txn = !batch.ends_whole();
-        // Catching up, or with more queued behind it, the batch's commit need not wait for the target's
-        // flush: the next batch comes at once. Caught up with nothing queued, or flush_interval after the
-        // last flushed commit, it waits and covers every commit before it.
-        batch.durable = options_.flush_interval.count() == 0 ||
-                        (!batcher.catching_up() && session.queue.size() == 0) ||
-                        now - last_flush_ >= options_.flush_interval;
-        apply_batch(batch);
+        // The batch's commit does not wait for the target's flush: its rows are visible at once, and what
+        // is confirmed is what the target is found to have flushed since (Sink::flushed). Only a batch
+        // flush_interval after the position last became durable waits, and covers every commit before it.
+        batch.durable = options_.flush_interval.count() == 0 || now - last_flush_ >= options_.flush_interval;
+        apply_batch(batch, arrivals);
         release_budget(batcher.bytes());
         batcher.reset();
+        arrivals.clear();
       } else if (batcher.empty() && !in_chunked_txn &&
                  Clock::now() - last_activity >= options_.idle_ack_after) {
         ack_idle(session);
@@ -130,10 +139,15 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
       }
       if (!batcher.empty()) continue;
 
-      // The backlog ended after commits that did not wait for their flush.
-      if (unflushed_ && !in_chunked_txn && session.queue.size() == 0 &&
-          Clock::now() - last_arrival >= std::min(options_.batch_max_wait, kSyncWhenIdle)) {
-        sync_unflushed();
+      // Commits that did not wait for their flush: learn how far the target flushed them, and once nothing
+      // arrived for a while, flush them.
+      if (unflushed_ && !in_chunked_txn && session.queue.size() == 0) {
+        if (Clock::now() - last_arrival >= std::min(options_.batch_max_wait, kSyncWhenIdle)) {
+          sync_unflushed();
+        } else if (Clock::now() - last_flushed_poll_ >= kFlushedPoll) {
+          last_flushed_poll_ = Clock::now();
+          if (const auto flushed = sink_.flushed()) made_durable(*flushed, false);
+        }
       }
       look_after_checkpoint();
     }
@@ -142,7 +156,7 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
     Batch& batch = batcher.batch();
     if (!batch.empty() && !in_chunked_txn && batch.ends_whole()) {
       batch.durable = true;
-      apply_batch(batch);
+      apply_batch(batch, arrivals);
     }
     finish(true);
     try {
@@ -187,11 +201,7 @@ void Pipeline::receive(Session& session, const std::atomic<bool>& stop) {
       const Polled polled = source_.poll(milliseconds(100), out);
       if (polled.received.valid()) status_.received_lsn = polled.received;
       sizes.clear();
-      const auto received = Clock::now();
-      for (auto& t : out) {
-        t.info.received = received;
-        sizes.push_back(approximate_bytes(t));
-      }
+      for (const auto& t : out) sizes.push_back(approximate_bytes(t));
       if (options_.budget != nullptr) {
         std::size_t polled_bytes = 0;
         for (const std::size_t n : sizes) polled_bytes += n;
@@ -240,17 +250,15 @@ void Pipeline::ack_idle(Session& session) {
   if (candidate && candidate->second == applied_items_.load() &&
       candidate->first > status_.durable_lsn.load()) {
     sink_.record_ack(candidate->first);  // its commit waits for the flush of everything before it
-    last_flush_ = Clock::now();
-    unflushed_ = false;
-    status_.durable_lsn = candidate->first;
-    mirror(candidate->first);
+    applied_lsn_ = std::max(applied_lsn_, candidate->first);
+    made_durable(candidate->first, true);
   }
 }
 
 void Pipeline::look_after_checkpoint() {
   // A durable position the checkpoint store did not take yet (it was unreachable): retry.
   if (status_.durable_lsn.load() > status_.confirmed_lsn.load() &&
-      Clock::now() - last_mirror_try_ >= milliseconds(200)) {
+      Clock::now() - last_mirror_try_ >= kMirrorInterval) {
     last_mirror_try_ = Clock::now();
     mirror(status_.durable_lsn.load());
   }
@@ -271,24 +279,23 @@ void Pipeline::look_after_checkpoint() {
   }
 }
 
-void Pipeline::apply_batch(Batch& batch) {
+void Pipeline::apply_batch(Batch& batch, const std::vector<Arrival>& arrivals) {
   BatchTimings timings;
+  if (arrivals.size() == batch.transactions.size()) timings.arrivals = &arrivals;
   timings.started = Clock::now();
   const auto durable = sink_.apply(batch);
   timings.apply = Clock::now() - timings.started;
   timings.sink = sink_.last_timings();
   const bool committed = batch.ends_whole();  // the batch's transactions go back to the source below
+  if (committed) applied_lsn_ = std::max(applied_lsn_, batch.end_lsn());
+  if (committed && (!durable || *durable < batch.end_lsn())) status_.commits_unflushed += 1;
   if (durable) {
     const auto t0 = Clock::now();
-    last_flush_ = t0;
-    unflushed_ = false;
-    status_.durable_lsn = *durable;
-    mirror(*durable);
-    timings.mirror = Clock::now() - t0;
-  } else if (committed) {
-    unflushed_ = true;
-    status_.commits_unflushed += 1;
+    if (made_durable(*durable, batch.durable)) timings.mirror = Clock::now() - t0;
+  } else {
+    unflushed_ = status_.durable_lsn.load() < applied_lsn_;
   }
+  if (committed && !batch.durable) last_flushed_poll_ = Clock::now();  // its reply said how far is flushed
   if (observer_) observer_(batch, timings);
   status_.batches += 1;
   status_.changes += batch.changes();
@@ -324,10 +331,19 @@ void Pipeline::sync_unflushed() {
   const auto durable = sink_.sync();
   unflushed_ = false;
   last_flush_ = Clock::now();
-  if (durable) {
-    status_.durable_lsn = std::max(status_.durable_lsn.load(), *durable);
-    mirror(*durable);
-  }
+  if (durable) made_durable(*durable, true);
+}
+
+bool Pipeline::made_durable(Lsn lsn, bool mirror_now) {
+  last_flush_ = Clock::now();
+  if (lsn > status_.durable_lsn.load()) status_.durable_lsn = lsn;
+  unflushed_ = status_.durable_lsn.load() < applied_lsn_;
+  // While commits do not wait for their flush, the position becomes durable a little at a time: mirror it
+  // every kMirrorInterval (look_after_checkpoint mirrors the rest), not after every batch.
+  if (!mirror_now && Clock::now() - last_mirror_try_ < kMirrorInterval) return false;
+  last_mirror_try_ = Clock::now();
+  mirror(status_.durable_lsn.load());
+  return true;
 }
 
 void Pipeline::mirror(Lsn lsn) {

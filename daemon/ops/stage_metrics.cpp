@@ -48,25 +48,27 @@ void StageMetrics::add(Stage stage, double value, std::uint64_t times) {
 void StageMetrics::record(const Batch& batch, const BatchTimings& timings, std::int64_t now_unix_us) {
   const auto now = Clock::now();
   std::uint64_t whole = 0;
-  for (const Transaction& t : batch.transactions) {
-    if (!t.last_chunk || t.info.received == Clock::time_point{}) continue;
+  for (std::size_t i = 0; i < batch.transactions.size(); ++i) {
+    const Transaction& t = batch.transactions[i];
+    if (!t.last_chunk) continue;
     ++whole;
+    if (timings.arrivals == nullptr) continue;
+    const Arrival& a = (*timings.arrivals)[i];
     if (t.info.commit_time_us != 0) {
-      const std::int64_t received_us =
-          now_unix_us - std::chrono::duration_cast<std::chrono::microseconds>(now - t.info.received).count();
+      const std::int64_t queued_us =
+          now_unix_us - std::chrono::duration_cast<std::chrono::microseconds>(now - a.queued).count();
       add(kReceipt,
           std::max(0.0,
-                   static_cast<double>(received_us - pg_micros_to_unix_micros(t.info.commit_time_us)) / 1e6),
+                   static_cast<double>(queued_us - pg_micros_to_unix_micros(t.info.commit_time_us)) / 1e6),
           1);
     }
-    if (t.info.taken != Clock::time_point{}) {
-      add(kHandoff, seconds(t.info.taken - t.info.received), 1);
-      add(kBatchWait, seconds(timings.started - t.info.taken), 1);
-    }
+    add(kHandoff, seconds(a.taken - a.queued), 1);
+    add(kBatchWait, seconds(timings.started - a.taken), 1);
   }
   if (whole > 0 && timings.sink.committed) {
     add(kStatements, seconds(timings.sink.statements), whole);
-    add(kProgressRow, seconds(timings.sink.progress), whole);
+    // A sink that writes its progress row in COMMIT's round trip has no time of its own for it.
+    if (timings.sink.progress != Clock::duration{}) add(kProgressRow, seconds(timings.sink.progress), whole);
     add(timings.sink.waited_for_flush ? kCommitFlushed : kCommit, seconds(timings.sink.commit), whole);
   }
   if (whole > 0 && timings.mirror != Clock::duration{}) add(kMirror, seconds(timings.mirror), whole);

@@ -2,8 +2,8 @@
 // stage: cdcsync_stage_seconds{stage}, one observation per source transaction for every stage (a batch's
 // stages count once for each transaction it carried), so a stage's p50 is the one a change sees.
 //
-//   receipt        source commit -> the receiver has it (the source's WAL flush, walsender, network, decode)
-//   handoff        the receiver has it -> the applier took it from the queue
+//   receipt        source commit -> the receiver queued it (the source's WAL flush, walsender, network,
+//   decode) handoff        queued -> the applier took it from the queue (its wake-up, or the batch before it)
 //   batch_wait     taken from the queue -> its batch's apply began
 //   statements     the batch's changes, from BEGIN on
 //   progress_row   writing the progress row
