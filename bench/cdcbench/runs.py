@@ -178,8 +178,9 @@ def lag_one(s, tag, rate, secs, c, out, batch, script):
            "rows": int(q[0]), "p50_ms": float(q[1]), "p99_ms": float(q[2]), "max_ms": float(q[3]),
            "loadavg_before": load0, "loadavg_after": loadavg()}
     # With track_commit_timestamp on the order server (--order-config track_commit_timestamp=on), the time
-    # until the row was visible: its transaction's commit, not its insert (applied_at).
-    if sql(conn, "SHOW track_commit_timestamp") == "on":
+    # until the row was visible: its transaction's commit, not its insert (applied_at). cdcsync only: native's
+    # apply worker commits with its replication origin's timestamp, the source's commit time.
+    if c == "cdcsync" and sql(conn, "SHOW track_commit_timestamp") == "on":
         v = lag_percentiles(conn, first_id, "pg_xact_commit_timestamp(xmin)")
         row |= {"visible_p50_ms": float(v[1]), "visible_p99_ms": float(v[2]), "visible_max_ms": float(v[3])}
     if c == "cdcsync":
