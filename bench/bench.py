@@ -49,6 +49,10 @@ def parse_args():
     ap.add_argument("--order-config", default="",
                     help="ALTER SYSTEM on the order server, for both consumers: default_toast_compression=lz4")
     ap.add_argument("--profile", action="store_true", help="perf record cdcsync, its target backend, native's apply worker and each walsender")
+    ap.add_argument("--lag-rates", default="", help="lag: rates in tx/s, each measured in turn (default 2000)")
+    ap.add_argument("--lag-find-max", default="",
+                    help="lag: instead of --lag-rates, the highest of these ascending rates each consumer keeps with p99 < 100 ms")
+    ap.add_argument("--lag-seconds", type=int, default=0, help="lag: seconds per rate (default 30, --quick 10)")
     ap.add_argument("--bulk-rows", type=int, default=0, help="rows of BULK's transactions (default 1M, --quick 100k)")
     a = ap.parse_args()
     unknown = [w for w in a.workloads.split(",") if w not in WORKLOADS]
@@ -71,6 +75,12 @@ def main():
     sz = sizes(a.quick)
     if a.bulk_rows:
         sz["bulk_rows"] = a.bulk_rows
+    if a.lag_rates:
+        sz["lag_rates"] = [int(r) for r in a.lag_rates.split(",")]
+    if a.lag_find_max:
+        sz["lag_find_max"] = [int(r) for r in a.lag_find_max.split(",")]
+    if a.lag_seconds:
+        sz["lag_seconds"] = a.lag_seconds
     results = []
     # Names (slots, pipelines, subscriptions) unique per invocation: progress rows and Redis checkpoints of an
     # earlier invocation on the same servers never meet a new slot.

@@ -6,7 +6,8 @@
 #                     [--batch max_rows=20000,max_wait_ms=20,...] [--source streaming=on,proto_version=2]
 #                     [--target toast_compression=server] [--snapshot parallel=4,truncate=true]
 #                     [--order-config default_toast_compression=lz4]
-#                     [--bulk-rows N] [--order-fsync-delay-us N] [--profile] [--out DIR] [--no-build]
+#                     [--bulk-rows N] [--lag-rates 2000,5000] [--lag-find-max 2000,4000,...] [--lag-seconds N]
+#                     [--order-fsync-delay-us N] [--profile] [--out DIR] [--no-build]
 #
 # Builds cdcsync (build-bench/, RelWithDebInfo), starts a customer PostgreSQL 15, an order PostgreSQL 15 (with a
 # second database "native" for the native subscriber) and a Redis with fsync on (scripts/servers.sh --durable),
@@ -29,7 +30,7 @@ while [ $# -gt 0 ]; do
   case $1 in
     --quick) quick=1; pass+=(--quick); shift ;;
     --runs) runs=$2; shift 2 ;;
-    --workloads|--consumers|--batch|--source|--target|--snapshot|--order-config|--bulk-rows) pass+=("$1" "$2"); shift 2 ;;
+    --workloads|--consumers|--batch|--source|--target|--snapshot|--order-config|--bulk-rows|--lag-rates|--lag-seconds|--lag-find-max) pass+=("$1" "$2"); shift 2 ;;
     --profile) pass+=(--profile); shift ;;
     --order-fsync-delay-us) fsync_delay=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
@@ -52,7 +53,7 @@ if [ "$build" = 1 ]; then
   cmake -S . -B build-bench -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCDCSYNC_INTEGRATION=OFF >/dev/null
   cmake --build build-bench -j2 --target cdcsync
 fi
-bin=$root/build-bench/daemon/cdcsync
+bin=${CDCSYNC_BENCH_BIN:-$root/build-bench/daemon/cdcsync}  # another build of cdcsync: CDCSYNC_BENCH_BIN
 [ -x "$bin" ] || { echo "run.sh: $bin not built" >&2; exit 1; }
 
 stamp=$(date +%Y%m%d-%H%M%S)

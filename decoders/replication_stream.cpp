@@ -223,7 +223,7 @@ StreamEvent ReplicationStream::next_until(std::chrono::steady_clock::time_point 
 
     auto now = std::chrono::steady_clock::now();
     if (now >= deadline) return StreamEvent{.kind = StreamEvent::Kind::Timeout};
-    if (min_read_interval_.count() > 0 && now < last_wake_ + min_read_interval_) {
+    if (read_throttle_ && min_read_interval_.count() > 0 && now < last_wake_ + min_read_interval_) {
       // libpq's buffer is used up, but the socket may hold more (libpq reads at most its buffer at a time):
       // read on without waiting. Only when the socket is empty too, and it woke a moment ago, let more
       // arrive before waiting again.

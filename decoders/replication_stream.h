@@ -106,6 +106,10 @@ class ReplicationStream {
   bool streaming() const { return streaming_; }
   PGconn* raw() const { return conn_.get(); }
 
+  // StreamOptions::min_read_interval applies only while this is on (the default). A consumer that is caught
+  // up turns it off: each transaction is read as soon as it arrives, as its commit is waited for downstream.
+  void set_read_throttle(bool on) { read_throttle_ = on; }
+
  private:
   PgResult query(const std::string& sql, std::string_view doing);
   // Waits up to `timeout_ms` for the socket to be readable and hands what is there to libpq; poll's result
@@ -116,6 +120,7 @@ class ReplicationStream {
   std::chrono::milliseconds reply_timeout_;
   bool streaming_ = false;
   std::chrono::microseconds min_read_interval_{0};
+  bool read_throttle_ = true;
   std::chrono::steady_clock::time_point last_wake_{};
   std::unique_ptr<char, PqFreemem> buffer_;
   std::string_view last_message_;

@@ -83,6 +83,8 @@ class DeadLetterSink final : public Sink {
   std::optional<Lsn> apply(const Batch& batch) override;
   void abort() override { inner_.abort(); }
   std::optional<Lsn> sync() override { return inner_.sync(); }
+  std::optional<Lsn> flushed() override { return inner_.flushed(); }
+  ApplyTimings last_timings() const override { return inner_.last_timings(); }
   std::optional<Progress> load_progress() override { return inner_.load_progress(); }
   void record_ack(Lsn lsn) override;
 

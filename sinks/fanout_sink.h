@@ -37,6 +37,8 @@ class FanoutSink final : public Sink {
 
   // Secondaries return a durable position from every apply, so what waits for a flush is the primary's.
   std::optional<Lsn> sync() override { return primary_.sync(); }
+  std::optional<Lsn> flushed() override { return primary_.flushed(); }
+  ApplyTimings last_timings() const override { return primary_.last_timings(); }
 
   void abort() override {
     primary_.abort();

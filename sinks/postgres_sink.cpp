@@ -6,7 +6,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <stdexcept>
+#include <utility>
 
 #include "sinks/postgres_sink_table.h"
 
@@ -49,6 +51,7 @@ PostgresSink::PostgresSink(Mapping mapping, PostgresSinkOptions options)
 PostgresSink::~PostgresSink() = default;
 
 std::optional<Lsn> PostgresSink::apply(const Batch& batch) {
+  timings_ = ApplyTimings{};
   try {
     return apply_inner(batch, false);
   } catch (const PgError& e) {
@@ -68,6 +71,7 @@ std::optional<Lsn> PostgresSink::apply(const Batch& batch) {
 }
 
 std::optional<Lsn> PostgresSink::apply_inner(const Batch& batch, bool reconnected) {
+  const auto started = std::chrono::steady_clock::now();
   ensure_connected();
   skip_.check_continuation(batch, in_txn_);
   const SkipApplied::Selection todo = skip_.select(batch, progress_);
@@ -92,6 +96,7 @@ std::optional<Lsn> PostgresSink::apply_inner(const Batch& batch, bool reconnecte
   if (in_txn_) {
     if (todo.last_whole == nullptr)
       throw std::logic_error("open transaction without a finished source transaction");
+    timings_.statements = std::chrono::steady_clock::now() - started;
     commit(batch, *todo.last_whole);
     if (!options_.track_progress) return todo.last_whole->end_lsn;
     const TransactionInfo& last = *todo.last_whole;
@@ -103,8 +108,22 @@ std::optional<Lsn> PostgresSink::apply_inner(const Batch& batch, bool reconnecte
     read_progress();
     ++stats_.syncs;
   }
-  if (unflushed_) return std::nullopt;
+  if (unflushed_) return std::exchange(newly_flushed_, std::nullopt);
+  newly_flushed_.reset();
   return progress_ ? progress_->end_lsn : Lsn{};
+}
+
+void PostgresSink::learn_flushed(Lsn flush) {
+  while (!unflushed_commits_.empty() && unflushed_commits_.front().target_wal <= flush) {
+    newly_flushed_ = unflushed_commits_.front().end_lsn;
+    unflushed_commits_.pop_front();
+  }
+  if (unflushed_commits_.empty()) all_flushed();
+}
+
+void PostgresSink::all_flushed() {
+  unflushed_ = false;
+  unflushed_commits_.clear();
 }
 
 // BEGIN (or, inside a chunked source transaction, only) a savepoint for this call. false: the session was
@@ -202,21 +221,34 @@ bool PostgresSink::retry_after_failure(const PgError& e) {
   return false;
 }
 
-// The progress row and COMMIT, after which the open transaction's counts are reported.
+// The progress row and COMMIT in one round trip, after which the open transaction's counts are reported.
 void PostgresSink::commit(const Batch& batch, const TransactionInfo& last_whole) {
-  write_progress(last_whole);
+  const auto t0 = std::chrono::steady_clock::now();
   error_table_ = options_.progress_table.str();
-  // A backlog follows this batch (Batch::durable false): its commit need not wait for the flush; a later
-  // one's does, and nothing past the last flushed commit is returned (so confirmed) before it.
+  error_lsn_ = last_whole.end_lsn;
+  // A commit that does not wait for its flush (Batch::durable false) reads, in the same round trip, where the
+  // server's WAL is after its commit record and how far it is flushed (which may cover earlier commits):
+  // nothing past the last flushed commit is returned (so confirmed) before it.
   const bool wait_for_flush = batch.durable || !options_.track_progress;
-  exec(wait_for_flush ? "COMMIT" : "SET LOCAL synchronous_commit = off; COMMIT", "committing");
+  std::string sql = progress_statement(last_whole);
+  sql += wait_for_flush
+             ? "COMMIT"
+             : "SET LOCAL synchronous_commit = off; COMMIT; SELECT "
+               "pg_catalog.pg_current_wal_insert_lsn()::text, pg_catalog.pg_current_wal_flush_lsn()::text";
+  auto res = exec(sql, "committing");
   in_txn_ = false;
   if (wait_for_flush) {
-    unflushed_ = false;
+    all_flushed();
   } else {
     unflushed_ = true;
     ++stats_.commits_unflushed;
+    unflushed_commits_.push_back(
+        {Lsn::parse(PQgetvalue(res.get(), 0, 0)).value_or(Lsn{}), last_whole.end_lsn});
+    learn_flushed(Lsn::parse(PQgetvalue(res.get(), 0, 1)).value_or(Lsn{}));
   }
+  timings_.commit = std::chrono::steady_clock::now() - t0;
+  timings_.committed = true;
+  timings_.waited_for_flush = wait_for_flush;
   for (auto& t : tables_) {
     t->stage_used = false;
     if (t->without_toast > 0 && options_.observer.inserted_without_toast) {
@@ -226,20 +258,24 @@ void PostgresSink::commit(const Batch& batch, const TransactionInfo& last_whole)
   }
 }
 
-void PostgresSink::write_progress(const TransactionInfo& info) {
-  if (!options_.track_progress) return;
-  error_table_ = options_.progress_table.str();
-  error_lsn_ = info.end_lsn;
-  exec_params(
-      "INSERT INTO " + options_.progress_table.quoted() +
-          " AS p (pipeline, end_lsn, xid, commit_time, acked_lsn, applied_by, updated_at) VALUES ($1, "
-          "$2::pg_lsn, $3::bigint, '2000-01-01 00:00:00+00'::timestamptz + $4::bigint * interval '1 "
-          "microsecond', $2::pg_lsn, $5, now()) ON CONFLICT (pipeline) DO UPDATE SET end_lsn = "
-          "EXCLUDED.end_lsn, xid = EXCLUDED.xid, commit_time = EXCLUDED.commit_time, acked_lsn = "
-          "greatest(p.acked_lsn, EXCLUDED.end_lsn), applied_by = EXCLUDED.applied_by, updated_at = now()",
-      {options_.pipeline, info.end_lsn.str(), std::to_string(info.xid.value),
-       std::to_string(info.commit_time_us), options_.applied_by},
-      "writing the progress row", PGRES_COMMAND_OK);
+// The progress row's upsert with its values written in (it rides in COMMIT's round trip, which takes no
+// parameters), followed by "; "; empty without progress tracking.
+std::string PostgresSink::progress_statement(const TransactionInfo& info) {
+  if (!options_.track_progress) return {};
+  if (quoted_pipeline_.empty()) {
+    quoted_pipeline_ = pg_quote_literal(conn_.get(), options_.pipeline);
+    quoted_applied_by_ = pg_quote_literal(conn_.get(), options_.applied_by);
+  }
+  const std::string lsn = "'" + info.end_lsn.str() + "'::pg_lsn";
+  return "INSERT INTO " + options_.progress_table.quoted() +
+         " AS p (pipeline, end_lsn, xid, commit_time, acked_lsn, applied_by, updated_at) VALUES (" +
+         quoted_pipeline_ + ", " + lsn + ", " + std::to_string(info.xid.value) +
+         "::bigint, '2000-01-01 00:00:00+00'::timestamptz + " + std::to_string(info.commit_time_us) +
+         "::bigint * interval '1 microsecond', " + lsn + ", " + quoted_applied_by_ +
+         ", now()) ON CONFLICT (pipeline) DO UPDATE SET end_lsn = EXCLUDED.end_lsn, xid = EXCLUDED.xid, "
+         "commit_time = EXCLUDED.commit_time, acked_lsn = greatest(p.acked_lsn, EXCLUDED.end_lsn), "
+         "applied_by = "
+         "EXCLUDED.applied_by, updated_at = now(); ";
 }
 
 const BoundTable* PostgresSink::bind(const RelationPtr& relation, Lsn txn_lsn) {

@@ -28,6 +28,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -197,6 +198,10 @@ class PostgresSink final : public Sink {
   // After commits that did not wait for their flush: re-reads the progress row under a row lock, whose
   // commit waits for the WAL flush and so makes every earlier commit durable.
   std::optional<Lsn> sync() override;
+  // Reads the order server's WAL flush position (pg_current_wal_flush_lsn) against the WAL position after
+  // each commit that did not wait for its flush.
+  std::optional<Lsn> flushed() override;
+  ApplyTimings last_timings() const override { return timings_; }
 
   const PostgresSinkStats& stats() const { return stats_; }
   // The session's default_toast_compression once connected ("lz4" or "pglz"); empty before.
@@ -227,7 +232,7 @@ class PostgresSink final : public Sink {
   void roll_back_to_savepoint();
   bool retry_after_failure(const PgError& e);
   void commit(const Batch& batch, const TransactionInfo& last_whole);
-  void write_progress(const TransactionInfo& info);
+  std::string progress_statement(const TransactionInfo& info);
   const BoundTable* bind(const RelationPtr& relation, Lsn txn_lsn);
 
   // The set-based path: fold, COPY into the stage (or the target), set-based statements.
@@ -252,6 +257,10 @@ class PostgresSink final : public Sink {
   void create_stage(TableState& t);
   void set_toast_compression();
   void set_synchronous_commit();
+  // The order server has flushed its WAL up to `flush`: the commits at or below it are durable.
+  void learn_flushed(Lsn flush);
+  // Every commit is known flushed now.
+  void all_flushed();
   void read_progress();
   void read_table_floors();
   bool below_floor(std::size_t table, Lsn txn_lsn) const;
@@ -272,12 +281,24 @@ class PostgresSink final : public Sink {
   std::optional<Progress> progress_;
   std::vector<std::unique_ptr<TableState>> tables_;
   PostgresSinkStats stats_;
+  ApplyTimings timings_;
+  std::string quoted_pipeline_;  // options_.pipeline and applied_by as SQL literals, once connected
+  std::string quoted_applied_by_;
   std::string toast_compression_;
   std::string synchronous_commit_;
 
   bool in_txn_ = false;     // a target transaction is open
   bool unflushed_ = false;  // a commit since the last flushed one did not wait for its flush
-  SkipApplied skip_;        // source transactions at or below the progress
+  // Those commits, oldest first, until the order server is seen to have flushed them: its WAL insert position
+  // read right after the COMMIT (at or past the end of the commit record) and the source end LSN committed.
+  // Forgotten with the session: after a crash the server's WAL positions start again from what it flushed.
+  struct UnflushedCommit {
+    Lsn target_wal;
+    Lsn end_lsn;
+  };
+  std::deque<UnflushedCommit> unflushed_commits_;
+  std::optional<Lsn> newly_flushed_;  // the newest end LSN found flushed and not returned yet
+  SkipApplied skip_;                  // source transactions at or below the progress
   // Where the last error happened, for PermanentError.
   std::string error_table_;
   Lsn error_lsn_;

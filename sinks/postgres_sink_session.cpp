@@ -44,6 +44,9 @@ void PostgresSink::drop_connection() {
   in_txn_ = false;
   skip_.reset();
   pending_.clear();
+  // The server's WAL positions mean nothing after the session: it may have crashed and written over them.
+  unflushed_commits_.clear();
+  newly_flushed_.reset();
   for (auto& t : tables_) {
     t->prepared.clear();
     t->stage_used = false;
@@ -307,7 +310,7 @@ void PostgresSink::read_progress() {
       "'2000-01-01 00:00:00+00'::timestamptz) * 1000000)::bigint::text, acked_lsn::text FROM " +
           options_.progress_table.quoted() + " WHERE pipeline = $1 FOR NO KEY UPDATE",
       {options_.pipeline}, "reading the progress row", PGRES_TUPLES_OK);
-  unflushed_ = false;
+  all_flushed();
   if (PQntuples(res.get()) == 0) {
     progress_.reset();
     return;
@@ -330,6 +333,20 @@ std::optional<Lsn> PostgresSink::sync() {
   } catch (const PgError& e) {
     raise(e);
   }
+  return progress_ ? progress_->end_lsn : Lsn{};
+}
+
+std::optional<Lsn> PostgresSink::flushed() {
+  // Without a session the commits' positions were forgotten: sync (or the next apply) reconnects.
+  if (!unflushed_ || in_txn_ || !conn_) return std::nullopt;
+  try {
+    auto res = exec("SELECT pg_catalog.pg_current_wal_flush_lsn()::text", "reading the flushed position");
+    learn_flushed(Lsn::parse(PQgetvalue(res.get(), 0, 0)).value_or(Lsn{}));
+  } catch (const PgError& e) {
+    raise(e);
+  }
+  if (unflushed_) return std::exchange(newly_flushed_, std::nullopt);
+  newly_flushed_.reset();
   return progress_ ? progress_->end_lsn : Lsn{};
 }
 
@@ -359,7 +376,7 @@ void PostgresSink::record_ack(Lsn lsn) {
             "updated_at = now()",
         {options_.pipeline, lsn.str(), options_.applied_by}, "recording the acknowledged position",
         PGRES_COMMAND_OK);
-    unflushed_ = false;  // the upsert's commit waited for the flush of everything before it
+    all_flushed();  // the upsert's commit waited for the flush of everything before it
     if (progress_) {
       progress_->acked_lsn = std::max(progress_->acked_lsn, lsn);
     } else {

@@ -89,6 +89,25 @@ class RecordingSink final : public Sink {
     return progress_ ? progress_->end_lsn : Lsn{};
   }
 
+  // Like the real sink's: what was committed without waiting for its flush is found flushed once the target
+  // flushed it by itself (flush_in_background).
+  std::optional<Lsn> flushed() override {
+    std::lock_guard lock(mu_);
+    ++flushed_asks_;
+    if (!unflushed_ || !background_flush_) return std::nullopt;
+    unflushed_ = false;
+    return progress_ ? progress_->end_lsn : Lsn{};
+  }
+  // From now on, flushed() finds every commit flushed (a target whose WAL writer keeps up).
+  void flush_in_background(bool on) {
+    std::lock_guard lock(mu_);
+    background_flush_ = on;
+  }
+  int flushed_asks() const {
+    std::lock_guard lock(mu_);
+    return flushed_asks_;
+  }
+
   void abort() override {
     std::lock_guard lock(mu_);
     ++aborts_;
@@ -148,6 +167,8 @@ class RecordingSink final : public Sink {
   std::function<void(const Batch&)> hook_;
   bool skipping_ = false;
   bool unflushed_ = false;
+  bool background_flush_ = false;
+  int flushed_asks_ = 0;
   int aborts_ = 0;
   int syncs_ = 0;
 };

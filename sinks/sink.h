@@ -2,6 +2,7 @@
 // (or, for a source transaction too large for memory, its chunks) and makes them durable.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -32,6 +33,16 @@ struct Batch {
   // True when the batch ends with a finished source transaction, i.e. applying it can commit.
   bool ends_whole() const { return !transactions.empty() && transactions.back().last_chunk; }
   Lsn end_lsn() const { return transactions.empty() ? Lsn{} : transactions.back().info.end_lsn; }
+};
+
+// Where the time of a sink's last apply went, for the per-stage latency metrics (zero where a sink does not
+// measure it).
+struct ApplyTimings {
+  std::chrono::steady_clock::duration statements{};  // the changes, from BEGIN on
+  std::chrono::steady_clock::duration progress{};    // writing the progress row
+  std::chrono::steady_clock::duration commit{};      // COMMIT, with its flush wait when it waited for it
+  bool committed = false;                            // the apply committed
+  bool waited_for_flush = false;                     // and its commit waited for the WAL flush
 };
 
 // The progress row a target keeps in the same transaction as the applied rows: the target, not Redis,
@@ -73,13 +84,22 @@ class Sink {
   // Applies the batch in one target transaction together with the progress row. Source transactions whose
   // end LSN is at or below the committed progress are skipped whole. Returns the end LSN now durable, or
   // nullopt when the batch ended inside a source transaction (the target transaction then stays open and
-  // the next apply continues it) or was committed without waiting for its flush (`durable = false`). Throws
+  // the next apply continues it) or was committed without waiting for its flush (`durable = false`); after
+  // such a commit it may return the end LSN of an earlier one the target was found to have flushed. Throws
   // TransientError or PermanentError; after a throw nothing of the open target transaction is kept.
   virtual std::optional<Lsn> apply(const Batch& batch) = 0;
 
   // Makes every commit of a batch applied with `durable = false` durable and returns the end LSN now
   // durable; nullopt when nothing was waiting for it. Sinks whose every commit is durable keep the default.
   virtual std::optional<Lsn> sync() { return std::nullopt; }
+
+  // Without waiting for a flush: the end LSN of the newest commit made with `durable = false` that the
+  // target has flushed since it was last returned (by this or by apply); nullopt when none is new. What it
+  // returns is durable, like what sync returns. Sinks whose every commit is durable keep the default.
+  virtual std::optional<Lsn> flushed() { return std::nullopt; }
+
+  // Where the time of the last apply went.
+  virtual ApplyTimings last_timings() const { return {}; }
 
   // Rolls back an open target transaction, if any.
   virtual void abort() = 0;

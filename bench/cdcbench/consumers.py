@@ -89,14 +89,15 @@ def scrape_metrics(port):
         return None
 
 
-def histogram_quantiles(text, name, qs=(0.5, 0.99), scale=1000, unit="ms"):
-    """Quantiles from a Prometheus histogram's cumulative buckets (linear inside a bucket)."""
+def histogram_quantiles(text, name, qs=(0.5, 0.99), scale=1000, unit="ms", label=None):
+    """Quantiles from a Prometheus histogram's cumulative buckets (linear inside a bucket); `label`, e.g.
+    'stage="commit"': the series with it."""
     if not text:
         return None
     buckets = []
     for line in text.splitlines():
         m = re.match(rf'^{name}_bucket\{{.*le="([^"]+)".*\}}\s+(\S+)', line)
-        if m:
+        if m and (label is None or label in line):
             le = float("inf") if m.group(1) == "+Inf" else float(m.group(1))
             buckets.append((le, float(m.group(2))))
     if not buckets:
@@ -117,6 +118,19 @@ def histogram_quantiles(text, name, qs=(0.5, 0.99), scale=1000, unit="ms"):
                 break
             prev_le, prev_c = le, c
     return {f"p{int(q * 100)}_{unit}": round(v * scale, 1) for q, v in res.items()} | {"count": int(total)}
+
+
+STAGES = ("receipt", "handoff", "batch_wait", "statements", "progress_row", "commit", "commit_flushed", "mirror")
+
+
+def stage_quantiles(text):
+    """cdcsync_stage_seconds: p50 and p99 of each stage in microseconds (stages never observed left out)."""
+    res = {}
+    for st in STAGES:
+        q = histogram_quantiles(text, "cdcsync_stage_seconds", scale=1e6, unit="us", label=f'stage="{st}"')
+        if q:
+            res[st] = q
+    return res
 
 
 def wait_marker(poll_target, sampler, discover, timeout, alive=None, marker_id=-1, table=None):

@@ -41,8 +41,23 @@ def summary(results, out, header):
         if r.get("workload") == "lag":
             h = r.get("histogram_end_to_end")
             hs = f"p50 {h['p50_ms']} / p99 {h['p99_ms']} ms" if h else ""
+            vis = (f" (commit: {r['visible_p50_ms']} / {r['visible_p99_ms']} / {r['visible_max_ms']})"
+                   if "visible_p50_ms" in r else "")
             lines.append(f"| lag | {r['run']} | {r['consumer']} | {r['rate']} ({r['pgbench_tps']}) | {r['rows']:,} | "
-                         f"{r['p50_ms']} | {r['p99_ms']} | {r['max_ms']} | {hs} | {r['loadavg_before']} |")
+                         f"{r['p50_ms']} | {r['p99_ms']} | {r['max_ms']}{vis} | {hs} | {r['loadavg_before']} |")
+    for r in results:
+        if r.get("workload") == "lag_max":
+            lines.append(f"| lag, highest rate with p99 < 100 ms | {r['run']} | {r['consumer']} | {r['max_rate']} | "
+                         f"| | | | stopped at {r['stopped_at']} | {r['loadavg']} |")
+    staged = [r for r in results if r.get("workload") == "lag" and r.get("stages_us")]
+    if staged:
+        names = list(dict.fromkeys(k for r in staged for k in r["stages_us"]))
+        lines += ["", "| lag stages p50 / p99 µs | run | rate | " + " | ".join(names) + " |",
+                  "|---|---|---|" + "---|" * len(names)]
+        for r in staged:
+            cells = [f"{r['stages_us'][k]['p50_us']} / {r['stages_us'][k]['p99_us']}" if k in r["stages_us"] else ""
+                     for k in names]
+            lines.append(f"| cdcsync | {r['run']} | {r['rate']} | " + " | ".join(cells) + " |")
     lines += ["", "| check | run | result | source | cdcsync | native | pgcopydb | cdcsync's table | native's table |",
               "|---|---|---|---|---|---|---|---|---|"]
     for r in results:

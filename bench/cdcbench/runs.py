@@ -6,7 +6,7 @@ import os
 import re
 import subprocess
 
-from .consumers import (drain_cdcsync, drain_native, drain_recvlogical, histogram_quantiles,
+from .consumers import (drain_cdcsync, drain_native, drain_recvlogical, histogram_quantiles, stage_quantiles,
                         scrape_metrics, start_cdcsync, wait_marker)
 from .initial_load import initial_load_test
 from .sampling import Sampler
@@ -81,86 +81,133 @@ def drain_all(s, w, tag, sz, out, consumers, batch, results, profile):
         sql(s.src, "CHECKPOINT", check=False)
 
 
-def lag_percentiles(conn, first_id):
+def lag_percentiles(conn, first_id, until="applied_at"):
+    """count, p50, p99 and max in ms of `until` − src_ts over the run's rows."""
     return sql(conn, f"""SELECT count(*), round(1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY x)::numeric, 1),
                                 round(1000 * percentile_cont(0.99) WITHIN GROUP (ORDER BY x)::numeric, 1),
                                 round(1000 * max(x)::numeric, 1)
-                         FROM (SELECT extract(epoch FROM applied_at - src_ts) AS x FROM bench.lag
+                         FROM (SELECT extract(epoch FROM {until} - src_ts) AS x FROM bench.lag
                                WHERE id >= {first_id}) t""").split("|")
 
 
 def lag_test(s, tag, sz, out, batch, results, consumers):
-    """A fixed rate with the consumer running: source commit → target insert, per row."""
-    rate, secs = sz["lag_rate"], sz["lag_seconds"]
+    """Fixed rates with the consumer running: source commit → target insert, per row."""
+    script = os.path.join(out, "lag.sql")
+    with open(script, "w") as f:
+        f.write(LAG_SCRIPT)
+    fresh_tables(s, "lag")
+    for rate in sz["lag_rates"]:
+        for c in [c for c in consumers if c in ("cdcsync", "native")]:
+            results.append(lag_one(s, f"{tag}_{rate}", rate, sz["lag_seconds"], c, out, batch, script))
+
+
+def lag_find_max(s, tag, sz, out, batch, results, consumers):
+    """The highest steady rate of sz["lag_find_max"] (ascending) each consumer keeps with p99 < 100 ms: rates are
+    tried in turn until one misses (p99 ≥ 100 ms, or pgbench fell 5 % short of the rate: the source could not
+    take it)."""
     script = os.path.join(out, "lag.sql")
     with open(script, "w") as f:
         f.write(LAG_SCRIPT)
     fresh_tables(s, "lag")
     for c in [c for c in consumers if c in ("cdcsync", "native")]:
-        log(f"== lag at {rate} tx/s for {secs} s: {c} (run {tag}), load average {loadavg()}")
-        first_id = int(sql(s.src, "SELECT coalesce(max(id), 0) FROM bench.lag")) + 1
-        sql(s.src, "DELETE FROM bench.lag WHERE id < 0")
-        proc, port, logf = None, None, None
-        if c == "cdcsync":
-            sql(s.src, f"SELECT pg_create_logical_replication_slot('cdcsync_lag_{tag}', 'pgoutput')")
-            proc, port, logf = start_cdcsync(s, "lag", tag, out, batch)
-            conn = s.orders
+        best, stopped = None, None
+        for rate in sz["lag_find_max"]:
+            row = lag_one(s, f"{tag}_max{rate}", rate, sz["lag_seconds"], c, out, batch, script)
+            row["search"] = "lag_find_max"
+            results.append(row)
+            if row["p99_ms"] >= 100 or (row["pgbench_tps"] or 0) < 0.95 * rate:
+                stopped = f"{rate} tx/s: p99 {row['p99_ms']} ms at {row['pgbench_tps']} tx/s achieved"
+                break
+            best = rate
+        res = {"workload": "lag_max", "consumer": c, "run": tag, "max_rate": best, "stopped_at": stopped,
+               "loadavg": loadavg()}
+        results.append(res)
+        append_result(out, res)
+        log(f"   {c}: highest steady rate with p99 < 100 ms: {best} tx/s (stopped at {stopped})")
+
+
+def lag_one(s, tag, rate, secs, c, out, batch, script):
+    """One consumer at one rate; returns its row."""
+    log(f"== lag at {rate} tx/s for {secs} s: {c} (run {tag}), load average {loadavg()}")
+    first_id = int(sql(s.src, "SELECT coalesce(max(id), 0) FROM bench.lag")) + 1
+    sql(s.src, "DELETE FROM bench.lag WHERE id < 0")
+    proc, port, logf = None, None, None
+    if c == "cdcsync":
+        sql(s.src, f"SELECT pg_create_logical_replication_slot('cdcsync_lag_{tag}', 'pgoutput')")
+        proc, port, logf = start_cdcsync(s, "lag", tag, out, batch)
+        conn = s.orders
+    else:
+        sql(s.native, f"CREATE SUBSCRIPTION native_lag_{tag} CONNECTION 'host=127.0.0.1 port={s.cport} "
+                      f"dbname=customers user=cdcsync_admin passfile={s.native_pass}' PUBLICATION bench_lag "
+                      f"WITH (copy_data = false, slot_name = 'native_lag_{tag}')")
+        conn = s.native
+    # The markers of an earlier rate are still in the target (their delete on the source was not streamed).
+    sql(conn, "DELETE FROM bench.lag WHERE id < 0")
+    poll = Session(conn)
+    sampler = Sampler()
+    try:
+        # Warm up: a row must arrive before the clock starts.
+        sql(s.src, "INSERT INTO bench.lag (id, v) VALUES (-2, 0)")
+        if wait_marker(poll, sampler, lambda: None, 60, marker_id=-2, table="lag") is None:
+            raise RuntimeError(f"{c}: the warm-up row never arrived")
+        load0 = loadavg()
+        # Durable source commits (synchronous_commit = on: a logical walsender only sends flushed WAL) at
+        # ~300-500 fsyncs/s on this disk: 2000 tx/s needs group commit, hence 32 clients.
+        r = subprocess.run([PGBENCH, "-n", "-c", "32", "-j", "2", "-R", str(rate), "-T", str(secs), "-f", script,
+                            "-h", s.sock, "-p", s.cport, "-U", "cdcsync_admin", "customers"],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError("pgbench failed: " + r.stderr[-2000:])
+        tps = re.search(r"tps = ([0-9.]+)", r.stdout)
+        sched_lag = re.search(r"rate limit schedule lag: avg ([0-9.]+) \(max ([0-9.]+)\) ms", r.stdout)
+        sql(s.src, WORKLOADS["lag"].marker)
+        if wait_marker(poll, sampler, lambda: None, 120, table="lag") is None:
+            raise RuntimeError(f"{c}: the marker never arrived")
+        metrics = scrape_metrics(port) if port else None
+    finally:
+        poll.close()
+        if proc:
+            stop_child(proc)
+            logf.close()
+            sql(s.src, f"SELECT pg_drop_replication_slot('cdcsync_lag_{tag}')", check=False)
         else:
-            sql(s.native, f"CREATE SUBSCRIPTION native_lag_{tag} CONNECTION 'host=127.0.0.1 port={s.cport} "
-                          f"dbname=customers user=cdcsync_admin passfile={s.native_pass}' PUBLICATION bench_lag "
-                          f"WITH (copy_data = false, slot_name = 'native_lag_{tag}')")
-            conn = s.native
-        poll = Session(conn)
-        sampler = Sampler()
-        try:
-            # Warm up: a row must arrive before the clock starts.
-            sql(s.src, "INSERT INTO bench.lag (id, v) VALUES (-2, 0)")
-            if wait_marker(poll, sampler, lambda: None, 60, marker_id=-2, table="lag") is None:
-                raise RuntimeError(f"{c}: the warm-up row never arrived")
-            load0 = loadavg()
-            # Durable source commits (synchronous_commit = on: a logical walsender only sends flushed WAL) at
-            # ~300-500 fsyncs/s on this disk: 2000 tx/s needs group commit, hence 32 clients.
-            r = subprocess.run([PGBENCH, "-n", "-c", "32", "-j", "2", "-R", str(rate), "-T", str(secs), "-f", script,
-                                "-h", s.sock, "-p", s.cport, "-U", "cdcsync_admin", "customers"],
-                               capture_output=True, text=True)
-            if r.returncode != 0:
-                raise RuntimeError("pgbench failed: " + r.stderr[-2000:])
-            tps = re.search(r"tps = ([0-9.]+)", r.stdout)
-            sched_lag = re.search(r"rate limit schedule lag: avg ([0-9.]+) \(max ([0-9.]+)\) ms", r.stdout)
-            sql(s.src, WORKLOADS["lag"].marker)
-            if wait_marker(poll, sampler, lambda: None, 120, table="lag") is None:
-                raise RuntimeError(f"{c}: the marker never arrived")
-            metrics = scrape_metrics(port) if port else None
-        finally:
-            poll.close()
-            if proc:
-                stop_child(proc)
-                logf.close()
-                sql(s.src, f"SELECT pg_drop_replication_slot('cdcsync_lag_{tag}')", check=False)
-            else:
-                sql(s.native, f"DROP SUBSCRIPTION IF EXISTS native_lag_{tag}", check=False)
-        q = lag_percentiles(conn, first_id)
-        row = {"workload": "lag", "consumer": c, "run": tag, "rate": rate, "seconds": secs,
-               "pgbench_tps": float(tps.group(1)) if tps else None,
-               "pgbench_schedule_lag_ms": sched_lag.group(0) if sched_lag else None,
-               "rows": int(q[0]), "p50_ms": float(q[1]), "p99_ms": float(q[2]), "max_ms": float(q[3]),
-               "loadavg_before": load0, "loadavg_after": loadavg()}
-        if c == "cdcsync":
-            row["batch"] = batch
-            if metrics:
-                with open(os.path.join(out, f"metrics-lag-{tag}.txt"), "w") as f:
-                    f.write(metrics)
-                row["histogram_end_to_end"] = histogram_quantiles(metrics, "cdcsync_end_to_end_latency_seconds")
-        results.append(row)
-        append_result(out, row)
-        log(f"   {c}: {row['rows']} rows at {row['pgbench_tps']} tx/s: p50 {row['p50_ms']} ms, "
-            f"p99 {row['p99_ms']} ms, max {row['max_ms']} ms")
+            sql(s.native, f"DROP SUBSCRIPTION IF EXISTS native_lag_{tag}", check=False)
+    q = lag_percentiles(conn, first_id)
+    row = {"workload": "lag", "consumer": c, "run": tag, "rate": rate, "seconds": secs,
+           "pgbench_tps": float(tps.group(1)) if tps else None,
+           "pgbench_schedule_lag_ms": sched_lag.group(0) if sched_lag else None,
+           "rows": int(q[0]), "p50_ms": float(q[1]), "p99_ms": float(q[2]), "max_ms": float(q[3]),
+           "loadavg_before": load0, "loadavg_after": loadavg()}
+    # With track_commit_timestamp on the order server (--order-config track_commit_timestamp=on), the time
+    # until the row was visible: its transaction's commit, not its insert (applied_at). cdcsync only: native's
+    # apply worker commits with its replication origin's timestamp, the source's commit time.
+    if c == "cdcsync" and sql(conn, "SHOW track_commit_timestamp") == "on":
+        v = lag_percentiles(conn, first_id, "pg_xact_commit_timestamp(xmin)")
+        row |= {"visible_p50_ms": float(v[1]), "visible_p99_ms": float(v[2]), "visible_max_ms": float(v[3])}
+    if c == "cdcsync":
+        row["batch"] = batch
+        if metrics:
+            with open(os.path.join(out, f"metrics-lag-{tag}.txt"), "w") as f:
+                f.write(metrics)
+            row["histogram_end_to_end"] = histogram_quantiles(metrics, "cdcsync_end_to_end_latency_seconds")
+            row["stages_us"] = stage_quantiles(metrics)
+    append_result(out, row)
+    log(f"   {c}: {row['rows']} rows at {row['pgbench_tps']} tx/s: p50 {row['p50_ms']} ms, "
+        f"p99 {row['p99_ms']} ms, max {row['max_ms']} ms"
+        + (f"; visible (commit) p50 {row['visible_p50_ms']} p99 {row['visible_p99_ms']} max {row['visible_max_ms']} ms"
+           if "visible_p50_ms" in row else ""))
+    if row.get("stages_us"):
+        log("   stages p50/p99 us: " + ", ".join(f"{k} {v.get('p50_us')}/{v.get('p99_us')}"
+                                                for k, v in row["stages_us"].items()))
+    return row
 
 
 def measure(s, w, tag, sz, out, consumers, batch, results, profile):
     """One run of workload w: drained from a backlog, measured live (lag), or an initial load (snapshot)."""
     if WORKLOADS[w].initial_load:
         initial_load_test(s, w, tag, sz, out, consumers, results, append_result)
+    elif WORKLOADS[w].live and sz.get("lag_find_max"):
+        lag_find_max(s, tag, sz, out, batch, results, consumers)
     elif WORKLOADS[w].live:
         lag_test(s, tag, sz, out, batch, results, consumers)
     else:

@@ -55,7 +55,7 @@ def sizes(quick):
         "bulk_rows": 1_000_000 // f,
         "wide_rows": 10_000 // f,
         "widexl_rows": 2_000 // f, "hugevalue_mb": 200 // f,
-        "lag_rate": 2000, "lag_seconds": 10 if quick else 30,
+        "lag_rates": [2000], "lag_seconds": 10 if quick else 30,
         "snapshot_rows": 5_000_000 // f, "snapshot_wide_rows": 1_000_000 // f,
     }
 

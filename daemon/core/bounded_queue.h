@@ -31,19 +31,22 @@ class BoundedQueue {
       return 0;
     if (closed_) return 0;
     std::size_t i = from;
+    const auto now = std::chrono::steady_clock::now();
     for (; i < items.size() && fits(sizes[i]); ++i) {
-      items_.push_back({std::move(items[i]), sizes[i]});
+      items_.push_back({std::move(items[i]), sizes[i], now});
       bytes_ += sizes[i];
     }
     not_empty_.notify_one();
     return i - from;
   }
 
-  // An item taken out, with the bytes it was pushed with and how many items are still queued behind it.
+  // An item taken out, with the bytes it was pushed with, how many items are still queued behind it, and
+  // when it was pushed.
   struct Popped {
     T item;
     std::size_t bytes;
     std::size_t left;
+    std::chrono::steady_clock::time_point pushed;
   };
 
   std::optional<Popped> pop_for(std::chrono::milliseconds timeout) {
@@ -54,7 +57,7 @@ class BoundedQueue {
     items_.pop_front();
     bytes_ -= e.bytes;
     not_full_.notify_one();
-    return Popped{std::move(e.item), e.bytes, items_.size()};
+    return Popped{std::move(e.item), e.bytes, items_.size(), e.pushed};
   }
 
   void close() {
@@ -80,6 +83,7 @@ class BoundedQueue {
   struct Entry {
     T item;
     std::size_t bytes;
+    std::chrono::steady_clock::time_point pushed;
   };
   const std::size_t max_items_;
   const std::size_t max_bytes_;

@@ -13,6 +13,10 @@
 #include "daemon/core/errors.h"
 
 namespace cdcsync {
+namespace {
+// How long after its commit the source sent a transaction for the stream to count as catching up.
+constexpr std::chrono::milliseconds kThrottleBehind{100};
+}  // namespace
 
 PgChangeSource::PgChangeSource(ReplicationStream& stream, AssemblerOptions options,
                                std::chrono::milliseconds receive_timeout, std::size_t max_changes_per_poll,
@@ -27,6 +31,12 @@ PgChangeSource::PgChangeSource(ReplicationStream& stream, AssemblerOptions optio
             // absorb() feeds only what emits nothing; anything else would have nowhere to go.
             if (out_ == nullptr) throw std::logic_error("a transaction was assembled outside poll()");
             t.info.sent_time_us = sent_time_us_;
+            // Reads are gathered (source.min_read_interval_us) only while the source sends transactions well
+            // after their commit (a backlog): caught up, a millisecond there is a millisecond of lag.
+            if (t.last_chunk && t.info.commit_time_us != 0 && sent_time_us_ != 0) {
+              stream_.set_read_throttle(std::chrono::microseconds(sent_time_us_ - t.info.commit_time_us) >=
+                                        kThrottleBehind);
+            }
             out_changes_ += t.changes.size();
             out_bytes_ += approximate_bytes(t);
             out_->push_back(std::move(t));

@@ -28,9 +28,12 @@ using std::chrono::milliseconds;
 constexpr milliseconds kCatchUpLook{5};
 // How often a receiver whose queue is full lets the source read on into its spools (ChangeSource::absorb).
 constexpr milliseconds kAbsorbInterval{2};
-// A backlog applied with commits that did not wait for their flush has ended when nothing arrived for this
-// long (or batch_max_wait, when shorter): those commits are flushed and confirmed.
+// Commits that did not wait for their flush, once nothing arrived for this long (or batch_max_wait, when
+// shorter): they are flushed and confirmed.
 constexpr milliseconds kSyncWhenIdle{100};
+// Between batches, how often the applier asks the target how far the commits that did not wait for their
+// flush are flushed (each such commit's reply says it too).
+constexpr milliseconds kFlushedPoll{20};
 
 }  // namespace
 
@@ -59,7 +62,9 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
   status_.durable_lsn = confirmed_start;
   status_.confirmed_lsn = confirmed_start;
   last_flush_ = Clock::now();
+  last_flushed_poll_ = last_flush_;
   unflushed_ = false;
+  applied_lsn_ = confirmed_start;
 
   CheckpointKeeper keeper{store_,
                           token_,
@@ -82,7 +87,8 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
                    .max_bytes = options_.batch_max_bytes,
                    .max_wait = options_.batch_max_wait,
                    .catch_up_lag = options_.catch_up_lag}};
-  bool in_chunked_txn = false;  // the target transaction is open across batches
+  std::vector<Arrival> arrivals;  // of the open batch's transactions
+  bool in_chunked_txn = false;    // the target transaction is open across batches
   auto last_activity = Clock::now();
   auto last_arrival = Clock::now();  // the last transaction taken from the queue
 
@@ -114,7 +120,8 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
       // commit), a batch keeps taking transactions while they keep arriving, up to its bounds: fewer, bigger
       // target transactions, and nobody waits for the difference.
       bool queue_empty = true;
-      milliseconds wait{batcher.empty() ? 100 : 0};
+      // Idle, with commits not known flushed: wake to ask the target how far it flushed them.
+      milliseconds wait{batcher.empty() ? (unflushed_ ? kFlushedPoll : milliseconds(100)) : milliseconds(0)};
       if (!batcher.empty() && batcher.catching_up()) {
         // Look at the queue every few milliseconds rather than wake for each of the receiver's pushes
         // (thousands a second on a backlog of small transactions): nobody waits for this batch yet.
@@ -127,21 +134,21 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
         queue_empty = popped->left == 0;
         last_activity = Clock::now();
         last_arrival = last_activity;
+        arrivals.push_back({popped->pushed, last_activity});
         batcher.add(std::move(popped->item), popped->bytes, last_activity);
       }
       const auto now = Clock::now();
       if (batcher.due(queue_empty, now)) {
         Batch& batch = batcher.batch();
         in_chunked_txn = !batch.ends_whole();
-        // Catching up, or with more queued behind it, the batch's commit need not wait for the target's
-        // flush: the next batch comes at once. Caught up with nothing queued, or flush_interval after the
-        // last flushed commit, it waits and covers every commit before it.
-        batch.durable = options_.flush_interval.count() == 0 ||
-                        (!batcher.catching_up() && session.queue.size() == 0) ||
-                        now - last_flush_ >= options_.flush_interval;
-        apply_batch(batch);
+        // The batch's commit does not wait for the target's flush: its rows are visible at once, and what
+        // is confirmed is what the target is found to have flushed since (Sink::flushed). Only a batch
+        // flush_interval after the position last became durable waits, and covers every commit before it.
+        batch.durable = options_.flush_interval.count() == 0 || now - last_flush_ >= options_.flush_interval;
+        apply_batch(batch, arrivals);
         release_budget(batcher.bytes());
         batcher.reset();
+        arrivals.clear();
       } else if (batcher.empty() && !in_chunked_txn &&
                  Clock::now() - last_activity >= options_.idle_ack_after) {
         ack_idle(session);
@@ -149,10 +156,15 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
       }
       if (!batcher.empty()) continue;
 
-      // The backlog ended after commits that did not wait for their flush.
-      if (unflushed_ && !in_chunked_txn && session.queue.size() == 0 &&
-          Clock::now() - last_arrival >= std::min(options_.batch_max_wait, kSyncWhenIdle)) {
-        sync_unflushed();
+      // Commits that did not wait for their flush: learn how far the target flushed them, and once nothing
+      // arrived for a while, flush them.
+      if (unflushed_ && !in_chunked_txn && session.queue.size() == 0) {
+        if (Clock::now() - last_arrival >= std::min(options_.batch_max_wait, kSyncWhenIdle)) {
+          sync_unflushed();
+        } else if (Clock::now() - last_flushed_poll_ >= kFlushedPoll) {
+          last_flushed_poll_ = Clock::now();
+          if (const auto flushed = sink_.flushed()) made_durable(*flushed);
+        }
       }
     }
     // Graceful stop: a pending whole batch is applied, an open chunked source transaction rolled back, and
@@ -161,7 +173,7 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
     const bool leased = lease_lets_apply();
     if (leased && !batch.empty() && !in_chunked_txn && batch.ends_whole()) {
       batch.durable = true;
-      apply_batch(batch);
+      apply_batch(batch, arrivals);
     }
     finish(true);
     try {
@@ -255,10 +267,8 @@ void Pipeline::ack_idle(Session& session) {
   if (candidate && candidate->second == applied_items_.load() &&
       candidate->first > status_.durable_lsn.load()) {
     sink_.record_ack(candidate->first);  // its commit waits for the flush of everything before it
-    last_flush_ = Clock::now();
-    unflushed_ = false;
-    status_.durable_lsn = candidate->first;
-    keeper_->post(candidate->first);
+    applied_lsn_ = std::max(applied_lsn_, candidate->first);
+    made_durable(candidate->first);
   }
 }
 
@@ -277,13 +287,26 @@ bool Pipeline::lease_lets_apply() {
   return valid;
 }
 
-void Pipeline::apply_batch(Batch& batch) {
+void Pipeline::apply_batch(Batch& batch, const std::vector<Arrival>& arrivals) {
   const LogScope scope{"", batch.end_lsn()};  // what the sinks log while applying it
-  const auto t0 = Clock::now();
+  BatchTimings timings;
+  if (arrivals.size() == batch.transactions.size()) timings.arrivals = &arrivals;
+  timings.started = Clock::now();
   const auto durable = sink_.apply(batch);
-  const auto took = Clock::now() - t0;
+  timings.apply = Clock::now() - timings.started;
+  timings.sink = sink_.last_timings();
   const bool committed = batch.ends_whole();  // the batch's transactions go back to the source below
-  if (observer_) observer_(batch, took);
+  if (committed) applied_lsn_ = std::max(applied_lsn_, batch.end_lsn());
+  if (committed && (!durable || *durable < batch.end_lsn())) status_.commits_unflushed += 1;
+  if (durable) {
+    const auto t0 = Clock::now();
+    made_durable(*durable);
+    timings.mirror = Clock::now() - t0;
+  } else {
+    unflushed_ = status_.durable_lsn.load() < applied_lsn_;
+  }
+  if (committed && !batch.durable) last_flushed_poll_ = Clock::now();  // its reply said how far is flushed
+  if (observer_) observer_(batch, timings);
   status_.batches += 1;
   status_.changes += batch.changes();
   for (const auto& t : batch.transactions) {
@@ -304,15 +327,6 @@ void Pipeline::apply_batch(Batch& batch) {
     spent_.swap(batch.transactions);
   }
   batch.transactions.clear();
-  if (durable) {
-    last_flush_ = Clock::now();
-    unflushed_ = false;
-    status_.durable_lsn = *durable;
-    keeper_->post(*durable);
-  } else if (committed) {
-    unflushed_ = true;
-    status_.commits_unflushed += 1;
-  }
 }
 
 void Pipeline::release_budget(std::size_t bytes) {
@@ -327,10 +341,16 @@ void Pipeline::sync_unflushed() {
   const auto durable = sink_.sync();
   unflushed_ = false;
   last_flush_ = Clock::now();
-  if (durable) {
-    status_.durable_lsn = std::max(status_.durable_lsn.load(), *durable);
-    keeper_->post(*durable);
-  }
+  if (durable) made_durable(*durable);
+}
+
+void Pipeline::made_durable(Lsn lsn) {
+  last_flush_ = Clock::now();
+  if (lsn > status_.durable_lsn.load()) status_.durable_lsn = lsn;
+  unflushed_ = status_.durable_lsn.load() < applied_lsn_;
+  // The keeper mirrors it to the checkpoint store on its own thread (a newer post replaces an older one not
+  // yet mirrored), so handing over every durable position costs the applier a lock and a wake-up.
+  keeper_->post(status_.durable_lsn.load());
 }
 
 }  // namespace cdcsync

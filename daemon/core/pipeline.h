@@ -39,11 +39,12 @@ struct PipelineOptions {
   // this old (the delay it adds is at most the lag that started it). Bigger batches cost the target less
   // per change. 0: off.
   std::chrono::milliseconds catch_up_lag{1000};
-  // While catching up (catch_up_lag) or with more transactions queued behind it, a batch's target commit
-  // does not wait for the WAL flush (Batch::durable false). A batch caught up with nothing queued, or the
-  // first one this long after the last flushed commit, waits for it and makes every commit before it
-  // durable; so does Sink::sync once nothing arrived for min(batch_max_wait, 100 ms), and at a stop. Nothing
-  // is mirrored or confirmed before it is durable. 0: every batch waits for its flush.
+  // A batch's target commit does not wait for the WAL flush (Batch::durable false): its rows are visible at
+  // once, and the applier learns afterwards how far the target flushed them (Sink::flushed, with each commit
+  // and every 20 ms between batches). The first batch this long after the durable position last advanced
+  // waits for its flush and makes every commit before it durable; so does Sink::sync once nothing arrived for
+  // min(batch_max_wait, 100 ms), and at a stop. Nothing is mirrored or confirmed before it is durable. 0:
+  // every batch waits for its flush.
   std::chrono::milliseconds flush_interval{1000};
   std::size_t queue_max_transactions = 100000;
   std::size_t queue_max_bytes = 16u << 20;
@@ -84,8 +85,25 @@ struct PipelineStatus {
 
 static_assert(std::atomic<Lsn>::is_always_lock_free, "the metrics endpoint reads LSNs without locks");
 
-// Called after each applied batch (for metrics: rows per table and op, apply time, latency).
-using BatchObserver = std::function<void(const Batch&, std::chrono::steady_clock::duration apply_time)>;
+// When a transaction of a batch was queued by the receiver and taken from the queue by the applier (steady
+// clock), for the per-stage latency metrics.
+struct Arrival {
+  std::chrono::steady_clock::time_point queued;
+  std::chrono::steady_clock::time_point taken;
+};
+
+// Where the time of one applied batch went, for the per-stage latency metrics.
+struct BatchTimings {
+  std::chrono::steady_clock::time_point started;  // Sink::apply was called
+  std::chrono::steady_clock::duration apply{};    // Sink::apply, whole
+  ApplyTimings sink;                              // its parts, as the sink measured them
+  std::chrono::steady_clock::duration mirror{};   // mirroring the position it made durable (0: none)
+  // One per transaction of the batch, in order (empty: not known).
+  const std::vector<Arrival>* arrivals = nullptr;
+};
+
+// Called after each applied batch (for metrics: rows per table and op, apply time, latency, stages).
+using BatchObserver = std::function<void(const Batch&, const BatchTimings&)>;
 
 class Pipeline {
  public:
@@ -110,13 +128,15 @@ class Pipeline {
   void receive(Session& session, const std::atomic<bool>& stop);
   // Nothing arrived for idle_ack_after: confirms the source's idle position once all before it is durable.
   void ack_idle(Session& session);
-  void apply_batch(Batch& batch);
+  void apply_batch(Batch& batch, const std::vector<Arrival>& arrivals);
   // The batch's bytes go back to the memory budget once it is applied (or dropped).
   void release_budget(std::size_t bytes);
   // Whether the lease lets the applier start something now; logs when it stops and goes on.
   bool lease_lets_apply();
   // After commits that did not wait for their flush: makes them durable (Sink::sync) and mirrors them.
   void sync_unflushed();
+  // `lsn` is durable in the target: the durable position advances to it and goes to the keeper to mirror.
+  void made_durable(Lsn lsn);
 
   ChangeSource& source_;
   Sink& sink_;
@@ -133,8 +153,10 @@ class Pipeline {
   std::atomic<std::size_t> budgeted_{0};  // bytes this session counts in options_.budget now
   std::atomic<std::uint64_t> applied_items_{0};
   // Applier only.
-  std::chrono::steady_clock::time_point last_flush_;  // the last apply that returned a durable position
-  bool unflushed_ = false;              // an apply committed without waiting for its flush since
+  std::chrono::steady_clock::time_point last_flush_;         // when the durable position last advanced
+  std::chrono::steady_clock::time_point last_flushed_poll_;  // when the target last said how far it flushed
+  Lsn applied_lsn_;         // the end of the last source transaction committed in the target
+  bool unflushed_ = false;  // durable_lsn is behind applied_lsn_: commits that did not wait for their flush
   CheckpointKeeper* keeper_ = nullptr;  // during run(): mirrors durable positions, renews the lease
   bool fenced_ = false;                 // the lease expired un-renewed: nothing is applied
   // Applied transactions on their way back to the source, which reuses their memory: the applier leaves a

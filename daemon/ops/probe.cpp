@@ -115,6 +115,7 @@ Probe::Probe(ProbeOptions options, const PipelineStatus& status)
       &histogram("cdcsync_end_to_end_latency_seconds",
                  "From the source commit to the end of its apply in the target, per source transaction.",
                  latency_bounds_);
+  stages_ = std::make_unique<StageMetrics>(r, constant);
   lag_bytes_ = &gauge("cdcsync_replication_lag_bytes",
                       "Source pg_current_wal_lsn() minus the slot's confirmed_flush_lsn (polled).")
                     .Add({});
@@ -282,7 +283,7 @@ RunnerHooks Probe::hooks(std::function<void(RunnerState)> on_state, std::functio
   };
   h.fatal = [this](const std::string& reason) { fatal(reason); };
   h.error = [this](const std::string& component, const std::string& kind) { error(component, kind); };
-  h.batch_applied = [this](const Batch& b, std::chrono::steady_clock::duration d) { batch_applied(b, d); };
+  h.batch_applied = [this](const Batch& b, const BatchTimings& t) { batch_applied(b, t); };
   h.dead_lettered = [this] { dead_lettered_->Increment(); };
   h.dead_letter_entries = [this](std::size_t n) { dead_letter_entries_->Set(static_cast<double>(n)); };
   h.kafka = kafka_observer();
@@ -374,6 +375,13 @@ Counter& Probe::counter_for(const RelationDef& relation, ChangeOp op) {
       change_events_->Add({{"table", relation.qualified_name()}, {"op", std::string(op_name(op))}});
   counter_cache_[key] = CachedCounter{relation.schema, relation.name, &counter};
   return counter;
+}
+
+void Probe::batch_applied(const Batch& batch, const BatchTimings& timings) {
+  batch_applied(batch, timings.apply);
+  stages_->record(
+      batch, timings,
+      std::chrono::duration_cast<std::chrono::microseconds>(options_.now().time_since_epoch()).count());
 }
 
 void Probe::batch_applied(const Batch& batch, std::chrono::steady_clock::duration apply_time) {

@@ -34,6 +34,7 @@
 #include "daemon/core/pipeline.h"
 #include "daemon/core/runner.h"
 #include "daemon/ops/metrics/http_server.h"
+#include "daemon/ops/stage_metrics.h"
 #include "decoders/change.h"
 #include "decoders/lsn.h"
 #include "sinks/sink.h"
@@ -98,6 +99,8 @@ class Probe final : public prometheus::Collectable {
   // The hot path: called by the applier after each batch. Single-threaded (the applier's thread only); the
   // per-(relation, op) counters are cached so a batch costs no lookup that allocates.
   void batch_applied(const Batch& batch, std::chrono::steady_clock::duration apply_time);
+  // The same, with where the batch's time went (cdcsync_stage_seconds).
+  void batch_applied(const Batch& batch, const BatchTimings& timings);
   // The copy's progress (the initial snapshot): rows copied and the estimate, per target table.
   void snapshot_progress(const LoadProgressView& v);
   // The Kafka sink's hooks: produce latency, in-flight records, errors by kind, transactions by outcome.
@@ -162,6 +165,7 @@ class Probe final : public prometheus::Collectable {
   prometheus::Histogram* batch_rows_;
   prometheus::Histogram* apply_duration_;
   prometheus::Histogram* end_to_end_latency_;
+  std::unique_ptr<StageMetrics> stages_;
   prometheus::Gauge* lag_bytes_;
   prometheus::Gauge* lag_seconds_;
   prometheus::Gauge* retained_wal_;

@@ -158,7 +158,9 @@ std::string SyncPipeline::config(const ConfigOptions& o) const {
     << "[batch]\n"
     << "max_rows = " << o.batch_max_rows << "\n"
     << "max_wait_ms = " << o.batch_max_wait_ms << "\n"
-    << "max_txn_chunk_rows = " << o.max_txn_chunk_rows << "\n\n"
+    << "max_txn_chunk_rows = " << o.max_txn_chunk_rows << "\n"
+    << (o.flush_interval_ms >= 0 ? "flush_interval_ms = " + std::to_string(o.flush_interval_ms) + "\n" : "")
+    << "\n"
     << "[checkpoint]\n"
     << "redis = \"" << s.redis_url() << "\"\n"
     << "lease_ttl_ms = " << o.lease_ttl_ms << "\n"

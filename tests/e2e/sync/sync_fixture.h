@@ -27,6 +27,7 @@ struct ConfigOptions {
   int batch_max_wait_ms = 20;
   int batch_max_rows = 5000;
   int max_txn_chunk_rows = 10000;
+  int flush_interval_ms = -1;  // batch.flush_interval_ms; -1: the default
   int lease_ttl_ms = 2000;
   int renew_ms = 500;
   int reconnect_min_ms = 50;

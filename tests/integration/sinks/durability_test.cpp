@@ -140,6 +140,23 @@ TEST_F(SinkDurabilityTest, SyncMakesUnflushedCommitsDurable) {
   EXPECT_EQ(db.value("SELECT count(*) FROM ref.customer"), "2");
 }
 
+// flushed() only asks how far the server flushed: nothing while the commit is in its WAL buffers, the
+// commit's end once the server flushed it by itself (here another session's commit, which flushes the WAL
+// before it too), and nothing new after that.
+TEST_F(SinkDurabilityTest, FlushedReportsACommitOnceTheServerFlushedIt) {
+  SlowWalWriter slow;
+  SinkDatabase db("durability_flushed");
+  auto sink = flushed_then_unflushed(db, slow);
+  ASSERT_TRUE(wal_unflushed(db));
+  EXPECT_EQ(sink->flushed(), std::nullopt);
+  exec_sql(db.admin(), "CREATE TABLE flushes_the_wal (x int)");
+  EXPECT_EQ(sink->flushed(), Lsn{kBase + 0x200});
+  EXPECT_EQ(sink->flushed(), std::nullopt) << "nothing new";
+  EXPECT_EQ(sink->stats().syncs, 0u);
+  restart_order_server_immediately();
+  EXPECT_EQ(progress(db), "2/200");
+}
+
 // A new session (cdcsync restarted while the target kept running) starts from the progress row, and
 // confirms it: reading it makes it durable.
 TEST_F(SinkDurabilityTest, ANewSessionMakesTheProgressItFindsDurable) {

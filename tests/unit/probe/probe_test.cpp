@@ -232,6 +232,48 @@ TEST_F(ProbeTest, ObservesBatchSizeApplyTimeAndEndToEndLatencyInTheRightBuckets)
   EXPECT_EQ(bucket(*latency, 4.096), 1u);
 }
 
+// Where a batch's time went: every stage observed once per whole transaction of the batch.
+TEST_F(ProbeTest, ObservesEachStageOncePerTransaction) {
+  using namespace std::chrono_literals;
+  auto r = relation("public", "customers", 7);
+  const auto steady = std::chrono::steady_clock::now();
+  Batch b;
+  std::vector<Arrival> arrivals;
+  for (int i = 0; i < 2; ++i) {
+    b.transactions.push_back(txn({change(ChangeOp::Insert, r)}, now_ - 10ms));
+    arrivals.push_back({steady - 4ms, steady - 3ms});
+  }
+  BatchTimings t;
+  t.arrivals = &arrivals;
+  t.started = steady - 2ms;
+  t.apply = 2ms;
+  t.sink.statements = 1ms;
+  t.sink.commit = 500us;
+  t.sink.committed = true;
+  t.mirror = 250us;
+  probe_.batch_applied(b, t);
+  const auto stage = [&](const std::string& name) {
+    for (const MetricFamily& f : probe_.Collect()) {
+      if (f.name != "cdcsync_stage_seconds") continue;
+      for (const auto& m : f.metric) {
+        if (label_of(m, "stage") == name) return m.histogram;
+      }
+    }
+    ADD_FAILURE() << "no stage " << name;
+    return ClientMetric::Histogram{};
+  };
+  EXPECT_EQ(stage("statements").sample_count, 2u);
+  EXPECT_NEAR(stage("statements").sample_sum, 0.002, 1e-9);
+  EXPECT_EQ(stage("commit").sample_count, 2u);
+  EXPECT_EQ(stage("commit_flushed").sample_count, 0u);
+  EXPECT_EQ(stage("progress_row").sample_count, 0u) << "a progress row written with the COMMIT has no time";
+  EXPECT_NEAR(stage("mirror").sample_sum, 0.0005, 1e-9);
+  EXPECT_NEAR(stage("handoff").sample_sum, 0.002, 1e-6);
+  EXPECT_NEAR(stage("batch_wait").sample_sum, 0.002, 1e-6);
+  EXPECT_EQ(stage("receipt").sample_count, 2u);
+  EXPECT_NEAR(stage("receipt").sample_sum / 2, 0.006, 0.002);
+}
+
 TEST_F(ProbeTest, ObservesEveryTransactionsLatencyWhenABatchHoldsMany) {
   auto r = relation("public", "customers", 7);
   Batch b;
