@@ -13,6 +13,9 @@
 namespace cdcsync {
 namespace {
 
+// How long a stop waits for the server to acknowledge the end of the stream (finish()).
+constexpr std::chrono::milliseconds kFinishReplyTimeout{5000};
+
 std::int64_t now_pg_micros() {
   const auto unix_us = std::chrono::duration_cast<std::chrono::microseconds>(
                            std::chrono::system_clock::now().time_since_epoch())
@@ -258,6 +261,9 @@ void ReplicationStream::send_status(Lsn written, Lsn flushed, Lsn applied, bool 
 void ReplicationStream::finish() {
   if (!streaming_) return;
   streaming_ = false;
+  // Every confirmed position was already sent: nothing depends on the server's acknowledgement, so a link
+  // that says nothing for 5 s (half-open) is cut rather than holding a stop for the whole receive timeout.
+  pg_link::set_reply_timeout(conn_.get(), kFinishReplyTimeout);
   if (PQputCopyEnd(conn_.get(), nullptr) != 1) return;
   PQflush(conn_.get());
   // Drain what the server still sends until it acknowledges the end of COPY; bounded by the socket.

@@ -13,9 +13,9 @@
 #include "daemon/core/bounded_queue.h"
 #include "daemon/core/checkpoint_keeper.h"
 #include "daemon/core/errors.h"
+#include "daemon/core/first_error.h"
 #include "daemon/core/log_context.h"
 #include "decoders/change_pool.h"
-#include "daemon/core/first_error.h"
 #include "decoders/pg.h"
 
 namespace cdcsync {
@@ -58,6 +58,16 @@ struct Pipeline::Session {
   std::optional<std::pair<Lsn, std::uint64_t>> idle_candidate;  // (lsn, items pushed when it was seen)
 };
 
+// The applier's state across the turns of its loop.
+struct Pipeline::ApplyLoop {
+  explicit ApplyLoop(BatcherOptions options) : batcher(options) {}
+  Batcher batcher;
+  std::vector<Arrival> arrivals;  // of the open batch's transactions
+  bool in_chunked_txn = false;    // the target transaction is open across batches
+  Clock::time_point last_activity = Clock::now();
+  Clock::time_point last_arrival = Clock::now();  // the last transaction taken from the queue
+};
+
 void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
   status_.durable_lsn = confirmed_start;
   status_.confirmed_lsn = confirmed_start;
@@ -83,14 +93,10 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
   // keepalives are answered even while the applier waits on a slow target.
   std::thread receiver([&] { receive(session, stop); });
 
-  Batcher batcher{{.max_rows = options_.batch_max_rows,
-                   .max_bytes = options_.batch_max_bytes,
-                   .max_wait = options_.batch_max_wait,
-                   .catch_up_lag = options_.catch_up_lag}};
-  std::vector<Arrival> arrivals;  // of the open batch's transactions
-  bool in_chunked_txn = false;    // the target transaction is open across batches
-  auto last_activity = Clock::now();
-  auto last_arrival = Clock::now();  // the last transaction taken from the queue
+  ApplyLoop loop{{.max_rows = options_.batch_max_rows,
+                  .max_bytes = options_.batch_max_bytes,
+                  .max_wait = options_.batch_max_wait,
+                  .catch_up_lag = options_.catch_up_lag}};
 
   auto finish = [&](bool stopping) {
     session.stop = true;
@@ -99,7 +105,7 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
     spent_.clear();
     // What the queue and the batch still hold is freed with them.
     release_budget(budgeted_.load());
-    if (stopping && in_chunked_txn) sink_.abort();
+    if (stopping && loop.in_chunked_txn) sink_.abort();
   };
 
   try {
@@ -114,66 +120,15 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
         continue;
       }
 
-      // An open batch takes what is already queued and does not wait for more: at a low rate a transaction
-      // is applied as soon as it arrives, and whatever arrives meanwhile forms the next batch (group
-      // commit). Catching up on a backlog (the source sends transactions catch_up_lag or more after their
-      // commit), a batch keeps taking transactions while they keep arriving, up to its bounds: fewer, bigger
-      // target transactions, and nobody waits for the difference.
-      bool queue_empty = true;
-      // Idle, with commits not known flushed: wake to ask the target how far it flushed them.
-      milliseconds wait{batcher.empty() ? (unflushed_ ? kFlushedPoll : milliseconds(100)) : milliseconds(0)};
-      if (!batcher.empty() && batcher.catching_up()) {
-        // Look at the queue every few milliseconds rather than wake for each of the receiver's pushes
-        // (thousands a second on a backlog of small transactions): nobody waits for this batch yet.
-        const milliseconds left = batcher.time_left(Clock::now());
-        if (session.queue.size() == 0) std::this_thread::sleep_for(std::min(left, kCatchUpLook));
-        wait = milliseconds(0);
-      }
-      if (auto popped = session.queue.pop_for(wait)) {
-        status_.queue_depth = popped->left;
-        queue_empty = popped->left == 0;
-        last_activity = Clock::now();
-        last_arrival = last_activity;
-        arrivals.push_back({popped->pushed, last_activity});
-        batcher.add(std::move(popped->item), popped->bytes, last_activity);
-      }
-      const auto now = Clock::now();
-      if (batcher.due(queue_empty, now)) {
-        Batch& batch = batcher.batch();
-        in_chunked_txn = !batch.ends_whole();
-        // The batch's commit does not wait for the target's flush: its rows are visible at once, and what
-        // is confirmed is what the target is found to have flushed since (Sink::flushed). Only a batch
-        // flush_interval after the position last became durable waits, and covers every commit before it.
-        batch.durable = options_.flush_interval.count() == 0 || now - last_flush_ >= options_.flush_interval;
-        apply_batch(batch, arrivals);
-        release_budget(batcher.bytes());
-        batcher.reset();
-        arrivals.clear();
-      } else if (batcher.empty() && !in_chunked_txn &&
-                 Clock::now() - last_activity >= options_.idle_ack_after) {
-        ack_idle(session);
-        last_activity = Clock::now();
-      }
-      if (!batcher.empty()) continue;
-
-      // Commits that did not wait for their flush: learn how far the target flushed them, and once nothing
-      // arrived for a while, flush them.
-      if (unflushed_ && !in_chunked_txn && session.queue.size() == 0) {
-        if (Clock::now() - last_arrival >= std::min(options_.batch_max_wait, kSyncWhenIdle)) {
-          sync_unflushed();
-        } else if (Clock::now() - last_flushed_poll_ >= kFlushedPoll) {
-          last_flushed_poll_ = Clock::now();
-          if (const auto flushed = sink_.flushed()) made_durable(*flushed);
-        }
-      }
+      turn(session, loop);
     }
     // Graceful stop: a pending whole batch is applied, an open chunked source transaction rolled back, and
     // commits that did not wait for their flush are made durable.
-    Batch& batch = batcher.batch();
+    Batch& batch = loop.batcher.batch();
     const bool leased = lease_lets_apply();
-    if (leased && !batch.empty() && !in_chunked_txn && batch.ends_whole()) {
+    if (leased && !batch.empty() && !loop.in_chunked_txn && batch.ends_whole()) {
       batch.durable = true;
-      apply_batch(batch, arrivals);
+      apply_batch(batch, loop.arrivals);
     }
     finish(true);
     try {
@@ -192,6 +147,63 @@ void Pipeline::run(const std::atomic<bool>& stop, Lsn confirmed_start) {
       // the sink's connection may be gone; the target rolls back on its own
     }
     throw;
+  }
+}
+
+// One turn of the applier's loop: takes what is queued into the open batch, applies it when it is due,
+// acknowledges an idle source, and follows up commits that did not wait for their flush.
+void Pipeline::turn(Session& session, ApplyLoop& loop) {
+  // An open batch takes what is already queued and does not wait for more: at a low rate a transaction
+  // is applied as soon as it arrives, and whatever arrives meanwhile forms the next batch (group
+  // commit). Catching up on a backlog (the source sends transactions catch_up_lag or more after their
+  // commit), a batch keeps taking transactions while they keep arriving, up to its bounds: fewer, bigger
+  // target transactions, and nobody waits for the difference.
+  bool queue_empty = true;
+  // Idle, with commits not known flushed: wake to ask the target how far it flushed them.
+  milliseconds wait{loop.batcher.empty() ? (unflushed_ ? kFlushedPoll : milliseconds(100)) : milliseconds(0)};
+  if (!loop.batcher.empty() && loop.batcher.catching_up()) {
+    // Look at the queue every few milliseconds rather than wake for each of the receiver's pushes
+    // (thousands a second on a backlog of small transactions): nobody waits for this batch yet.
+    const milliseconds left = loop.batcher.time_left(Clock::now());
+    if (session.queue.size() == 0) std::this_thread::sleep_for(std::min(left, kCatchUpLook));
+    wait = milliseconds(0);
+  }
+  if (auto popped = session.queue.pop_for(wait)) {
+    status_.queue_depth = popped->left;
+    queue_empty = popped->left == 0;
+    loop.last_activity = Clock::now();
+    loop.last_arrival = loop.last_activity;
+    loop.arrivals.push_back({popped->pushed, loop.last_activity});
+    loop.batcher.add(std::move(popped->item), popped->bytes, loop.last_activity);
+  }
+  const auto now = Clock::now();
+  if (loop.batcher.due(queue_empty, now)) {
+    Batch& batch = loop.batcher.batch();
+    loop.in_chunked_txn = !batch.ends_whole();
+    // The batch's commit does not wait for the target's flush: its rows are visible at once, and what
+    // is confirmed is what the target is found to have flushed since (Sink::flushed). Only a batch
+    // flush_interval after the position last became durable waits, and covers every commit before it.
+    batch.durable = options_.flush_interval.count() == 0 || now - last_flush_ >= options_.flush_interval;
+    apply_batch(batch, loop.arrivals);
+    release_budget(loop.batcher.bytes());
+    loop.batcher.reset();
+    loop.arrivals.clear();
+  } else if (loop.batcher.empty() && !loop.in_chunked_txn &&
+             Clock::now() - loop.last_activity >= options_.idle_ack_after) {
+    ack_idle(session);
+    loop.last_activity = Clock::now();
+  }
+  if (!loop.batcher.empty()) return;
+
+  // Commits that did not wait for their flush: learn how far the target flushed them, and once nothing
+  // arrived for a while, flush them.
+  if (unflushed_ && !loop.in_chunked_txn && session.queue.size() == 0) {
+    if (Clock::now() - loop.last_arrival >= std::min(options_.batch_max_wait, kSyncWhenIdle)) {
+      sync_unflushed();
+    } else if (Clock::now() - last_flushed_poll_ >= kFlushedPoll) {
+      last_flushed_poll_ = Clock::now();
+      if (const auto flushed = sink_.flushed()) made_durable(*flushed);
+    }
   }
 }
 

@@ -124,6 +124,9 @@ class Pipeline {
 
  private:
   struct Session;
+  struct ApplyLoop;
+  // One turn of the applier's loop (run).
+  void turn(Session& session, ApplyLoop& loop);
   // The receiver thread: polls the source onto the session's queue and reports positions to it.
   void receive(Session& session, const std::atomic<bool>& stop);
   // Nothing arrived for idle_ack_after: confirms the source's idle position once all before it is durable.

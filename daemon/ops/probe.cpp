@@ -64,207 +64,248 @@ double seconds_between(std::chrono::system_clock::time_point later,
 
 }  // namespace
 
+// The probe's families: each registered in one registry with the pipeline as a constant label.
+struct ProbeFamilies {
+  prometheus::Registry& registry;
+  Labels constant;
+  Family<Counter>& counter(const char* name, const char* help) const {
+    return BuildCounter().Name(name).Help(help).Labels(constant).Register(registry);
+  }
+  Family<Gauge>& gauge(const char* name, const char* help) const {
+    return BuildGauge().Name(name).Help(help).Labels(constant).Register(registry);
+  }
+  Histogram& histogram(const char* name, const char* help, const Histogram::BucketBoundaries& bounds) const {
+    return BuildHistogram().Name(name).Help(help).Labels(constant).Register(registry).Add({}, bounds);
+  }
+};
+
 Probe::Probe(ProbeOptions options, const PipelineStatus& status)
     : options_(std::move(options)),
       status_(status),
       registry_(std::make_shared<prometheus::Registry>(prometheus::Registry::InsertBehavior::Throw)),
       process_(std::make_shared<metrics::ProcessCollector>()) {
   beat();
-  const Labels constant{{"pipeline", options_.pipeline}};
-  auto& r = *registry_;
-  auto counter = [&](const char* name, const char* help) -> Family<Counter>& {
-    return BuildCounter().Name(name).Help(help).Labels(constant).Register(r);
-  };
-  auto gauge = [&](const char* name, const char* help) -> Family<Gauge>& {
-    return BuildGauge().Name(name).Help(help).Labels(constant).Register(r);
-  };
-  auto histogram = [&](const char* name, const char* help,
-                       const Histogram::BucketBoundaries& bounds) -> Histogram& {
-    return BuildHistogram().Name(name).Help(help).Labels(constant).Register(r).Add({}, bounds);
-  };
-
-  Labels build{{"version", options_.version}, {"revision", options_.revision}};
-  if (!options_.unit.empty()) build.emplace("unit", options_.unit);
-  gauge("cdcsync_build_info",
-        "cdcsync version and source revision running this pipeline, and its systemd unit (always 1).")
-      .Add(build)
-      .Set(1);
-  state_family_ = &gauge("cdcsync_state",
-                         "1 for the runner's current state (starting, standby, snapshot, "
-                         "streaming, backoff, stopped), 0 for the others.");
-  for (RunnerState s : kStates) {
-    state_family_->Add({{"state", std::string(name_of(s))}}).Set(s == RunnerState::Starting ? 1 : 0);
-  }
-  lease_held_ =
-      &gauge("cdcsync_lease_held", "1 while this instance holds the pipeline's single-writer lease.").Add({});
-  change_events_ =
-      &counter("cdcsync_change_events_total",
-               "Source changes applied to the target, by source table and op (insert, update, delete, "
-               "truncate, message).");
-  transactions_ =
-      &counter("cdcsync_transactions_total", "Source transactions applied to the target.").Add({});
-  batches_ = &counter("cdcsync_batches_total", "Batches applied to the target (one target transaction each).")
-                  .Add({});
-  batch_rows_ = &histogram("cdcsync_batch_rows", "Changes per applied batch.",
-                           {1, 5, 10, 50, 100, 500, 1000, 5000, 10000, 50000, 100000});
-  apply_duration_ = &histogram("cdcsync_apply_duration_seconds", "Time to apply one batch to the target.",
-                               exponential_buckets(0.0005, 2, 16));
-  latency_bounds_ = exponential_buckets(0.001, 2, 20);
-  latency_counts_.assign(latency_bounds_.size() + 1, 0.0);
-  end_to_end_latency_ =
-      &histogram("cdcsync_end_to_end_latency_seconds",
-                 "From the source commit to the end of its apply in the target, per source transaction.",
-                 latency_bounds_);
-  stages_ = std::make_unique<StageMetrics>(r, constant);
-  lag_bytes_ = &gauge("cdcsync_replication_lag_bytes",
-                      "Source pg_current_wal_lsn() minus the slot's confirmed_flush_lsn (polled).")
-                    .Add({});
-  lag_seconds_ = &gauge("cdcsync_replication_lag_seconds",
-                        "Now minus the commit time of the last applied source transaction while work is "
-                        "waiting; 0 when caught up.")
-                      .Add({});
-  retained_wal_ = &gauge("cdcsync_slot_retained_wal_bytes",
-                         "WAL the slot keeps on the source: pg_current_wal_lsn() minus restart_lsn (polled).")
-                       .Add({});
-  safe_wal_size_ = &gauge("cdcsync_slot_safe_wal_size_bytes",
-                          "WAL that may still be written before max_slot_wal_keep_size invalidates the slot "
-                          "(pg_replication_slots.safe_wal_size); +Inf when the size is unlimited.")
-                        .Add({});
-  wal_status_ =
-      &gauge("cdcsync_slot_wal_status",
-             "1 for the slot's wal_status (reserved, extended, unreserved, lost; missing: no such slot).");
-  for (const char* s : kWalStatuses) wal_status_->Add({{"status", s}}).Set(0);
-  wal_rate_ = &gauge("cdcsync_source_wal_rate_bytes_per_second",
-                     "WAL generated by the source per second, over a sliding window (polled).")
-                   .Add({});
-  forecast_ =
-      &gauge("cdcsync_slot_invalidation_forecast_seconds",
-             "Seconds until max_slot_wal_keep_size would invalidate the slot if it stopped advancing now: "
-             "safe_wal_size over the WAL generation rate; +Inf when unlimited or the source is idle.")
-           .Add({});
-  source_wal_lsn_ =
-      &gauge("cdcsync_source_wal_lsn", "Source pg_current_wal_lsn() as a number (polled).").Add({});
-  checkpoint_lsn_ =
-      &gauge("cdcsync_checkpoint_lsn",
-             "LSN of the checkpoint (mirrored to Redis and confirmed to the source), as a number.")
-           .Add({});
-  checkpoint_age_ =
-      &gauge("cdcsync_checkpoint_age_seconds",
-             "Seconds since the confirmed LSN last moved while work was waiting; 0 when caught up.")
-           .Add({});
-  confirmed_lsn_ =
-      &gauge("cdcsync_confirmed_lsn", "LSN confirmed to the source as flushed, as a number.").Add({});
-  durable_lsn_ =
-      &gauge("cdcsync_durable_lsn", "LSN committed and flushed in the target, as a number.").Add({});
-  commits_unflushed_ =
-      &counter("cdcsync_batches_unflushed_total",
-               "Batches committed in the target without waiting for its WAL flush (catching up on "
-               "a backlog; batch.flush_interval_ms); a later flushed commit made them durable "
-               "before anything past them was confirmed.")
-           .Add({});
-  received_lsn_ = &gauge("cdcsync_received_lsn", "Source WAL position last received, as a number.").Add({});
-  reconnects_ = &counter("cdcsync_reconnects_total",
-                         "Sessions restarted after a transient failure, by component and kind of failure.");
-  errors_ = &counter("cdcsync_errors_total", "Errors by component and kind (transient and fatal).");
-  fatal_ = &gauge("cdcsync_fatal",
-                  "1 when the daemon stopped on a condition only an operator can fix, by reason.");
-  config_reloads_ =
-      &counter("cdcsync_config_reloads_total",
-               "Config reloads (SIGHUP) by result: applied, unchanged, restart_required, invalid.");
-  for (const char* r : {"applied", "unchanged", "restart_required", "invalid"})
-    config_reloads_->Add({{"result", r}});
-  dead_lettered_ = &counter("cdcsync_dead_lettered_transactions_total",
-                            "Source transactions parked in the dead-letter stream.")
-                        .Add({});
-  verify_mismatched_ =
-      &gauge("cdcsync_verify_mismatched_rows",
-             "Rows that differed between the source projection and the target (missing, extra or "
-             "different) at the last cdcsync verify; 0 before any.")
-           .Add({});
-  verify_time_ = &gauge("cdcsync_verify_last_run_timestamp_seconds",
-                        "Unix time the last cdcsync verify finished; 0 when none was recorded.")
-                      .Add({});
-  verify_table_mismatched_ =
-      &gauge("cdcsync_verify_table_mismatched_rows",
-             "Rows that differed in one target table at the last cdcsync verify that compared it (by "
-             "table; no series before one did).");
-  dead_letter_entries_ =
-      &gauge("cdcsync_dead_letter_transactions",
-             "Entries in the dead-letter stream cdcsync:{pipeline}:dlq (read when the daemon "
-             "dead-letters and at most every 15 s while it applies).")
-           .Add({});
-  kafka_produce_latency_ =
-      &histogram("cdcsync_kafka_produce_latency_seconds",
-                 "From producing a record to Kafka to the broker's acknowledgement, per record.",
-                 exponential_buckets(0.0005, 2, 16));
-  kafka_in_flight_ = &gauge("cdcsync_kafka_in_flight_records",
-                            "Records produced to Kafka and not yet acknowledged by the broker.")
-                          .Add({});
-  kafka_errors_ = &counter("cdcsync_kafka_errors_total",
-                           "Kafka errors (delivery, commit, init), by librdkafka error name.");
-  kafka_transactions_ = &counter("cdcsync_kafka_transactions_total",
-                                 "Kafka transactions ended, by outcome (committed, aborted); one per batch.");
-  for (const char* outcome : {"committed", "aborted"}) kafka_transactions_->Add({{"outcome", outcome}});
-  archive_entries_ =
-      &counter("cdcsync_archive_entries_total",
-               "Event archive entries, by outcome: appended, skipped (appended before a restart), "
-               "trimmed (older than archive.max_age_hours).");
-  for (const char* outcome : {"appended", "skipped", "trimmed"})
-    archive_entries_->Add({{"outcome", outcome}});
-  archive_errors_ =
-      &counter("cdcsync_archive_errors_total", "Batches the event archive failed to append (then retried).")
-           .Add({});
-  schema_drift_ = &counter("cdcsync_schema_drift_columns_total",
-                           "Distinct source columns not in the mapping (never forwarded), by source table.");
-  rows_without_toast_ =
-      &counter("cdcsync_target_rows_without_toast_total",
-               "Rows inserted into a target table with an unchanged-TOAST column left NULL: "
-               "the change did not carry the value and the target had no row to keep it "
-               "from (verify --repair copies it). Committed transactions only.");
-  apply_fallbacks_ = &counter("cdcsync_target_apply_fallbacks_total",
-                              "Batches whose set-based apply fell back, by target table and reason: "
-                              "existing_key (a key inserted as new was there: applied again with upserts), "
-                              "replay_in_order (a statement failed: replayed change by change).");
-  snapshot_rows_ =
-      &counter("cdcsync_snapshot_rows_total",
-               "Rows copied by the initial snapshot, by target table (read from the source; a part "
-               "copied again after a crash counts again).");
-  snapshot_estimate_ =
-      &gauge("cdcsync_snapshot_rows_estimate",
-             "Rows the initial snapshot expects per target table: pg_class.reltuples, or a count "
-             "when the table was never analyzed; the rows copied once the table is done.");
-  queue_depth_ =
-      &gauge("cdcsync_queue_depth", "Source transactions waiting between receiver and applier.").Add({});
-  memory_budget_ =
-      &gauge("cdcsync_memory_budget_bytes",
-             "memory.limit_bytes: the bound on decoded changes and encoders' buffers held at once.")
-           .Add({});
-  memory_held_ =
-      &gauge("cdcsync_memory_held_bytes",
-             "Bytes counted against memory.limit_bytes now: decoded changes between the source and "
-             "the applied batch, COPY, Kafka and archive buffers.")
-           .Add({});
-  spool_bytes_ = &gauge("cdcsync_spool_bytes",
-                        "Bytes in the spool files of streamed transactions waiting for their commit, against "
-                        "spool.limit_bytes.")
-                      .Add({});
-  read_during_replay_ = &counter("cdcsync_source_messages_read_during_replay_total",
-                                 "Messages of streamed transactions read into their spools while a committed "
-                                 "one was applied (source.streaming), instead of leaving the server waiting.")
-                             .Add({});
-  checkpoint_store_up_ =
-      &gauge("cdcsync_checkpoint_store_up", "1 while the Redis checkpoint store answers.").Add({});
-  source_probe_up_ = &gauge("cdcsync_source_probe_up",
-                            "1 when the last poll of the source (lag, slot WAL retention) succeeded.")
-                          .Add({});
-  last_poll_time_ = &gauge("cdcsync_source_probe_last_success_timestamp_seconds",
-                           "Unix time of the last successful poll of the source.")
-                         .Add({});
+  const ProbeFamilies f{*registry_, {{"pipeline", options_.pipeline}}};
+  build_apply_metrics(f);
+  build_source_metrics(f);
+  build_position_metrics(f);
+  build_error_metrics(f);
+  build_sink_metrics(f);
+  build_health_metrics(f);
   message_counter_ = &change_events_->Add({{"table", "(none)"}, {"op", "message"}});
   counter_cache_.reserve(64);
   forecast_->Set(kInf);
   safe_wal_size_->Set(kInf);
   confirmed_moved_at_ = options_.now();
+}
+
+// Registers the pipeline: state, lease, changes, transactions, batches, latency and its stages.
+void Probe::build_apply_metrics(const ProbeFamilies& f) {
+  Labels build{{"version", options_.version}, {"revision", options_.revision}};
+  if (!options_.unit.empty()) build.emplace("unit", options_.unit);
+  f.gauge("cdcsync_build_info",
+          "cdcsync version and source revision running this pipeline, and its systemd unit (always 1).")
+      .Add(build)
+      .Set(1);
+  state_family_ = &f.gauge("cdcsync_state",
+                           "1 for the runner's current state (starting, standby, snapshot, "
+                           "streaming, backoff, stopped), 0 for the others.");
+  for (RunnerState s : kStates) {
+    state_family_->Add({{"state", std::string(name_of(s))}}).Set(s == RunnerState::Starting ? 1 : 0);
+  }
+  lease_held_ =
+      &f.gauge("cdcsync_lease_held", "1 while this instance holds the pipeline's single-writer lease.")
+           .Add({});
+  change_events_ =
+      &f.counter("cdcsync_change_events_total",
+                 "Source changes applied to the target, by source table and op (insert, update, delete, "
+                 "truncate, message).");
+  transactions_ =
+      &f.counter("cdcsync_transactions_total", "Source transactions applied to the target.").Add({});
+  batches_ =
+      &f.counter("cdcsync_batches_total", "Batches applied to the target (one target transaction each).")
+           .Add({});
+  batch_rows_ = &f.histogram("cdcsync_batch_rows", "Changes per applied batch.",
+                             {1, 5, 10, 50, 100, 500, 1000, 5000, 10000, 50000, 100000});
+  apply_duration_ = &f.histogram("cdcsync_apply_duration_seconds", "Time to apply one batch to the target.",
+                                 exponential_buckets(0.0005, 2, 16));
+  latency_bounds_ = exponential_buckets(0.001, 2, 20);
+  latency_counts_.assign(latency_bounds_.size() + 1, 0.0);
+  end_to_end_latency_ =
+      &f.histogram("cdcsync_end_to_end_latency_seconds",
+                   "From the source commit to the end of its apply in the target, per source transaction.",
+                   latency_bounds_);
+  stages_ = std::make_unique<StageMetrics>(f.registry, f.constant);
+}
+
+// Registers the source as the poller sees it: lag, the slot's WAL retention and its forecast.
+void Probe::build_source_metrics(const ProbeFamilies& f) {
+  lag_bytes_ = &f.gauge("cdcsync_replication_lag_bytes",
+                        "Source pg_current_wal_lsn() minus the slot's confirmed_flush_lsn (polled).")
+                    .Add({});
+  lag_seconds_ = &f.gauge("cdcsync_replication_lag_seconds",
+                          "Now minus the commit time of the last applied source transaction while work is "
+                          "waiting; 0 when caught up.")
+                      .Add({});
+  retained_wal_ =
+      &f.gauge("cdcsync_slot_retained_wal_bytes",
+               "WAL the slot keeps on the source: pg_current_wal_lsn() minus restart_lsn (polled).")
+           .Add({});
+  safe_wal_size_ =
+      &f.gauge("cdcsync_slot_safe_wal_size_bytes",
+               "WAL that may still be written before max_slot_wal_keep_size invalidates the slot "
+               "(pg_replication_slots.safe_wal_size); +Inf when the size is unlimited.")
+           .Add({});
+  wal_status_ =
+      &f.gauge("cdcsync_slot_wal_status",
+               "1 for the slot's wal_status (reserved, extended, unreserved, lost; missing: no such slot).");
+  for (const char* s : kWalStatuses) wal_status_->Add({{"status", s}}).Set(0);
+  wal_rate_ = &f.gauge("cdcsync_source_wal_rate_bytes_per_second",
+                       "WAL generated by the source per second, over a sliding window (polled).")
+                   .Add({});
+  forecast_ =
+      &f.gauge("cdcsync_slot_invalidation_forecast_seconds",
+               "Seconds until max_slot_wal_keep_size would invalidate the slot if it stopped advancing now: "
+               "safe_wal_size over the WAL generation rate; +Inf when unlimited or the source is idle.")
+           .Add({});
+  source_wal_lsn_ =
+      &f.gauge("cdcsync_source_wal_lsn", "Source pg_current_wal_lsn() as a number (polled).").Add({});
+}
+
+// Registers the positions: checkpoint, confirmed, durable, received.
+void Probe::build_position_metrics(const ProbeFamilies& f) {
+  checkpoint_lsn_ =
+      &f.gauge("cdcsync_checkpoint_lsn",
+               "LSN of the checkpoint (mirrored to Redis and confirmed to the source), as a number.")
+           .Add({});
+  checkpoint_age_ =
+      &f.gauge("cdcsync_checkpoint_age_seconds",
+               "Seconds since the confirmed LSN last moved while work was waiting; 0 when caught up.")
+           .Add({});
+  confirmed_lsn_ =
+      &f.gauge("cdcsync_confirmed_lsn", "LSN confirmed to the source as flushed, as a number.").Add({});
+  durable_lsn_ =
+      &f.gauge("cdcsync_durable_lsn", "LSN committed and flushed in the target, as a number.").Add({});
+  commits_unflushed_ =
+      &f.counter("cdcsync_batches_unflushed_total",
+                 "Batches committed in the target without waiting for its WAL flush (catching up on "
+                 "a backlog; batch.flush_interval_ms); a later flushed commit made them durable "
+                 "before anything past them was confirmed.")
+           .Add({});
+  received_lsn_ = &f.gauge("cdcsync_received_lsn", "Source WAL position last received, as a number.").Add({});
+}
+
+// Registers errors, stops, reloads, the dead-letter stream and verify's last result.
+void Probe::build_error_metrics(const ProbeFamilies& f) {
+  reconnects_ = &f.counter("cdcsync_reconnects_total",
+                           "Sessions restarted after a transient failure, by component and kind of failure.");
+  errors_ = &f.counter("cdcsync_errors_total", "Errors by component and kind (transient and fatal).");
+  fatal_ = &f.gauge("cdcsync_fatal",
+                    "1 when the daemon stopped on a condition only an operator can fix, by reason.");
+  config_reloads_ =
+      &f.counter("cdcsync_config_reloads_total",
+                 "Config reloads (SIGHUP) by result: applied, unchanged, restart_required, invalid.");
+  for (const char* r : {"applied", "unchanged", "restart_required", "invalid"})
+    config_reloads_->Add({{"result", r}});
+  dead_lettered_ = &f.counter("cdcsync_dead_lettered_transactions_total",
+                              "Source transactions parked in the dead-letter stream.")
+                        .Add({});
+  verify_mismatched_ =
+      &f.gauge("cdcsync_verify_mismatched_rows",
+               "Rows that differed between the source projection and the target (missing, extra or "
+               "different) at the last cdcsync verify; 0 before any.")
+           .Add({});
+  verify_time_ = &f.gauge("cdcsync_verify_last_run_timestamp_seconds",
+                          "Unix time the last cdcsync verify finished; 0 when none was recorded.")
+                      .Add({});
+  verify_table_mismatched_ =
+      &f.gauge("cdcsync_verify_table_mismatched_rows",
+               "Rows that differed in one target table at the last cdcsync verify that compared it (by "
+               "table; no series before one did).");
+  dead_letter_entries_ =
+      &f.gauge("cdcsync_dead_letter_transactions",
+               "Entries in the dead-letter stream cdcsync:{pipeline}:dlq (read when the daemon "
+               "dead-letters and at most every 15 s while it applies).")
+           .Add({});
+}
+
+// Registers the secondary sinks (Kafka, archive), the order-DB sink's findings and the initial snapshot.
+void Probe::build_sink_metrics(const ProbeFamilies& f) {
+  kafka_produce_latency_ =
+      &f.histogram("cdcsync_kafka_produce_latency_seconds",
+                   "From producing a record to Kafka to the broker's acknowledgement, per record.",
+                   exponential_buckets(0.0005, 2, 16));
+  kafka_in_flight_ = &f.gauge("cdcsync_kafka_in_flight_records",
+                              "Records produced to Kafka and not yet acknowledged by the broker.")
+                          .Add({});
+  kafka_errors_ = &f.counter("cdcsync_kafka_errors_total",
+                             "Kafka errors (delivery, commit, init), by librdkafka error name.");
+  kafka_transactions_ =
+      &f.counter("cdcsync_kafka_transactions_total",
+                 "Kafka transactions ended, by outcome (committed, aborted); one per batch.");
+  for (const char* outcome : {"committed", "aborted"}) kafka_transactions_->Add({{"outcome", outcome}});
+  archive_entries_ =
+      &f.counter("cdcsync_archive_entries_total",
+                 "Event archive entries, by outcome: appended, skipped (appended before a restart), "
+                 "trimmed (older than archive.max_age_hours).");
+  for (const char* outcome : {"appended", "skipped", "trimmed"})
+    archive_entries_->Add({{"outcome", outcome}});
+  archive_errors_ =
+      &f.counter("cdcsync_archive_errors_total", "Batches the event archive failed to append (then retried).")
+           .Add({});
+  schema_drift_ =
+      &f.counter("cdcsync_schema_drift_columns_total",
+                 "Distinct source columns not in the mapping (never forwarded), by source table.");
+  rows_without_toast_ =
+      &f.counter("cdcsync_target_rows_without_toast_total",
+                 "Rows inserted into a target table with an unchanged-TOAST column left NULL: "
+                 "the change did not carry the value and the target had no row to keep it "
+                 "from (verify --repair copies it). Committed transactions only.");
+  apply_fallbacks_ = &f.counter("cdcsync_target_apply_fallbacks_total",
+                                "Batches whose set-based apply fell back, by target table and reason: "
+                                "existing_key (a key inserted as new was there: applied again with upserts), "
+                                "replay_in_order (a statement failed: replayed change by change).");
+  snapshot_rows_ =
+      &f.counter("cdcsync_snapshot_rows_total",
+                 "Rows copied by the initial snapshot, by target table (read from the source; a part "
+                 "copied again after a crash counts again).");
+  snapshot_estimate_ =
+      &f.gauge("cdcsync_snapshot_rows_estimate",
+               "Rows the initial snapshot expects per target table: pg_class.reltuples, or a count "
+               "when the table was never analyzed; the rows copied once the table is done.");
+}
+
+// Registers the queue, memory, spool and the health of the checkpoint store and the poller.
+void Probe::build_health_metrics(const ProbeFamilies& f) {
+  queue_depth_ =
+      &f.gauge("cdcsync_queue_depth", "Source transactions waiting between receiver and applier.").Add({});
+  memory_budget_ =
+      &f.gauge("cdcsync_memory_budget_bytes",
+               "memory.limit_bytes: the bound on decoded changes and encoders' buffers held at once.")
+           .Add({});
+  memory_held_ =
+      &f.gauge("cdcsync_memory_held_bytes",
+               "Bytes counted against memory.limit_bytes now: decoded changes between the source and "
+               "the applied batch, COPY, Kafka and archive buffers.")
+           .Add({});
+  spool_bytes_ =
+      &f.gauge("cdcsync_spool_bytes",
+               "Bytes in the spool files of streamed transactions waiting for their commit, against "
+               "spool.limit_bytes.")
+           .Add({});
+  read_during_replay_ =
+      &f.counter("cdcsync_source_messages_read_during_replay_total",
+                 "Messages of streamed transactions read into their spools while a committed "
+                 "one was applied (source.streaming), instead of leaving the server waiting.")
+           .Add({});
+  checkpoint_store_up_ =
+      &f.gauge("cdcsync_checkpoint_store_up", "1 while the Redis checkpoint store answers.").Add({});
+  source_probe_up_ = &f.gauge("cdcsync_source_probe_up",
+                              "1 when the last poll of the source (lag, slot WAL retention) succeeded.")
+                          .Add({});
+  last_poll_time_ = &f.gauge("cdcsync_source_probe_last_success_timestamp_seconds",
+                             "Unix time of the last successful poll of the source.")
+                         .Add({});
 }
 
 Probe::~Probe() {

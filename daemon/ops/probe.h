@@ -79,6 +79,8 @@ struct VerifyResult {
   std::vector<std::pair<std::string, std::int64_t>> tables;
 };
 
+struct ProbeFamilies;  // probe.cpp: the family builders the constructor registers with
+
 class Probe final : public prometheus::Collectable {
  public:
   Probe(ProbeOptions options, const PipelineStatus& status);
@@ -148,6 +150,13 @@ class Probe final : public prometheus::Collectable {
   std::optional<std::int64_t> replication_lag_bytes() const;
 
  private:
+  // The constructor's registrations, in the order a scrape lists them (probe.cpp).
+  void build_apply_metrics(const ProbeFamilies& f);
+  void build_source_metrics(const ProbeFamilies& f);
+  void build_position_metrics(const ProbeFamilies& f);
+  void build_error_metrics(const ProbeFamilies& f);
+  void build_sink_metrics(const ProbeFamilies& f);
+  void build_health_metrics(const ProbeFamilies& f);
   prometheus::Counter& counter_for(const RelationDef& relation, ChangeOp op);
   void refresh() const;
   std::optional<bool> behind() const;  // nullopt: unknown

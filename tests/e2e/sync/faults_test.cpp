@@ -52,6 +52,22 @@ std::unique_ptr<DaemonProcess> started_daemon(SyncPipeline& p, const std::string
   return d;
 }
 
+// Crashes the order server (an immediate stop, then a start) while the daemon is frozen, so that what the
+// target showed before is known exactly, and asserts the crash lost commits that were visible: the daemon
+// must notice its progress went back and apply them again.
+void crash_order_server_losing_commits(const SyncPipeline& p, const DaemonProcess& d) {
+  ASSERT_EQ(::kill(d.pid(), SIGSTOP), 0);
+  std::this_thread::sleep_for(100ms);  // a statement already sent finishes
+  const Lsn visible = p.progress().value_or(ProgressRow{}).end_lsn;
+  TestServers::get().control({"pg-stop", "order", "immediate"});
+  TestServers::get().control({"pg-start", "order"});
+  const Lsn kept = p.progress().value_or(ProgressRow{}).end_lsn;
+  ASSERT_EQ(::kill(d.pid(), SIGCONT), 0);
+  std::cout << "[ e2e      ] progress " << visible.str() << " visible before the crash, " << kept.str()
+            << " kept" << std::endl;
+  ASSERT_LT(kept, visible) << "the crash lost no commit: nothing here tests applying lost commits again";
+}
+
 TEST(SyncThroughFaults, CustomerServerImmediateRestartUnderLoadIsRiddenOut) {
   SyncPipeline p{"restart_customer"};
   auto d = started_daemon(p);
@@ -243,17 +259,7 @@ TEST(SyncThroughFaults, OrderServerCrashWhileABacklogIsAppliedLosesNothing) {
   d->start();
   ASSERT_TRUE(eventually([&] { return p.progress().value_or(ProgressRow{}).end_lsn > before; }, 30s, 5ms))
       << d->log_tail();
-  // The daemon is frozen while the server crashes, so that what the target showed before is known exactly.
-  ASSERT_EQ(::kill(d->pid(), SIGSTOP), 0);
-  std::this_thread::sleep_for(100ms);  // a statement already sent finishes
-  const Lsn visible = p.progress().value_or(ProgressRow{}).end_lsn;
-  TestServers::get().control({"pg-stop", "order", "immediate"});
-  TestServers::get().control({"pg-start", "order"});
-  const Lsn kept = p.progress().value_or(ProgressRow{}).end_lsn;
-  ASSERT_EQ(::kill(d->pid(), SIGCONT), 0);
-  std::cout << "[ e2e      ] progress " << visible.str() << " visible before the crash, " << kept.str()
-            << " kept" << std::endl;
-  ASSERT_LT(kept, visible) << "the crash lost no commit: nothing here tests applying lost commits again";
+  ASSERT_NO_FATAL_FAILURE(crash_order_server_losing_commits(p, *d));
 
   p.expect_oracle(load.deleted_ids(), 60s, d.get());
   sampler.stop();
@@ -295,16 +301,7 @@ TEST(SyncThroughFaults, OrderServerCrashWhileCaughtUpLosesNothing) {
   ASSERT_TRUE(eventually([&] { return load.stats().committed >= 200; }, 30s, 5ms));
   ASSERT_TRUE(eventually([&] { return p.progress().value_or(ProgressRow{}).end_lsn > before; }, 30s, 5ms))
       << d->log_tail();
-  ASSERT_EQ(::kill(d->pid(), SIGSTOP), 0);
-  std::this_thread::sleep_for(100ms);  // a statement already sent finishes
-  const Lsn visible = p.progress().value_or(ProgressRow{}).end_lsn;
-  TestServers::get().control({"pg-stop", "order", "immediate"});
-  TestServers::get().control({"pg-start", "order"});
-  const Lsn kept = p.progress().value_or(ProgressRow{}).end_lsn;
-  ASSERT_EQ(::kill(d->pid(), SIGCONT), 0);
-  std::cout << "[ e2e      ] progress " << visible.str() << " visible before the crash, " << kept.str()
-            << " kept" << std::endl;
-  ASSERT_LT(kept, visible) << "the crash lost no commit: nothing here tests applying lost commits again";
+  ASSERT_NO_FATAL_FAILURE(crash_order_server_losing_commits(p, *d));
 
   ASSERT_TRUE(load.wait_finished(60s));
   p.expect_oracle(load.deleted_ids(), 60s, d.get());

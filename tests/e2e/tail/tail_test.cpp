@@ -420,10 +420,11 @@ TEST_F(TailTest, AMissingPublicationExitsOneNamingIt) {
       << tail.err();
 }
 
-TEST_F(TailTest, AnUnreachableSourceExitsOneWithOneLine) {
+// Exit 7, "could not check", as for every command that cannot reach its server (daemon/core/exit_codes.h).
+TEST_F(TailTest, AnUnreachableSourceExitsSevenWithOneLine) {
   Child tail{{"tail", "--source", "host=127.0.0.1 port=1 dbname=x connect_timeout=2", "--publication", "p",
               "--slot", "s", "--create-slot"}};
-  ASSERT_EQ(tail.wait(20s), std::optional<int>(1));
+  ASSERT_EQ(tail.wait(20s), std::optional<int>(7));
   EXPECT_NE(tail.err().find("cannot connect"), std::string::npos) << tail.err();
 }
 

@@ -201,8 +201,8 @@ TEST(OpsAlerts, EachFailureModeOfARealDaemonFiresItsAlertInARealPrometheus) {
     // More transactions behind the blocked one: work waiting in the queue is what the lag in seconds and the
     // checkpoint age count (a lone transaction stuck in the apply shows in bytes only).
     for (int i = 0; i < 3; ++i) {
-      exec_sql(source_admin,
-               "INSERT INTO public.customers (full_name, email) VALUES ('later', 'l@example.com')");
+      exec_sql(source_admin, "INSERT INTO public.customers (full_name, email) VALUES ('later', 'l" +
+                                 std::to_string(i) + "@example.com')");
     }
     for (const char* alert : {"CdcsyncReplicationLagHigh", "CdcsyncReplicationLagBytesHigh",
                               "CdcsyncCheckpointStale", "CdcsyncSlotWalRetentionHigh"}) {
