@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
+#include <cstdlib>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -48,8 +49,24 @@ bool command_in_progress(const PGconn* conn) {
   return PQtransactionStatus(conn) == PQTRANS_ACTIVE;
 }
 
+class Watcher;
+Watcher& watcher();
+
 class Watcher {
  public:
+  Watcher() {
+    // The watcher's thread runs until the process ends and may be logging while it exits: spdlog's registry
+    // is made to exist before the handler below is registered, so the handler runs first at exit, waits for
+    // a line being written and silences the thread before spdlog is torn down.
+    spdlog::default_logger_raw();
+    std::atexit([] { watcher().fall_quiet(); });
+  }
+
+  void fall_quiet() {
+    std::lock_guard lock(log_mu_);
+    quiet_ = true;
+  }
+
   void watch(PGconn* conn, std::string what, milliseconds limit, Owner owner) {
     const int fd = fcntl(PQsocket(conn), F_DUPFD_CLOEXEC, 0);
     if (fd < 0) return;  // out of descriptors: this connection goes without a deadline
@@ -139,7 +156,11 @@ class Watcher {
       }
       if (tripped.empty()) continue;
       lock.unlock();
-      for (const auto& line : tripped) spdlog::warn("{}", line);
+      {
+        std::lock_guard log_lock(log_mu_);
+        if (!quiet_)
+          for (const auto& line : tripped) spdlog::warn("{}", line);
+      }
       lock.lock();
     }
   }
@@ -148,6 +169,8 @@ class Watcher {
   std::condition_variable cv_;
   std::unordered_map<PGconn*, Link> links_;
   std::thread thread_;  // started by the first watch(); runs until the process ends
+  std::mutex log_mu_;   // held while the thread writes its log lines
+  bool quiet_ = false;  // the process is exiting: no more log lines
 };
 
 // Never destroyed: connections may be finished during static destruction, and the thread runs to the end.
