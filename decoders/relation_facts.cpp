@@ -37,19 +37,6 @@ constexpr const char* kFactsSql =
     "pg_catalog.pg_current_snapshot()::text "
     "FROM (SELECT 1) one LEFT JOIN col ON true ORDER BY col.attnum";
 
-class NameCollector final : public ArrayTextParser::Handler {
- public:
-  explicit NameCollector(std::vector<std::string>& out) : out_(out) {}
-  void open() override {}
-  void close() override {}
-  void element(std::string_view text, bool is_null) override {
-    if (!is_null) out_.emplace_back(text);
-  }
-
- private:
-  std::vector<std::string>& out_;
-};
-
 bool connection_lost(PGconn* conn, const PgError& e) {
   return conn == nullptr || PQstatus(conn) != CONNECTION_OK || e.sqlstate().starts_with("08") ||
          e.sqlstate().empty();
@@ -125,9 +112,7 @@ RelationFacts PgCatalogFacts::relation_facts(const RelationDef& relation, Xid xi
                                  .default_expression = pg_value(res.get(), r, 2)});
       }
       if (rows > 0 && !PQgetisnull(res.get(), 0, 3)) {
-        std::string scratch;
-        NameCollector names{facts.key};
-        if (!ArrayTextParser::parse(PQgetvalue(res.get(), 0, 3), names, scratch)) facts.key.clear();
+        if (!ArrayTextParser::strings(PQgetvalue(res.get(), 0, 3), facts.key)) facts.key.clear();
       }
       return xid.value == 0 || rows == 0 || transaction_visible(PQgetvalue(res.get(), 0, 4), xid);
     });

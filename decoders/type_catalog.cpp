@@ -86,9 +86,9 @@ constexpr BuiltinArray kBuiltinArrays[] = {
 // Domains over domains are legal; a cycle is not, but a bad catalog must not hang the encoder.
 constexpr int kMaxDomainDepth = 16;
 
-class LabelCollector final : public ArrayTextParser::Handler {
+class StringCollector final : public ArrayTextParser::Handler {
  public:
-  explicit LabelCollector(std::vector<std::string>& out) : out_(out) {}
+  explicit StringCollector(std::vector<std::string>& out) : out_(out) {}
   void open() override {}
   void close() override {}
   void element(std::string_view text, bool is_null) override {
@@ -199,7 +199,6 @@ std::size_t TypeCatalog::load(PGconn* conn) {
       "WHERE t.oid >= 16384 AND t.typtype IN ('b', 'd', 'e', 'r', 'm') ORDER BY t.oid";
   PgResult res = pg_exec(conn, kSql, "load type catalog", PGRES_TUPLES_OK);
   const int rows = PQntuples(res.get());
-  std::string scratch;
   for (int r = 0; r < rows; ++r) {
     const auto oid = static_cast<Oid>(std::strtoul(PQgetvalue(res.get(), r, 0), nullptr, 10));
     std::string schema = PQgetvalue(res.get(), r, 1);
@@ -212,8 +211,7 @@ std::size_t TypeCatalog::load(PGconn* conn) {
     switch (typtype) {
       case 'e': {
         std::vector<std::string> labels;
-        LabelCollector collect{labels};
-        ArrayTextParser::parse(PQgetvalue(res.get(), r, 8), collect, scratch);
+        ArrayTextParser::strings(PQgetvalue(res.get(), r, 8), labels);
         add_enum(oid, std::move(schema), std::move(name), std::move(labels));
         break;
       }
@@ -329,6 +327,12 @@ bool ArrayTextParser::parse(std::string_view text, Handler& handler, std::string
   if (depth != 0 || expect_element) return false;
   while (i < n && is_space(text[i])) ++i;
   return i == n;
+}
+
+bool ArrayTextParser::strings(std::string_view text, std::vector<std::string>& out) {
+  std::string scratch;
+  StringCollector collect{out};
+  return parse(text, collect, scratch);
 }
 
 }  // namespace cdcsync

@@ -112,6 +112,9 @@ class ArrayTextParser {
   };
   // `delimiter` is ',' for every builtin type except box (';').
   static bool parse(std::string_view text, Handler& handler, std::string& scratch, char delimiter = ',');
+  // The non-null elements of a one-dimensional text[] (enum labels, key column names), appended to `out`.
+  // Returns false on malformed input.
+  static bool strings(std::string_view text, std::vector<std::string>& out);
 };
 
 }  // namespace cdcsync
