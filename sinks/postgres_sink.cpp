@@ -24,7 +24,10 @@ std::string default_applied_by() {
 }  // namespace
 
 PostgresSink::PostgresSink(Mapping mapping, PostgresSinkOptions options)
-    : mapping_(std::move(mapping)), options_(std::move(options)), binder_(mapping_), copy_account_(options_.memory) {
+    : mapping_(std::move(mapping)),
+      options_(std::move(options)),
+      binder_(mapping_),
+      copy_account_(options_.memory) {
   if (options_.pipeline.empty()) throw std::invalid_argument("the sink needs a pipeline name");
   if (options_.applied_by.empty()) options_.applied_by = default_applied_by();
   for (std::size_t i = 0; i < mapping_.tables().size(); ++i) {
@@ -77,6 +80,27 @@ std::optional<Lsn> PostgresSink::apply_inner(const Batch& batch, bool reconnecte
   const SkipApplied::Selection todo = skip_.select(batch, progress_);
   stats_.transactions_skipped += todo.skipped;
 
+  if (!todo.apply.empty() && !in_txn_ && fits_one_trip(batch, todo.apply)) {
+    bool done = false;
+    try {
+      done = apply_in_one_trip(batch, todo.apply, *todo.last_whole);
+    } catch (const PgError& e) {
+      // The session died while idle (target restart, idle timeout) or during the trip: reconnect once, reread
+      // the progress (it says whether the COMMIT got through) and start over.
+      if (!e.transient() || reconnected) throw;
+      spdlog::info("order database session lost; reconnecting");
+      drop_connection();
+      return apply_inner(batch, true);
+    }
+    if (done) {
+      for (const auto* t : todo.apply) {
+        stats_.changes_applied += t->changes.size();
+        ++stats_.transactions_applied;
+      }
+      return committed(*todo.last_whole);
+    }
+  }
+
   if (!todo.apply.empty()) {
     if (!open_savepoint(batch, reconnected)) return apply_inner(batch, true);
     if (options_.method == ApplyMethod::Copy) {
@@ -98,10 +122,7 @@ std::optional<Lsn> PostgresSink::apply_inner(const Batch& batch, bool reconnecte
       throw std::logic_error("open transaction without a finished source transaction");
     timings_.statements = std::chrono::steady_clock::now() - started;
     commit(batch, *todo.last_whole);
-    if (!options_.track_progress) return todo.last_whole->end_lsn;
-    const TransactionInfo& last = *todo.last_whole;
-    const Lsn acked = progress_ ? std::max(progress_->acked_lsn, last.end_lsn) : last.end_lsn;
-    progress_ = Progress{last.end_lsn, last.xid, last.commit_time_us, acked};
+    return committed(*todo.last_whole);
   } else if (batch.durable && unflushed_) {
     // Nothing left to commit (every transaction was applied before), but the caller wants what was
     // committed durable.
@@ -111,6 +132,15 @@ std::optional<Lsn> PostgresSink::apply_inner(const Batch& batch, bool reconnecte
   if (unflushed_) return std::exchange(newly_flushed_, std::nullopt);
   newly_flushed_.reset();
   return progress_ ? progress_->end_lsn : Lsn{};
+}
+
+std::optional<Lsn> PostgresSink::committed(const TransactionInfo& last) {
+  if (!options_.track_progress) return last.end_lsn;
+  const Lsn acked = progress_ ? std::max(progress_->acked_lsn, last.end_lsn) : last.end_lsn;
+  progress_ = Progress{last.end_lsn, last.xid, last.commit_time_us, acked};
+  if (unflushed_) return std::exchange(newly_flushed_, std::nullopt);
+  newly_flushed_.reset();
+  return progress_->end_lsn;
 }
 
 void PostgresSink::learn_flushed(Lsn flush) {

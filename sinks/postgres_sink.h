@@ -149,6 +149,11 @@ struct PostgresSinkOptions {
   std::chrono::milliseconds statement_timeout{0};
   ToastCompression toast_compression = ToastCompression::Auto;
   CopyFormat copy_format = CopyFormat::Binary;
+  // A batch of whole source transactions with at most this many changes (none a TRUNCATE or carrying an
+  // unchanged TOAST value) goes in one round trip: BEGIN, one prepared upsert or delete per change under the
+  // LSN guard, the progress row and COMMIT, queued in pipeline mode behind one sync. The set-based path
+  // takes four (BEGIN, COPY, its rows, COMMIT). 0: every batch takes the set-based (or in-order) path.
+  std::size_t one_trip_max_changes = 0;
   // false for re-applying dead-lettered transactions next to a running daemon: no writer lock, the progress
   // row is neither read nor written and nothing is skipped; rows still pass the LSN guard.
   bool track_progress = true;
@@ -170,8 +175,10 @@ struct PostgresSinkStats {
   std::uint64_t binary_refusals = 0;  // tables switched to text (until restart) by a value no encoder took
   std::uint64_t truncates_applied = 0;
   std::uint64_t reconnects = 0;
-  std::uint64_t commits_unflushed = 0;  // commits that did not wait for their flush (Batch::durable false)
-  std::uint64_t syncs = 0;              // sync() calls that flushed such commits
+  std::uint64_t commits_unflushed = 0;   // commits that did not wait for their flush (Batch::durable false)
+  std::uint64_t syncs = 0;               // sync() calls that flushed such commits
+  std::uint64_t one_trip_batches = 0;    // batches applied and committed in one round trip
+  std::uint64_t one_trip_fallbacks = 0;  // ... that failed and were applied again the usual way
 };
 
 class PostgresSink final : public Sink {
@@ -227,6 +234,8 @@ class PostgresSink final : public Sink {
 
   // A batch's target transaction.
   std::optional<Lsn> apply_inner(const Batch& batch, bool reconnected);
+  // After the batch's last whole transaction committed: the progress kept, what apply() returns.
+  std::optional<Lsn> committed(const TransactionInfo& last_whole);
   bool open_savepoint(const Batch& batch, bool reconnected);
   void apply_set_based_or_fall_back(const std::vector<const Transaction*>& txns);
   void roll_back_to_savepoint();
@@ -251,6 +260,13 @@ class PostgresSink final : public Sink {
   void apply_truncate(const Change& change, Lsn txn_lsn, bool pipelined);
   void send_row(TableState& t, const FoldedRow& row, Lsn txn_lsn);
   void sync_and_drain();
+  // The in-order path's statements for `txns`, queued in pipeline mode (already entered).
+  void send_in_order(const std::vector<const Transaction*>& txns);
+  // One round trip (PostgresSinkOptions::one_trip_max_changes): whether the batch qualifies, and the trip.
+  // false from apply_in_one_trip: a statement failed; the transaction was rolled back and nothing is open.
+  bool fits_one_trip(const Batch& batch, const std::vector<const Transaction*>& txns) const;
+  bool apply_in_one_trip(const Batch& batch, const std::vector<const Transaction*>& txns,
+                         const TransactionInfo& last_whole);
 
   // The session.
   void ensure_connected();

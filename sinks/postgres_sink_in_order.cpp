@@ -1,7 +1,11 @@
 // PostgresSink's in-order path: every change as its own prepared statement, in source order, in libpq's
 // pipeline mode. The fallback of the set-based path and the ground truth: its error names the exact source
 // transaction.
+#include <spdlog/spdlog.h>
+
+#include <chrono>
 #include <cstdint>
+#include <stdexcept>
 
 #include "sinks/postgres_sink.h"
 #include "sinks/postgres_sink_table.h"
@@ -134,6 +138,12 @@ void PostgresSink::sync_and_drain() {
 
 void PostgresSink::apply_in_order(const std::vector<const Transaction*>& txns) {
   if (PQenterPipelineMode(conn_.get()) != 1) throw sink_error(conn_.get(), nullptr, "entering pipeline mode");
+  send_in_order(txns);
+  sync_and_drain();
+  if (PQexitPipelineMode(conn_.get()) != 1) throw sink_error(conn_.get(), nullptr, "leaving pipeline mode");
+}
+
+void PostgresSink::send_in_order(const std::vector<const Transaction*>& txns) {
   for (const Transaction* txn : txns) {
     // The commit LSN: the rows' version, and what names the source transaction in errors.
     const Lsn lsn = txn->info.final_lsn;
@@ -161,8 +171,113 @@ void PostgresSink::apply_in_order(const std::vector<const Transaction*>& txns) {
       }
     }
   }
-  sync_and_drain();
-  if (PQexitPipelineMode(conn_.get()) != 1) throw sink_error(conn_.get(), nullptr, "leaving pipeline mode");
+}
+
+bool PostgresSink::fits_one_trip(const Batch& batch, const std::vector<const Transaction*>& txns) const {
+  if (options_.one_trip_max_changes == 0 || !options_.track_progress || !batch.ends_whole()) return false;
+  std::size_t changes = 0;
+  for (const Transaction* t : txns) {
+    if (!t->whole()) return false;
+    changes += t->changes.size();
+    if (changes > options_.one_trip_max_changes) return false;
+    for (const Change& c : t->changes) {
+      if (c.op == ChangeOp::Truncate) return false;
+      // The set-based path counts a row an update inserts without its unchanged TOAST values.
+      for (std::size_t i = 0; i < c.after.size(); ++i) {
+        if (c.after.is_unchanged_toast(i)) return false;
+      }
+    }
+  }
+  return true;
+}
+
+namespace {
+constexpr std::size_t kControl = static_cast<std::size_t>(-1);  // Pending::table of BEGIN, COMMIT, ...
+}  // namespace
+
+bool PostgresSink::apply_in_one_trip(const Batch& batch, const std::vector<const Transaction*>& txns,
+                                     const TransactionInfo& last_whole) {
+  const auto t0 = std::chrono::steady_clock::now();
+  PGconn* const c = conn_.get();
+  const bool wait_for_flush = batch.durable;
+  const auto send = [&](const std::string& sql, const char* what) {
+    if (PQsendQueryParams(c, sql.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0) != 1)
+      throw sink_error(c, nullptr, what);
+    pending_.push_back({kControl, last_whole.final_lsn});
+  };
+  error_lsn_ = last_whole.final_lsn;
+  error_table_ = options_.progress_table.str();
+  if (PQenterPipelineMode(c) != 1) throw sink_error(c, nullptr, "entering pipeline mode");
+  send("BEGIN", "opening the transaction");
+  in_txn_ = true;
+  send_in_order(txns);
+  std::string progress = progress_statement(last_whole);
+  progress.resize(progress.size() - 2);  // one statement per query in pipeline mode: without its "; "
+  send(progress, "writing the progress row");
+  if (!wait_for_flush) send("SET LOCAL synchronous_commit = off", "committing");
+  send("COMMIT", "committing");
+  // As in commit(): where the server's WAL is after the commit record, and how far it is flushed.
+  if (!wait_for_flush) {
+    send("SELECT pg_catalog.pg_current_wal_insert_lsn()::text, pg_catalog.pg_current_wal_flush_lsn()::text",
+         "committing");
+  }
+  if (PQpipelineSync(c) != 1) throw sink_error(c, nullptr, "syncing the pipeline");
+
+  std::optional<PgError> first;
+  PgResult positions;
+  for (std::size_t i = 0; i < pending_.size(); ++i) {
+    PgResult r{PQgetResult(c)};
+    if (!r) throw sink_error(c, nullptr, "reading pipelined results");
+    const auto status = PQresultStatus(r.get());
+    if (status == PGRES_FATAL_ERROR && !first) {
+      const Pending& p = pending_[i];
+      if (p.table != kControl) error_table_ = tables_[p.table]->mapping->target.str();
+      error_lsn_ = p.lsn;
+      first = sink_error(c, r.get(), "applying a change to " + error_table_);
+    }
+    if (status == PGRES_TUPLES_OK && i + 1 == pending_.size()) positions = std::move(r);
+    PgResult end{PQgetResult(c)};  // each queued query's results end with a null
+  }
+  PgResult sync{PQgetResult(c)};
+  if (!sync || PQresultStatus(sync.get()) != PGRES_PIPELINE_SYNC)
+    throw sink_error(c, sync.get(), "reading the pipeline sync");
+  pending_.clear();
+  if (first && first->transient()) throw *first;
+  if (PQexitPipelineMode(c) != 1) throw sink_error(c, nullptr, "leaving pipeline mode");
+  if (first) {
+    // Rolled back whole; the usual path applies the batch again and, if the change fails there too, names
+    // it. A statement prepared in the queue may have been skipped: forget them all.
+    ++stats_.one_trip_fallbacks;
+    spdlog::debug("a batch sent in one round trip failed ({}); applying it again the usual way",
+                  first->what());
+    if (PQtransactionStatus(c) != PQTRANS_IDLE) exec("ROLLBACK", "rolling back");
+    exec("DEALLOCATE ALL", "forgetting prepared statements");
+    in_txn_ = false;
+    for (auto& t : tables_) {
+      t->prepared.clear();
+      t->fold.clear();
+    }
+    return false;
+  }
+
+  in_txn_ = false;
+  ++stats_.one_trip_batches;
+  if (wait_for_flush) {
+    all_flushed();
+  } else {
+    if (!positions) throw std::logic_error("the commit's WAL positions did not come back");
+    unflushed_ = true;
+    ++stats_.commits_unflushed;
+    unflushed_commits_.push_back(
+        {Lsn::parse(PQgetvalue(positions.get(), 0, 0)).value_or(Lsn{}), last_whole.end_lsn});
+    learn_flushed(Lsn::parse(PQgetvalue(positions.get(), 0, 1)).value_or(Lsn{}));
+  }
+  // One round trip: its statements and COMMIT are not told apart.
+  timings_.statements = std::chrono::steady_clock::now() - t0;
+  timings_.commit = {};
+  timings_.committed = true;
+  timings_.waited_for_flush = wait_for_flush;
+  return true;
 }
 
 }  // namespace cdcsync

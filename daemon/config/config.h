@@ -121,6 +121,7 @@ struct TargetConfig {
   std::chrono::milliseconds statement_timeout{30000};
   ToastCompression toast_compression = ToastCompression::Auto;
   CopyFormat copy_format = CopyFormat::Binary;
+  std::int64_t one_trip_max_changes = 32;  // 0 = off
   bool allow_insecure_tls = false;
 };
 

@@ -237,6 +237,7 @@ PostgresSinkOptions target_sink_options(const config::Config& c) {
   o.statement_timeout = c.target.statement_timeout;
   o.toast_compression = c.target.toast_compression;
   o.copy_format = c.target.copy_format;
+  o.one_trip_max_changes = static_cast<std::size_t>(c.target.one_trip_max_changes);
   return o;
 }
 
@@ -431,8 +432,8 @@ void Runner::session(const std::atomic<bool>& stop) {
                              },
                              hooks_.dead_letter_entries}};
   });
-  const std::vector<std::unique_ptr<Sink>> secondaries =
-      from_config([&] { return make_secondary_sinks(config_, hooks_.kafka, hooks_.archive, &status_.memory); });
+  const std::vector<std::unique_ptr<Sink>> secondaries = from_config(
+      [&] { return make_secondary_sinks(config_, hooks_.kafka, hooks_.archive, &status_.memory); });
   std::vector<Sink*> secondary_ptrs;
   for (const auto& s : secondaries) secondary_ptrs.push_back(s.get());
   FanoutSink sink{dead_letters.sink(), std::move(secondary_ptrs)};
@@ -532,7 +533,7 @@ void Runner::stream_to(Sink& sink, CheckpointStore& store, bool checkpoint_known
   ao.spool_dir = spool_dir(config_);
   ao.spool_usage = &status_.spool;
   PgChangeSource changes = from_config([&] {
-    return PgChangeSource{stream, ao, config_.source.receive_timeout, kMaxChangesPerPoll, shares.poll,
+    return PgChangeSource{stream,         ao, config_.source.receive_timeout, kMaxChangesPerPoll, shares.poll,
                           &status_.memory};
   });
 

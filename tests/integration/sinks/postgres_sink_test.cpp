@@ -1,5 +1,6 @@
 // PostgresSink against a real order database: what a user sees in the reference tables and the progress
-// row. Every behaviour runs with both apply methods (set-based COPY and in-order pipeline).
+// row. Every behaviour runs with both apply methods (set-based COPY and in-order pipeline), and with small
+// batches sent in one round trip (PostgresSinkOptions::one_trip_max_changes).
 #include "sinks/postgres_sink.h"
 
 #include <gtest/gtest.h>
@@ -11,11 +12,24 @@ namespace {
 
 constexpr std::uint64_t kBase = 0x1'0000'0000;
 
-class PostgresSinkTest : public ::testing::TestWithParam<ApplyMethod> {
+// Copy and Pipeline: the two apply methods, every batch through them; OneTrip: Copy, with the batches of up
+// to 32 changes of whole transactions in one round trip.
+enum class Variant { Copy, Pipeline, OneTrip };
+
+class PostgresSinkTest : public ::testing::TestWithParam<Variant> {
  protected:
   std::string db_name(const std::string& stem) const {
-    return "sink_" + stem + (GetParam() == ApplyMethod::Copy ? "_copy" : "_pipe");
+    return "sink_" + stem +
+           (GetParam() == Variant::Copy       ? "_copy"
+            : GetParam() == Variant::Pipeline ? "_pipe"
+                                              : "_trip");
   }
+  // Every batch goes through the set-based path (COPY): its own counters move.
+  static bool copies() { return GetParam() == Variant::Copy; }
+  static ApplyMethod apply_method() {
+    return GetParam() == Variant::Pipeline ? ApplyMethod::Pipeline : ApplyMethod::Copy;
+  }
+  static std::size_t one_trip() { return GetParam() == Variant::OneTrip ? 32 : 0; }
   std::unique_ptr<PostgresSink> make_sink(const SinkDatabase& db, std::vector<TableMapping> tables,
                                           const std::string& pipeline = "test",
                                           PostgresSinkObserver observer = {}) const {
@@ -24,7 +38,8 @@ class PostgresSinkTest : public ::testing::TestWithParam<ApplyMethod> {
     o.conninfo = db.target();
     o.pipeline = pipeline;
     o.applied_by = "sink-test";
-    o.method = GetParam();
+    o.method = apply_method();
+    o.one_trip_max_changes = one_trip();
     return std::make_unique<PostgresSink>(Mapping(std::move(tables)), o);
   }
   static std::string customer(const SinkDatabase& db, int id) {
@@ -66,6 +81,7 @@ TEST_P(PostgresSinkTest, UpsertsRowsAndWritesTheProgressRowInTheSameTransaction)
           "(commit_time = '2000-01-01 00:00:00+00'::timestamptz + interval '123456789 microseconds')::text "
           "FROM ref.cdc_progress WHERE pipeline = 'test'"),
       "1/200 702 1/200 sink-test true");
+  EXPECT_EQ(sink->stats().one_trip_batches, GetParam() == Variant::OneTrip ? 1u : 0u);
   const auto p = sink->load_progress();
   ASSERT_TRUE(p);
   EXPECT_EQ(p->end_lsn, Lsn{kBase + 0x200});
@@ -217,7 +233,7 @@ TEST_P(PostgresSinkTest, AKeyInsertedAsNewThatTheTargetAlreadyHasIsUpsertedInsid
   sink->apply(batch_of({txn(6, kBase + 0x400, {insert(rel_, kBase + 0x310, row(8, "Eight"))})}));
   EXPECT_EQ(customer(db, 8), "Eight|active|gold|1/3F8|false");
   EXPECT_EQ(db.value("SELECT count(*) FROM ref.customer"), "5");
-  if (GetParam() == ApplyMethod::Copy) {
+  if (copies()) {
     EXPECT_EQ(sink->stats().plain_insert_conflicts, 1u);
     EXPECT_EQ(sink->stats().replays_in_order, 0u);
     // Ann and Bob went in as new; after the conflict the table upserts for a while (key 8 too).
@@ -260,7 +276,7 @@ TEST_P(PostgresSinkTest, AChunkOfOnlyNewKeysIsCopiedIntoTheTargetAndAnExistingKe
   EXPECT_EQ(sink->apply(batch_of({txn(6, kBase + 0x400, {insert(rel_, kBase + 0x310, row(8, "Eight"))})})),
             Lsn{kBase + 0x400});
   EXPECT_EQ(customer(db, 8), "Eight|active|gold|1/3F8|false");
-  if (GetParam() == ApplyMethod::Copy) {
+  if (copies()) {
     EXPECT_EQ(sink->stats().direct_copies, 1u);  // the first chunk; the middle one failed over to upserts
     EXPECT_EQ(sink->stats().plain_insert_conflicts, 1u);
     EXPECT_EQ(sink->stats().rows_inserted_as_new, 2u);
@@ -283,7 +299,7 @@ TEST_P(PostgresSinkTest, NewKeysGoThroughTheStageIntoATableWithRowLevelSecurity)
   EXPECT_EQ(customer(db, 2), "Bob|active|gold|1/F8|false");
   EXPECT_EQ(sink->stats().replays_in_order, 0u);
   EXPECT_EQ(sink->stats().direct_copies, 0u);
-  if (GetParam() == ApplyMethod::Copy) {
+  if (copies()) {
     EXPECT_EQ(sink->stats().rows_inserted_as_new, 2u);
   }
 }
@@ -304,7 +320,7 @@ TEST_P(PostgresSinkTest, RowLevelSecurityEnabledWhileConnectedSendsNewKeysThroug
   EXPECT_EQ(customer(db, 2), "Bob|active|gold|1/1F8|false");
   EXPECT_EQ(customer(db, 3), "Cy|active|gold|1/2F8|false");
   EXPECT_EQ(sink->stats().replays_in_order, 0u);
-  if (GetParam() == ApplyMethod::Copy) {
+  if (copies()) {
     EXPECT_EQ(sink->stats().direct_copies, 1u);  // the first batch only
     EXPECT_EQ(sink->stats().rows_inserted_as_new, 3u);
   }
@@ -356,7 +372,7 @@ TEST_P(PostgresSinkTest, AnUnchangedToastColumnIsPreserved) {
   // No row yet: the value cannot be known; it is left NULL and counted.
   sink->apply(batch_of({txn(4, kBase + 0x400, {update(rel_, kBase + 0x310, row(2, "<toast>"))})}));
   EXPECT_EQ(customer(db, 2), "<null>|active|gold|1/3F8|false");
-  if (GetParam() == ApplyMethod::Copy) {
+  if (copies()) {
     EXPECT_EQ(sink->stats().inserted_without_toast, 1u);
   }
 }
@@ -369,7 +385,8 @@ TEST_P(PostgresSinkTest, LargeValuesAreCompressedWithLz4UnlessSomebodyChoseTheMe
     PostgresSinkOptions o;
     o.conninfo = db.target();
     o.pipeline = pipeline;
-    o.method = GetParam();
+    o.method = apply_method();
+    o.one_trip_max_changes = one_trip();
     o.toast_compression = method;
     PostgresSink sink(Mapping({customer_mapping()}), o);
     sink.apply(batch_of({txn(1, kBase + 0x100, {insert(rel_, kBase + 0x10, row(id, big))})}));
@@ -439,10 +456,10 @@ TEST_P(PostgresSinkTest, RowsAreCopiedInBinaryUntilAValueIsNotInItsEncodersForm)
   EXPECT_EQ(read(1), "99999.99|2024-02-29|2026-11-25 15:21:47.5|{\"a\": [1]}|1/1F8|f");
   EXPECT_EQ(read(2), "-0.01|2024-02-29|2026-11-25 15:21:47.5|1/1F8|t");
   EXPECT_EQ(read(3), "NaN|2024-02-29|2026-11-25 15:21:47.5|[]|1/1F8|f");
-  if (GetParam() == ApplyMethod::Copy) {
+  if (copies()) {
     EXPECT_EQ(sink->stats().binary_copies, 2u);
     EXPECT_EQ(sink->binary_tables(), std::vector<std::string>{"\"ref\".\"account\""});
-  } else {
+  } else if (GetParam() == Variant::Pipeline) {
     EXPECT_TRUE(sink->binary_tables().empty());  // the in-order method copies nothing
   }
   // numeric's input function reads an exponent, its encoder does not: the batch is applied again with
@@ -457,7 +474,7 @@ TEST_P(PostgresSinkTest, RowsAreCopiedInBinaryUntilAValueIsNotInItsEncodersForm)
   EXPECT_EQ(read(5), "7.00|2024-02-29|2026-11-25 15:21:47.5|2|1/3F8|f");
   EXPECT_EQ(db.value("SELECT count(*) FROM ref.account"), "5");
   EXPECT_EQ(sink->stats().replays_in_order, 0u);
-  if (GetParam() == ApplyMethod::Copy) {
+  if (copies()) {
     EXPECT_EQ(sink->stats().binary_refusals, 1u);
     EXPECT_EQ(sink->stats().binary_copies, 2u);
     EXPECT_TRUE(sink->binary_tables().empty());
@@ -467,7 +484,8 @@ TEST_P(PostgresSinkTest, RowsAreCopiedInBinaryUntilAValueIsNotInItsEncodersForm)
   PostgresSinkOptions o;
   o.conninfo = db.target();
   o.pipeline = "text";
-  o.method = GetParam();
+  o.method = apply_method();
+  o.one_trip_max_changes = one_trip();
   o.copy_format = CopyFormat::Text;
   PostgresSink text_sink(Mapping({m}), o);
   EXPECT_EQ(
@@ -516,7 +534,7 @@ TEST_P(PostgresSinkTest, EnumDomainAndArrayColumnsAreCopiedInBinary) {
             Lsn{kBase + 0x200});
   EXPECT_EQ(read(1), R"(a b|a@example.com|{x,"y z",NULL,"NULL"}|t|{sad,"a b"}|{1,NULL,-3}|1/1F8)");
   EXPECT_EQ(read(2), R"(sad|a@example.com|{x,"y z",NULL,"NULL"}|t|{sad,"a b"}|{7}|1/1F8)");
-  if (GetParam() != ApplyMethod::Copy) return;
+  if (!copies()) return;
   EXPECT_EQ(sink->stats().binary_copies, 2u);
   EXPECT_EQ(sink->binary_tables(), std::vector<std::string>{"\"ref\".\"profile\""});
   EXPECT_EQ(sink->apply(batch_of(
@@ -554,7 +572,7 @@ TEST_P(PostgresSinkTest, RowsInsertedWithoutTheirToastValueAreReportedOnceTheirT
   EXPECT_TRUE(reported.empty());
   EXPECT_EQ(sink->apply(batch_of({last})), Lsn{kBase + 0x200});
   EXPECT_EQ(customer(db, 3), "<null>|active|gold|1/1F8|false");
-  if (GetParam() == ApplyMethod::Copy) {
+  if (copies()) {
     EXPECT_EQ(reported, (std::vector<std::pair<std::string, std::uint64_t>>{{"ref.customer", 3}}));
   }
 }
@@ -651,6 +669,19 @@ TEST_P(PostgresSinkTest, AConstraintViolationStopsWithTableLsnSqlstateAndNoValue
   }
   EXPECT_EQ(db.value("SELECT string_agg(id::text, ',' ORDER BY id) FROM ref.account"), "1,99");
   EXPECT_EQ(db.value("SELECT end_lsn::text FROM ref.cdc_progress"), "1/100");
+  if (GetParam() == Variant::OneTrip) {
+    // The failed trip was rolled back whole and applied again the usual way, which named the change.
+    EXPECT_EQ(sink->stats().one_trip_batches, 1u);
+    EXPECT_EQ(sink->stats().one_trip_fallbacks, 1u);
+  }
+  // The session goes on (after a failed trip, with its statements prepared again).
+  EXPECT_EQ(sink->apply(batch_of(
+                {txn(5, kBase + 0x500, {insert(acc, kBase + 0x410, tuple({"5", "e@example.com"}))})})),
+            Lsn{kBase + 0x500});
+  EXPECT_EQ(db.value("SELECT string_agg(id::text, ',' ORDER BY id) FROM ref.account"), "1,5,99");
+  if (GetParam() == Variant::OneTrip) {
+    EXPECT_EQ(sink->stats().one_trip_batches, 2u);
+  }
 }
 
 TEST_P(PostgresSinkTest, AMissingPrivilegeStopsWithPermissionDenied) {
@@ -766,7 +797,8 @@ TEST_P(PostgresSinkTest, ANewUnmappedSourceColumnIsCountedAndNeverForwarded) {
   PostgresSinkOptions o;
   o.conninfo = db.target();
   o.pipeline = "test";
-  o.method = GetParam();
+  o.method = apply_method();
+  o.one_trip_max_changes = one_trip();
   std::vector<std::string> reported;  // what cdcsync_schema_drift_columns_total counts
   o.on_drift = [&](const std::string& table, const std::string& column) {
     reported.push_back(table + "." + column);
@@ -783,9 +815,12 @@ TEST_P(PostgresSinkTest, ANewUnmappedSourceColumnIsCountedAndNeverForwarded) {
   EXPECT_EQ(db.value("SELECT count(*) FROM ref.customer t WHERE t::text LIKE '%123-45%'"), "0");
 }
 
-INSTANTIATE_TEST_SUITE_P(BothMethods, PostgresSinkTest,
-                         ::testing::Values(ApplyMethod::Copy, ApplyMethod::Pipeline), [](const auto& info) {
-                           return info.param == ApplyMethod::Copy ? "Copy" : "Pipeline";
+INSTANTIATE_TEST_SUITE_P(EachWay, PostgresSinkTest,
+                         ::testing::Values(Variant::Copy, Variant::Pipeline, Variant::OneTrip),
+                         [](const auto& info) {
+                           return info.param == Variant::Copy       ? "Copy"
+                                  : info.param == Variant::Pipeline ? "Pipeline"
+                                                                    : "OneTrip";
                          });
 
 }  // namespace
