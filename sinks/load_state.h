@@ -9,8 +9,10 @@
 //                        of source transactions that committed before snapshot_lsn are in the copy and are
 //                        not applied to it again, the stream keeps it from there.
 //   started_empty        the copy (its first attempt) began on an empty table: every row a copying table
-//   holds
-//                        is its own, so a new attempt may empty the table and copy straight into it.
+//                        holds is its own, so a new attempt may empty the table and copy straight into it.
+//   deferred_indexes     snapshot.rebuild_indexes: the indexes the copy dropped (with the state, in one
+//                        transaction), as the statements that build them; built again and cleared in one
+//                        transaction when the copy is complete, so a crash in between never loses them.
 //
 // The table is `<schema of the progress table>.cdc_table_state` (ref.cdc_table_state by default), created by
 // the DBA like the progress table (deploy/sql, `cdcsync target-ddl`). Without it a load still runs, but an
@@ -21,6 +23,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "decoders/lsn.h"
 #include "decoders/pg.h"
@@ -36,6 +39,9 @@ struct TableLoadState {
   Lsn snapshot_lsn;
   bool started_empty = false;
   std::optional<std::uint64_t> rows;  // rows copied, once streaming
+  // snapshot.rebuild_indexes: the statements that build the indexes (and the constraints they back) the load
+  // dropped, until they are built again; empty otherwise. Read only (defer_indexes, indexes_built).
+  std::vector<std::string> deferred_indexes;
 };
 
 // Target table (QualifiedName::str()) -> its state.
@@ -59,8 +65,14 @@ class LoadStateStore {
   // Every table's state; empty when the state table does not exist.
   TableLoadStates read(PGconn* conn) const;
   void write(PGconn* conn, const std::string& target_table, const TableLoadState& state) const;
-  // Removes the pipeline's rows for tables no longer mapped (names not in `keep`).
+  // Removes the pipeline's rows for tables no longer mapped (names not in `keep`), except one that still
+  // holds indexes to build.
   void forget_others(PGconn* conn, const std::vector<std::string>& keep) const;
+  // Keeps the statements that build a table's dropped indexes (an existing row; the column
+  // deferred_indexes, which a state table created before it lacks, then fails with its name) / forgets them.
+  void defer_indexes(PGconn* conn, const std::string& target_table,
+                     const std::vector<std::string>& statements) const;
+  void indexes_built(PGconn* conn, const std::string& target_table) const;
 
  private:
   QualifiedName table_;

@@ -167,6 +167,7 @@ struct SnapshotConfig {
   SnapshotMode mode = SnapshotMode::Initial;
   std::int64_t parallel = 2;
   bool truncate = false;
+  bool rebuild_indexes = false;
   std::chrono::milliseconds stall_timeout{60000};
 };
 

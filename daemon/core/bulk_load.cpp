@@ -94,6 +94,8 @@ class Coordinator {
   void plan(std::size_t i, const TableLoadStates& states);
   LoadMethod choose_method(TablePlan& p, const TableLoadStates& states, bool& started_empty);
   void statements(TablePlan& p);
+  void defer_indexes(TablePlan& p, const TableLoadStates& states);
+  void build_indexes(TablePlan& p);
   void finish(TablePlan& p);
   LoadProgressView view(bool finished) const;
   [[noreturn]] void fail(std::exception_ptr error, std::vector<std::unique_ptr<LoadWorker>>& workers,
@@ -227,6 +229,7 @@ void Coordinator::plan(std::size_t i, const TableLoadStates& states) {
   if (options_.state) {
     options_.state->write(target_.get(), m.target.str(),
                           {TablePhase::Copying, snapshot_.point, started_empty, std::nullopt});
+    defer_indexes(*p, states);
   }
   p->result.table = &m;
   p->result.method = p->method;
@@ -236,16 +239,98 @@ void Coordinator::plan(std::size_t i, const TableLoadStates& states) {
                size.rows ? std::to_string(*size.rows) : std::string("(counting)"), p->parts.size(),
                by_key ? " by key range (ctid is not readable)" : "",
                p->binary_format.binary ? "binary" : "text (" + p->binary_format.text_because + ")",
-               p->freeze ? ", COPY FREEZE" : "",
+               p->freeze ? ", COPY FREEZE"
+               : p->deferred_indexes.empty()
+                   ? ""
+                   : ", " + std::to_string(p->deferred_indexes.size()) + " index(es) built after the data",
                p->method == LoadMethod::Direct    ? "straight into the empty table"
                : p->method == LoadMethod::Cleared ? "straight into the table, emptied of an interrupted copy"
                                                   : "through a stage under the LSN guard");
   plans_.push_back(std::move(p));
 }
 
+// snapshot.rebuild_indexes, for a table copied straight in: its indexes (and the constraints they back) are
+// dropped, in the transaction that keeps the statements building them in the load state. A table whose
+// earlier attempt dropped them keeps the statements it has. Where they cannot be dropped (another table's
+// foreign key needs one, the role does not own the table or may not create in its schema) the table is
+// copied with them.
+void Coordinator::defer_indexes(TablePlan& p, const TableLoadStates& states) {
+  const std::string name = p.mapping->target.str();
+  if (const auto prior = states.find(name);
+      prior != states.end() && !prior->second.deferred_indexes.empty()) {
+    p.deferred_indexes = prior->second.deferred_indexes;
+    if (p.method == LoadMethod::Staged) build_indexes(p);  // its upserts need them
+    return;
+  }
+  if (!options_.rebuild_indexes || p.method == LoadMethod::Staged) return;
+  auto res = pg_exec_params(
+      target_.get(),
+      "SELECT pg_catalog.pg_get_indexdef(i.indexrelid), quote_ident(n.nspname) || '.' || "
+      "quote_ident(c.relname), "
+      "con.conname, pg_catalog.pg_get_constraintdef(con.oid), pg_catalog.has_schema_privilege(n.oid, "
+      "'CREATE') "
+      "FROM pg_catalog.pg_index i "
+      "JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid JOIN pg_catalog.pg_namespace n ON n.oid = "
+      "c.relnamespace "
+      "LEFT JOIN pg_catalog.pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = i.indrelid "
+      "AND con.contype IN ('p', 'u', 'x') WHERE i.indrelid = $1::regclass ORDER BY con.contype = 'p' DESC, 2",
+      {p.target}, "reading the indexes of " + name);
+  if (PQntuples(res.get()) == 0) return;
+  // Building an index (a constraint's too) needs CREATE on its schema besides owning the table.
+  if (std::string_view(PQgetvalue(res.get(), 0, 4)) != "t") {
+    spdlog::warn(
+        "snapshot: {} is copied with its indexes: snapshot.rebuild_indexes needs CREATE on its schema "
+        "to build them again (cdcsync check)",
+        name);
+    return;
+  }
+  std::vector<std::string> build;
+  std::string drop;
+  for (int r = 0; r < PQntuples(res.get()); ++r) {
+    if (PQgetisnull(res.get(), r, 2)) {
+      build.push_back(PQgetvalue(res.get(), r, 0));
+      drop += "DROP INDEX " + std::string(PQgetvalue(res.get(), r, 1)) + "; ";
+    } else {
+      const std::string constraint = quote_ident(PQgetvalue(res.get(), r, 2));
+      build.push_back("ALTER TABLE " + p.target + " ADD CONSTRAINT " + constraint + " " +
+                      PQgetvalue(res.get(), r, 3));
+      drop += "ALTER TABLE " + p.target + " DROP CONSTRAINT " + constraint + "; ";
+    }
+  }
+  if (build.empty()) return;
+  try {
+    pg_exec(target_.get(), "BEGIN", "dropping the indexes of " + name);
+    options_.state->defer_indexes(target_.get(), name, build);
+    pg_exec(target_.get(), drop.c_str(), "dropping the indexes of " + name);
+    pg_exec(target_.get(), "COMMIT", "dropping the indexes of " + name);
+  } catch (const PgError& e) {
+    PgResult rollback{PQexec(target_.get(), "ROLLBACK")};
+    if (e.transient()) throw;
+    spdlog::warn("snapshot: {} is copied with its indexes (snapshot.rebuild_indexes): {}", name, e.what());
+    return;
+  }
+  p.deferred_indexes = std::move(build);
+}
+
+// The indexes dropped for the copy, built again in one transaction with the state that forgets them.
+void Coordinator::build_indexes(TablePlan& p) {
+  const std::string name = p.mapping->target.str();
+  const auto t0 = std::chrono::steady_clock::now();
+  pg_exec(target_.get(), "BEGIN", "building the indexes of " + name);
+  for (const std::string& sql : p.deferred_indexes) {
+    pg_exec(target_.get(), sql.c_str(), "building an index of " + name + " after the copy (" + sql + ")");
+  }
+  options_.state->indexes_built(target_.get(), name);
+  pg_exec(target_.get(), "COMMIT", "building the indexes of " + name);
+  spdlog::info("snapshot: {}: {} index(es) built in {:.1f} s", name, p.deferred_indexes.size(),
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  p.deferred_indexes.clear();
+}
+
 // Every part committed: rows older than the snapshot left in a staged table were absent from it; then the
 // table is `streaming`.
 void Coordinator::finish(TablePlan& p) {
+  if (!p.deferred_indexes.empty()) build_indexes(p);
   const TableMapping& m = *p.mapping;
   if (p.method == LoadMethod::Staged && m.deletes != DeletePolicy::Ignore) {
     const std::string lsn = "t." + quote_ident(m.lsn_column);

@@ -41,10 +41,10 @@
 // is duplicated, missed, or kept after the source deleted it between the attempts. Tables already
 // `streaming` are kept (daemon/core/initial_load.h).
 //
-// Deadlines. Each session has a reply deadline (daemon/core/reply_deadline.h) of snapshot.stall_timeout_ms while
-// rows flow: a source that sends nothing, or a target that takes nothing, for that long (a half-open link)
-// has its socket shut down, and the load fails as a transient error. The long single statements (a part's
-// upsert, a sweep) have none, as a resync's never had.
+// Deadlines. Each session has a reply deadline (daemon/core/reply_deadline.h) of snapshot.stall_timeout_ms
+// while rows flow: a source that sends nothing, or a target that takes nothing, for that long (a half-open
+// link) has its socket shut down, and the load fails as a transient error. The long single statements (a
+// part's upsert, a sweep) have none, as a resync's never had.
 #pragma once
 
 #include <atomic>
@@ -78,6 +78,10 @@ struct LoadOptions {
   bool concurrent = false;
   // snapshot.truncate: TRUNCATE may empty a table the load fills (and COPY FREEZE a table in one part).
   bool truncate = false;
+  // snapshot.rebuild_indexes: a table copied straight in (empty, or emptied of an interrupted copy) has its
+  // indexes dropped before the copy and built after it (needs its owner's rights); only with `state`, which
+  // keeps them meanwhile. A load resumed with them dropped builds them whatever this says.
+  bool rebuild_indexes = false;
   // No change was ever applied to the tables (the initial load, before the progress row): a table whose
   // state says it started empty holds only this load's own rows, whatever its phase, and may be emptied.
   bool nothing_streamed = false;

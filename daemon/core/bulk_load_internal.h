@@ -35,6 +35,9 @@ struct TablePlan {
   std::vector<std::string> parts;  // WHERE clauses ("" for the whole table)
   std::string copy_columns;        // the target COPY's column list
   std::string upsert;              // staged: stage -> target under the guard
+  // snapshot.rebuild_indexes: the statements that build the indexes dropped for the copy, run when it is
+  // complete (kept in the load state meanwhile).
+  std::vector<std::string> deferred_indexes;
   std::atomic<std::int64_t> estimate{-1};
 
   std::atomic<std::uint64_t> rows{0};  // read so far (progress)

@@ -37,6 +37,7 @@ LoadOptions load_options(const config::Config& c) {
   o.target_conninfo = target_conninfo(c);
   o.sessions = static_cast<int>(c.snapshot.parallel);
   o.truncate = c.snapshot.truncate;
+  o.rebuild_indexes = c.snapshot.rebuild_indexes;
   o.copy_format = c.target.copy_format;
   o.toast_compression = c.target.toast_compression;
   o.stall_timeout = c.snapshot.stall_timeout;

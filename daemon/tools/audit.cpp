@@ -110,7 +110,9 @@ void audit_attributes(const RoleFacts& role, bool replication_allowed, Report& r
   }
 }
 
-void audit_database_rights(const RoleFacts& role, Report& r, const std::string& area) {
+// `create_chosen`: schemas the configuration asks CREATE in (snapshot.rebuild_indexes), said but not refused.
+void audit_database_rights(const RoleFacts& role, Report& r, const std::string& area,
+                           const std::set<std::string>& create_chosen = {}) {
   if (role.database_owner) {
     add(r, Severity::Violation, area, "database " + role.database,
         "is owned by " + role.role + " (an owner may grant itself anything in it)",
@@ -128,6 +130,16 @@ void audit_database_rights(const RoleFacts& role, Report& r, const std::string& 
   for (const auto& s : role.create_schemas) {
     if (std::find(role.owned_schemas.begin(), role.owned_schemas.end(), s) != role.owned_schemas.end())
       continue;
+    if (create_chosen.contains(s)) {
+      add(r, Severity::Warning, area, "schema " + s,
+          role.role +
+              " may CREATE objects in it for snapshot.rebuild_indexes = true (more than the least privilege: "
+              "the "
+              "initial snapshot builds the mapped tables' indexes there after the data)",
+          "set snapshot.rebuild_indexes = false and REVOKE CREATE ON SCHEMA " + ident(s) + " FROM " +
+              ident(role.role) + ";");
+      continue;
+    }
     add(r, Severity::Violation, area, "schema " + s,
         role.role + " may CREATE objects in it" + std::string(kInheritedNote),
         "REVOKE CREATE ON SCHEMA " + ident(s) + " FROM " + ident(role.role) + ";");
@@ -373,7 +385,13 @@ void audit_target_role(const config::Config& config, const RoleFacts& target, Re
   const std::string area = "target role";
   const std::string role = ident(target.role);
   audit_attributes(target, /*replication_allowed=*/false, report, area);
-  audit_database_rights(target, report, area);
+  std::set<std::string> create_chosen;
+  if (config.snapshot.rebuild_indexes) {
+    for (const auto& t : written_tables(config)) {
+      if (t != config.target.progress_table) create_chosen.insert(t.schema);
+    }
+  }
+  audit_database_rights(target, report, area, create_chosen);
   if (!target.database_temp) {
     add(report, Severity::Warning, area, "database " + target.database,
         target.role + " lacks TEMP: the sink stages each batch in temporary tables",
@@ -384,7 +402,18 @@ void audit_target_role(const config::Config& config, const RoleFacts& target, Re
   for (const auto& t : written) written_schemas.insert(t.schema);
   for (const auto& t : target.tables) {
     const std::string name = t.table.str();
-    if (t.owned) {
+    if (t.owned && config.snapshot.rebuild_indexes && written.contains(t.table) &&
+        t.table != config.target.progress_table) {
+      // snapshot.rebuild_indexes asks for ownership of the mapped tables: chosen, said but not refused.
+      add(report, Severity::Warning, area, name,
+          "is owned by " + target.role +
+              " for snapshot.rebuild_indexes = true (more than the least privilege: the initial snapshot "
+              "drops "
+              "the table's indexes and builds them after the data; an owner may also alter, drop and grant "
+              "it)",
+          "set snapshot.rebuild_indexes = false and ALTER TABLE " + name +
+              " OWNER TO <the order service's role>;");
+    } else if (t.owned) {
       add(report, Severity::Violation, area, name,
           "is owned by " + target.role + " (an owner may alter, drop and grant it)",
           "ALTER TABLE " + name + " OWNER TO <the order service's role>;");

@@ -4,6 +4,7 @@
 #include "daemon/core/runner.h"
 #include "daemon/tools/source_check.h"
 #include "decoders/pg.h"
+#include "sinks/load_state.h"
 #include "sinks/postgres_sink.h"
 
 namespace cdcsync::check {
@@ -64,11 +65,58 @@ void check_copy_formats(PGconn* target, const config::Config& cfg, const Mapping
   }
 }
 
+// snapshot.rebuild_indexes: the target role owns each mapped table (to drop and build its indexes), and the
+// load state has the column that keeps them meanwhile.
+void check_rebuild_indexes(PGconn* target, const config::Config& cfg, const Mapping& mapping,
+                           const Listener& l) {
+  if (!cfg.snapshot.rebuild_indexes) return;
+  const QualifiedName state =
+      load_state_table(QualifiedName{cfg.target.progress_table.schema, cfg.target.progress_table.name});
+  try {
+    auto r =
+        pg_exec_params(target,
+                       "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_attribute WHERE attrelid = "
+                       "pg_catalog.to_regclass($1) AND attname = 'deferred_indexes' AND NOT attisdropped)",
+                       {state.quoted()}, "reading the columns of " + state.str());
+    if (std::string_view(PQgetvalue(r.get(), 0, 0)) != "t") {
+      l.problem(
+          "snapshot.rebuild_indexes",
+          "true, but " + state.str() + " has no column deferred_indexes to keep the dropped indexes in",
+          "ALTER TABLE " + state.quoted() + " ADD COLUMN deferred_indexes text[]; (cdcsync target-ddl)");
+    }
+  } catch (const PgError&) {
+  }
+  for (const auto& t : mapping.tables()) {
+    PgResult r;
+    try {
+      r = pg_exec_params(target,
+                         "SELECT pg_catalog.pg_has_role(c.relowner, 'USAGE') FROM pg_catalog.pg_class c "
+                         "WHERE c.oid = $1::regclass",
+                         {t.target.quoted()}, "reading the owner of " + t.target.str());
+    } catch (const PgError&) {
+      continue;  // a missing table is reported by the target's own checks
+    }
+    if (std::string_view(PQgetvalue(r.get(), 0, 0)) == "t") {
+      l.note(t.target.str() +
+             ": owned by the target role for snapshot.rebuild_indexes = true, more than the least privilege "
+             "(cdcsync audit reports it); the initial snapshot builds its indexes after the data");
+    } else {
+      l.problem(
+          "snapshot.rebuild_indexes",
+          "true, but the role does not own " + t.target.str() +
+              " (an opt-in beyond the least privilege): the initial snapshot copies it with its indexes",
+          "ALTER TABLE " + t.target.quoted() +
+              " OWNER TO <the target role>; or set snapshot.rebuild_indexes = false");
+    }
+  }
+}
+
 // How the initial snapshot, resync and verify --repair copy (daemon/core/bulk_load.h), and whether
 // snapshot.truncate has the privilege it asks for beyond the least-privilege role.
 void check_snapshot(PGconn* target, const config::Config& cfg, const Mapping& mapping, const Listener& l) {
   l.note("copies (initial snapshot, resync, verify --repair) run " + std::to_string(cfg.snapshot.parallel) +
          " session(s) at once (snapshot.parallel), each with a source and a target connection");
+  check_rebuild_indexes(target, cfg, mapping, l);
   if (!cfg.snapshot.truncate) {
     l.note(
         "snapshot.truncate = false: the least-privilege role suffices (a half-copied table is emptied with "

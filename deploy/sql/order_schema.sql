@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS ref.cdc_table_state (
     snapshot_lsn  pg_lsn      NOT NULL,
     started_empty boolean     NOT NULL,
     rows          bigint,
+    deferred_indexes text[],
     updated_at    timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (pipeline, target_table)
 );

@@ -167,5 +167,58 @@ TEST(InitialSnapshot, AKillDuringAParallelLoadThenARestartResumesItAndEndsEqualT
   EXPECT_EQ(daemon->wait_exit(15s), 0) << daemon->log_tail();
 }
 
+TEST(InitialSnapshot, RebuildIndexesBuildsThemAfterTheDataAndAKillInBetweenLosesNone) {
+  SyncPipeline p{"snap_idx"};
+  seed(p, kCustomers);
+  // The opt-in: the target role owns the table and may create in its schema (more than the least
+  // privilege); a second index besides the primary key.
+  exec_sql(p.order_admin(),
+           "ALTER TABLE ref.customer OWNER TO cdcsync_target; GRANT CREATE ON SCHEMA ref TO cdcsync_target; "
+           "CREATE INDEX customer_tier ON ref.customer (tier)");
+  const std::string indexes =
+      "SELECT string_agg(pg_get_indexdef(indexrelid), '; ' ORDER BY indexrelid::regclass::text) FROM "
+      "pg_index "
+      "WHERE indrelid = 'ref.customer'::regclass";
+  const std::string deferred =
+      "SELECT coalesce(cardinality(deferred_indexes), 0) FROM ref.cdc_table_state WHERE target_table = "
+      "'ref.customer'";
+  const auto before = query_value(p.order_admin(), indexes);
+  ASSERT_TRUE(before);
+  ConfigOptions co;
+  co.lease_ttl_ms = 1000;
+  co.renew_ms = 300;
+  co.extra = "\n[snapshot]\nparallel = 2\nrebuild_indexes = true\n";
+  auto daemon = p.daemon("cdcsync", co);
+  daemon->start();
+  ASSERT_TRUE(eventually([&] { return target_rows(p) > 0 || daemon->log_count("snapshot complete") > 0; },
+                         120s, milliseconds(20)))
+      << daemon->log_tail();
+  daemon->kill();
+  ASSERT_EQ(daemon->wait_exit(10s), 128 + SIGKILL);
+  ASSERT_EQ(daemon->log_count("snapshot complete"), 0u) << "the load was over before the kill";
+  EXPECT_EQ(daemon->log_count("2 index(es) built after the data"), 1u) << daemon->log_tail();
+  if (target_rows(p) < kCustomers) {
+    // Killed mid-copy: the indexes are gone, and the statements that build them are kept.
+    EXPECT_EQ(query_value(p.order_admin(), indexes), std::nullopt);
+    EXPECT_EQ(query_value(p.order_admin(), deferred), "2");
+  }
+  exec_sql(p.customer_admin(),
+           "DELETE FROM public.customers WHERE id <= 1000; "
+           "UPDATE public.customers SET full_name = 'renamed ' || id WHERE id BETWEEN 1001 AND 2000");
+
+  daemon->start();
+  ASSERT_TRUE(wait_for_log(*daemon, "snapshot complete", 120s)) << daemon->log_tail();
+  EXPECT_EQ(daemon->log_count("index(es) built in"), 1u) << daemon->log_tail();
+  EXPECT_EQ(query_value(p.order_admin(), indexes), before) << "the indexes came back different";
+  EXPECT_EQ(query_value(p.order_admin(), deferred), "0");
+  // Streaming upserts under the key the primary key built again enforces.
+  exec_sql(p.customer_admin(),
+           "UPDATE public.customers SET status = 'closed' WHERE id BETWEEN 2001 AND 2100");
+  p.expect_oracle({}, 120s, daemon.get());
+  EXPECT_EQ(daemon->log_count("critical"), 0u) << daemon->log_tail();
+  daemon->terminate();
+  EXPECT_EQ(daemon->wait_exit(15s), 0) << daemon->log_tail();
+}
+
 }  // namespace
 }  // namespace cdcsync::test
