@@ -303,8 +303,9 @@ class PostgresSink final : public Sink {
   std::string toast_compression_;
   std::string synchronous_commit_;
 
-  bool in_txn_ = false;     // a target transaction is open
-  bool unflushed_ = false;  // a commit since the last flushed one did not wait for its flush
+  bool in_txn_ = false;         // a target transaction is open
+  bool trip_prepared_ = false;  // the one trip's own statements are prepared in the session
+  bool unflushed_ = false;      // a commit since the last flushed one did not wait for its flush
   // Those commits, oldest first, until the order server is seen to have flushed them: its WAL insert position
   // read right after the COMMIT (at or past the end of the commit record) and the source end LSN committed.
   // Forgotten with the session: after a crash the server's WAL positions start again from what it flushed.

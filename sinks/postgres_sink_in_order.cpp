@@ -6,6 +6,8 @@
 #include <chrono>
 #include <cstdint>
 #include <stdexcept>
+#include <utility>
+#include <vector>
 
 #include "sinks/postgres_sink.h"
 #include "sinks/postgres_sink_table.h"
@@ -193,6 +195,12 @@ bool PostgresSink::fits_one_trip(const Batch& batch, const std::vector<const Tra
 
 namespace {
 constexpr std::size_t kControl = static_cast<std::size_t>(-1);  // Pending::table of BEGIN, COMMIT, ...
+// The one trip's statements, prepared once per session.
+constexpr const char* kTripBegin = "cdcsync_trip_begin";
+constexpr const char* kTripProgress = "cdcsync_trip_progress";
+constexpr const char* kTripAsync = "cdcsync_trip_async";
+constexpr const char* kTripCommit = "cdcsync_trip_commit";
+constexpr const char* kTripPositions = "cdcsync_trip_positions";
 }  // namespace
 
 bool PostgresSink::apply_in_one_trip(const Batch& batch, const std::vector<const Transaction*>& txns,
@@ -200,27 +208,56 @@ bool PostgresSink::apply_in_one_trip(const Batch& batch, const std::vector<const
   const auto t0 = std::chrono::steady_clock::now();
   PGconn* const c = conn_.get();
   const bool wait_for_flush = batch.durable;
-  const auto send = [&](const std::string& sql, const char* what) {
-    if (PQsendQueryParams(c, sql.c_str(), 0, nullptr, nullptr, nullptr, nullptr, 0) != 1)
-      throw sink_error(c, nullptr, what);
+  const auto queued = [&](int sent, const char* what) {
+    if (sent != 1) throw sink_error(c, nullptr, what);
     pending_.push_back({kControl, last_whole.final_lsn});
   };
   error_lsn_ = last_whole.final_lsn;
   error_table_ = options_.progress_table.str();
   if (PQenterPipelineMode(c) != 1) throw sink_error(c, nullptr, "entering pipeline mode");
-  send("BEGIN", "opening the transaction");
+  // The trip's own statements are prepared once per session: parsing them for every batch cost the order
+  // server's backend more than the rows.
+  if (!trip_prepared_) {
+    const std::string progress =
+        "INSERT INTO " + options_.progress_table.quoted() +
+        " AS p (pipeline, end_lsn, xid, commit_time, acked_lsn, applied_by, updated_at) VALUES ($1, "
+        "$2::pg_lsn, "
+        "$3::bigint, '2000-01-01 00:00:00+00'::timestamptz + $4::bigint * interval '1 microsecond', "
+        "$2::pg_lsn, "
+        "$5, now()) ON CONFLICT (pipeline) DO UPDATE SET end_lsn = EXCLUDED.end_lsn, xid = EXCLUDED.xid, "
+        "commit_time = EXCLUDED.commit_time, acked_lsn = greatest(p.acked_lsn, EXCLUDED.end_lsn), applied_by "
+        "= "
+        "EXCLUDED.applied_by, updated_at = now()";
+    const std::pair<const char*, std::string> statements[] = {
+        {kTripBegin, "BEGIN"},
+        {kTripProgress, progress},
+        {kTripAsync, "SET LOCAL synchronous_commit = off"},
+        {kTripCommit, "COMMIT"},
+        {kTripPositions,
+         "SELECT pg_catalog.pg_current_wal_insert_lsn()::text, pg_catalog.pg_current_wal_flush_lsn()::text"}};
+    for (const auto& [name, sql] : statements) {
+      queued(PQsendPrepare(c, name, sql.c_str(), 0, nullptr), "preparing the statements of a batch");
+    }
+    trip_prepared_ = true;
+  }
+  const auto run = [&](const char* name, const std::vector<const char*>& params, const char* what) {
+    queued(PQsendQueryPrepared(c, name, static_cast<int>(params.size()), params.data(), nullptr, nullptr, 0),
+           what);
+  };
+  run(kTripBegin, {}, "opening the transaction");
   in_txn_ = true;
   send_in_order(txns);
-  std::string progress = progress_statement(last_whole);
-  progress.resize(progress.size() - 2);  // one statement per query in pipeline mode: without its "; "
-  send(progress, "writing the progress row");
-  if (!wait_for_flush) send("SET LOCAL synchronous_commit = off", "committing");
-  send("COMMIT", "committing");
+  const std::string end_lsn = last_whole.end_lsn.str();
+  const std::string xid = std::to_string(last_whole.xid.value);
+  const std::string commit_time = std::to_string(last_whole.commit_time_us);
+  run(kTripProgress,
+      {options_.pipeline.c_str(), end_lsn.c_str(), xid.c_str(), commit_time.c_str(),
+       options_.applied_by.c_str()},
+      "writing the progress row");
+  if (!wait_for_flush) run(kTripAsync, {}, "committing");
+  run(kTripCommit, {}, "committing");
   // As in commit(): where the server's WAL is after the commit record, and how far it is flushed.
-  if (!wait_for_flush) {
-    send("SELECT pg_catalog.pg_current_wal_insert_lsn()::text, pg_catalog.pg_current_wal_flush_lsn()::text",
-         "committing");
-  }
+  if (!wait_for_flush) run(kTripPositions, {}, "committing");
   if (PQpipelineSync(c) != 1) throw sink_error(c, nullptr, "syncing the pipeline");
 
   std::optional<PgError> first;
@@ -252,6 +289,7 @@ bool PostgresSink::apply_in_one_trip(const Batch& batch, const std::vector<const
                   first->what());
     if (PQtransactionStatus(c) != PQTRANS_IDLE) exec("ROLLBACK", "rolling back");
     exec("DEALLOCATE ALL", "forgetting prepared statements");
+    trip_prepared_ = false;
     in_txn_ = false;
     for (auto& t : tables_) {
       t->prepared.clear();

@@ -42,6 +42,7 @@ PgError sink_error(PGconn* conn, const PGresult* res, std::string_view doing) {
 void PostgresSink::drop_connection() {
   conn_.reset();
   in_txn_ = false;
+  trip_prepared_ = false;
   skip_.reset();
   pending_.clear();
   // The server's WAL positions mean nothing after the session: it may have crashed and written over them.

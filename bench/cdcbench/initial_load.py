@@ -22,7 +22,7 @@ from .sampling import Sampler
 from .servers import CHILDREN, Session, free_port, loadavg, log, sql, stop_child
 from .workloads import WORKLOADS, digest
 
-SNAPSHOT_EXTRA = {}  # --snapshot: extra [snapshot] keys for cdcsync (parallel = 4, truncate = true, ...)
+SNAPSHOT_EXTRA = {}  # --snapshot: extra [snapshot] keys for cdcsync (parallel = 4, truncate = true, rebuild_indexes = true, ...)
 LOAD_TIMEOUT_S = 1800
 
 
@@ -53,6 +53,9 @@ def fresh_target(s, w, consumer):
         grant = "SELECT, INSERT, UPDATE, DELETE" + (", TRUNCATE" if SNAPSHOT_EXTRA.get("truncate") == "true" else "")
         sql(s.orders, f"DROP TABLE IF EXISTS bench.{w}; CREATE TABLE bench.{w} {wl.target_ddl}, "
                       f"_cdc_lsn pg_lsn NOT NULL DEFAULT '0/0') WITH (autovacuum_enabled = false); GRANT {grant} ON bench.{w} TO cdcsync_target;")
+        if SNAPSHOT_EXTRA.get("rebuild_indexes") == "true":
+            # The opt-in's privileges: the role owns the table and may create its indexes in the schema.
+            sql(s.orders, f"ALTER TABLE bench.{w} OWNER TO cdcsync_target; GRANT CREATE ON SCHEMA bench TO cdcsync_target;")
     else:
         conn = s.native if consumer == "native" else s.pgcopydb
         sql(conn, f"CREATE SCHEMA IF NOT EXISTS bench; DROP TABLE IF EXISTS bench.{w}; "
