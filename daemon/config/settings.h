@@ -91,7 +91,7 @@ inline const auto kGlobalSettings = std::tuple{
         [](Config& c) -> auto& { return c.source.status_interval; }},
   Bound{Setting<milliseconds>{"source.receive_timeout_ms", 30000ms, {.min = 1000ms, .max = 3600000ms}, "Silence from the source after which the connection is treated as dead and reopened.", "ms"},
         [](Config& c) -> auto& { return c.source.receive_timeout; }},
-  Bound{Setting<std::int64_t>{"source.min_read_interval_us", 1000, {.min = 0, .max = 100000}, "While catching up (the source sends transactions 100 ms or more after their commit), least time between two waits on the replication socket: what arrives meanwhile is read in one wake-up (less CPU per change, at most this much added lag). Caught up, each transaction is read as it arrives. 0 = wake for every message.", "microseconds"},
+  Bound{Setting<std::int64_t>{"source.min_read_interval_us", 1000, {.min = 0, .max = 100000}, "While catching up (the source sends transactions 20 ms or more after their commit), least time between two waits on the replication socket: what arrives meanwhile is read in one wake-up (less CPU per change, at most this much added lag). Caught up, each transaction is read as it arrives. 0 = wake for every message.", "microseconds"},
         [](Config& c) -> auto& { return c.source.min_read_interval_us; }},
   Bound{Setting<milliseconds>{"source.heartbeat_interval_ms", 0ms, {.min = 0ms, .max = 3600000ms}, "Interval of pg_logical_emit_message heartbeats that let an idle slot advance; 0 = off.", "ms"},
         [](Config& c) -> auto& { return c.source.heartbeat_interval; }},

@@ -15,7 +15,7 @@
 namespace cdcsync {
 namespace {
 // How long after its commit the source sent a transaction for the stream to count as catching up.
-constexpr std::chrono::milliseconds kThrottleBehind{100};
+constexpr std::chrono::milliseconds kThrottleBehind{20};
 }  // namespace
 
 PgChangeSource::PgChangeSource(ReplicationStream& stream, AssemblerOptions options,
