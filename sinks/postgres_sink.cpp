@@ -143,6 +143,18 @@ std::optional<Lsn> PostgresSink::committed(const TransactionInfo& last) {
   return progress_->end_lsn;
 }
 
+void PostgresSink::committed_at(const PGresult* positions, Lsn end_lsn) {
+  in_txn_ = false;
+  if (positions == nullptr) {
+    all_flushed();
+    return;
+  }
+  unflushed_ = true;
+  ++stats_.commits_unflushed;
+  unflushed_commits_.push_back({Lsn::parse(PQgetvalue(positions, 0, 0)).value_or(Lsn{}), end_lsn});
+  learn_flushed(Lsn::parse(PQgetvalue(positions, 0, 1)).value_or(Lsn{}));
+}
+
 void PostgresSink::learn_flushed(Lsn flush) {
   while (!unflushed_commits_.empty() && unflushed_commits_.front().target_wal <= flush) {
     newly_flushed_ = unflushed_commits_.front().end_lsn;
@@ -266,16 +278,7 @@ void PostgresSink::commit(const Batch& batch, const TransactionInfo& last_whole)
              : "SET LOCAL synchronous_commit = off; COMMIT; SELECT "
                "pg_catalog.pg_current_wal_insert_lsn()::text, pg_catalog.pg_current_wal_flush_lsn()::text";
   auto res = exec(sql, "committing");
-  in_txn_ = false;
-  if (wait_for_flush) {
-    all_flushed();
-  } else {
-    unflushed_ = true;
-    ++stats_.commits_unflushed;
-    unflushed_commits_.push_back(
-        {Lsn::parse(PQgetvalue(res.get(), 0, 0)).value_or(Lsn{}), last_whole.end_lsn});
-    learn_flushed(Lsn::parse(PQgetvalue(res.get(), 0, 1)).value_or(Lsn{}));
-  }
+  committed_at(wait_for_flush ? nullptr : res.get(), last_whole.end_lsn);
   timings_.commit = std::chrono::steady_clock::now() - t0;
   timings_.committed = true;
   timings_.waited_for_flush = wait_for_flush;
@@ -297,15 +300,19 @@ std::string PostgresSink::progress_statement(const TransactionInfo& info) {
     quoted_applied_by_ = pg_quote_literal(conn_.get(), options_.applied_by);
   }
   const std::string lsn = "'" + info.end_lsn.str() + "'::pg_lsn";
+  return progress_upsert(quoted_pipeline_ + ", " + lsn + ", " + std::to_string(info.xid.value) +
+                         "::bigint, '2000-01-01 00:00:00+00'::timestamptz + " +
+                         std::to_string(info.commit_time_us) + "::bigint * interval '1 microsecond', " + lsn +
+                         ", " + quoted_applied_by_) +
+         "; ";
+}
+
+std::string PostgresSink::progress_upsert(const std::string& values) const {
   return "INSERT INTO " + options_.progress_table.quoted() +
-         " AS p (pipeline, end_lsn, xid, commit_time, acked_lsn, applied_by, updated_at) VALUES (" +
-         quoted_pipeline_ + ", " + lsn + ", " + std::to_string(info.xid.value) +
-         "::bigint, '2000-01-01 00:00:00+00'::timestamptz + " + std::to_string(info.commit_time_us) +
-         "::bigint * interval '1 microsecond', " + lsn + ", " + quoted_applied_by_ +
+         " AS p (pipeline, end_lsn, xid, commit_time, acked_lsn, applied_by, updated_at) VALUES (" + values +
          ", now()) ON CONFLICT (pipeline) DO UPDATE SET end_lsn = EXCLUDED.end_lsn, xid = EXCLUDED.xid, "
          "commit_time = EXCLUDED.commit_time, acked_lsn = greatest(p.acked_lsn, EXCLUDED.end_lsn), "
-         "applied_by = "
-         "EXCLUDED.applied_by, updated_at = now(); ";
+         "applied_by = EXCLUDED.applied_by, updated_at = now()";
 }
 
 const BoundTable* PostgresSink::bind(const RelationPtr& relation, Lsn txn_lsn) {

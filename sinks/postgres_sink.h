@@ -242,6 +242,9 @@ class PostgresSink final : public Sink {
   bool retry_after_failure(const PgError& e);
   void commit(const Batch& batch, const TransactionInfo& last_whole);
   std::string progress_statement(const TransactionInfo& info);
+  // The progress row's upsert, `values` being its pipeline, end_lsn, xid, commit_time, acked_lsn and
+  // applied_by as SQL (literals, or parameters of a prepared statement).
+  std::string progress_upsert(const std::string& values) const;
   const BoundTable* bind(const RelationPtr& relation, Lsn txn_lsn);
 
   // The set-based path: fold, COPY into the stage (or the target), set-based statements.
@@ -274,6 +277,9 @@ class PostgresSink final : public Sink {
   void set_toast_compression();
   void set_synchronous_commit();
   // The order server has flushed its WAL up to `flush`: the commits at or below it are durable.
+  // A COMMIT went through (the transaction is closed): with `positions` (the server's WAL insert and flush
+  // positions read after it) it is kept as not yet flushed; without, it waited for its flush.
+  void committed_at(const PGresult* positions, Lsn end_lsn);
   void learn_flushed(Lsn flush);
   // Every commit is known flushed now.
   void all_flushed();

@@ -218,16 +218,9 @@ bool PostgresSink::apply_in_one_trip(const Batch& batch, const std::vector<const
   // The trip's own statements are prepared once per session: parsing them for every batch cost the order
   // server's backend more than the rows.
   if (!trip_prepared_) {
-    const std::string progress =
-        "INSERT INTO " + options_.progress_table.quoted() +
-        " AS p (pipeline, end_lsn, xid, commit_time, acked_lsn, applied_by, updated_at) VALUES ($1, "
-        "$2::pg_lsn, "
-        "$3::bigint, '2000-01-01 00:00:00+00'::timestamptz + $4::bigint * interval '1 microsecond', "
-        "$2::pg_lsn, "
-        "$5, now()) ON CONFLICT (pipeline) DO UPDATE SET end_lsn = EXCLUDED.end_lsn, xid = EXCLUDED.xid, "
-        "commit_time = EXCLUDED.commit_time, acked_lsn = greatest(p.acked_lsn, EXCLUDED.end_lsn), applied_by "
-        "= "
-        "EXCLUDED.applied_by, updated_at = now()";
+    const std::string progress = progress_upsert(
+        "$1, $2::pg_lsn, $3::bigint, '2000-01-01 00:00:00+00'::timestamptz + $4::bigint * interval "
+        "'1 microsecond', $2::pg_lsn, $5");
     const std::pair<const char*, std::string> statements[] = {
         {kTripBegin, "BEGIN"},
         {kTripProgress, progress},
@@ -298,18 +291,9 @@ bool PostgresSink::apply_in_one_trip(const Batch& batch, const std::vector<const
     return false;
   }
 
-  in_txn_ = false;
+  if (!wait_for_flush && !positions) throw std::logic_error("the commit's WAL positions did not come back");
   ++stats_.one_trip_batches;
-  if (wait_for_flush) {
-    all_flushed();
-  } else {
-    if (!positions) throw std::logic_error("the commit's WAL positions did not come back");
-    unflushed_ = true;
-    ++stats_.commits_unflushed;
-    unflushed_commits_.push_back(
-        {Lsn::parse(PQgetvalue(positions.get(), 0, 0)).value_or(Lsn{}), last_whole.end_lsn});
-    learn_flushed(Lsn::parse(PQgetvalue(positions.get(), 0, 1)).value_or(Lsn{}));
-  }
+  committed_at(wait_for_flush ? nullptr : positions.get(), last_whole.end_lsn);
   // One round trip: its statements and COMMIT are not told apart.
   timings_.statements = std::chrono::steady_clock::now() - t0;
   timings_.commit = {};
