@@ -103,6 +103,12 @@ class MemoryCheckpointStore final : public CheckpointStore {
     blackholed_ = on;
     blackhole_timeout_ = timeout;
   }
+  // Everything gone, lease and checkpoint, like a Redis restarted without its data or flushed.
+  void wipe() {
+    std::lock_guard lock(mutex_);
+    checkpoint_.reset();
+    lease_.reset();
+  }
   // The checkpoint's LSN whatever the test controls say (0/0: none).
   Lsn load_unchecked() const {
     std::lock_guard lock(mutex_);

@@ -92,17 +92,7 @@ bool CheckpointKeeper::mirror(Lsn lsn) {
     Advance result = store_.advance(token_, lsn);
     // The lease lapsed while nobody renewed it (the store was unreachable for longer than its TTL, a long
     // start): take it again when nobody else holds it.
-    const auto sent = Clock::now();
-    if (result == Advance::LeaseLost && store_.acquire_lease(token_, options_.lease_ttl)) {
-      lease_expires_.store((sent + options_.lease_ttl).time_since_epoch().count(), std::memory_order_release);
-      if (!store_.load()) {
-        spdlog::warn(
-            "no checkpoint in Redis for this pipeline any more (restarted empty or flushed?): restoring it "
-            "from the target's progress ({})",
-            lsn.str());
-      }
-      result = store_.advance(token_, lsn);
-    }
+    if (result == Advance::LeaseLost && retake_lease(lsn)) result = store_.advance(token_, lsn);
     if (result == Advance::LeaseLost) {
       throw LeaseLost("the pipeline's lease is held by another instance: stepping down");
     }
@@ -122,15 +112,43 @@ void CheckpointKeeper::renew() {
   try {
     // Renew, or take it when nobody holds it (it lapsed while the store was unreachable, or the session
     // started without it).
-    if (!store_.renew_lease(token_, options_.lease_ttl) &&
-        !store_.acquire_lease(token_, options_.lease_ttl)) {
-      throw LeaseLost("the pipeline's lease is held by another instance: stepping down");
+    if (store_.renew_lease(token_, options_.lease_ttl)) {
+      lease_expires_.store((sent + options_.lease_ttl).time_since_epoch().count(), std::memory_order_release);
+      store_reachable(true, "");
+      return;
     }
-    lease_expires_.store((sent + options_.lease_ttl).time_since_epoch().count(), std::memory_order_release);
+    Lsn known;
+    {
+      std::lock_guard lock(mu_);
+      known = std::max(posted_, status_.confirmed_lsn.load());
+    }
+    if (!retake_lease(known))
+      throw LeaseLost("the pipeline's lease is held by another instance: stepping down");
     store_reachable(true, "");
+    // A checkpoint that went with the lease is written again now, not at the next change (there may be none
+    // for a long while): until then a restart would find only the target's progress.
+    if (checkpoint_gone_ && known.valid()) mirror(known);
   } catch (const CheckpointUnavailable& e) {
     store_reachable(false, e.what());
   }
+}
+
+bool CheckpointKeeper::retake_lease(Lsn known) {
+  const auto sent = Clock::now();
+  if (!store_.acquire_lease(token_, options_.lease_ttl)) return false;
+  lease_expires_.store((sent + options_.lease_ttl).time_since_epoch().count(), std::memory_order_release);
+  // The lease lapses when the store was unreachable for longer than its TTL, and goes together with the
+  // checkpoint when Redis restarted empty or was flushed: that is worth saying, whichever of the mirror and
+  // the renewal finds it first.
+  checkpoint_gone_ = !store_.load().has_value();
+  if (checkpoint_gone_) {
+    spdlog::warn(
+        "no checkpoint in Redis for this pipeline any more (restarted empty or flushed?): restoring it from "
+        "the "
+        "target's progress ({})",
+        known.valid() ? known.str() : std::string("nothing durable yet"));
+  }
+  return true;
 }
 
 void CheckpointKeeper::store_reachable(bool ok, const char* what) {

@@ -61,6 +61,9 @@ class CheckpointKeeper {
   // One attempt; false when the store was unreachable. Throws LeaseLost when another instance holds it.
   bool mirror(Lsn lsn);
   void renew();
+  // Takes the lapsed lease again, when nobody else holds it (false otherwise), and warns when the checkpoint
+  // went with it; `known`: the position the next mirror writes.
+  bool retake_lease(Lsn known);
   void store_reachable(bool ok, const char* what);
 
   CheckpointStore& store_;
@@ -73,6 +76,7 @@ class CheckpointKeeper {
   static constexpr Clock::rep kNoLease = Clock::duration::max().count();
   std::atomic<Clock::rep> lease_expires_{kNoLease};
 
+  bool checkpoint_gone_ = false;  // the last retake_lease() found no checkpoint (the keeper's thread only)
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;

@@ -4,6 +4,8 @@
 #include "daemon/core/pipeline.h"
 
 #include <gtest/gtest.h>
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <atomic>
@@ -12,6 +14,7 @@
 #include <functional>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "checkpoints/memory_store.h"
@@ -457,6 +460,29 @@ TEST_F(PipelineTest, StopsApplyingWhenItsLeaseExpiresUnrenewedAndGoesOnOnceRenew
   ASSERT_TRUE(test::eventually([&] { return source_.max_flushed() == Lsn{0x200}; }, 5s));
   EXPECT_FALSE(status_.lease_expired.load());
   EXPECT_FALSE(finished_.load());
+}
+
+// Redis restarts empty while nothing arrives: the renewal, not a mirror, finds the lease gone. It takes the
+// lease again, says the checkpoint is gone, and writes it again at once rather than at the next change.
+TEST_F(PipelineTest, ACheckpointStoreFoundEmptyByTheRenewalIsRewrittenAtOnceWithAWarning) {
+  std::ostringstream log;
+  const auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(
+      std::make_shared<spdlog::logger>("keeper", std::make_shared<spdlog::sinks::ostream_sink_mt>(log)));
+  struct Restore {
+    std::shared_ptr<spdlog::logger> logger;
+    ~Restore() { spdlog::set_default_logger(logger); }
+  } restore{previous};
+  start();
+  source_.push(txn(1, 0x100));
+  ASSERT_TRUE(test::eventually([&] { return source_.max_flushed() == Lsn{0x100}; }, 5s));
+  store_.wipe();
+  ASSERT_TRUE(test::eventually([&] { return store_.load_unchecked() == Lsn{0x100}; }, 5s));
+  EXPECT_EQ(store_.lease_holder(), token_.value);
+  EXPECT_FALSE(finished_.load());
+  stop_pipeline();
+  EXPECT_NE(log.str().find("restoring it from the target's progress (0/100)"), std::string::npos)
+      << log.str();
 }
 
 TEST_F(PipelineTest, StepsDownWhenAnotherInstanceHoldsTheLease) {
