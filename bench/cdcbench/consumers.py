@@ -120,7 +120,7 @@ def histogram_quantiles(text, name, qs=(0.5, 0.99), scale=1000, unit="ms", label
     return {f"p{int(q * 100)}_{unit}": round(v * scale, 1) for q, v in res.items()} | {"count": int(total)}
 
 
-STAGES = ("receipt", "handoff", "batch_wait", "statements", "progress_row", "commit", "commit_flushed", "mirror")
+STAGES = ("receipt", "source_sent", "handoff", "batch_wait", "statements", "progress_row", "commit", "commit_flushed", "mirror")
 
 
 def stage_quantiles(text):

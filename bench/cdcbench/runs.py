@@ -173,11 +173,20 @@ def lag_one(s, tag, rate, secs, c, out, batch, script):
         else:
             sql(s.native, f"DROP SUBSCRIPTION IF EXISTS native_lag_{tag}", check=False)
     q = lag_percentiles(conn, first_id)
+    # When the slow rows came: the 100 ms slices of the run holding the most rows over 5 ms (a periodic stall
+    # shows as evenly spaced slices).
+    slow = sql(conn, f"""SELECT coalesce(string_agg(format('%s s:%s', t / 10.0, n), ' ' ORDER BY t), '') FROM (
+                           SELECT t, count(*) AS n FROM (
+                             SELECT floor(extract(epoch FROM src_ts - first) * 10)::int AS t,
+                                    extract(epoch FROM applied_at - src_ts) AS x
+                             FROM bench.lag, (SELECT min(src_ts) AS first FROM bench.lag WHERE id >= {first_id}) f
+                             WHERE id >= {first_id}) r
+                           WHERE x > 0.005 GROUP BY t ORDER BY n DESC LIMIT 12) top""")
     row = {"workload": "lag", "consumer": c, "run": tag, "rate": rate, "seconds": secs,
            "pgbench_tps": float(tps.group(1)) if tps else None,
            "pgbench_schedule_lag_ms": sched_lag.group(0) if sched_lag else None,
            "rows": int(q[0]), "p50_ms": float(q[1]), "p99_ms": float(q[2]), "max_ms": float(q[3]),
-           "loadavg_before": load0, "loadavg_after": loadavg()}
+           "loadavg_before": load0, "loadavg_after": loadavg(), "slow_slices": slow}
     # With track_commit_timestamp on the order server (--order-config track_commit_timestamp=on), the time
     # until the row was visible: its transaction's commit, not its insert (applied_at). cdcsync only: native's
     # apply worker commits with its replication origin's timestamp, the source's commit time.
@@ -192,6 +201,7 @@ def lag_one(s, tag, rate, secs, c, out, batch, script):
             row["histogram_end_to_end"] = histogram_quantiles(metrics, "cdcsync_end_to_end_latency_seconds")
             row["stages_us"] = stage_quantiles(metrics)
     append_result(out, row)
+    log(f"   {c}: rows over 5 ms in the 12 slowest 100 ms slices of the run (s from its start: rows): {slow}")
     log(f"   {c}: {row['rows']} rows at {row['pgbench_tps']} tx/s: p50 {row['p50_ms']} ms, "
         f"p99 {row['p99_ms']} ms, max {row['max_ms']} ms"
         + (f"; visible (commit) p50 {row['visible_p50_ms']} p99 {row['visible_p99_ms']} max {row['visible_max_ms']} ms"

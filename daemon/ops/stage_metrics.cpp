@@ -23,13 +23,15 @@ StageMetrics::StageMetrics(prometheus::Registry& registry, const prometheus::Lab
           .Name("cdcsync_stage_seconds")
           .Help(
               "Where a source transaction's time goes from its source commit until it is visible in "
-              "the target, by stage (receipt, handoff, batch_wait, statements, progress_row, "
+              "the target, by stage (receipt, of which source_sent; handoff, batch_wait, statements, "
+              "progress_row, "
               "commit, commit_flushed; mirror, after it is visible); one observation per "
               "transaction.")
           .Labels(constant)
           .Register(registry);
-  constexpr std::array<const char*, kStages> names{"receipt",      "handoff", "batch_wait",     "statements",
-                                                   "progress_row", "commit",  "commit_flushed", "mirror"};
+  constexpr std::array<const char*, kStages> names{"receipt",    "source_sent",    "handoff",
+                                                   "batch_wait", "statements",     "progress_row",
+                                                   "commit",     "commit_flushed", "mirror"};
   for (std::size_t i = 0; i < kStages; ++i) {
     stages_[i].histogram = &family.Add({{"stage", names[i]}}, bounds_);
     stages_[i].counts.assign(bounds_.size() + 1, 0.0);
@@ -61,6 +63,10 @@ void StageMetrics::record(const Batch& batch, const BatchTimings& timings, std::
           std::max(0.0,
                    static_cast<double>(queued_us - pg_micros_to_unix_micros(t.info.commit_time_us)) / 1e6),
           1);
+      if (t.info.sent_time_us != 0) {
+        add(kSourceSent,
+            std::max(0.0, static_cast<double>(t.info.sent_time_us - t.info.commit_time_us) / 1e6), 1);
+      }
     }
     add(kHandoff, seconds(a.taken - a.queued), 1);
     add(kBatchWait, seconds(timings.started - a.taken), 1);

@@ -3,7 +3,10 @@
 // stages count once for each transaction it carried), so a stage's p50 is the one a change sees.
 //
 //   receipt        source commit -> the receiver queued it (the source's WAL flush, walsender, network,
-//   decode) handoff        queued -> the applier took it from the queue (its wake-up, or the batch before it)
+//                  decode)
+//   source_sent    source commit -> the walsender sent its COMMIT (part of receipt, both on the source's
+//                  clock: the source's own share of it)
+//   handoff        queued -> the applier took it from the queue (its wake-up, or the batch before it)
 //   batch_wait     taken from the queue -> its batch's apply began
 //   statements     the batch's changes, from BEGIN on
 //   progress_row   writing the progress row
@@ -36,6 +39,7 @@ class StageMetrics {
  private:
   enum Stage : std::size_t {
     kReceipt,
+    kSourceSent,
     kHandoff,
     kBatchWait,
     kStatements,

@@ -25,7 +25,8 @@ for unit in cdcsync.service cdcsync@.service; do
   for line in 'Type=notify' 'WatchdogSec=90' 'Restart=on-failure' 'RestartSec=5' 'RestartPreventExitStatus=2 3 4 5' \
               'DynamicUser=yes' 'NoNewPrivileges=yes' 'CapabilityBoundingSet=' 'ProtectSystem=strict' \
               'MemoryDenyWriteExecute=yes' 'SystemCallFilter=@system-service' \
-              'SystemCallFilter=~@privileged @resources' 'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6' \
+              'SystemCallFilter=~@privileged @resources' 'SystemCallFilter=sched_setscheduler' \
+              'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6' \
               'UMask=0077' 'LimitCORE=0' 'KillMode=mixed' 'TimeoutStopSec=60' 'ProtectProc=invisible'; do
     grep -qxF "$line" "$f" || fail "$unit lacks '$line'"
   done

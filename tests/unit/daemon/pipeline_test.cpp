@@ -4,6 +4,7 @@
 #include "daemon/core/pipeline.h"
 
 #include <gtest/gtest.h>
+#include <sched.h>
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
@@ -53,6 +54,7 @@ class FakeSource : public ChangeSource {
   }
 
   Polled poll(std::chrono::milliseconds timeout, std::vector<Transaction>& out) override {
+    poll_policy_ = sched_getscheduler(0);  // the calling thread's, on Linux
     std::unique_lock lock(mu_);
     cv_.wait_for(lock, timeout, [&] { return !ready_.empty() || fail_; });
     if (fail_) {
@@ -92,6 +94,7 @@ class FakeSource : public ChangeSource {
     return true;  // as a source spooling a streamed transaction's blocks during a replay
   }
   std::uint64_t absorbs() const { return absorbs_.load(); }
+  int poll_policy() const { return poll_policy_.load(); }
   std::uint64_t absorbed() const override { return 3 * absorbs_.load(); }  // three messages a call
   Lsn max_flushed() {
     std::lock_guard lock(mu_);
@@ -112,6 +115,7 @@ class FakeSource : public ChangeSource {
   Lsn max_flushed_;
   std::function<void(const std::vector<Transaction>&)> recycle_hook_;
   std::atomic<std::uint64_t> absorbs_{0};
+  std::atomic<int> poll_policy_{-1};
 };
 
 class PipelineTest : public ::testing::Test {
@@ -155,6 +159,15 @@ class PipelineTest : public ::testing::Test {
   std::exception_ptr error_;
   std::thread thread_;
 };
+
+// The receiver reads with SCHED_BATCH (no wake-up preemption of the walsender that woke it); the applier,
+// this test's thread, keeps the default policy.
+TEST_F(PipelineTest, TheReceiverThreadDoesNotPreemptTheProcessThatWokeIt) {
+  start();
+  ASSERT_TRUE(test::eventually([&] { return source_.poll_policy() != -1; }, 5s));
+  EXPECT_EQ(source_.poll_policy(), SCHED_BATCH);
+  EXPECT_EQ(sched_getscheduler(0), SCHED_OTHER);
+}
 
 TEST_F(PipelineTest, AppliesTransactionsAndConfirmsTheirEndOnlyAfterTheCheckpoint) {
   start();

@@ -241,6 +241,7 @@ TEST_F(ProbeTest, ObservesEachStageOncePerTransaction) {
   std::vector<Arrival> arrivals;
   for (int i = 0; i < 2; ++i) {
     b.transactions.push_back(txn({change(ChangeOp::Insert, r)}, now_ - 10ms));
+    b.transactions.back().info.sent_time_us = b.transactions.back().info.commit_time_us + 1500;
     arrivals.push_back({steady - 4ms, steady - 3ms});
   }
   BatchTimings t;
@@ -272,6 +273,8 @@ TEST_F(ProbeTest, ObservesEachStageOncePerTransaction) {
   EXPECT_NEAR(stage("batch_wait").sample_sum, 0.002, 1e-6);
   EXPECT_EQ(stage("receipt").sample_count, 2u);
   EXPECT_NEAR(stage("receipt").sample_sum / 2, 0.006, 0.002);
+  EXPECT_EQ(stage("source_sent").sample_count, 2u);
+  EXPECT_NEAR(stage("source_sent").sample_sum, 0.003, 1e-9) << "the walsender's send time, less the commit's";
 }
 
 TEST_F(ProbeTest, ObservesEveryTransactionsLatencyWhenABatchHoldsMany) {
