@@ -143,9 +143,8 @@ bool CheckpointKeeper::retake_lease(Lsn known) {
   checkpoint_gone_ = !store_.load().has_value();
   if (checkpoint_gone_) {
     spdlog::warn(
-        "no checkpoint in Redis for this pipeline any more (restarted empty or flushed?): restoring it from "
-        "the "
-        "target's progress ({})",
+        "no checkpoint in Redis for this pipeline any more (restarted empty or flushed?): "
+        "restoring it from the target's progress ({})",
         known.valid() ? known.str() : std::string("nothing durable yet"));
   }
   return true;
