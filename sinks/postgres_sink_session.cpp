@@ -2,7 +2,9 @@
 // the progress row (read, sync, record_ack) and which tables copy in binary.
 #include <spdlog/spdlog.h>
 
+#include <chrono>
 #include <stdexcept>
+#include <thread>
 
 #include "sinks/load_state.h"
 #include "sinks/postgres_sink.h"
@@ -26,6 +28,12 @@ std::string without_quoted_values(const std::string& msg) {
   }
   return out;
 }
+
+// A session of this process that has just ended (a reconnect after a lost or timed-out link, a sink
+// replaced) may still hold the writer lock while its backend exits: it is given this long to let go before
+// the lock counts as another session's.
+constexpr std::chrono::milliseconds kWriterLockGrace{1000};
+constexpr std::chrono::milliseconds kWriterLockRetry{20};
 
 }  // namespace
 
@@ -106,12 +114,17 @@ void PostgresSink::connect() {
   try {
     error_table_ = options_.progress_table.str();
     if (options_.track_progress) {
-      auto lock = exec_params("SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
-                              {"cdcsync:" + options_.pipeline}, "taking the writer lock", PGRES_TUPLES_OK);
-      if (std::string_view(PQgetvalue(lock.get(), 0, 0)) != "t") {
-        drop_connection();
-        throw WriterLockHeld("another cdcsync session holds the writer lock of pipeline " +
-                             options_.pipeline);
+      const auto give_up = std::chrono::steady_clock::now() + kWriterLockGrace;
+      while (true) {
+        auto lock = exec_params("SELECT pg_try_advisory_lock(hashtextextended($1, 0))",
+                                {"cdcsync:" + options_.pipeline}, "taking the writer lock", PGRES_TUPLES_OK);
+        if (std::string_view(PQgetvalue(lock.get(), 0, 0)) == "t") break;
+        if (std::chrono::steady_clock::now() >= give_up) {
+          drop_connection();
+          throw WriterLockHeld("another cdcsync session holds the writer lock of pipeline " +
+                               options_.pipeline);
+        }
+        std::this_thread::sleep_for(kWriterLockRetry);
       }
     }
     set_synchronous_commit();

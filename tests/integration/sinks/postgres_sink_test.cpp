@@ -5,6 +5,10 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <thread>
+
+#include "decoders/pg.h"
 #include "tests/integration/sinks/sink_fixture.h"
 
 namespace cdcsync::test {
@@ -716,6 +720,25 @@ TEST_P(PostgresSinkTest, ASecondWriterFindsTheLockHeld) {
         return true;
       },
       std::chrono::seconds(10)));
+}
+
+// A session of this process that has just ended may hold the writer lock for a moment while its backend
+// exits (a reconnect, a replaced sink): connecting waits for it to let go rather than standing by.
+TEST_P(PostgresSinkTest, AWriterLockLetGoOfWithinASecondIsWaitedFor) {
+  SinkDatabase db(db_name("lockgrace"));
+  PgConn holder{PQconnectdb(db.admin().c_str())};
+  ASSERT_EQ(PQstatus(holder.get()), CONNECTION_OK) << PQerrorMessage(holder.get());
+  pg_exec(holder.get(), "SELECT pg_advisory_lock(hashtextextended('cdcsync:test', 0))", "holding the lock",
+          PGRES_TUPLES_OK);
+  std::thread ending([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    holder.reset();  // the session ends; its backend lets the lock go as it exits
+  });
+  auto sink = make_sink(db, {customer_mapping()});
+  EXPECT_NO_THROW(sink->connect());
+  ending.join();
+  EXPECT_EQ(sink->apply(batch_of({txn(1, kBase + 0x100, {insert(rel_, kBase + 0x10, row(1, "Ann"))})})),
+            Lsn{kBase + 0x100});
 }
 
 TEST_P(PostgresSinkTest, RecordAckCreatesTheRowAndNeverMovesBackwards) {
