@@ -276,10 +276,10 @@ class PostgresSink final : public Sink {
   void create_stage(TableState& t);
   void set_toast_compression();
   void set_synchronous_commit();
-  // The order server has flushed its WAL up to `flush`: the commits at or below it are durable.
   // A COMMIT went through (the transaction is closed): with `positions` (the server's WAL insert and flush
   // positions read after it) it is kept as not yet flushed; without, it waited for its flush.
   void committed_at(const PGresult* positions, Lsn end_lsn);
+  // The order server has flushed its WAL up to `flush`: the commits at or below it are durable.
   void learn_flushed(Lsn flush);
   // Every commit is known flushed now.
   void all_flushed();
