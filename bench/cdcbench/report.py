@@ -41,8 +41,8 @@ def summary(results, out, header):
         if r.get("workload") == "lag":
             h = r.get("histogram_end_to_end")
             hs = f"p50 {h['p50_ms']} / p99 {h['p99_ms']} ms" if h else ""
-            vis = (f" (commit: {r['visible_p50_ms']} / {r['visible_p99_ms']} / {r['visible_max_ms']})"
-                   if "visible_p50_ms" in r else "")
+            vis = (f" (commit: {r['committed_p50_ms']} / {r['committed_p99_ms']} / {r['committed_max_ms']})"
+                   if "committed_p50_ms" in r else "")
             lines.append(f"| lag | {r['run']} | {r['consumer']} | {r['rate']} ({r['pgbench_tps']}) | {r['rows']:,} | "
                          f"{r['p50_ms']} | {r['p99_ms']} | {r['max_ms']}{vis} | {hs} | {r['loadavg_before']} |")
     for r in results:

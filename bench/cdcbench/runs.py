@@ -81,13 +81,13 @@ def drain_all(s, w, tag, sz, out, consumers, batch, results, profile):
         sql(s.src, "CHECKPOINT", check=False)
 
 
-def lag_percentiles(conn, first_id, until="applied_at"):
+def lag_percentiles(conn, first_id, until="applied_at", join=""):
     """count, p50, p99 and max in ms of `until` − src_ts over the run's rows."""
     return sql(conn, f"""SELECT count(*), round(1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY x)::numeric, 1),
                                 round(1000 * percentile_cont(0.99) WITHIN GROUP (ORDER BY x)::numeric, 1),
                                 round(1000 * max(x)::numeric, 1)
-                         FROM (SELECT extract(epoch FROM {until} - src_ts) AS x FROM bench.lag
-                               WHERE id >= {first_id}) t""").split("|")
+                         FROM (SELECT extract(epoch FROM {until} - src_ts) AS x FROM bench.lag {join}
+                               WHERE lag.id >= {first_id}) t""").split("|")
 
 
 def lag_test(s, tag, sz, out, batch, results, consumers):
@@ -173,6 +173,8 @@ def lag_one(s, tag, rate, secs, c, out, batch, script):
         else:
             sql(s.native, f"DROP SUBSCRIPTION IF EXISTS native_lag_{tag}", check=False)
     q = lag_percentiles(conn, first_id)
+    # Until the row's target transaction committed (workloads.LAG_COMMITTED_DDL), for both consumers.
+    cq = lag_percentiles(conn, first_id, "lag_committed.at", "JOIN bench.lag_committed USING (id)")
     # When the slow rows came: the 100 ms slices of the run holding the most rows over 5 ms (a periodic stall
     # shows as evenly spaced slices).
     slow = sql(conn, f"""SELECT coalesce(string_agg(format('%s s:%s', t / 10.0, n), ' ' ORDER BY t), '') FROM (
@@ -186,13 +188,8 @@ def lag_one(s, tag, rate, secs, c, out, batch, script):
            "pgbench_tps": float(tps.group(1)) if tps else None,
            "pgbench_schedule_lag_ms": sched_lag.group(0) if sched_lag else None,
            "rows": int(q[0]), "p50_ms": float(q[1]), "p99_ms": float(q[2]), "max_ms": float(q[3]),
+           "committed_p50_ms": float(cq[1]), "committed_p99_ms": float(cq[2]), "committed_max_ms": float(cq[3]),
            "loadavg_before": load0, "loadavg_after": loadavg(), "slow_slices": slow}
-    # With track_commit_timestamp on the order server (--order-config track_commit_timestamp=on), the time
-    # until the row was visible: its transaction's commit, not its insert (applied_at). cdcsync only: native's
-    # apply worker commits with its replication origin's timestamp, the source's commit time.
-    if c == "cdcsync" and sql(conn, "SHOW track_commit_timestamp") == "on":
-        v = lag_percentiles(conn, first_id, "pg_xact_commit_timestamp(xmin)")
-        row |= {"visible_p50_ms": float(v[1]), "visible_p99_ms": float(v[2]), "visible_max_ms": float(v[3])}
     if c == "cdcsync":
         row["batch"] = batch
         if metrics:
@@ -203,9 +200,8 @@ def lag_one(s, tag, rate, secs, c, out, batch, script):
     append_result(out, row)
     log(f"   {c}: rows over 5 ms in the 12 slowest 100 ms slices of the run (s from its start: rows): {slow}")
     log(f"   {c}: {row['rows']} rows at {row['pgbench_tps']} tx/s: p50 {row['p50_ms']} ms, "
-        f"p99 {row['p99_ms']} ms, max {row['max_ms']} ms"
-        + (f"; visible (commit) p50 {row['visible_p50_ms']} p99 {row['visible_p99_ms']} max {row['visible_max_ms']} ms"
-           if "visible_p50_ms" in row else ""))
+        f"p99 {row['p99_ms']} ms, max {row['max_ms']} ms; until its target commit p50 {row['committed_p50_ms']} "
+        f"p99 {row['committed_p99_ms']} max {row['committed_max_ms']} ms")
     if row.get("stages_us"):
         log("   stages p50/p99 us: " + ", ".join(f"{k} {v.get('p50_us')}/{v.get('p99_us')}"
                                                 for k, v in row["stages_us"].items()))

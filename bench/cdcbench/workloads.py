@@ -264,6 +264,30 @@ def fresh_tables(s, w):
                   f"_cdc_lsn pg_lsn NOT NULL DEFAULT '0/0');"
                   f"GRANT SELECT, INSERT, UPDATE, DELETE ON bench.{w} TO cdcsync_target;")
     sql(s.native, f"DROP TABLE IF EXISTS bench.{w}; CREATE TABLE bench.{w} {wl.target_ddl});")
+    if w == "lag":
+        for conn in (s.orders, s.native):
+            sql(conn, LAG_COMMITTED_DDL)
+
+
+# When each lag row's target transaction commits, for both consumers alike: a deferred constraint trigger runs
+# at the commit (after the insert that sets applied_at) and notes the time in bench.lag_committed. applied_at
+# alone favours a consumer that inserts each change as it arrives, before the source's COMMIT message (native's
+# apply worker); the row is visible only once its target transaction commits. ENABLE ALWAYS: native's apply
+# worker runs with session_replication_role = replica. SECURITY DEFINER: cdcsync's role may not write the side
+# table.
+LAG_COMMITTED_DDL = """
+DROP TABLE IF EXISTS bench.lag_committed;
+CREATE UNLOGGED TABLE bench.lag_committed (id bigint NOT NULL, at timestamptz NOT NULL);
+CREATE OR REPLACE FUNCTION bench.lag_committed() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER
+  SET search_path = pg_catalog AS $$
+BEGIN
+  INSERT INTO bench.lag_committed VALUES (NEW.id, clock_timestamp());
+  RETURN NULL;
+END $$;
+CREATE CONSTRAINT TRIGGER lag_committed AFTER INSERT ON bench.lag DEFERRABLE INITIALLY DEFERRED
+  FOR EACH ROW EXECUTE FUNCTION bench.lag_committed();
+ALTER TABLE bench.lag ENABLE ALWAYS TRIGGER lag_committed;
+"""
 
 
 def seed(s, w, sz):
