@@ -44,6 +44,9 @@ def parse_args():
     ap.add_argument("--batch", default="", help="batch.* overrides: max_rows=20000,max_wait_ms=20,...")
     ap.add_argument("--source", default="", help="extra [source] keys for cdcsync: streaming=on,proto_version=2")
     ap.add_argument("--target", default="", help="extra [target] keys for cdcsync: toast_compression=server")
+    ap.add_argument("--target-socket", action="store_true",
+                    help="cdcsync reaches the order server over its unix socket, as when it runs beside it (native's "
+                         "apply worker runs inside it); default: TCP over loopback")
     ap.add_argument("--snapshot", default="", help="extra [snapshot] keys for cdcsync (the SNAPSHOT workloads): "
                                                    "parallel=4,truncate=true")
     ap.add_argument("--order-config", default="",
@@ -71,6 +74,8 @@ def main():
     key_values(a.order_config, servers.ORDER_SETTINGS)
     os.makedirs(a.out, exist_ok=True)
     s = Servers(a.servers)
+    if a.target_socket:
+        s.target_conninfo = s.target_conninfo.replace("host=127.0.0.1", f"host={s.sock}")
     setup_once(s)
     sz = sizes(a.quick)
     if a.bulk_rows:

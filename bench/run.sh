@@ -7,7 +7,7 @@
 #                     [--target toast_compression=server] [--snapshot parallel=4,truncate=true]
 #                     [--order-config default_toast_compression=lz4]
 #                     [--bulk-rows N] [--lag-rates 2000,5000] [--lag-find-max 2000,4000,...] [--lag-seconds N]
-#                     [--order-fsync-delay-us N] [--profile] [--out DIR] [--no-build]
+#                     [--order-fsync-delay-us N] [--target-socket] [--profile] [--out DIR] [--no-build]
 #
 # Builds cdcsync (build-bench/, RelWithDebInfo), starts a customer PostgreSQL 15, an order PostgreSQL 15 (with a
 # second database "native" for the native subscriber) and a Redis with fsync on (scripts/servers.sh --durable),
@@ -17,7 +17,8 @@
 # figure), is written from them at the end by bench/summarize.py.
 # --profile also records cdcsync and its target backend with `perf record` during the drains (slower numbers:
 # use it for the profile, not for the table). --order-fsync-delay-us N makes every fsync of the order server
-# N microseconds slower (bench/slow_fsync.c, preloaded), as on a network volume. The SNAPSHOT workloads
+# N microseconds slower (bench/slow_fsync.c, preloaded), as on a network volume. --target-socket: cdcsync reaches
+# the order server over its unix socket, as when it runs beside it (default: TCP over loopback). The SNAPSHOT workloads
 # (snapshot: 5M customers; snapshot_wide: 1M rows of 32 columns) time an initial load into an empty table by
 # cdcsync, native tablesync and pgcopydb (bench/cdcbench/initial_load.py).
 set -euo pipefail
@@ -31,7 +32,7 @@ while [ $# -gt 0 ]; do
     --quick) quick=1; pass+=(--quick); shift ;;
     --runs) runs=$2; shift 2 ;;
     --workloads|--consumers|--batch|--source|--target|--snapshot|--order-config|--bulk-rows|--lag-rates|--lag-seconds|--lag-find-max) pass+=("$1" "$2"); shift 2 ;;
-    --profile) pass+=(--profile); shift ;;
+    --profile|--target-socket) pass+=("$1"); shift ;;
     --order-fsync-delay-us) fsync_delay=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --no-build) build=0; shift ;;
