@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <iostream>
 #include <thread>
 
 #include "daemon/core/pg_change_source.h"
@@ -216,10 +217,37 @@ TEST_F(ReplicationStreamTest, ReadsTheNextStreamedTransactionIntoItsSpoolWhileOn
   EXPECT_GT(source.absorbed(), 3000u) << "the second transaction's blocks were not read during the replay";
   EXPECT_FALSE(source.absorb()) << "absorb went past a message that must wait for the replay";
 
-  while (std::chrono::steady_clock::now() < deadline &&
-         (got.empty() || got.back().changes.empty() || !got.back().last_chunk ||
-          got.back().changes.back().after.value(0) != "20000")) {
-    source.poll(500ms, got);
+  // The rest comes out a chunk per poll. A stall prints where each side stands (the server's walsender and
+  // what the source has read), so that a failed run tells a message never sent from one never taken.
+  const auto done = [&] {
+    return !got.empty() && !got.back().changes.empty() && got.back().last_chunk &&
+           got.back().changes.back().after.value(0) == "20000";
+  };
+  const auto rest_deadline = std::chrono::steady_clock::now() + 60s;
+  auto progressed = std::chrono::steady_clock::now();
+  Lsn received;
+  bool reported = false;
+  while (!done() && std::chrono::steady_clock::now() < rest_deadline) {
+    const std::size_t before = got.size();
+    received = source.poll(500ms, got).received;
+    const auto now = std::chrono::steady_clock::now();
+    if (got.size() != before) progressed = now;
+    if (!reported && now - progressed > 10s) {
+      reported = true;
+      const auto rows = query_rows(admin_,
+                                   "SELECT r.state, r.sent_lsn::text, pg_current_wal_flush_lsn()::text, "
+                                   "coalesce(a.wait_event_type, '-') || '/' || coalesce(a.wait_event, '-') "
+                                   "FROM pg_stat_replication r JOIN pg_stat_activity a USING (pid)");
+      std::string server = "no walsender";
+      if (!rows.empty() && rows[0].size() == 4) {
+        server = "walsender " + rows[0][0].value_or("?") + ", sent " + rows[0][1].value_or("?") +
+                 ", flushed " + rows[0][2].value_or("?") + ", waiting on " + rows[0][3].value_or("?");
+      }
+      // Printed, not failed: whether it comes back within the deadline is what the asserts below tell.
+      std::cerr << "nothing new for 10 s after " << got.size() << " chunks: " << server << "; read "
+                << source.messages() << " messages up to " << received.str() << ", " << source.absorbed()
+                << " of them during replays\n";
+    }
   }
   std::vector<std::pair<std::uint32_t, std::size_t>> transactions;  // (xid, changes)
   std::vector<int> ids;
