@@ -311,21 +311,22 @@ void PostgresSink::apply_staged(TableState& t, const StagedRows& staged) {
     sql += " AND t." + t.lsn_col + " <= s." + t.lsn_col + "; ";
   }
   if (staged.plain > 0) {
-    sql += "INSERT INTO " + t.target + " (" + t.row_columns() + ") SELECT " + t.row_columns() + " FROM " +
-           t.stage + " WHERE _cdc_stage_op = 'i'; ";
+    sql += "INSERT INTO " + t.target + " (" + t.row_columns() + ") OVERRIDING SYSTEM VALUE SELECT " +
+           t.row_columns() + " FROM " + t.stage + " WHERE _cdc_stage_op = 'i'; ";
     t.plain_used = true;
   }
   if (staged.any_upsert) {
-    sql += "INSERT INTO " + t.target + " AS t (" + t.row_columns() + ") SELECT " + t.row_columns() +
-           " FROM " + t.stage + " WHERE _cdc_stage_op = 'u' AND _cdc_stage_mask = 0 ORDER BY " + t.lsn_col +
-           t.conflict_clause("");
+    sql += "INSERT INTO " + t.target + " AS t (" + t.row_columns() + ") OVERRIDING SYSTEM VALUE SELECT " +
+           t.row_columns() + " FROM " + t.stage +
+           " WHERE _cdc_stage_op = 'u' AND _cdc_stage_mask = 0 ORDER BY " + t.lsn_col + t.conflict_clause("");
   }
   exec(sql, "applying rows");
   for (const auto& [mask, id] : staged.masks) {
     std::string counted =
-        "WITH w AS (INSERT INTO " + t.target + " AS t (" + t.row_columns() + ") SELECT " + t.row_columns() +
-        " FROM " + t.stage + " WHERE _cdc_stage_op = 'u' AND _cdc_stage_mask = " + std::to_string(id) +
-        " ORDER BY " + t.lsn_col + t.conflict_clause(mask) + " RETURNING (t.xmax = 0) AS ins" +
+        "WITH w AS (INSERT INTO " + t.target + " AS t (" + t.row_columns() +
+        ") OVERRIDING SYSTEM VALUE SELECT " + t.row_columns() + " FROM " + t.stage +
+        " WHERE _cdc_stage_op = 'u' AND _cdc_stage_mask = " + std::to_string(id) + " ORDER BY " + t.lsn_col +
+        t.conflict_clause(mask) + " RETURNING (t.xmax = 0) AS ins" +
         (t.tomb_col.empty() ? std::string(", false AS tomb") : ", t." + t.tomb_col + " AS tomb") +
         ") SELECT count(*) FILTER (WHERE ins AND NOT tomb) FROM w";
     auto r = exec(counted, "applying rows with unchanged TOAST columns");

@@ -92,7 +92,7 @@ void PostgresSink::send_row(TableState& t, const FoldedRow& row, Lsn txn_lsn) {
       for (std::size_t k : t.key) sql += "t." + t.cols[k] + " = $" + std::to_string(i++) + " AND ";
       sql += "t." + t.lsn_col + " <= $" + std::to_string(i);
     } else {
-      sql = "INSERT INTO " + t.target + " AS t (" + t.row_columns() + ") VALUES (";
+      sql = "INSERT INTO " + t.target + " AS t (" + t.row_columns() + ") OVERRIDING SYSTEM VALUE VALUES (";
       for (int i = 1; i <= n; ++i) sql += (i > 1 ? ", $" : "$") + std::to_string(i);
       sql += ")" + t.conflict_clause(row.has_absent ? t.mask_scratch : std::string());
     }

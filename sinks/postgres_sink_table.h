@@ -68,6 +68,9 @@ struct PostgresSink::TableState {
   std::string mask_scratch;
   std::vector<std::size_t> offsets;  // parameter offsets into params_ (SIZE_MAX: NULL)
 
+  // The columns every INSERT names. Each says OVERRIDING SYSTEM VALUE: a key that is an identity GENERATED
+  // ALWAYS on the order DB (a table made from the source's DDL) takes the source's value, as a subscription's
+  // apply worker writes it; on other tables the clause changes nothing.
   std::string row_columns() const {
     std::string s = join(cols, ", ");
     s += ", " + lsn_col;

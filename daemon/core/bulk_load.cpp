@@ -192,9 +192,9 @@ void Coordinator::statements(TablePlan& p) {
     }
   }
   set += lsn + " = EXCLUDED." + lsn + (soft ? ", " + tomb + " = EXCLUDED." + tomb : "");
-  p.upsert = "INSERT INTO " + p.target + " AS t (" + row + ") SELECT " + row + " FROM " + p.stage +
-             (options_.concurrent ? " WHERE NOT _cdc_skip" : "") + " ON CONFLICT (" + join(keys, ", ") +
-             ") DO UPDATE SET " + set + " WHERE t." + lsn + " < EXCLUDED." + lsn;
+  p.upsert = "INSERT INTO " + p.target + " AS t (" + row + ") OVERRIDING SYSTEM VALUE SELECT " + row +
+             " FROM " + p.stage + (options_.concurrent ? " WHERE NOT _cdc_skip" : "") + " ON CONFLICT (" +
+             join(keys, ", ") + ") DO UPDATE SET " + set + " WHERE t." + lsn + " < EXCLUDED." + lsn;
 }
 
 void Coordinator::plan(std::size_t i, const TableLoadStates& states) {

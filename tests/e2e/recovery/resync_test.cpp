@@ -148,5 +148,46 @@ TEST(Resync, DrawsAProgressBarOnATerminalAndWritesLogLinesOtherwise) {
   EXPECT_EQ(r.err.find("\033["), std::string::npos) << "terminal codes in a log file: " << r.err;
 }
 
+// An order DB whose reference table was made from the source's DDL: its key an identity GENERATED ALWAYS.
+// The snapshot, single-row and set-based applies, soft deletes and a resync all write the source's key (as
+// a subscription's apply worker does), and the table ends equal to the source.
+TEST(Resync, AnIdentityAlwaysKeyOnTheOrderDbTakesTheSourcesKeysThroughSnapshotStreamAndResync) {
+  RecoveryPipeline p{"identity_key", {.with_loyalty = false}};
+  exec_sql(p.order_admin(),
+           "ALTER TABLE ref.customer ALTER COLUMN customer_id ADD GENERATED ALWAYS AS IDENTITY");
+  exec_sql(
+      p.customer_admin(),
+      "INSERT INTO public.customers (id, full_name, email, tier) SELECT g, 'Name ' || g, 'c' || g || '@x', "
+      "'gold' FROM generate_series(1001, 1300) g");
+  p.start_daemon();
+  ASSERT_TRUE(eventually(
+      [&] { return query_value(p.order_admin(), "SELECT count(*)::text FROM ref.customer") == "300"; }, 60s,
+      100ms))
+      << p.daemon_log();
+
+  exec_sql(p.customer_admin(),
+           "INSERT INTO public.customers (id, full_name, email) VALUES (5001, 'One', 'o@x')");
+  exec_sql(p.customer_admin(), "UPDATE public.customers SET tier = 'silver' WHERE id = 1001");
+  exec_sql(p.customer_admin(), "DELETE FROM public.customers WHERE id = 1002");
+  exec_sql(
+      p.customer_admin(),
+      "INSERT INTO public.customers (id, full_name, email) SELECT g, 'Bulk ' || g, 'b' || g || '@x' FROM "
+      "generate_series(6001, 6200) g");
+  exec_sql(p.customer_admin(), "UPDATE public.customers SET tier = 'bronze' WHERE id BETWEEN 1100 AND 1200");
+  auto end = Lsn::parse(*query_value(p.customer_admin(), "SELECT pg_current_wal_lsn()::text"));
+  ASSERT_TRUE(eventually([&] { return caught_up(p, *end); }, 60s, 100ms)) << p.daemon_log();
+  EXPECT_EQ(source_customers(p), target_customers(p));
+  EXPECT_EQ(p.daemon_log().find("428C9"), std::string::npos) << p.daemon_log();
+
+  exec_sql(p.order_admin(), "DELETE FROM ref.customer WHERE customer_id <= 1050");
+  const auto r = p.cdcsync({"resync", "--config", "CONFIG", "--table", "ref.customer"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  end = Lsn::parse(*query_value(p.customer_admin(), "SELECT pg_current_wal_lsn()::text"));
+  ASSERT_TRUE(eventually([&] { return caught_up(p, *end); }, 60s, 100ms)) << p.daemon_log();
+  EXPECT_EQ(source_customers(p), target_customers(p));
+  const auto v = p.cdcsync({"verify", "--config", "CONFIG"});
+  EXPECT_EQ(v.exit_code, 0) << v.out;
+}
+
 }  // namespace
 }  // namespace cdcsync::test
