@@ -317,6 +317,12 @@ std::string PostgresSink::progress_upsert(const std::string& values) const {
 
 const BoundTable* PostgresSink::bind(const RelationPtr& relation, Lsn txn_lsn) {
   const BoundTable* b = binder_.bind(relation, txn_lsn);
+  if (b == nullptr && relation && unmapped_seen_.insert({relation->schema, relation->name}).second) {
+    // The publication sends a table no [[tables]] entry names (a partition of a mapped table among them).
+    spdlog::info(
+        "changes of source table {}.{} arrive, and no [[tables]] entry maps it: they are not forwarded",
+        relation->schema, relation->name);
+  }
   for (const auto& d : binder_.take_new_drift()) {
     spdlog::warn("source table {} has column {} that is not mapped: it is not forwarded", d.table, d.column);
     if (options_.on_drift) options_.on_drift(d.table, d.column);

@@ -3,6 +3,7 @@
 #include "sinks/target_ddl.h"
 
 #include <algorithm>
+#include <map>
 #include <set>
 #include <stdexcept>
 
@@ -153,6 +154,78 @@ ColumnTypes read_source_types(PGconn* source, const QualifiedName& table) {
   return column_types(source, table, "reading source column types");
 }
 
+std::vector<SourceStreamProblem> source_stream_problems(PGconn* source, const TableMapping& table,
+                                                        const std::string& publication) {
+  using Kind = SourceStreamProblem::Kind;
+  // On a replication connection only the simple query protocol: names go in as literals.
+  const std::string name = pg_quote_literal(source, table.source.quoted());
+  const std::string sql =
+      "SELECT a.attname::text, a.attgenerated::text, "
+      "coalesce(pg_catalog.pg_get_expr(d.adbin, d.adrelid), '') FROM pg_catalog.pg_attribute a "
+      "LEFT JOIN pg_catalog.pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+      "WHERE a.attrelid = pg_catalog.to_regclass(" +
+      name + ") AND a.attnum > 0 AND NOT a.attisdropped";
+  auto res =
+      pg_exec(source, sql.c_str(), "reading the source columns of " + table.source.str(), PGRES_TUPLES_OK);
+  std::vector<SourceStreamProblem> out;
+  if (PQntuples(res.get()) == 0) return out;
+  std::map<std::string, std::pair<std::string, std::string>> columns;  // name → (attgenerated, expression)
+  for (int r = 0; r < PQntuples(res.get()); ++r) {
+    columns[PQgetvalue(res.get(), r, 0)] = {PQgetvalue(res.get(), r, 1), PQgetvalue(res.get(), r, 2)};
+  }
+  for (const auto& c : table.columns) {
+    const auto it = columns.find(c.source);
+    if (it == columns.end()) {
+      out.push_back({Kind::Column, c.source,
+                     "mapped column " + c.source + " does not exist in " + table.source.str(),
+                     "correct or remove it in [[tables]].columns"});
+    } else if (!it->second.first.empty()) {
+      out.push_back(
+          {Kind::Column, c.source,
+           "mapped column " + c.source + " is generated (GENERATED ALWAYS AS (" + it->second.second +
+               ") STORED): logical replication leaves generated columns out of every change",
+           "remove it from [[tables]].columns; if the order DB needs it, make " + table.target.str() + "." +
+               c.target + " a generated column there (GENERATED ALWAYS AS (...) STORED)"});
+    }
+  }
+
+  // Under which names the publication sends this table's changes: its own, its partitions' or an ancestor's.
+  const std::string pub = pg_quote_literal(source, publication);
+  const std::string routing =
+      "WITH m AS (SELECT pg_catalog.to_regclass(" + name +
+      ") AS oid), pub AS (SELECT schemaname || '.' || tablename AS name, "
+      "pg_catalog.format('%I.%I', schemaname, tablename)::regclass AS oid "
+      "FROM pg_catalog.pg_publication_tables WHERE pubname = " +
+      pub +
+      ") SELECT EXISTS (SELECT 1 FROM pub, m WHERE pub.oid = m.oid), "
+      "(SELECT coalesce(pg_catalog.string_agg(pub.name, ', ' ORDER BY pub.name), '') FROM pub, m "
+      "WHERE pub.oid IN (SELECT relid FROM pg_catalog.pg_partition_tree(m.oid) WHERE relid <> m.oid)), "
+      "(SELECT coalesce(pg_catalog.string_agg(pub.name, ', ' ORDER BY pub.name), '') FROM pub, m "
+      "WHERE pub.oid IN (SELECT relid FROM pg_catalog.pg_partition_ancestors(m.oid) WHERE relid <> m.oid))";
+  auto r =
+      pg_exec(source, routing.c_str(),
+              "reading how publication " + publication + " sends " + table.source.str(), PGRES_TUPLES_OK);
+  if (PQntuples(r.get()) != 1 || std::string_view(PQgetvalue(r.get(), 0, 0)) == "t") return out;
+  const std::string partitions = PQgetvalue(r.get(), 0, 1);
+  const std::string ancestors = PQgetvalue(r.get(), 0, 2);
+  const std::string quoted_pub = quote_ident(publication);
+  if (!partitions.empty()) {
+    out.push_back({Kind::Routing, table.source.str(),
+                   "is partitioned, and publication " + publication +
+                       " sends its partitions' changes under their own names (" + partitions +
+                       "; publish_via_partition_root = false): none would match this [[tables]] entry",
+                   "ALTER PUBLICATION " + quoted_pub + " SET (publish_via_partition_root = true);"});
+  } else if (!ancestors.empty()) {
+    out.push_back({Kind::Routing, table.source.str(),
+                   "is a partition, and publication " + publication +
+                       " sends its changes under the name of " + ancestors +
+                       " (publish_via_partition_root = true): none would match this [[tables]] entry",
+                   "map the partitioned table in [[tables]].source instead, or ALTER PUBLICATION " +
+                       quoted_pub + " SET (publish_via_partition_root = false);"});
+  }
+  return out;
+}
+
 std::vector<TargetProblem> check_target(PGconn* conn, const Mapping& mapping,
                                         const QualifiedName& progress_table, const SourceTypes* types) {
   std::vector<TargetProblem> problems;
@@ -210,6 +283,36 @@ std::vector<TargetProblem> check_target(PGconn* conn, const Mapping& mapping,
       continue;
     }
     const ColumnTypes actual = columns_of(t.target);
+    // Columns the order server fills itself: a generated one takes no value, an identity GENERATED ALWAYS
+    // one takes it on insert (the sink says OVERRIDING SYSTEM VALUE) but never on update.
+    auto kinds = pg_exec_params(conn,
+                                "SELECT a.attname::text, a.attgenerated::text, a.attidentity::text FROM "
+                                "pg_catalog.pg_attribute a WHERE a.attrelid = $1::regclass AND a.attnum > 0 "
+                                "AND NOT a.attisdropped AND (a.attgenerated <> '' OR a.attidentity = 'a')",
+                                {t.target.quoted()}, "reading target generated columns");
+    const auto key = t.key_indexes();
+    for (int r = 0; r < PQntuples(kinds.get()); ++r) {
+      const std::string column = PQgetvalue(kinds.get(), r, 0);
+      const auto mapped = std::find_if(t.columns.begin(), t.columns.end(),
+                                       [&](const ColumnMapping& c) { return c.target == column; });
+      if (mapped == t.columns.end()) continue;
+      const bool is_key = std::find(key.begin(), key.end(),
+                                    static_cast<std::size_t>(mapped - t.columns.begin())) != key.end();
+      if (std::string_view(PQgetvalue(kinds.get(), r, 1)) != "") {
+        problems.push_back({t.target.str(),
+                            "column " + column + " is generated on the order DB: it takes no value, yet " +
+                                mapped->source + " is mapped to it",
+                            "remove " + mapped->source + " from [[tables]].columns (the order DB computes " +
+                                column + "), or ALTER TABLE " + t.target.quoted() + " ALTER COLUMN " +
+                                quote_ident(column) + " DROP EXPRESSION;"});
+      } else if (!is_key) {
+        problems.push_back({t.target.str(),
+                            "column " + column +
+                                " is an identity GENERATED ALWAYS: an update cannot write the source's value",
+                            "ALTER TABLE " + t.target.quoted() + " ALTER COLUMN " + quote_ident(column) +
+                                " SET GENERATED BY DEFAULT;"});
+      }
+    }
     for (const auto& c : t.columns) {
       const std::string expected = source ? target_type(c, *source) : std::string("<type>");
       const auto it = actual.find(c.target);

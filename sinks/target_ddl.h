@@ -5,6 +5,7 @@
 
 #include <libpq-fe.h>
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <vector>
@@ -36,6 +37,27 @@ std::string target_ddl(const Mapping& mapping, const SourceTypes& types,
 // Reads the source types of one table (format_type of every live column) on a source connection.
 // Throws PgError.
 ColumnTypes read_source_types(PGconn* source, const QualifiedName& table);
+
+// What the replication stream would never deliver for one mapped table.
+struct SourceStreamProblem {
+  enum class Kind : std::uint8_t {
+    Column,   // a mapped column missing from the table, or generated
+    Routing,  // the table's changes arrive under another table's name (partitions and the publication)
+  };
+  Kind kind = Kind::Column;
+  std::string subject;  // the column, or the table
+  std::string problem;  // what is wrong, names only
+  std::string fix;
+};
+// The mapped source columns of `table` that the stream would never carry: missing from the table, or
+// generated (PostgreSQL 15's pgoutput leaves generated columns out of every change, while a snapshot would
+// copy them). And whether `publication` sends the table's changes under another name: a partitioned table
+// whose partitions are published under their own names (publish_via_partition_root = false), or a partition
+// published under its root's. Either way nothing of it would match the mapping: silently lost. Empty when the
+// table does not exist (said elsewhere). Simple query protocol only, so it runs on a replication connection
+// too. Throws PgError.
+std::vector<SourceStreamProblem> source_stream_problems(PGconn* source, const TableMapping& table,
+                                                        const std::string& publication);
 
 struct TargetProblem {
   std::string table;    // target table (or the database)

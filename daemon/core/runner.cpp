@@ -29,6 +29,7 @@
 #include "decoders/replication_stream.h"
 #include "sinks/fanout_sink.h"
 #include "sinks/postgres_sink.h"
+#include "sinks/target_ddl.h"
 
 namespace cdcsync {
 namespace {
@@ -441,12 +442,31 @@ void Runner::session(const std::atomic<bool>& stop) {
   stream_to(sink, store, checkpoint_known, stop);
 }
 
+void Runner::refuse_undeliverable(ReplicationStream& stream) const {
+  // Before any snapshot: it would copy what no change ever carries after it.
+  std::string problems;
+  for (std::size_t i = 0; i < mapping_.tables().size(); ++i) {
+    const TableMapping& t = mapping_.tables()[i];
+    for (const auto& p : source_stream_problems(stream.raw(), t, config_.source.publication)) {
+      const bool column = p.kind == SourceStreamProblem::Kind::Column;
+      problems += "\n  " + config_.file.string() + ": tables[" + std::to_string(i) + "]" +
+                  (column ? ".columns (" + t.source.str() + "): " : " (" + t.source.str() + "): ") +
+                  p.problem + "; fix: " + p.fix;
+    }
+  }
+  if (!problems.empty()) {
+    throw FatalError("undeliverable_source", exit_code::kError,
+                     "mapped source tables or columns the replication stream cannot deliver:" + problems);
+  }
+}
+
 void Runner::stream_to(Sink& sink, CheckpointStore& store, bool checkpoint_known,
                        const std::atomic<bool>& stop) {
   // 2. The source, and the three positions.
   const std::string source = source_conninfo(config_);
   ReplicationStream stream{source, config_.source.receive_timeout};
   const SystemIdentity identity = stream.identify_system();
+  refuse_undeliverable(stream);
   StartupFacts facts;
   facts.slot_name = config_.source.slot;
   facts.slot = stream.slot_state(config_.source.slot);

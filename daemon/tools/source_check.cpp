@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <set>
 
+#include "sinks/target_ddl.h"
+
 namespace cdcsync {
 namespace {
 
@@ -126,7 +128,13 @@ std::vector<SourceProblem> check_source(PGconn* source, const Mapping& mapping,
     const std::string oid = PQgetvalue(rel.get(), 0, 0);
     const char identity = PQgetvalue(rel.get(), 0, 1)[0];
 
-    if (PQntuples(pub.get()) != 0) {
+    const auto stream_problems = source_stream_problems(source, t, publication);
+    bool routed_elsewhere = false;
+    for (const auto& p : stream_problems) {
+      add(name, p.problem, p.fix);
+      routed_elsewhere = routed_elsewhere || p.kind == SourceStreamProblem::Kind::Routing;
+    }
+    if (PQntuples(pub.get()) != 0 && !routed_elsewhere) {
       auto pt = pg_exec_params(
           source,
           "SELECT attnames FROM pg_catalog.pg_publication_tables WHERE pubname = $1 AND schemaname = $2 "

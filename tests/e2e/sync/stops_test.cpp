@@ -156,6 +156,89 @@ TEST(SyncStops, AChangeTheTargetRefusesExitsFourNamingTableLsnAndSqlstateWithout
   EXPECT_EQ(query_value(p.order_admin(), "SELECT count(*) FROM ref.customer"), "50");
 }
 
+// PostgreSQL 15 leaves generated columns out of every change; a snapshot would copy them. A mapped one stops
+// the daemon before any slot or row, naming the file, the table's entry and the column; `check` says it too.
+TEST(SyncStops, AMappedGeneratedSourceColumnStopsTheDaemonWithExitOneBeforeAnySlotOrRow) {
+  SyncPipeline p{"generated_col"};
+  exec_sql(
+      p.customer_admin(),
+      "ALTER TABLE public.customers ADD COLUMN name_len int GENERATED ALWAYS AS (length(full_name)) STORED");
+  exec_sql(p.order_admin(), "ALTER TABLE ref.customer ADD COLUMN name_len int");
+  Workload::insert_rows(p.customer_admin(), 20, "seed");
+  std::string config = p.config();
+  const std::string columns = "tier = \"tier\" }";
+  ASSERT_NE(config.find(columns), std::string::npos);
+  config.replace(config.find(columns), columns.size(), "tier = \"tier\", name_len = \"name_len\" }");
+  DaemonProcess d{p.dir(), "cdcsync", config};
+  d.start();
+  const auto code = d.wait_exit(30s);
+  ASSERT_TRUE(code.has_value()) << "still running with a generated column mapped:\n" << d.log_tail();
+  EXPECT_EQ(*code, 1) << d.log_tail();
+  EXPECT_GE(d.log_count("cdcsync.toml: tables[0].columns (public.customers): mapped column name_len is "
+                        "generated (GENERATED ALWAYS AS (length(full_name)) STORED)"),
+            1u)
+      << d.log_tail();
+  EXPECT_FALSE(p.slot_confirmed().has_value()) << "a slot was created";
+  EXPECT_EQ(query_value(p.order_admin(), "SELECT count(*) FROM ref.customer"), "0");
+}
+
+// A partitioned source table. Published under its partitions' names (the default), none of its changes would
+// match the mapping: the daemon stops before any slot, naming the fix. Published via its root, the snapshot
+// and every change (a row moving between partitions too) reach the order DB.
+TEST(SyncStops, APartitionedSourceTableStopsTheDaemonUntilPublishedViaItsRootThenSyncs) {
+  SyncPipeline p{"partitioned"};
+  exec_sql(p.customer_admin(),
+           "CREATE TABLE public.regions (id bigint, region text, name text, PRIMARY KEY (id, region)) "
+           "PARTITION BY LIST (region); "
+           "CREATE TABLE public.regions_eu PARTITION OF public.regions FOR VALUES IN ('eu'); "
+           "CREATE TABLE public.regions_us PARTITION OF public.regions FOR VALUES IN ('us'); "
+           "GRANT SELECT ON public.regions, public.regions_eu, public.regions_us TO cdcsync_source; "
+           "CREATE PUBLICATION parts FOR TABLE public.regions; "
+           "INSERT INTO public.regions SELECT g, CASE WHEN g % 2 = 0 THEN 'eu' ELSE 'us' END, 'n' || g "
+           "FROM generate_series(1, 100) g");
+  exec_sql(
+      p.order_admin(),
+      "CREATE TABLE ref.region (id bigint, region text, name text, _cdc_lsn pg_lsn NOT NULL DEFAULT '0/0', "
+      "PRIMARY KEY (id, region)); GRANT SELECT, INSERT, UPDATE, DELETE ON ref.region TO cdcsync_target");
+  std::string config = p.config();
+  config.replace(config.find("publication = \"cdcsync_customers\""),
+                 std::string("publication = \"cdcsync_customers\"").size(), "publication = \"parts\"");
+  config.erase(config.find("[[tables]]"));
+  config +=
+      "[[tables]]\nsource = \"public.regions\"\ntarget = \"ref.region\"\nkey = [\"id\", \"region\"]\n"
+      "columns = { id = \"id\", region = \"region\", name = \"name\" }\ndeletes = \"hard\"\n";
+  DaemonProcess d{p.dir(), "cdcsync", config};
+  d.start();
+  const auto code = d.wait_exit(30s);
+  ASSERT_TRUE(code.has_value()) << "still running on a publication that routes around the mapping:\n"
+                                << d.log_tail();
+  EXPECT_EQ(*code, 1) << d.log_tail();
+  EXPECT_GE(d.log_count("tables[0] (public.regions): is partitioned, and publication parts sends its "
+                        "partitions' changes under their own names (public.regions_eu, public.regions_us"),
+            1u)
+      << d.log_tail();
+  EXPECT_GE(d.log_count("ALTER PUBLICATION \"parts\" SET (publish_via_partition_root = true);"), 1u)
+      << d.log_tail();
+  EXPECT_FALSE(p.slot_confirmed().has_value()) << "a slot was created";
+
+  exec_sql(p.customer_admin(), "ALTER PUBLICATION parts SET (publish_via_partition_root = true)");
+  d.start();
+  ASSERT_TRUE(wait_for_log(d, kStreaming, 30s)) << d.log_tail();
+  exec_sql(p.customer_admin(),
+           "INSERT INTO public.regions VALUES (101, 'eu', 'new'); "
+           "UPDATE public.regions SET name = 'changed' WHERE id <= 10; "
+           "UPDATE public.regions SET region = 'eu' WHERE id = 11; "  // moves between partitions
+           "DELETE FROM public.regions WHERE id = 12");
+  ASSERT_TRUE(p.wait_caught_up(p.source_wal_lsn(), 30s)) << d.log_tail();
+  const std::string rows =
+      "SELECT string_agg(id || ':' || region || ':' || name, ',' ORDER BY id, region) FROM ";
+  EXPECT_EQ(query_value(p.order_admin(), rows + "ref.region"),
+            query_value(p.customer_admin(), rows + "public.regions"));
+  EXPECT_EQ(query_value(p.order_admin(), "SELECT count(*) FROM ref.region"), "100");
+  d.terminate();
+  EXPECT_EQ(d.wait_exit(10s), 0) << d.log_tail();
+}
+
 TEST(SyncStops, ATruncateUnderTheDefaultPolicyStopsTheDaemonWithExitFour) {
   SyncPipeline p{"truncate_fail"};
   Workload::insert_rows(p.customer_admin(), 50, "seed");
