@@ -219,6 +219,12 @@ std::optional<std::size_t> Mapping::index_of(const QualifiedName& source) const 
   return it->second;
 }
 
+std::optional<std::size_t> Mapping::index_of(RelationId oid) const {
+  const auto it = source_oids_.find(oid);
+  if (it == source_oids_.end()) return std::nullopt;
+  return it->second;
+}
+
 const BoundTable* RelationBinder::bind(const RelationPtr& relation, Lsn lsn) {
   if (!relation) return nullptr;
   if (const auto it = bound_.find(relation.get()); it != bound_.end()) {
@@ -227,7 +233,15 @@ const BoundTable* RelationBinder::bind(const RelationPtr& relation, Lsn lsn) {
   auto bound = std::make_unique<BoundTable>();
   bound->relation = relation;
   const QualifiedName name{relation->schema, relation->name};
-  if (const auto index = mapping_->index_of(name)) {
+  auto index = mapping_->index_of(name);
+  if (!index) {
+    // Not under a configured name; the same table (its OID) renamed is still the configured one.
+    index = mapping_->index_of(relation->id);
+    if (index && renamed_seen_.insert(name.str()).second) {
+      renamed_new_.emplace_back(mapping_->tables()[*index].source.str(), name.str());
+    }
+  }
+  if (index) {
     const TableMapping& m = mapping_->tables()[*index];
     bound->table = *index;
     bound->mapping = &m;

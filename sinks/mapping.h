@@ -96,8 +96,14 @@ class Mapping {
   const TableMapping* find(const QualifiedName& source) const;
   std::optional<std::size_t> index_of(const QualifiedName& source) const;
 
+  // The source table's OID, as the daemon found it under its configured name when the session began: a
+  // relation that arrives under another name with this OID is the same table, renamed.
+  void set_source_oid(std::size_t index, RelationId oid) { source_oids_[oid] = index; }
+  std::optional<std::size_t> index_of(RelationId oid) const;
+
  private:
   std::vector<TableMapping> tables_;
+  std::map<RelationId, std::size_t> source_oids_;
   std::map<QualifiedName, std::size_t> by_source_;
 };
 
@@ -132,6 +138,11 @@ class RelationBinder {
   std::vector<ColumnDrift> take_new_drift();
   // Source tables that are published but not mapped, seen so far.
   const std::set<std::string>& unmapped_tables() const { return unmapped_tables_; }
+  // Mapped tables that arrived under another name (renamed; bound by OID) for the first time since the last
+  // call: (configured source name, the name they arrive under).
+  std::vector<std::pair<std::string, std::string>> take_new_renames() {
+    return std::exchange(renamed_new_, {});
+  }
 
  private:
   const Mapping* mapping_;
@@ -140,6 +151,8 @@ class RelationBinder {
   std::set<std::pair<std::string, std::string>> drift_seen_;
   std::vector<ColumnDrift> drift_new_;
   std::set<std::string> unmapped_tables_;
+  std::set<std::string> renamed_seen_;
+  std::vector<std::pair<std::string, std::string>> renamed_new_;
 };
 
 }  // namespace cdcsync

@@ -323,6 +323,12 @@ const BoundTable* PostgresSink::bind(const RelationPtr& relation, Lsn txn_lsn) {
         "changes of source table {}.{} arrive, and no [[tables]] entry maps it: they are not forwarded",
         relation->schema, relation->name);
   }
+  for (const auto& [configured, arriving] : binder_.take_new_renames()) {
+    spdlog::warn(
+        "source table {} arrives as {} (the same table, renamed): applied through its [[tables]] entry; "
+        "set [[tables]].source = \"{}\"",
+        configured, arriving, arriving);
+  }
   for (const auto& d : binder_.take_new_drift()) {
     spdlog::warn("source table {} has column {} that is not mapped: it is not forwarded", d.table, d.column);
     if (options_.on_drift) options_.on_drift(d.table, d.column);

@@ -403,6 +403,8 @@ void Runner::session(const std::atomic<bool>& stop) {
     }
   } release{store, token_};
 
+  resolve_source_tables();
+
   if (!config_.target.enabled) {
     // Kafka only: no order DB, no writer lock; the transactional.id fences a second writer instead.
     const std::unique_ptr<KafkaSink> kafka = from_config([&] {
@@ -442,14 +444,27 @@ void Runner::session(const std::atomic<bool>& stop) {
   stream_to(sink, store, checkpoint_known, stop);
 }
 
-void Runner::refuse_undeliverable(ReplicationStream& stream) const {
-  // Before any snapshot: it would copy what no change ever carries after it.
+void Runner::resolve_source_tables() {
+  // Before any sink, slot or row: a snapshot would copy what no change ever carries after it, and a table
+  // renamed while the daemon was stopped would have its later changes dropped as unmapped.
+  auto conn = pg_connect(source_conninfo(config_), "the source");
   std::string problems;
+  std::vector<std::pair<std::size_t, RelationId>> oids;
   for (std::size_t i = 0; i < mapping_.tables().size(); ++i) {
     const TableMapping& t = mapping_.tables()[i];
-    for (const auto& p : source_stream_problems(stream.raw(), t, config_.source.publication)) {
+    const std::string where = config_.file.string() + ": tables[" + std::to_string(i) + "]";
+    auto r = pg_exec_params(conn.get(), "SELECT pg_catalog.to_regclass($1)::oid::bigint", {t.source.quoted()},
+                            "looking up source table " + t.source.str());
+    if (PQgetisnull(r.get(), 0, 0)) {
+      problems += "\n  " + where + ".source: " + t.source.str() +
+                  " does not exist on the source (renamed or dropped while the daemon was stopped?); fix: "
+                  "set it to the table's name now, or remove the entry";
+      continue;
+    }
+    oids.emplace_back(i, RelationId{static_cast<std::uint32_t>(std::stoull(PQgetvalue(r.get(), 0, 0)))});
+    for (const auto& p : source_stream_problems(conn.get(), t, config_.source.publication)) {
       const bool column = p.kind == SourceStreamProblem::Kind::Column;
-      problems += "\n  " + config_.file.string() + ": tables[" + std::to_string(i) + "]" +
+      problems += "\n  " + where +
                   (column ? ".columns (" + t.source.str() + "): " : " (" + t.source.str() + "): ") +
                   p.problem + "; fix: " + p.fix;
     }
@@ -458,6 +473,7 @@ void Runner::refuse_undeliverable(ReplicationStream& stream) const {
     throw FatalError("undeliverable_source", exit_code::kError,
                      "mapped source tables or columns the replication stream cannot deliver:" + problems);
   }
+  for (const auto& [index, oid] : oids) mapping_.set_source_oid(index, oid);
 }
 
 void Runner::stream_to(Sink& sink, CheckpointStore& store, bool checkpoint_known,
@@ -466,7 +482,6 @@ void Runner::stream_to(Sink& sink, CheckpointStore& store, bool checkpoint_known
   const std::string source = source_conninfo(config_);
   ReplicationStream stream{source, config_.source.receive_timeout};
   const SystemIdentity identity = stream.identify_system();
-  refuse_undeliverable(stream);
   StartupFacts facts;
   facts.slot_name = config_.source.slot;
   facts.slot = stream.slot_state(config_.source.slot);

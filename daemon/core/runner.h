@@ -14,7 +14,6 @@
 #include "daemon/core/bulk_load.h"
 #include "daemon/core/errors.h"
 #include "daemon/core/pipeline.h"
-#include "decoders/replication_stream.h"
 #include "sinks/kafka_sink.h"
 #include "sinks/mapping.h"
 #include "sinks/postgres_sink.h"
@@ -64,9 +63,11 @@ class Runner {
   int stop_for(const Classified& c, const std::exception_ptr& error);
   // Steps 2 and 3 of a session, once the sinks are connected: positions, snapshot, streaming.
   void stream_to(Sink& sink, CheckpointStore& store, bool checkpoint_known, const std::atomic<bool>& stop);
-  // A mapped source column that is missing or generated, or a mapped table whose changes the publication
-  // sends under another name (partitions), stops the daemon (exit 1), naming file and table.
-  void refuse_undeliverable(ReplicationStream& stream) const;
+  // Each mapped source table's OID into mapping_ (a table renamed later is still bound to its entry). A
+  // mapped table missing on the source, a mapped column that is missing or generated, or a table whose
+  // changes the publication sends under another name (partitions) stops the daemon (exit 1), naming file,
+  // table and fix.
+  void resolve_source_tables();
   void set_state(RunnerState s);
   void sleep_for(std::chrono::milliseconds d, const std::atomic<bool>& stop);
   // Takes a reloaded config, if any, before a session; re-arms session_stop_ from `stop`.

@@ -239,6 +239,53 @@ TEST(SyncStops, APartitionedSourceTableStopsTheDaemonUntilPublishedViaItsRootThe
   EXPECT_EQ(d.wait_exit(10s), 0) << d.log_tail();
 }
 
+// A mapped source table renamed under a running daemon is the same table (its OID): its changes go on being
+// applied, with one warning naming the new name. Stopped and started on the old name, the daemon refuses to
+// start rather than drop the table's changes as unmapped; on the new name it goes on where it stopped.
+TEST(SyncStops, AMappedSourceTableRenamedIsFollowedByItsOidAndAStartOnTheOldNameIsRefused) {
+  SyncPipeline p{"renamed"};
+  Workload::insert_rows(p.customer_admin(), 100, "seed");
+  auto d = p.daemon("cdcsync");
+  d->start();
+  ASSERT_TRUE(wait_for_log(*d, kStreaming, 30s)) << d->log_tail();
+  ASSERT_TRUE(p.wait_caught_up(p.source_wal_lsn(), 30s)) << d->log_tail();
+  exec_sql(p.customer_admin(), "ALTER TABLE public.customers RENAME TO clients");
+  exec_sql(p.customer_admin(), "UPDATE public.clients SET tier = 'after-rename' WHERE id <= 10");
+  exec_sql(p.customer_admin(), "INSERT INTO public.clients (full_name, email) VALUES ('New', 'new@x')");
+  ASSERT_TRUE(p.wait_caught_up(p.source_wal_lsn(), 30s)) << d->log_tail();
+  const std::string source =
+      "SELECT string_agg(id || ':' || coalesce(tier, ''), ',' ORDER BY id) FROM public.clients";
+  const std::string target =
+      "SELECT string_agg(customer_id || ':' || coalesce(tier, ''), ',' ORDER BY customer_id) FROM "
+      "ref.customer";
+  EXPECT_EQ(query_value(p.order_admin(), target), query_value(p.customer_admin(), source));
+  EXPECT_EQ(d->log_count("source table public.customers arrives as public.clients (the same table, renamed)"),
+            1u)
+      << d->log_tail();
+  d->terminate();
+  EXPECT_EQ(d->wait_exit(10s), 0) << d->log_tail();
+
+  exec_sql(p.customer_admin(), "UPDATE public.clients SET tier = 'while-stopped' WHERE id > 90");
+  d->start();
+  const auto code = d->wait_exit(30s);
+  ASSERT_TRUE(code.has_value()) << "started on a source table that no longer exists:\n" << d->log_tail();
+  EXPECT_EQ(*code, 1) << d->log_tail();
+  EXPECT_GE(d->log_count("tables[0].source: public.customers does not exist on the source"), 1u)
+      << d->log_tail();
+
+  std::string config = p.config();
+  const std::string old_source = "source  = \"public.customers\"";
+  ASSERT_NE(config.find(old_source), std::string::npos);
+  config.replace(config.find(old_source), old_source.size(), "source  = \"public.clients\"");
+  d->rewrite_config(config);
+  d->start();
+  ASSERT_TRUE(wait_for_log(*d, kStreaming, 30s, 2)) << d->log_tail();
+  ASSERT_TRUE(p.wait_caught_up(p.source_wal_lsn(), 30s)) << d->log_tail();
+  EXPECT_EQ(query_value(p.order_admin(), target), query_value(p.customer_admin(), source));
+  d->terminate();
+  EXPECT_EQ(d->wait_exit(10s), 0) << d->log_tail();
+}
+
 TEST(SyncStops, ATruncateUnderTheDefaultPolicyStopsTheDaemonWithExitFour) {
   SyncPipeline p{"truncate_fail"};
   Workload::insert_rows(p.customer_admin(), 50, "seed");

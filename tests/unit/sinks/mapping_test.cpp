@@ -156,5 +156,28 @@ TEST(MappingBinder, LeavesUnmappedTablesOutAndRemembersThem) {
   EXPECT_TRUE(binder.unmapped_tables().contains("public.payment_methods"));
 }
 
+// A mapped table renamed on the source arrives under its new name with the same OID: the session learnt the
+// OID under the configured name, so it is bound to its entry (and said once); another table with a new name
+// and another OID stays out.
+TEST(MappingBinder, BindsAMappedTableRenamedOnTheSourceByItsOidAndSaysSoOnce) {
+  Mapping m({customers()});
+  m.set_source_oid(0, RelationId{16384});
+  RelationBinder binder(m);
+  const auto renamed = test::relation("public", "clients", {"id", "full_name", "status"}, 16384);
+  const BoundTable* b = binder.bind(renamed, Lsn{1});
+  ASSERT_NE(b, nullptr);
+  EXPECT_EQ(b->mapping->target, (QualifiedName{"ref", "customer"}));
+  const auto renames = binder.take_new_renames();
+  ASSERT_EQ(renames.size(), 1u);
+  EXPECT_EQ(renames[0], (std::pair<std::string, std::string>{"public.customers", "public.clients"}));
+  binder.bind(test::relation("public", "clients", {"id", "full_name", "status", "email"}, 16384), Lsn{2});
+  EXPECT_TRUE(binder.take_new_renames().empty()) << "said once per name";
+  EXPECT_EQ(binder.bind(test::relation("public", "clients_old", {"id"}, 16999), Lsn{3}), nullptr);
+  // Without the OID learnt, a renamed table is an unmapped one.
+  Mapping unresolved({customers()});
+  RelationBinder plain(unresolved);
+  EXPECT_EQ(plain.bind(renamed, Lsn{1}), nullptr);
+}
+
 }  // namespace
 }  // namespace cdcsync
