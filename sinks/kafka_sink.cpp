@@ -436,6 +436,12 @@ void KafkaSink::Impl::project(const Transaction& t, Lsn lsn) {
   for (const ColumnDrift& d : binder.take_new_drift()) {
     spdlog::warn("kafka: source column {}.{} is not mapped; it is not published", d.table, d.column);
   }
+  for (const auto& [configured, arriving] : binder.take_new_renames()) {
+    spdlog::warn(
+        "kafka: source table {} arrives as {} (the same table, renamed): published through its "
+        "[[tables]] entry",
+        configured, arriving);
+  }
 }
 
 void KafkaSink::produce_transaction(const Transaction& t) {

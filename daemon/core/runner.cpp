@@ -408,7 +408,7 @@ void Runner::session(const std::atomic<bool>& stop) {
   if (!config_.target.enabled) {
     // Kafka only: no order DB, no writer lock; the transactional.id fences a second writer instead.
     const std::unique_ptr<KafkaSink> kafka = from_config([&] {
-      auto k = make_kafka_sink(config_, hooks_.kafka, &status_.memory);
+      auto k = make_kafka_sink(config_, mapping_, hooks_.kafka, &status_.memory);
       k->connect();
       return k;
     });
@@ -436,7 +436,7 @@ void Runner::session(const std::atomic<bool>& stop) {
                              hooks_.dead_letter_entries}};
   });
   const std::vector<std::unique_ptr<Sink>> secondaries = from_config(
-      [&] { return make_secondary_sinks(config_, hooks_.kafka, hooks_.archive, &status_.memory); });
+      [&] { return make_secondary_sinks(config_, mapping_, hooks_.kafka, hooks_.archive, &status_.memory); });
   std::vector<Sink*> secondary_ptrs;
   for (const auto& s : secondaries) secondary_ptrs.push_back(s.get());
   FanoutSink sink{dead_letters.sink(), std::move(secondary_ptrs)};

@@ -27,8 +27,8 @@ std::string source_database(const std::string& conninfo) {
 
 }  // namespace
 
-std::unique_ptr<KafkaSink> make_kafka_sink(const Config& config, KafkaSinkObserver observer,
-                                           MemoryBudget* memory) {
+std::unique_ptr<KafkaSink> make_kafka_sink(const Config& config, const Mapping& mapping,
+                                           KafkaSinkObserver observer, MemoryBudget* memory) {
   KafkaSinkOptions o;
   o.pipeline = config.pipeline;
   o.brokers = config.kafka.brokers;
@@ -43,11 +43,11 @@ std::unique_ptr<KafkaSink> make_kafka_sink(const Config& config, KafkaSinkObserv
   for (const auto& [name, value] : config.kafka.properties) o.properties[name] = value;
   if (config.kafka.password_file.configured())
     o.properties["sasl.password"] = config::read_secret(config.kafka.password_file);
-  return std::make_unique<KafkaSink>(mapping_from_config(config), std::move(o), std::move(observer));
+  return std::make_unique<KafkaSink>(mapping, std::move(o), std::move(observer));
 }
 
-std::unique_ptr<Sink> make_archive_sink(const Config& config, ArchiveSinkObserver observer,
-                                        MemoryBudget* memory) {
+std::unique_ptr<Sink> make_archive_sink(const Config& config, const Mapping& mapping,
+                                        ArchiveSinkObserver observer, MemoryBudget* memory) {
   ArchiveSinkOptions o;
   o.connection.url = RedisUrl::parse(config.checkpoint.redis);
   if (config.checkpoint.password_file.configured()) {
@@ -60,15 +60,17 @@ std::unique_ptr<Sink> make_archive_sink(const Config& config, ArchiveSinkObserve
   o.max_age = std::chrono::hours(config.archive.max_age_hours);
   o.observer = std::move(observer);
   o.memory = memory;
-  return std::make_unique<RedisArchiveSink>(mapping_from_config(config), std::move(o));
+  return std::make_unique<RedisArchiveSink>(mapping, std::move(o));
 }
 
-std::vector<std::unique_ptr<Sink>> make_secondary_sinks(const Config& config, const KafkaSinkObserver& kafka,
+std::vector<std::unique_ptr<Sink>> make_secondary_sinks(const Config& config, const Mapping& mapping,
+                                                        const KafkaSinkObserver& kafka,
                                                         const ArchiveSinkObserver& archive,
                                                         MemoryBudget* memory) {
   std::vector<std::unique_ptr<Sink>> sinks;
-  if (config.kafka.enabled && config.target.enabled) sinks.push_back(make_kafka_sink(config, kafka, memory));
-  if (config.archive.enabled) sinks.push_back(make_archive_sink(config, archive, memory));
+  if (config.kafka.enabled && config.target.enabled)
+    sinks.push_back(make_kafka_sink(config, mapping, kafka, memory));
+  if (config.archive.enabled) sinks.push_back(make_archive_sink(config, mapping, archive, memory));
   return sinks;
 }
 

@@ -245,14 +245,25 @@ TEST(SyncStops, APartitionedSourceTableStopsTheDaemonUntilPublishedViaItsRootThe
 TEST(SyncStops, AMappedSourceTableRenamedIsFollowedByItsOidAndAStartOnTheOldNameIsRefused) {
   SyncPipeline p{"renamed"};
   Workload::insert_rows(p.customer_admin(), 100, "seed");
-  auto d = p.daemon("cdcsync");
+  ConfigOptions co;
+  co.extra = "\n[archive]\nenabled = true\n";  // a secondary sink follows the rename too
+  const std::string archive = "cdcsync:{" + p.pipeline() + "}:archive";  // the archive's stream
+  redis_command({"DEL", archive});
+  auto d = p.daemon("cdcsync", co);
   d->start();
   ASSERT_TRUE(wait_for_log(*d, kStreaming, 30s)) << d->log_tail();
   ASSERT_TRUE(p.wait_caught_up(p.source_wal_lsn(), 30s)) << d->log_tail();
+  const auto archived_before = std::stoll(redis_command({"XLEN", archive}));
   exec_sql(p.customer_admin(), "ALTER TABLE public.customers RENAME TO clients");
   exec_sql(p.customer_admin(), "UPDATE public.clients SET tier = 'after-rename' WHERE id <= 10");
   exec_sql(p.customer_admin(), "INSERT INTO public.clients (full_name, email) VALUES ('New', 'new@x')");
   ASSERT_TRUE(p.wait_caught_up(p.source_wal_lsn(), 30s)) << d->log_tail();
+  EXPECT_TRUE(eventually(
+      [&] {
+        return std::stoll(redis_command({"XLEN", archive})) == archived_before + 11;
+      },
+      10s, 50ms))
+      << "archived " << redis_command({"XLEN", archive}) << ", before the rename " << archived_before;
   const std::string source =
       "SELECT string_agg(id || ':' || coalesce(tier, ''), ',' ORDER BY id) FROM public.clients";
   const std::string target =
@@ -273,7 +284,7 @@ TEST(SyncStops, AMappedSourceTableRenamedIsFollowedByItsOidAndAStartOnTheOldName
   EXPECT_GE(d->log_count("tables[0].source: public.customers does not exist on the source"), 1u)
       << d->log_tail();
 
-  std::string config = p.config();
+  std::string config = p.config(co);
   const std::string old_source = "source  = \"public.customers\"";
   ASSERT_NE(config.find(old_source), std::string::npos);
   config.replace(config.find(old_source), old_source.size(), "source  = \"public.clients\"");
