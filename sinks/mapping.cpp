@@ -262,7 +262,7 @@ const BoundTable* RelationBinder::bind(const RelationPtr& relation, Lsn lsn) {
       }
     }
   } else {
-    unmapped_tables_.insert(name.str());
+    if (unmapped_tables_.insert(name.str()).second) unmapped_new_.push_back(name.str());
   }
   const BoundTable* out = bound->mapping ? bound.get() : nullptr;
   bound_.emplace(relation.get(), std::move(bound));

@@ -143,6 +143,11 @@ class RelationBinder {
   std::vector<std::pair<std::string, std::string>> take_new_renames() {
     return std::exchange(renamed_new_, {});
   }
+  // Unmapped source tables seen for the first time since the last call.
+  std::vector<std::string> take_new_unmapped() { return std::exchange(unmapped_new_, {}); }
+  // Whether a take_new_* call has anything: only a relation bound for the first time makes news, so a caller
+  // on the per-change path asks this first.
+  bool has_news() const { return !drift_new_.empty() || !renamed_new_.empty() || !unmapped_new_.empty(); }
 
  private:
   const Mapping* mapping_;
@@ -151,6 +156,7 @@ class RelationBinder {
   std::set<std::pair<std::string, std::string>> drift_seen_;
   std::vector<ColumnDrift> drift_new_;
   std::set<std::string> unmapped_tables_;
+  std::vector<std::string> unmapped_new_;
   std::set<std::string> renamed_seen_;
   std::vector<std::pair<std::string, std::string>> renamed_new_;
 };

@@ -317,11 +317,11 @@ std::string PostgresSink::progress_upsert(const std::string& values) const {
 
 const BoundTable* PostgresSink::bind(const RelationPtr& relation, Lsn txn_lsn) {
   const BoundTable* b = binder_.bind(relation, txn_lsn);
-  if (b == nullptr && relation && unmapped_seen_.insert({relation->schema, relation->name}).second) {
+  if (!binder_.has_news()) return b;
+  for (const auto& table : binder_.take_new_unmapped()) {
     // The publication sends a table no [[tables]] entry names (a partition of a mapped table among them).
-    spdlog::info(
-        "changes of source table {}.{} arrive, and no [[tables]] entry maps it: they are not forwarded",
-        relation->schema, relation->name);
+    spdlog::info("changes of source table {} arrive, and no [[tables]] entry maps it: they are not forwarded",
+                 table);
   }
   for (const auto& [configured, arriving] : binder_.take_new_renames()) {
     spdlog::warn(

@@ -299,7 +299,6 @@ class PostgresSink final : public Sink {
   Mapping mapping_;
   PostgresSinkOptions options_;
   RelationBinder binder_;
-  std::set<QualifiedName> unmapped_seen_;  // source tables whose changes arrived unmapped (logged once each)
   PgConn conn_;
   std::optional<Progress> progress_;
   std::vector<std::unique_ptr<TableState>> tables_;

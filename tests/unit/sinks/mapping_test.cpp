@@ -154,6 +154,12 @@ TEST(MappingBinder, LeavesUnmappedTablesOutAndRemembersThem) {
   RelationBinder binder(m);
   EXPECT_EQ(binder.bind(test::relation("public", "payment_methods", {"id", "card"}), Lsn{1}), nullptr);
   EXPECT_TRUE(binder.unmapped_tables().contains("public.payment_methods"));
+  // Told once: the first binding makes news, a later version of the same table does not.
+  ASSERT_TRUE(binder.has_news());
+  EXPECT_EQ(binder.take_new_unmapped(), (std::vector<std::string>{"public.payment_methods"}));
+  EXPECT_FALSE(binder.has_news());
+  binder.bind(test::relation("public", "payment_methods", {"id", "card", "brand"}), Lsn{2});
+  EXPECT_FALSE(binder.has_news());
 }
 
 // A mapped table renamed on the source arrives under its new name with the same OID: the session learnt the
