@@ -326,7 +326,7 @@ const BoundTable* PostgresSink::bind(const RelationPtr& relation, Lsn txn_lsn) {
   for (const auto& [configured, arriving] : binder_.take_new_renames()) {
     spdlog::warn(
         "source table {} arrives as {} (the same table, renamed): applied through its [[tables]] entry; "
-        "set [[tables]].source = \"{}\"",
+        "set [[tables]].source = '{}'",  // a TOML literal string: a quoted name keeps its double quotes
         configured, arriving, arriving);
   }
   for (const auto& d : binder_.take_new_drift()) {
